@@ -1,0 +1,13 @@
+// check.h — `stsae check-step CASE.h5 OUT.h5` (SPEC §5): one training step
+// on a batch given in a file, writing the losses and raw gradients, so that
+// the step can be compared with an independent reference. Extensions beyond
+// SPEC §5 (used by the tests): variants sparsemax, entmax15 and frozen; the
+// attribute T_s; and `optim_steps` > 0, which then runs that many full
+// optimizer steps (projection, Adam with warm-up, renormalization) on the
+// same batch and writes optim/loss_total, the final parameters and theta.
+#ifndef STSAE_CHECK_H
+#define STSAE_CHECK_H
+
+int check_step_main(int argc, char **argv);
+
+#endif

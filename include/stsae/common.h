@@ -1,0 +1,43 @@
+// common.h — what every file needs: fatal errors that say where, checked
+// allocation, a wall clock, and a seeded RNG whose whole state is one word
+// (so checkpoints can store it).
+#ifndef STSAE_COMMON_H
+#define STSAE_COMMON_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define STSAE_VERSION "0.1.0"
+
+// Prints "stsae: error: <msg> (file:line)" and exits 1. For errors this
+// process alone sees; under MPI the caller aborts the job (comm.h).
+void stsae_die_at(const char *file, int line, const char *fmt, ...)
+    __attribute__((noreturn, format(printf, 3, 4)));
+#define die(...) stsae_die_at(__FILE__, __LINE__, __VA_ARGS__)
+
+void *xmalloc_at(size_t bytes, const char *file, int line);
+void *xcalloc_at(size_t n, size_t size, const char *file, int line);
+void *xrealloc_at(void *p, size_t bytes, const char *file, int line);
+#define xmalloc(b) xmalloc_at((b), __FILE__, __LINE__)
+#define xcalloc(n, s) xcalloc_at((n), (s), __FILE__, __LINE__)
+#define xrealloc(p, b) xrealloc_at((p), (b), __FILE__, __LINE__)
+
+double wall_time(void); // seconds, monotonic
+
+// splitmix64: the state is one uint64_t.
+uint64_t rng_next(uint64_t *state);
+double rng_uniform(uint64_t *state);  // [0, 1)
+double rng_normal(uint64_t *state);   // standard normal (Box-Muller)
+
+// Test-only fault injection. In the `stsae-planted` build (STSAE_PLANTED
+// defined) PLANTED("name") is true when the environment variable
+// STSAE_PLANT equals "name"; the tests run that build and must fail. In the
+// real build it is the constant 0 and compiles away.
+#ifdef STSAE_PLANTED
+int stsae_planted(const char *name);
+#define PLANTED(name) stsae_planted(name)
+#else
+#define PLANTED(name) 0
+#endif
+
+#endif

@@ -1,0 +1,347 @@
+// infonce.c — sparse, exact InfoNCE over token sets (infonce.h).
+#include "stsae/infonce.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "stsae/common.h"
+
+// A set of tokens (the anchors or the candidates of a group) with the
+// latent-major index of their normalized codes: for latent j, members
+// mem[col_ptr[j] .. col_ptr[j+1]) in member order, with their values u.
+typedef struct {
+    int n;
+    int32_t *tok;     // [n] token id of member i
+    int64_t *col_ptr; // [m + 1]
+    int32_t *mem;     // [nnz]
+    float *u;         // [nnz]
+} TokSet;
+
+// One group: anchors A (member i is an anchor when pos[i] >= 0, its positive
+// being member pos[i] of C), candidates C; self_excluded: A and C are the same
+// set and an anchor is not its own candidate.
+typedef struct {
+    const TokSet *A, *C;
+    const int32_t *pos;
+    int self_excluded;
+    float w;       // lambda / (anchors of this loss)
+    double *loss;  // sum of l(a) is added here
+} Group;
+
+typedef struct {
+    float *acc;
+    uint8_t *mark;
+    int32_t *touched;
+} Scratch;
+
+struct InfoNceWork {
+    int m;
+    TokSet *sets;
+    int n_sets, cap_sets;
+    int32_t *pos_same, *pos_next; // [max set]: i, and i + 1 where a right neighbour exists
+    double *logZ;                 // [max set]
+    float *u, *gu;                // [nnz] per entry of z
+    float *norm;                  // [tokens]
+    int cap_set, n_threads;
+    int64_t cap_nnz;
+    int cap_tok;
+    Scratch *scr;
+};
+
+InfoNceWork *infonce_work_create(void) { return xcalloc(1, sizeof(InfoNceWork)); }
+
+static void tokset_free(TokSet *s) {
+    free(s->tok);
+    free(s->col_ptr);
+    free(s->mem);
+    free(s->u);
+}
+
+void infonce_work_free(InfoNceWork *w) {
+    if (!w) return;
+    for (int i = 0; i < w->cap_sets; i++) tokset_free(&w->sets[i]);
+    free(w->sets);
+    free(w->pos_same);
+    free(w->pos_next);
+    free(w->logZ);
+    free(w->u);
+    free(w->gu);
+    free(w->norm);
+    for (int t = 0; t < w->n_threads; t++) {
+        free(w->scr[t].acc);
+        free(w->scr[t].mark);
+        free(w->scr[t].touched);
+    }
+    free(w->scr);
+    free(w);
+}
+
+static void work_reserve(InfoNceWork *w, int n_sets, int max_set, const SparseCodes *z, int m) {
+    if (n_sets > w->cap_sets) {
+        w->sets = xrealloc(w->sets, sizeof(TokSet) * (size_t)n_sets);
+        memset(w->sets + w->cap_sets, 0, sizeof(TokSet) * (size_t)(n_sets - w->cap_sets));
+        w->cap_sets = n_sets;
+    }
+    w->n_sets = n_sets;
+    int threads = 1;
+#ifdef _OPENMP
+    threads = omp_get_max_threads();
+#endif
+    if (max_set > w->cap_set || threads != w->n_threads) {
+        for (int t = 0; t < w->n_threads; t++) {
+            free(w->scr[t].acc);
+            free(w->scr[t].mark);
+            free(w->scr[t].touched);
+        }
+        int cap = max_set > w->cap_set ? max_set : w->cap_set;
+        w->scr = xrealloc(w->scr, sizeof(Scratch) * (size_t)threads);
+        for (int t = 0; t < threads; t++) {
+            w->scr[t].acc = xmalloc(sizeof(float) * (size_t)cap);
+            w->scr[t].mark = xcalloc((size_t)cap, 1);
+            w->scr[t].touched = xmalloc(sizeof(int32_t) * (size_t)cap);
+        }
+        w->n_threads = threads;
+        if (max_set > w->cap_set) {
+            w->pos_same = xrealloc(w->pos_same, sizeof(int32_t) * (size_t)cap);
+            w->pos_next = xrealloc(w->pos_next, sizeof(int32_t) * (size_t)cap);
+            w->logZ = xrealloc(w->logZ, sizeof(double) * (size_t)cap);
+            w->cap_set = cap;
+        }
+    }
+    if (z->nnz > w->cap_nnz) {
+        w->u = xrealloc(w->u, sizeof(float) * (size_t)z->nnz);
+        w->gu = xrealloc(w->gu, sizeof(float) * (size_t)z->nnz);
+        w->cap_nnz = z->nnz;
+    }
+    if (z->n_rows > w->cap_tok) {
+        w->norm = xrealloc(w->norm, sizeof(float) * (size_t)z->n_rows);
+        w->cap_tok = z->n_rows;
+    }
+    w->m = m;
+}
+
+// Members are tokens first + i * stride for i < n (every layout's sets are
+// arithmetic: one time step of every clip is handled as clip-major blocks).
+static void tokset_build(TokSet *s, const SparseCodes *z, const float *u, int m, int n,
+                         int per_block, int block_stride, int first) {
+    s->n = n;
+    s->tok = xrealloc(s->tok, sizeof(int32_t) * (size_t)n);
+    s->col_ptr = xrealloc(s->col_ptr, sizeof(int64_t) * ((size_t)m + 1));
+    for (int i = 0; i < n; i++) s->tok[i] = first + (i / per_block) * block_stride + i % per_block;
+    memset(s->col_ptr, 0, sizeof(int64_t) * ((size_t)m + 1));
+    int64_t nnz = 0;
+    for (int i = 0; i < n; i++) {
+        int r = s->tok[i];
+        for (int64_t e = z->row_ptr[r]; e < z->row_ptr[r + 1]; e++) s->col_ptr[z->idx[e] + 1]++;
+        nnz += z->row_ptr[r + 1] - z->row_ptr[r];
+    }
+    for (int j = 0; j < m; j++) s->col_ptr[j + 1] += s->col_ptr[j];
+    s->mem = xrealloc(s->mem, sizeof(int32_t) * (size_t)(nnz ? nnz : 1));
+    s->u = xrealloc(s->u, sizeof(float) * (size_t)(nnz ? nnz : 1));
+    int64_t *next = xmalloc(sizeof(int64_t) * (size_t)m);
+    memcpy(next, s->col_ptr, sizeof(int64_t) * (size_t)m);
+    for (int i = 0; i < n; i++) {
+        int r = s->tok[i];
+        for (int64_t e = z->row_ptr[r]; e < z->row_ptr[r + 1]; e++) {
+            int64_t q = next[z->idx[e]]++;
+            s->mem[q] = i;
+            s->u[q] = u[e];
+        }
+    }
+    free(next);
+}
+
+static inline void touch(Scratch *sc, int *nt, int c) {
+    if (!sc->mark[c]) {
+        sc->mark[c] = 1;
+        sc->acc[c] = 0.0f;
+        sc->touched[(*nt)++] = c;
+    }
+}
+
+// Pass A: every anchor's loss, log Z and its own gradient.
+static void pass_anchors(const Group *g, const SparseCodes *z, const float *u, float *gu,
+                         double *logZ, Scratch *scr, float inv_tau) {
+    const TokSet *A = g->A, *C = g->C;
+    double loss = 0.0;
+#pragma omp parallel reduction(+ : loss)
+    {
+        int th = 0;
+#ifdef _OPENMP
+        th = omp_get_thread_num();
+#endif
+        Scratch *sc = &scr[th];
+#pragma omp for schedule(dynamic, 16)
+        for (int i = 0; i < A->n; i++) {
+            int q = g->pos[i];
+            if (q < 0) continue;
+            int self = g->self_excluded && !PLANTED("nce_self") ? i : -1;
+            int r = A->tok[i], nt = 0;
+            for (int64_t e = z->row_ptr[r]; e < z->row_ptr[r + 1]; e++) {
+                float ua = u[e];
+                int j = z->idx[e];
+                for (int64_t t = C->col_ptr[j]; t < C->col_ptr[j + 1]; t++) {
+                    int c = C->mem[t];
+                    if (c == self) continue;
+                    touch(sc, &nt, c);
+                    sc->acc[c] += ua * C->u[t];
+                }
+            }
+            double Z = (double)(C->n - (self >= 0) - nt + PLANTED("nce_candidate"));
+            for (int x = 0; x < nt; x++) Z += exp((double)sc->acc[sc->touched[x]] * inv_tau);
+            double lz = log(Z);
+            logZ[i] = lz;
+            loss += lz - (sc->mark[q] ? (double)sc->acc[q] * inv_tau : 0.0);
+            // acc[c] becomes w/tau * (softmax_ac - [c = q]) = dL/ds_ac * ds_ac/d(u_a . u_c)
+            for (int x = 0; x < nt; x++) {
+                int c = sc->touched[x];
+                double p = exp((double)sc->acc[c] * inv_tau - lz);
+                sc->acc[c] = (float)((p - (c == q)) * g->w * inv_tau);
+            }
+            for (int64_t e = z->row_ptr[r]; e < z->row_ptr[r + 1]; e++) {
+                int j = z->idx[e];
+                float s = 0.0f;
+                for (int64_t t = C->col_ptr[j]; t < C->col_ptr[j + 1]; t++) {
+                    int c = C->mem[t];
+                    if (c != self) s += sc->acc[c] * C->u[t];
+                }
+                gu[e] += s;
+            }
+            for (int x = 0; x < nt; x++) sc->mark[sc->touched[x]] = 0;
+        }
+    }
+    *g->loss += loss;
+}
+
+// Pass B: every candidate's gradient from the anchors that share a latent.
+static void pass_candidates(const Group *g, const SparseCodes *z, const float *u, float *gu,
+                            const double *logZ, Scratch *scr, float inv_tau) {
+    const TokSet *A = g->A, *C = g->C;
+#pragma omp parallel
+    {
+        int th = 0;
+#ifdef _OPENMP
+        th = omp_get_thread_num();
+#endif
+        Scratch *sc = &scr[th];
+#pragma omp for schedule(dynamic, 16)
+        for (int c = 0; c < C->n; c++) {
+            int r = C->tok[c], nt = 0;
+            for (int64_t e = z->row_ptr[r]; e < z->row_ptr[r + 1]; e++) {
+                float uc = u[e];
+                int j = z->idx[e];
+                for (int64_t t = A->col_ptr[j]; t < A->col_ptr[j + 1]; t++) {
+                    int a = A->mem[t];
+                    if (g->pos[a] < 0 || (g->self_excluded && a == c)) continue;
+                    touch(sc, &nt, a);
+                    sc->acc[a] += uc * A->u[t];
+                }
+            }
+            for (int x = 0; x < nt; x++) {
+                int a = sc->touched[x];
+                double p = exp((double)sc->acc[a] * inv_tau - logZ[a]);
+                sc->acc[a] = (float)((p - (g->pos[a] == c)) * g->w * inv_tau);
+            }
+            for (int64_t e = z->row_ptr[r]; e < z->row_ptr[r + 1]; e++) {
+                int j = z->idx[e];
+                float s = 0.0f;
+                for (int64_t t = A->col_ptr[j]; t < A->col_ptr[j + 1]; t++) {
+                    int a = A->mem[t];
+                    if (g->pos[a] < 0 || (g->self_excluded && a == c)) continue;
+                    s += sc->acc[a] * A->u[t];
+                }
+                gu[e] += s;
+            }
+            for (int x = 0; x < nt; x++) sc->mark[sc->touched[x]] = 0;
+        }
+    }
+}
+
+static void run_group(InfoNceWork *w, const Group *g, const SparseCodes *z, float inv_tau) {
+    pass_anchors(g, z, w->u, w->gu, w->logZ, w->scr, inv_tau);
+    pass_candidates(g, z, w->u, w->gu, w->logZ, w->scr, inv_tau);
+}
+
+void infonce_step(const SaeConfig *cfg, const SaeBatch *b, SparseCodes *z, InfoNceWork *w,
+                  InfoNceLoss *out) {
+    memset(out, 0, sizeof(*out));
+    if (cfg->contrast == CTR_NONE) return;
+    const int m = cfg->m;
+    const float inv_tau = 1.0f / cfg->tau;
+    int n_sets, max_set;
+    if (cfg->contrast == CTR_RASTER) {
+        if (b->pairs <= 0) die("the raster loss needs a batch of pairs");
+        n_sets = 2;
+        max_set = b->pairs;
+    } else {
+        if (b->clips <= 0 || b->T < 2) die("the temporal loss needs whole clips of at least 2 steps");
+        n_sets = b->T;
+        max_set = b->clips * b->H * b->W;
+    }
+    work_reserve(w, n_sets, max_set, z, m);
+
+    // u = z / max(||z||, 1e-8), per entry; gu = dL/du
+#pragma omp parallel for schedule(static)
+    for (int r = 0; r < z->n_rows; r++) {
+        double s = 0.0;
+        for (int64_t e = z->row_ptr[r]; e < z->row_ptr[r + 1]; e++) s += (double)z->val[e] * z->val[e];
+        float nrm = (float)sqrt(s);
+        if (nrm < 1e-8f) nrm = 1e-8f;
+        w->norm[r] = nrm;
+        for (int64_t e = z->row_ptr[r]; e < z->row_ptr[r + 1]; e++) {
+            w->u[e] = z->val[e] / nrm;
+            w->gu[e] = 0.0f;
+        }
+    }
+
+    if (cfg->contrast == CTR_RASTER) {
+        const int P = b->pairs;
+        tokset_build(&w->sets[0], z, w->u, m, P, 1, 2, 0); // anchors: tokens 2i
+        tokset_build(&w->sets[1], z, w->u, m, P, 1, 2, 1); // partners: tokens 2i+1
+        for (int i = 0; i < P; i++) w->pos_same[i] = i;
+        Group g = {&w->sets[0], &w->sets[1], w->pos_same, 0, cfg->lambda_r / (float)P, &out->rast};
+        run_group(w, &g, z, inv_tau);
+        out->rast /= P;
+    } else {
+        const int B = b->clips, T = b->T, W = b->W, N = b->H * b->W, n = B * N;
+        // set t: the tokens of step t of every clip, member i = clip * N + p
+        for (int t = 0; t < T; t++) tokset_build(&w->sets[t], z, w->u, m, n, N, T * N, t * N);
+        for (int i = 0; i < n; i++) {
+            w->pos_same[i] = i;
+            w->pos_next[i] = (i % N) % W < W - 1 ? i + 1 : -1;
+        }
+        const double n_temp = (double)B * (T - 1) * N;
+        const double n_spat = (double)B * T * b->H * (W - 1);
+        for (int t = 0; t + 1 < T; t++) {
+            Group g = {&w->sets[t], &w->sets[t + 1], w->pos_same, 0,
+                       (float)(cfg->lambda_t / n_temp), &out->temp};
+            run_group(w, &g, z, inv_tau);
+        }
+        out->temp /= n_temp;
+        if (cfg->contrast == CTR_SEPARATE && W > 1) {
+            for (int t = 0; t < T; t++) {
+                Group g = {&w->sets[t], &w->sets[t], w->pos_next, 1,
+                           (float)(cfg->lambda_s / n_spat), &out->spat};
+                run_group(w, &g, z, inv_tau);
+            }
+            out->spat /= n_spat;
+        }
+    }
+
+    // through the normalization: dL/dz = (gu - u (u . gu)) / ||z||
+    // (or gu / 1e-8 where the norm is clamped)
+#pragma omp parallel for schedule(static)
+    for (int r = 0; r < z->n_rows; r++) {
+        float nrm = w->norm[r];
+        double dot = 0.0;
+        int clamped = nrm <= 1e-8f || PLANTED("nce_norm");
+        if (!clamped)
+            for (int64_t e = z->row_ptr[r]; e < z->row_ptr[r + 1]; e++) dot += (double)w->u[e] * w->gu[e];
+        for (int64_t e = z->row_ptr[r]; e < z->row_ptr[r + 1]; e++)
+            z->grad[e] += (float)((w->gu[e] - (clamped ? 0.0 : w->u[e] * dot)) / nrm);
+    }
+}

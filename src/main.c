@@ -1,0 +1,34 @@
+// main.c — the `stsae` program: dispatches subcommands.
+#include <hdf5.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "stsae/check.h"  // check_step_main
+#include "stsae/common.h" // STSAE_VERSION
+#include "stsae/device.h" // device_describe
+
+static void usage(FILE *out) {
+    fprintf(out,
+            "stsae %s — spatio-temporal sparse autoencoders on video features\n"
+            "usage: stsae COMMAND ARGS\n"
+            "  check-step CASE.h5 OUT.h5   one training step on a saved batch: losses and gradients\n"
+            "  version                     print the version and the GPU backend\n",
+            STSAE_VERSION);
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2 || !strcmp(argv[1], "help") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+        usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL); // our own messages name the file and object
+    const char *cmd = argv[1];
+    if (!strcmp(cmd, "check-step")) return check_step_main(argc - 2, argv + 2);
+    if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
+        printf("stsae %s\nbackend: %s\n", STSAE_VERSION, device_describe());
+        return 0;
+    }
+    fprintf(stderr, "stsae: unknown command '%s'\n", cmd);
+    usage(stderr);
+    return 2;
+}

@@ -1,0 +1,549 @@
+// sae.c — configuration, parameters and the training step of the SAE
+// (sae.h). The step, in order:
+//   1. batch statistics: mean token and the FVU denominator (global);
+//   2. encode in chunks: pre = (x - b_dec) W_enc^T + b_enc by sgemm, then per
+//      token the selection (TopK / sparsemax / entmax) and AuxK's dead-latent
+//      TopK, straight into CSR codes; BatchTopK holds the whole batch's pre
+//      and selects against the global k*B-th largest value;
+//   3. decode over the kept latents: xhat, xhat_h (Matryoshka), ehat (AuxK);
+//   4. losses and their gradients with respect to xhat, xhat_h, ehat;
+//   5. dL/dz of every kept entry (decoder rows . those gradients), plus the
+//      InfoNCE terms, then through the selection to dL/dpre;
+//   6. parameter gradients latent by latent over the latent-major index:
+//      dD_j, dW_enc_j, db_enc_j; then db_dec.
+#include "stsae/sae.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "stsae/common.h"
+#include "stsae/infonce.h"
+#include "stsae/select.h"
+
+enum { CHUNK_TOKENS = 512 };
+
+int sae_config_init(SaeConfig *cfg, const char *variant, int d, int m) {
+    memset(cfg, 0, sizeof(*cfg));
+    cfg->d = d;
+    cfg->m = m;
+    cfg->k = 64;
+    cfg->k_aux = 512;
+    cfg->alpha = 1.0f / 32.0f;
+    cfg->beta = 1.0f;
+    cfg->tau = 0.1f;
+    cfg->temp_s = 1.0f;
+    char base[32];
+    size_t n = strlen(variant);
+    int plus_m = n > 2 && strcmp(variant + n - 2, "+M") == 0;
+    if (n - 2 * plus_m >= sizeof(base)) return -1;
+    memcpy(base, variant, n - 2 * plus_m);
+    base[n - 2 * plus_m] = 0;
+    if (!strcmp(base, "standard")) {
+    } else if (!strcmp(base, "temporal")) {
+        cfg->contrast = CTR_TEMPORAL;
+    } else if (!strcmp(base, "separate")) {
+        cfg->contrast = CTR_SEPARATE;
+    } else if (!strcmp(base, "raster") && !plus_m) {
+        cfg->contrast = CTR_RASTER;
+    } else if (!strcmp(base, "frozen") && !plus_m) {
+        cfg->frozen_decoder = 1;
+    } else if (!strcmp(base, "sparsemax") && !plus_m) {
+        cfg->select = SEL_SPARSEMAX;
+        cfg->k_aux = 0;
+    } else if (!strcmp(base, "entmax15") && !plus_m) {
+        cfg->select = SEL_ENTMAX15;
+        cfg->k_aux = 0;
+    } else {
+        return -1;
+    }
+    if (plus_m) {
+        cfg->select = SEL_BATCHTOPK;
+        cfg->m_high = (int)floor(0.2 * m + 0.5);
+    }
+    return 0;
+}
+
+const char *sae_variant_name(const SaeConfig *cfg) {
+    if (cfg->select == SEL_SPARSEMAX) return "sparsemax";
+    if (cfg->select == SEL_ENTMAX15) return "entmax15";
+    if (cfg->frozen_decoder) return "frozen";
+    int plus_m = cfg->select == SEL_BATCHTOPK;
+    switch (cfg->contrast) {
+    case CTR_TEMPORAL: return plus_m ? "temporal+M" : "temporal";
+    case CTR_SEPARATE: return plus_m ? "separate+M" : "separate";
+    case CTR_RASTER: return "raster";
+    default: return plus_m ? "standard+M" : "standard";
+    }
+}
+
+size_t sae_num_params(const SaeConfig *cfg) {
+    size_t d = (size_t)cfg->d, m = (size_t)cfg->m;
+    return m * d + m + m * d + d;
+}
+
+void sae_carve(float *flat, const SaeConfig *cfg, SaeTensors *t) {
+    size_t d = (size_t)cfg->d, m = (size_t)cfg->m;
+    t->W_enc = flat;
+    t->b_enc = t->W_enc + m * d;
+    t->D = t->b_enc + m;
+    t->b_dec = t->D + m * d;
+}
+
+void sae_init(const SaeConfig *cfg, SaeTensors *p, uint64_t seed, const float *mean) {
+    const int d = cfg->d, m = cfg->m;
+    uint64_t s = seed * 0x2545F4914F6CDD1Dull + 1;
+    for (int j = 0; j < m; j++) {
+        float *row = p->D + (size_t)j * d;
+        double nrm = 0.0;
+        for (int i = 0; i < d; i++) {
+            row[i] = (float)rng_normal(&s);
+            nrm += (double)row[i] * row[i];
+        }
+        float inv = (float)(1.0 / sqrt(nrm));
+        for (int i = 0; i < d; i++) row[i] *= inv;
+    }
+    memcpy(p->W_enc, p->D, sizeof(float) * (size_t)m * d);
+    memset(p->b_enc, 0, sizeof(float) * (size_t)m);
+    for (int i = 0; i < d; i++) p->b_dec[i] = mean ? mean[i] : 0.0f;
+}
+
+SaeBatch sae_batch_tokens(int n) { return (SaeBatch){.n_tok = n}; }
+SaeBatch sae_batch_clips(int clips, int T, int H, int W) {
+    return (SaeBatch){.n_tok = clips * T * H * W, .clips = clips, .T = T, .H = H, .W = W};
+}
+SaeBatch sae_batch_pairs(int pairs) { return (SaeBatch){.n_tok = 2 * pairs, .pairs = pairs}; }
+
+struct SaeWork {
+    int max_tok, rows_pre;   // rows_pre: rows of the pre buffer (a chunk, or the batch)
+    float *pre;              // [rows_pre, m]
+    float *xc;               // [rows_pre, d]
+    float *simplex_scratch;  // [threads, m]
+    float *tau_row;          // [max_tok] sparsemax/entmax thresholds
+    int32_t *dead_list;      // [m]
+    SparseCodes z, aux;
+    LatentIndex lz, laux;
+    float *xhat, *xhat_h, *g, *gsum, *gaux; // [max_tok, d]
+    InfoNceWork *nce;
+};
+
+SaeWork *sae_work_create(const SaeConfig *cfg, int max_tok) {
+    const size_t d = (size_t)cfg->d, m = (size_t)cfg->m, n = (size_t)max_tok;
+    SaeWork *w = xcalloc(1, sizeof(SaeWork));
+    int threads = 1;
+#ifdef _OPENMP
+    threads = omp_get_max_threads();
+#endif
+    w->max_tok = max_tok;
+    w->rows_pre = cfg->select == SEL_BATCHTOPK ? max_tok : (max_tok < CHUNK_TOKENS ? max_tok : CHUNK_TOKENS);
+    w->pre = xmalloc(sizeof(float) * (size_t)w->rows_pre * m);
+    w->xc = xmalloc(sizeof(float) * (size_t)w->rows_pre * d);
+    w->simplex_scratch = xmalloc(sizeof(float) * (size_t)threads * m);
+    w->tau_row = xmalloc(sizeof(float) * n);
+    w->dead_list = xmalloc(sizeof(int32_t) * m);
+    int64_t per_tok = cfg->select == SEL_TOPK ? cfg->k : 2 * cfg->k;
+    codes_alloc(&w->z, max_tok, (int64_t)n * per_tok);
+    codes_alloc(&w->aux, max_tok, cfg->k_aux > 0 ? (int64_t)n * cfg->k_aux : 1);
+    w->xhat = xmalloc(sizeof(float) * n * d);
+    w->xhat_h = cfg->m_high > 0 ? xmalloc(sizeof(float) * n * d) : NULL;
+    w->g = xmalloc(sizeof(float) * n * d);
+    w->gsum = cfg->m_high > 0 ? xmalloc(sizeof(float) * n * d) : NULL;
+    w->gaux = cfg->k_aux > 0 ? xmalloc(sizeof(float) * n * d) : NULL;
+    w->nce = cfg->contrast != CTR_NONE ? infonce_work_create() : NULL;
+    return w;
+}
+
+void sae_work_free(SaeWork *w) {
+    if (!w) return;
+    free(w->pre);
+    free(w->xc);
+    free(w->simplex_scratch);
+    free(w->tau_row);
+    free(w->dead_list);
+    codes_free(&w->z);
+    codes_free(&w->aux);
+    latent_index_free(&w->lz);
+    latent_index_free(&w->laux);
+    free(w->xhat);
+    free(w->xhat_h);
+    free(w->g);
+    free(w->gsum);
+    free(w->gaux);
+    infonce_work_free(w->nce);
+    free(w);
+}
+
+const SparseCodes *sae_last_codes(const SaeWork *w) { return &w->z; }
+
+static int thread_id(void) {
+#ifdef _OPENMP
+    return omp_get_thread_num();
+#else
+    return 0;
+#endif
+}
+
+// w->pre[r] = (x[r0 + r] - b_dec) W_enc^T + b_enc for r < n.
+static void encode_rows(const SaeConfig *cfg, const SaeTensors *p, const float *x, int r0, int n,
+                        SaeWork *w) {
+    const int d = cfg->d, m = cfg->m;
+    float *pre = w->pre;
+#pragma omp parallel for schedule(static)
+    for (int r = 0; r < n; r++) {
+        const float *xr = x + (size_t)(r0 + r) * d;
+        float *xc = w->xc + (size_t)r * d;
+        for (int i = 0; i < d; i++) xc[i] = xr[i] - p->b_dec[i];
+        float *pr = pre + (size_t)r * m;
+        memcpy(pr, p->b_enc, sizeof(float) * (size_t)m);
+    }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, m, d, 1.0f, w->xc, d, p->W_enc, d, 1.0f,
+                pre, m);
+}
+
+// Removes the gaps left by rows that kept fewer than `width` entries of their
+// fixed slots [r * width, r * width + width), rows [r0, r0 + n) of c, whose
+// entries start at c->row_ptr[r0]; counts[r] holds each row's count.
+static void compact_rows(SparseCodes *c, int r0, int n, int width, const int *counts) {
+    int64_t base = c->row_ptr[r0], at = base;
+    for (int r = 0; r < n; r++) {
+        int64_t from = base + (int64_t)r * width;
+        if (from != at) {
+            memmove(c->idx + at, c->idx + from, sizeof(int32_t) * (size_t)counts[r]);
+            memmove(c->val + at, c->val + from, sizeof(float) * (size_t)counts[r]);
+        }
+        at += counts[r];
+        c->row_ptr[r0 + r + 1] = at;
+    }
+    c->nnz = at;
+}
+
+// Per-row selection of a chunk of pre-activations (rows [r0, r0 + n) of the
+// batch, held in w->pre) into z, and AuxK's codes into w->aux.
+static void select_rows(const SaeConfig *cfg, int r0, int n, SparseCodes *z, int n_dead,
+                        int k_aux_eff, SaeWork *w, int *counts) {
+    const int m = cfg->m;
+    const float *pre = w->pre;
+    if (cfg->select == SEL_TOPK) {
+        codes_reserve(z, z->row_ptr[r0] + (int64_t)n * cfg->k);
+#pragma omp parallel for schedule(static)
+        for (int r = 0; r < n; r++) {
+            int64_t e = z->row_ptr[r0] + (int64_t)r * cfg->k;
+            counts[r] = topk_row(pre + (size_t)r * m, m, cfg->k, z->idx + e, z->val + e);
+        }
+        compact_rows(z, r0, n, cfg->k, counts);
+    } else if (cfg->select == SEL_SPARSEMAX || cfg->select == SEL_ENTMAX15) {
+        const float inv_T = 1.0f / cfg->temp_s;
+        const int sm = cfg->select == SEL_SPARSEMAX;
+#pragma omp parallel for schedule(static)
+        for (int r = 0; r < n; r++) {
+            const float *pr = pre + (size_t)r * m;
+            float *scr = w->simplex_scratch + (size_t)thread_id() * m;
+            float tau = sm ? sparsemax_threshold(pr, m, inv_T, scr) : entmax15_threshold(pr, m, inv_T, scr);
+            w->tau_row[r0 + r] = tau;
+            counts[r] = sm ? sparsemax_fill(pr, m, inv_T, tau, NULL, NULL)
+                           : entmax15_fill(pr, m, inv_T, tau, NULL, NULL);
+        }
+        for (int r = 0; r < n; r++) z->row_ptr[r0 + r + 1] = z->row_ptr[r0 + r] + counts[r];
+        codes_reserve(z, z->row_ptr[r0 + n]);
+#pragma omp parallel for schedule(static)
+        for (int r = 0; r < n; r++) {
+            const float *pr = pre + (size_t)r * m;
+            int64_t e = z->row_ptr[r0 + r];
+            if (sm) sparsemax_fill(pr, m, inv_T, w->tau_row[r0 + r], z->idx + e, z->val + e);
+            else entmax15_fill(pr, m, inv_T, w->tau_row[r0 + r], z->idx + e, z->val + e);
+        }
+        z->nnz = z->row_ptr[r0 + n];
+    }
+    if (k_aux_eff > 0) {
+        SparseCodes *xa = &w->aux;
+#pragma omp parallel for schedule(static)
+        for (int r = 0; r < n; r++) {
+            int64_t e = xa->row_ptr[r0] + (int64_t)r * k_aux_eff;
+            counts[r] = topk_row_subset(pre + (size_t)r * m, w->dead_list, n_dead, k_aux_eff,
+                                        xa->idx + e, xa->val + e);
+        }
+        compact_rows(xa, r0, n, k_aux_eff, counts);
+    }
+}
+
+// Appends to z rows [r0, r0 + n) keeping the entries of pre (one row per
+// token) with a > 0 and a >= v (inclusive) or a > v.
+static void keep_above(const float *pre, int n, int m, float v, int inclusive, SparseCodes *z, int r0,
+                       int *counts) {
+#pragma omp parallel for schedule(static)
+    for (int r = 0; r < n; r++) {
+        const float *pr = pre + (size_t)r * m;
+        int c = 0;
+        for (int j = 0; j < m; j++) c += pr[j] > 0.0f && (inclusive ? pr[j] >= v : pr[j] > v);
+        counts[r] = c;
+    }
+    for (int r = 0; r < n; r++) z->row_ptr[r0 + r + 1] = z->row_ptr[r0 + r] + counts[r];
+    codes_reserve(z, z->row_ptr[r0 + n]);
+#pragma omp parallel for schedule(static)
+    for (int r = 0; r < n; r++) {
+        const float *pr = pre + (size_t)r * m;
+        int64_t e = z->row_ptr[r0 + r];
+        for (int j = 0; j < m; j++)
+            if (pr[j] > 0.0f && (inclusive ? pr[j] >= v : pr[j] > v)) {
+                z->idx[e] = j;
+                z->val[e++] = pr[j];
+            }
+    }
+    z->nnz = z->row_ptr[r0 + n];
+}
+
+// BatchTopK over the whole batch held in w->pre: keep a >= v, the global
+// (k * tokens)-th largest activation.
+static void select_batch(const SaeConfig *cfg, int n, const SaeReduce *red, SaeWork *w, int *counts) {
+    int64_t n_glob = n;
+    if (red) red->sum_i64(red->ctx, &n_glob, 1);
+    float v = kth_largest_positive(w->pre, n, cfg->m, cfg->m, (int64_t)cfg->k * n_glob,
+                                   red ? red->sum_i64 : NULL, red ? red->ctx : NULL);
+    if (PLANTED("batchtopk_strict")) v = nextafterf(v, INFINITY);
+    keep_above(w->pre, n, cfg->m, v, 1, &w->z, 0, counts);
+}
+
+// out[r] = base + sum over the entries e of row r with idx < hi of val[e] D[idx]
+static void decode_rows(const SparseCodes *c, const float *D, const float *base, int d, int n,
+                        int hi, float *out) {
+#pragma omp parallel for schedule(static)
+    for (int r = 0; r < n; r++) {
+        float *o = out + (size_t)r * d;
+        if (base) memcpy(o, base, sizeof(float) * (size_t)d);
+        else memset(o, 0, sizeof(float) * (size_t)d);
+        for (int64_t e = c->row_ptr[r]; e < c->row_ptr[r + 1]; e++) {
+            if (c->idx[e] >= hi) continue;
+            const float *dj = D + (size_t)c->idx[e] * d;
+            float v = c->val[e];
+            for (int i = 0; i < d; i++) o[i] += v * dj[i];
+        }
+    }
+}
+
+// sum over rows of ||a_r - b_r||^2 (b may be one row repeated: b_stride 0)
+static double sq_dist_sum(const float *a, const float *b, int n, int d, int b_stride) {
+    double s = 0.0;
+#pragma omp parallel for schedule(static) reduction(+ : s)
+    for (int r = 0; r < n; r++) {
+        const float *ar = a + (size_t)r * d, *br = b + (size_t)r * b_stride;
+        double t = 0.0;
+#pragma omp simd reduction(+ : t)
+        for (int i = 0; i < d; i++) {
+            double q = (double)ar[i] - br[i];
+            t += q * q;
+        }
+        s += t;
+    }
+    return s;
+}
+
+static void sum_f64(const SaeReduce *red, double *buf, int n) {
+    if (red) red->sum_f64(red->ctx, buf, n);
+}
+
+// Global mean row of a (n local rows) into mean (float [d]); scratch double [d + 1].
+static void global_mean(const float *a, int n, int d, const SaeReduce *red, double *acc, float *mean) {
+    memset(acc, 0, sizeof(double) * ((size_t)d + 1));
+    for (int r = 0; r < n; r++)
+        for (int i = 0; i < d; i++) acc[i] += a[(size_t)r * d + i];
+    acc[d] = n;
+    sum_f64(red, acc, d + 1);
+    for (int i = 0; i < d; i++) mean[i] = (float)(acc[i] / acc[d]);
+}
+
+// g[r] = scale * (y[r] - x[r])
+static void residual_grad(const float *y, const float *x, int n, int d, float scale, float *g) {
+#pragma omp parallel for schedule(static)
+    for (int r = 0; r < n; r++)
+        for (int i = 0; i < d; i++) {
+            size_t q = (size_t)r * d + i;
+            g[q] = scale * (y[q] - x[q]);
+        }
+}
+
+// dz of every entry of c: D[idx] . gsel(row, idx)
+static void code_grads(const SparseCodes *c, const float *D, int d, int n, const float *g_lo,
+                       const float *g_hi, int m_high) {
+#pragma omp parallel for schedule(static)
+    for (int r = 0; r < n; r++)
+        for (int64_t e = c->row_ptr[r]; e < c->row_ptr[r + 1]; e++) {
+            const float *gr = (c->idx[e] < m_high ? g_hi : g_lo) + (size_t)r * d;
+            const float *dj = D + (size_t)c->idx[e] * d;
+            float s = 0.0f;
+#pragma omp simd reduction(+ : s)
+            for (int i = 0; i < d; i++) s += dj[i] * gr[i];
+            c->grad[e] = s;
+        }
+}
+
+void sae_step(const SaeConfig *cfg, const SaeTensors *p, SaeTensors *grad, const float *x,
+              const SaeBatch *b, const uint8_t *dead, const SaeReduce *red, SaeWork *w, SaeLosses *out) {
+    const int d = cfg->d, m = cfg->m, n = b->n_tok;
+    if (n > w->max_tok) die("batch of %d tokens exceeds the workspace (%d)", n, w->max_tok);
+    memset(out, 0, sizeof(*out));
+    double *acc = xmalloc(sizeof(double) * ((size_t)d + 4));
+    float *mean = xmalloc(sizeof(float) * (size_t)d);
+    int *counts = xmalloc(sizeof(int) * (size_t)(n > 0 ? n : 1));
+
+    // 1. batch statistics
+    global_mean(x, n, d, red, acc, mean);
+    const int64_t n_glob = (int64_t)acc[d];
+    out->n_tok_global = n_glob;
+    double den[1] = {sq_dist_sum(x, mean, n, d, 0)};
+    sum_f64(red, den, 1);
+    const double den_rec = den[0] > 0.0 ? den[0] : 1.0;
+
+    // 2. encode and select
+    int n_dead = 0;
+    if (dead && cfg->k_aux > 0)
+        for (int j = 0; j < m; j++)
+            if (dead[j]) w->dead_list[n_dead++] = j;
+    out->n_dead = n_dead;
+    const int k_aux_eff = n_dead < cfg->k_aux ? n_dead : cfg->k_aux;
+    SparseCodes *z = &w->z, *za = &w->aux;
+    z->n_rows = n;
+    za->n_rows = n;
+    z->row_ptr[0] = za->row_ptr[0] = 0;
+    z->nnz = za->nnz = 0;
+    if (k_aux_eff > 0) codes_reserve(za, (int64_t)n * k_aux_eff);
+    if (cfg->select == SEL_BATCHTOPK) {
+        encode_rows(cfg, p, x, 0, n, w);
+        select_batch(cfg, n, red, w, counts);
+        select_rows(cfg, 0, n, z, n_dead, k_aux_eff, w, counts);
+    } else {
+        for (int r0 = 0; r0 < n; r0 += w->rows_pre) {
+            int nc = n - r0 < w->rows_pre ? n - r0 : w->rows_pre;
+            encode_rows(cfg, p, x, r0, nc, w);
+            select_rows(cfg, r0, nc, z, n_dead, k_aux_eff, w, counts);
+        }
+    }
+    if (k_aux_eff == 0) memset(za->row_ptr, 0, sizeof(int64_t) * ((size_t)n + 1));
+    float min_kept = INFINITY;
+    for (int64_t e = 0; e < z->nnz; e++) min_kept = fminf(min_kept, z->val[e]);
+    out->min_kept = z->nnz ? min_kept : 0.0f;
+    double l0[1] = {(double)z->nnz};
+    sum_f64(red, l0, 1);
+    out->l0 = l0[0] / (double)(n_glob ? n_glob : 1);
+
+    // 3. decode; 4. losses and dL/dxhat
+    decode_rows(z, p->D, p->b_dec, d, n, m, w->xhat);
+    const int mh = cfg->m_high;
+    if (mh > 0) decode_rows(z, p->D, p->b_dec, d, n, mh, w->xhat_h);
+    acc[0] = sq_dist_sum(x, w->xhat, n, d, d);
+    acc[1] = mh > 0 ? sq_dist_sum(x, w->xhat_h, n, d, d) : 0.0;
+    sum_f64(red, acc, 2);
+    out->rec = acc[0] / den_rec;
+    out->high = acc[1] / den_rec;
+    float grec = (float)(2.0 / den_rec);
+    if (PLANTED("rec_scale")) grec *= 1.001f;
+    residual_grad(w->xhat, x, n, d, grec, w->g);
+    if (mh > 0) {
+        residual_grad(w->xhat_h, x, n, d, (float)(2.0 * cfg->beta / den_rec), w->gsum);
+        for (size_t q = 0; q < (size_t)n * d; q++) w->gsum[q] += w->g[q];
+    }
+    if (k_aux_eff > 0) {
+        // e = x - xhat (a constant) goes into gaux, ehat = D zaux into xhat,
+        // which is not needed any more; then gaux becomes dL/dehat.
+        float *e = w->gaux, *ehat = w->xhat;
+        for (size_t q = 0; q < (size_t)n * d; q++) e[q] = x[q] - w->xhat[q];
+        global_mean(e, n, d, red, acc, mean);
+        double den_e = sq_dist_sum(e, mean, n, d, 0);
+        decode_rows(za, p->D, NULL, d, n, m, ehat);
+        acc[0] = sq_dist_sum(e, ehat, n, d, d);
+        acc[1] = den_e;
+        sum_f64(red, acc, 2);
+        const double aux_scale = fmin((double)n_dead / cfg->k_aux, 1.0);
+        const double dd = acc[1] > 0.0 ? acc[1] : 1.0;
+        out->aux = aux_scale * acc[0] / dd;
+        float s = (float)(cfg->alpha * aux_scale * 2.0 / dd);
+        if (PLANTED("aux_sign")) s = -s;
+        residual_grad(ehat, e, n, d, s, e);
+    }
+
+    // 5. dL/dz, InfoNCE, selection backward
+    code_grads(z, p->D, d, n, w->g, mh > 0 ? w->gsum : w->g, mh);
+    if (k_aux_eff > 0) code_grads(za, p->D, d, n, w->gaux, w->gaux, 0);
+    if (cfg->contrast != CTR_NONE) {
+        InfoNceLoss nl;
+        infonce_step(cfg, b, z, w->nce, &nl);
+        out->temp = nl.temp;
+        out->spat = nl.spat;
+        out->rast = nl.rast;
+    }
+    if (cfg->select == SEL_SPARSEMAX || cfg->select == SEL_ENTMAX15) {
+        const float inv_T = 1.0f / cfg->temp_s;
+#pragma omp parallel for schedule(static)
+        for (int r = 0; r < n; r++) {
+            int64_t e0 = z->row_ptr[r];
+            int cnt = (int)(z->row_ptr[r + 1] - e0);
+            if (cfg->select == SEL_SPARSEMAX) sparsemax_backward(z->val + e0, z->grad + e0, cnt, inv_T);
+            else entmax15_backward(z->val + e0, z->grad + e0, cnt, inv_T);
+        }
+    }
+    // TopK / BatchTopK: kept values are positive, so dL/dpre = dL/dz there.
+
+    // 6. parameter gradients, latent by latent
+    latent_index_build(&w->lz, z, m);
+    if (k_aux_eff > 0) latent_index_build(&w->laux, za, m);
+    const int frozen = cfg->frozen_decoder;
+#pragma omp parallel for schedule(dynamic, 8)
+    for (int j = 0; j < m; j++) {
+        float *gW = grad->W_enc + (size_t)j * d, *gD = grad->D + (size_t)j * d;
+        memset(gW, 0, sizeof(float) * (size_t)d);
+        memset(gD, 0, sizeof(float) * (size_t)d);
+        double gb = 0.0;
+        const float *gsel = j < mh ? w->gsum : w->g;
+        for (int pass = 0; pass < 2; pass++) {
+            const LatentIndex *li = pass ? &w->laux : &w->lz;
+            const SparseCodes *c = pass ? za : z;
+            if (pass && k_aux_eff == 0) break;
+            const float *gd = pass ? w->gaux : gsel;
+            for (int64_t t = li->col_ptr[j]; t < li->col_ptr[j + 1]; t++) {
+                int64_t e = li->ent[t];
+                int r = li->row[t];
+                float dp = c->grad[e], v = c->val[e];
+                const float *xr = x + (size_t)r * d, *gr = gd + (size_t)r * d;
+                for (int i = 0; i < d; i++) {
+                    gW[i] += dp * (xr[i] - p->b_dec[i]);
+                    gD[i] += v * gr[i];
+                }
+                gb += dp;
+            }
+        }
+        grad->b_enc[j] = (float)gb;
+        if (frozen) memset(gD, 0, sizeof(float) * (size_t)d);
+    }
+    // db_dec = sum_r dL/dxhat_r (+ dL/dxhat_h_r) - W_enc^T db_enc
+    const float *gfull = mh > 0 ? w->gsum : w->g;
+    for (int i = 0; i < d; i++) acc[i] = 0.0;
+    for (int r = 0; r < n; r++)
+        for (int i = 0; i < d; i++) acc[i] += gfull[(size_t)r * d + i];
+    for (int i = 0; i < d; i++) grad->b_dec[i] = (float)acc[i];
+    cblas_sgemv(CblasRowMajor, CblasTrans, m, d, -1.0f, p->W_enc, d, grad->b_enc, 1, 1.0f, grad->b_dec, 1);
+    if (frozen) memset(grad->b_dec, 0, sizeof(float) * (size_t)d);
+
+    out->total = out->rec + cfg->alpha * out->aux + cfg->beta * out->high + cfg->lambda_t * out->temp +
+                 cfg->lambda_s * out->spat + cfg->lambda_r * out->rast;
+    free(acc);
+    free(mean);
+    free(counts);
+}
+
+void sae_encode(const SaeConfig *cfg, const SaeTensors *p, const float *x, int n, float theta,
+                SaeWork *w, SparseCodes *out) {
+    int *counts = xmalloc(sizeof(int) * (size_t)(w->rows_pre > 0 ? w->rows_pre : 1));
+    out->n_rows = n;
+    out->row_ptr[0] = 0;
+    out->nnz = 0;
+    for (int r0 = 0; r0 < n; r0 += w->rows_pre) {
+        int nc = n - r0 < w->rows_pre ? n - r0 : w->rows_pre;
+        encode_rows(cfg, p, x, r0, nc, w);
+        if (cfg->select == SEL_BATCHTOPK) keep_above(w->pre, nc, cfg->m, theta, 0, out, r0, counts);
+        else select_rows(cfg, r0, nc, out, 0, 0, w, counts);
+    }
+    free(counts);
+}
