@@ -25,7 +25,7 @@
 #include "stsae/infonce.h"
 #include "stsae/select.h"
 
-enum { CHUNK_TOKENS = 512 };
+enum { CHUNK_TOKENS = 2048 }; // tokens per encoder GEMM (TopK and simplex selections)
 
 int sae_config_init(SaeConfig *cfg, const char *variant, int d, int m) {
     memset(cfg, 0, sizeof(*cfg));
@@ -307,6 +307,20 @@ static void select_batch(const SaeConfig *cfg, int n, const SaeReduce *red, SaeW
     keep_above(w->pre, n, cfg->m, v, 1, &w->z, 0, counts);
 }
 
+// y += a x
+static inline void axpy(int d, float a, const float *restrict x, float *restrict y) {
+    for (int i = 0; i < d; i++) y[i] += a * x[i];
+}
+
+// y1 += a1 x1 and y2 += a2 x2 in one sweep
+static inline void axpy2(int d, float a1, const float *restrict x1, float *restrict y1, float a2,
+                         const float *restrict x2, float *restrict y2) {
+    for (int i = 0; i < d; i++) {
+        y1[i] += a1 * x1[i];
+        y2[i] += a2 * x2[i];
+    }
+}
+
 // out[r] = base + sum over the entries e of row r with idx < hi of val[e] D[idx]
 static void decode_rows(const SparseCodes *c, const float *D, const float *base, int d, int n,
                         int hi, float *out) {
@@ -317,9 +331,7 @@ static void decode_rows(const SparseCodes *c, const float *D, const float *base,
         else memset(o, 0, sizeof(float) * (size_t)d);
         for (int64_t e = c->row_ptr[r]; e < c->row_ptr[r + 1]; e++) {
             if (c->idx[e] >= hi) continue;
-            const float *dj = D + (size_t)c->idx[e] * d;
-            float v = c->val[e];
-            for (int i = 0; i < d; i++) o[i] += v * dj[i];
+            axpy(d, c->val[e], D + (size_t)c->idx[e] * d, o);
         }
     }
 }
@@ -365,19 +377,20 @@ static void residual_grad(const float *y, const float *x, int n, int d, float sc
         }
 }
 
-// dz of every entry of c: D[idx] . gsel(row, idx)
+static inline float dot(int d, const float *restrict a, const float *restrict b) {
+    float s = 0.0f;
+#pragma omp simd reduction(+ : s)
+    for (int i = 0; i < d; i++) s += a[i] * b[i];
+    return s;
+}
+
+// dz of every entry of c: D[idx] . (g_hi for idx < m_high, else g_lo) of its row
 static void code_grads(const SparseCodes *c, const float *D, int d, int n, const float *g_lo,
                        const float *g_hi, int m_high) {
 #pragma omp parallel for schedule(static)
     for (int r = 0; r < n; r++)
-        for (int64_t e = c->row_ptr[r]; e < c->row_ptr[r + 1]; e++) {
-            const float *gr = (c->idx[e] < m_high ? g_hi : g_lo) + (size_t)r * d;
-            const float *dj = D + (size_t)c->idx[e] * d;
-            float s = 0.0f;
-#pragma omp simd reduction(+ : s)
-            for (int i = 0; i < d; i++) s += dj[i] * gr[i];
-            c->grad[e] = s;
-        }
+        for (int64_t e = c->row_ptr[r]; e < c->row_ptr[r + 1]; e++)
+            c->grad[e] = dot(d, D + (size_t)c->idx[e] * d, (c->idx[e] < m_high ? g_hi : g_lo) + (size_t)r * d);
 }
 
 void sae_step(const SaeConfig *cfg, const SaeTensors *p, SaeTensors *grad, const float *x,
@@ -496,24 +509,19 @@ void sae_step(const SaeConfig *cfg, const SaeTensors *p, SaeTensors *grad, const
         memset(gW, 0, sizeof(float) * (size_t)d);
         memset(gD, 0, sizeof(float) * (size_t)d);
         double gb = 0.0;
-        const float *gsel = j < mh ? w->gsum : w->g;
-        for (int pass = 0; pass < 2; pass++) {
+        for (int pass = 0; pass < 1 + (k_aux_eff > 0); pass++) {
             const LatentIndex *li = pass ? &w->laux : &w->lz;
             const SparseCodes *c = pass ? za : z;
-            if (pass && k_aux_eff == 0) break;
-            const float *gd = pass ? w->gaux : gsel;
+            const float *gd = pass ? w->gaux : j < mh ? w->gsum : w->g;
             for (int64_t t = li->col_ptr[j]; t < li->col_ptr[j + 1]; t++) {
                 int64_t e = li->ent[t];
-                int r = li->row[t];
-                float dp = c->grad[e], v = c->val[e];
-                const float *xr = x + (size_t)r * d, *gr = gd + (size_t)r * d;
-                for (int i = 0; i < d; i++) {
-                    gW[i] += dp * (xr[i] - p->b_dec[i]);
-                    gD[i] += v * gr[i];
-                }
-                gb += dp;
+                size_t r = (size_t)li->row[t];
+                axpy2(d, c->grad[e], x + r * d, gW, c->val[e], gd + r * d, gD);
+                gb += c->grad[e];
             }
         }
+        // gW_j = sum dpre (x - b_dec) = sum dpre x - (sum dpre) b_dec
+        axpy(d, (float)-gb, p->b_dec, gW);
         grad->b_enc[j] = (float)gb;
         if (frozen) memset(gD, 0, sizeof(float) * (size_t)d);
     }

@@ -7,125 +7,141 @@
 
 #include "stsae/common.h"
 
-// Min-heap on val (root = smallest kept), idx carried along.
-static void sift_down(float *val, int32_t *idx, int n, int i) {
-    float v = val[i];
-    int32_t x = idx[i];
-    for (;;) {
-        int c = 2 * i + 1;
-        if (c >= n) break;
-        if (c + 1 < n && val[c + 1] < val[c]) c++;
-        if (val[c] >= v) break;
-        val[i] = val[c];
-        idx[i] = idx[c];
-        i = c;
+// Reorders val[0..n) (idx alongside) so that val[0..k) are the k largest,
+// and returns the k-th largest (Wirth's selection, descending).
+static float select_top(float *val, int32_t *idx, int n, int k) {
+    int l = 0, r = n - 1, t = k - 1;
+    while (l < r) {
+        float x = val[t];
+        int i = l, j = r;
+        do {
+            while (val[i] > x) i++;
+            while (x > val[j]) j--;
+            if (i <= j) {
+                float tv = val[i];
+                val[i] = val[j];
+                val[j] = tv;
+                int32_t ti = idx[i];
+                idx[i] = idx[j];
+                idx[j] = ti;
+                i++;
+                j--;
+            }
+        } while (i <= j);
+        if (j < t) l = i;
+        if (t < i) r = j;
     }
-    val[i] = v;
-    idx[i] = x;
+    return val[t];
 }
 
-static void sift_up(float *val, int32_t *idx, int i) {
-    float v = val[i];
-    int32_t x = idx[i];
-    while (i > 0) {
-        int p = (i - 1) / 2;
-        if (val[p] <= v) break;
-        val[i] = val[p];
-        idx[i] = idx[p];
-        i = p;
+// The k largest positive a[j] over j = cand[i] (or j = i when cand is NULL).
+// Entries above the running threshold are appended to a buffer of 2k; when
+// it fills, a selection keeps the k largest and raises the threshold to the
+// k-th. Each element costs one compare; the selections are O(k) and rare.
+static int topk_core(const float *a, const int32_t *cand, int n_cand, int k, int32_t *idx, float *val) {
+    enum { STACK = 2048 };
+    if (k <= 0) return 0;
+    const int cap = 2 * k;
+    float sv[STACK];
+    int32_t si[STACK];
+    float *bv = cap <= STACK ? sv : xmalloc(sizeof(float) * (size_t)cap);
+    int32_t *bi = cap <= STACK ? si : xmalloc(sizeof(int32_t) * (size_t)cap);
+    float thr = 0.0f;
+    int n = 0;
+    for (int i = 0; i < n_cand; i++) {
+        int32_t j = cand ? cand[i] : i;
+        float v = a[j];
+        if (v > thr) {
+            bv[n] = v;
+            bi[n] = j;
+            if (++n == cap) {
+                thr = select_top(bv, bi, n, k);
+                n = k;
+            }
+        }
     }
-    val[i] = v;
-    idx[i] = x;
-}
-
-// Offers (j, v) to a heap of capacity k holding n entries; thr = the value an
-// entry must exceed to enter (0 until the heap is full, then its root).
-static inline void heap_offer(float *val, int32_t *idx, int *n, int k, float *thr, int32_t j, float v) {
-    if (*n < k) {
-        val[*n] = v;
-        idx[*n] = j;
-        sift_up(val, idx, (*n)++);
-        if (*n == k) *thr = val[0];
-    } else {
-        val[0] = v;
-        idx[0] = j;
-        sift_down(val, idx, k, 0);
-        *thr = val[0];
+    if (n > k) {
+        select_top(bv, bi, n, k);
+        n = k;
     }
+    memcpy(val, bv, sizeof(float) * (size_t)n);
+    memcpy(idx, bi, sizeof(int32_t) * (size_t)n);
+    if (bv != sv) {
+        free(bv);
+        free(bi);
+    }
+    return n;
 }
 
 int topk_row(const float *a, int m, int k, int32_t *idx, float *val) {
-    int n = 0;
-    float thr = 0.0f;
-    if (k <= 0) return 0;
-    for (int j = 0; j < m; j++)
-        if (a[j] > thr) heap_offer(val, idx, &n, k, &thr, j, a[j]);
-    return n;
+    return topk_core(a, NULL, m, k, idx, val);
 }
 
 int topk_row_subset(const float *a, const int32_t *cand, int n_cand, int k, int32_t *idx, float *val) {
-    int n = 0;
-    float thr = 0.0f;
-    if (k <= 0) return 0;
-    for (int i = 0; i < n_cand; i++) {
-        float v = a[cand[i]];
-        if (v > thr) heap_offer(val, idx, &n, k, &thr, cand[i], v);
-    }
-    return n;
+    return topk_core(a, cand, n_cand, k, idx, val);
 }
 
 // Radix select on the IEEE bits of positive floats (monotone as unsigned
-// integers): three passes of 11, 11 and 10 bits, each a histogram of the
-// values whose higher bits match the prefix found so far.
+// integers) in two passes of 16 bits: a branch-free histogram of the high
+// halves over everything, then a histogram of the low halves over the one
+// bucket that holds the answer. Values below the smallest normal float (high
+// half 0) count as zero.
+enum { HALF = 1 << 16, POS = 1 << 15 }; // high halves of positive floats: [1, POS)
+
+static void histogram(const float *a, int64_t n_rows, int m, int64_t ld, int level, uint32_t high,
+                      int64_t *hist) {
+    memset(hist, 0, sizeof(int64_t) * HALF);
+#pragma omp parallel
+    {
+        uint32_t *local = xcalloc(HALF, sizeof(uint32_t));
+#pragma omp for schedule(static)
+        for (int64_t r = 0; r < n_rows; r++) {
+            const uint32_t *row = (const uint32_t *)(a + r * ld);
+            if (level == 0) {
+                for (int j = 0; j < m; j++) local[row[j] >> 16]++;
+            } else {
+                for (int j = 0; j < m; j++)
+                    if (row[j] >> 16 == high) local[row[j] & 0xFFFF]++;
+            }
+        }
+#pragma omp critical
+        for (int i = 0; i < HALF; i++) hist[i] += local[i];
+        free(local);
+    }
+}
+
+// Index of the bucket (from the top of hist[lo, hi)) holding the kk-th largest;
+// kk becomes the rank inside it.
+static int find_bucket(const int64_t *hist, int lo, int hi, int64_t *kk) {
+    int64_t above = 0;
+    int b = hi - 1;
+    for (; b > lo; b--) {
+        if (above + hist[b] >= *kk) break;
+        above += hist[b];
+    }
+    *kk -= above;
+    return b;
+}
+
 float kth_largest_positive(const float *a, int64_t n_rows, int m, int64_t ld, int64_t kk,
                            void (*sum_i64)(void *ctx, int64_t *buf, int n), void *ctx) {
-    enum { NB = 2048 };
-    static const int shift[3] = {21, 10, 0};
-    static const int bits[3] = {11, 11, 10};
-    uint32_t prefix = 0, pmask = 0;
-    int64_t *hist = xmalloc(sizeof(int64_t) * (NB + 1));
-    for (int level = 0; level < 3; level++) {
-        int nb = 1 << bits[level];
-        memset(hist, 0, sizeof(int64_t) * (NB + 1));
-#pragma omp parallel
-        {
-            int64_t local[NB];
-            memset(local, 0, sizeof(local));
-#pragma omp for schedule(static)
-            for (int64_t r = 0; r < n_rows; r++) {
-                const uint32_t *row = (const uint32_t *)(a + r * ld);
-                for (int j = 0; j < m; j++) {
-                    uint32_t u = row[j];
-                    // positive, non-zero floats only: sign bit clear and u != 0
-                    if ((int32_t)u > 0 && (u & pmask) == prefix)
-                        local[(u >> shift[level]) & (uint32_t)(nb - 1)]++;
-                }
-            }
-#pragma omp critical
-            for (int i = 0; i < nb; i++) hist[i] += local[i];
-        }
-        if (sum_i64) sum_i64(ctx, hist, nb);
-        if (level == 0) {
-            int64_t total = 0;
-            for (int i = 0; i < nb; i++) total += hist[i];
-            if (total <= kk) {
-                free(hist);
-                return 0.0f;
-            }
-        }
-        int64_t above = 0;
-        int b = nb - 1;
-        for (; b > 0; b--) {
-            if (above + hist[b] >= kk) break;
-            above += hist[b];
-        }
-        kk -= above;
-        prefix |= (uint32_t)b << shift[level];
-        pmask |= (uint32_t)(nb - 1) << shift[level];
+    int64_t *hist = xmalloc(sizeof(int64_t) * HALF);
+    histogram(a, n_rows, m, ld, 0, 0, hist);
+    if (sum_i64) sum_i64(ctx, hist + 1, POS - 1);
+    int64_t total = 0;
+    for (int i = 1; i < POS; i++) total += hist[i];
+    if (total <= kk) {
+        free(hist);
+        return 0.0f;
     }
+    uint32_t high = (uint32_t)find_bucket(hist, 1, POS, &kk);
+    histogram(a, n_rows, m, ld, 1, high, hist);
+    if (sum_i64) sum_i64(ctx, hist, HALF);
+    uint32_t low = (uint32_t)find_bucket(hist, 0, HALF, &kk);
     free(hist);
+    uint32_t bits = high << 16 | low;
     float v;
-    memcpy(&v, &prefix, sizeof(v));
+    memcpy(&v, &bits, sizeof(v));
     return v;
 }
 

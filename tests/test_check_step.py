@@ -9,6 +9,8 @@ with the float64 PyTorch reference in tests/ref/sae_ref.py.
   /usr/bin/python3 tests/test_check_step.py --emit DIR     # cases + REF.h5, no binary
   /usr/bin/python3 tests/test_check_step.py --f32-ref      # float32 reference as the
         "binary": checks that the tolerances and tie margins suit float32 code
+  /usr/bin/python3 tests/test_check_step.py --self-test    # gradcheck, loop-based
+        losses, sort-based sparsemax/entmax, Adam vs torch.optim.Adam
 
 One line per case, then `N passed, M failed`; exit status 1 on any failure.
 Tolerances: losses |out-ref| <= 1e-4*max(|ref|,1e-3) (exact 0 where the
@@ -456,7 +458,8 @@ def self_test(args):
             p64, x64, dead64 = to_torch(params, x, dead)
             label = f"{variant} case {index}"
 
-            # 1. gradcheck of the total loss w.r.t. the parameters, masks fixed
+            # 1. gradcheck of the total loss w.r.t. the parameters, with the
+            #    selection masks and AuxK's residual held at their values here
             _, masks = R.forward(cfg, p64, x64, dead64)
             trained = ["W_enc", "b_enc"] if variant == "frozen" else R.PARAM_NAMES
 
@@ -468,8 +471,7 @@ def self_test(args):
                 eps=1e-6, atol=1e-6, rtol=1e-5, raise_exception=False)
             report(ok, f"gradcheck {label}")
 
-            # 2. masks recomputed from perturbed params equal the fixed ones
-            #    (so the gradient is that of the loss, locally)
+            # 2. the frozen control: zero decoder gradients
             losses, grads, _ = R.step(cfg, p64, x64, dead64)
             if variant == "frozen":
                 report(all(float(grads[p].abs().max()) == 0 for p in ("W_dec", "b_dec")),

@@ -1,8 +1,9 @@
 // select.h — the activation selections of SPEC §1, one token row at a time:
-// TopK (bounded min-heap: one pass over m, O(k log k) per replacement, no
-// sort), TopK over a subset (AuxK's dead latents), the exact k-th largest of a
-// whole batch (radix select on the float bits, with per-pass histograms that
-// a data-parallel job sums over ranks), and sparsemax / entmax-1.5 (exact,
+// TopK (one pass over m with a running threshold, a buffer of 2k and an O(k)
+// selection when it fills; no sort), TopK over a subset (AuxK's dead latents), the exact k-th largest of a
+// whole batch (radix select on the float bits in two 16-bit passes, whose
+// histograms a data-parallel job sums over ranks; values below the smallest
+// normal float count as zero), and sparsemax / entmax-1.5 (exact,
 // sort-based, Peters et al. 2019) with their Jacobian-vector products.
 //
 // Only positive activations are ever kept: a kept zero changes nothing in the
@@ -12,8 +13,8 @@
 
 #include <stdint.h>
 
-// k largest positive entries of a[0..m): writes up to k (idx, val) in heap
-// order and returns how many.
+// k largest positive entries of a[0..m): writes up to k (idx, val) in no
+// particular order and returns how many.
 int topk_row(const float *a, int m, int k, int32_t *idx, float *val);
 // The same over a[cand[0..n_cand)] only.
 int topk_row_subset(const float *a, const int32_t *cand, int n_cand, int k,

@@ -176,13 +176,14 @@ def _support_scores(cfg, pre):
 
 def select(cfg, pre, dead):
     """Compute the (constant) selection masks from the pre-activations.
-    Returns dict with 'keep' [n,m] bool, 'aux' [n,m] bool or None,
-    'min_kept' (BatchTopK only), 'support' for sparsemax/entmax15."""
+    Returns dict with 'keep' [n,m] bool (the support for sparsemax/entmax15),
+    'min_kept' (BatchTopK only), and for AuxK with dead latents 'dead_idx'
+    (their indices) and 'aux' [n, n_dead] bool over those columns."""
     info = variant_info(cfg["variant"])
     pre = pre.detach()
     a = torch.relu(pre)
     n, m = a.shape
-    out = {"keep": None, "aux": None, "min_kept": None}
+    out = {"keep": None, "aux": None, "dead_idx": None, "min_kept": None}
     with torch.no_grad():
         if info["selection"] == "topk":
             out["keep"] = topk_mask(a, cfg["k"])
@@ -195,18 +196,13 @@ def select(cfg, pre, dead):
             out["min_kept"] = float(a[out["keep"]].min()) if out["keep"].any() else 0.0
         else:
             w, power = _support_scores(cfg, pre)
-            t = _bisect_threshold(w, power)
-            out["support"] = (w.double() > t)
-            out["keep"] = out["support"]
+            out["keep"] = w.double() > _bisect_threshold(w, power)
         if info["aux"]:
             n_dead = int(dead.sum())
             if n_dead > 0:
                 k_eff = min(cfg["k_aux"], n_dead)
-                dead_idx = torch.nonzero(dead).reshape(-1)
-                sub = topk_mask(a[:, dead_idx], k_eff)
-                aux = torch.zeros_like(out["keep"])
-                aux[:, dead_idx] = sub
-                out["aux"] = aux
+                out["dead_idx"] = torch.nonzero(dead).reshape(-1)
+                out["aux"] = topk_mask(a[:, out["dead_idx"]], k_eff)
     return out
 
 
@@ -222,10 +218,9 @@ def fvu(x, y):
 def sparse_code(cfg, pre, masks):
     """z as a differentiable function of pre with the selection fixed."""
     sel = variant_info(cfg["variant"])["selection"]
-    keep = masks["keep"].to(pre.dtype)
     if sel in ("topk", "batchtopk"):
-        return torch.relu(pre) * keep
-    S = keep
+        return torch.where(masks["keep"], torch.relu(pre), 0.0)
+    S = masks["keep"].to(pre.dtype)
     size = S.sum(dim=1, keepdim=True).clamp(min=1.0)
     v = pre / cfg["T_s"]
     if sel == "sparsemax":
@@ -310,13 +305,15 @@ def forward(cfg, params, x, dead, masks=None):
         if n_dead == 0:
             L["aux"] = torch.zeros((), dtype=x.dtype)
         else:
-            zaux = torch.relu(pre) * masks["aux"].to(pre.dtype)
+            # dense on the dead columns only: zaux keeps the k_eff largest a_j, j dead
+            idx = masks["dead_idx"]
+            zaux = torch.where(masks["aux"], torch.relu(pre[:, idx]), 0.0)
             # residual as a constant (stop-gradient); a caller may hold it
             # fixed across calls like the masks (gradcheck does)
             if masks.get("residual") is None:
                 masks["residual"] = (X - xhat).detach()
             e = masks["residual"]
-            ehat = zaux @ W_dec.T
+            ehat = zaux @ W_dec[:, idx].T
             L["aux"] = min(n_dead / cfg["k_aux"], 1.0) * fvu(e, ehat)
         total = total + cfg["alpha"] * L["aux"]
     else:
