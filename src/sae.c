@@ -187,21 +187,38 @@ static int thread_id(void) {
 #endif
 }
 
-// w->pre[r] = (x[r0 + r] - b_dec) W_enc^T + b_enc for r < n.
+// y += a x
+static inline void axpy(int d, float a, const float *restrict x, float *restrict y) {
+    for (int i = 0; i < d; i++) y[i] += a * x[i];
+}
+
+// y1 += a1 x1 and y2 += a2 x2 in one sweep
+static inline void axpy2(int d, float a1, const float *restrict x1, float *restrict y1, float a2,
+                         const float *restrict x2, float *restrict y2) {
+    for (int i = 0; i < d; i++) {
+        y1[i] += a1 * x1[i];
+        y2[i] += a2 * x2[i];
+    }
+}
+
+// w->pre[r] = (x[r0 + r] - b_dec) W_enc^T + b_enc for r < n. The bias is
+// added by the selection, row by row while the row is in cache (TopK), or
+// in a pass of its own (the others).
 static void encode_rows(const SaeConfig *cfg, const SaeTensors *p, const float *x, int r0, int n,
                         SaeWork *w) {
     const int d = cfg->d, m = cfg->m;
-    float *pre = w->pre;
 #pragma omp parallel for schedule(static)
     for (int r = 0; r < n; r++) {
         const float *xr = x + (size_t)(r0 + r) * d;
         float *xc = w->xc + (size_t)r * d;
         for (int i = 0; i < d; i++) xc[i] = xr[i] - p->b_dec[i];
-        float *pr = pre + (size_t)r * m;
-        memcpy(pr, p->b_enc, sizeof(float) * (size_t)m);
     }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, m, d, 1.0f, w->xc, d, p->W_enc, d, 1.0f,
-                pre, m);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, m, d, 1.0f, w->xc, d, p->W_enc, d, 0.0f,
+                w->pre, m);
+    if (cfg->select != SEL_TOPK) {
+#pragma omp parallel for schedule(static)
+        for (int r = 0; r < n; r++) axpy(m, 1.0f, p->b_enc, w->pre + (size_t)r * m);
+    }
 }
 
 // Removes the gaps left by rows that kept fewer than `width` entries of their
@@ -223,15 +240,16 @@ static void compact_rows(SparseCodes *c, int r0, int n, int width, const int *co
 
 // Per-row selection of a chunk of pre-activations (rows [r0, r0 + n) of the
 // batch, held in w->pre) into z, and AuxK's codes into w->aux.
-static void select_rows(const SaeConfig *cfg, int r0, int n, SparseCodes *z, int n_dead,
-                        int k_aux_eff, SaeWork *w, int *counts) {
+static void select_rows(const SaeConfig *cfg, const float *b_enc, int r0, int n, SparseCodes *z,
+                        int n_dead, int k_aux_eff, SaeWork *w, int *counts) {
     const int m = cfg->m;
-    const float *pre = w->pre;
+    float *pre = w->pre;
     if (cfg->select == SEL_TOPK) {
         codes_reserve(z, z->row_ptr[r0] + (int64_t)n * cfg->k);
 #pragma omp parallel for schedule(static)
         for (int r = 0; r < n; r++) {
             int64_t e = z->row_ptr[r0] + (int64_t)r * cfg->k;
+            axpy(m, 1.0f, b_enc, pre + (size_t)r * m);
             counts[r] = topk_row(pre + (size_t)r * m, m, cfg->k, z->idx + e, z->val + e);
         }
         compact_rows(z, r0, n, cfg->k, counts);
@@ -305,20 +323,6 @@ static void select_batch(const SaeConfig *cfg, int n, const SaeReduce *red, SaeW
                                    red ? red->sum_i64 : NULL, red ? red->ctx : NULL);
     if (PLANTED("batchtopk_strict")) v = nextafterf(v, INFINITY);
     keep_above(w->pre, n, cfg->m, v, 1, &w->z, 0, counts);
-}
-
-// y += a x
-static inline void axpy(int d, float a, const float *restrict x, float *restrict y) {
-    for (int i = 0; i < d; i++) y[i] += a * x[i];
-}
-
-// y1 += a1 x1 and y2 += a2 x2 in one sweep
-static inline void axpy2(int d, float a1, const float *restrict x1, float *restrict y1, float a2,
-                         const float *restrict x2, float *restrict y2) {
-    for (int i = 0; i < d; i++) {
-        y1[i] += a1 * x1[i];
-        y2[i] += a2 * x2[i];
-    }
 }
 
 // out[r] = base + sum over the entries e of row r with idx < hi of val[e] D[idx]
@@ -426,12 +430,12 @@ void sae_step(const SaeConfig *cfg, const SaeTensors *p, SaeTensors *grad, const
     if (cfg->select == SEL_BATCHTOPK) {
         encode_rows(cfg, p, x, 0, n, w);
         select_batch(cfg, n, red, w, counts);
-        select_rows(cfg, 0, n, z, n_dead, k_aux_eff, w, counts);
+        select_rows(cfg, p->b_enc, 0, n, z, n_dead, k_aux_eff, w, counts);
     } else {
         for (int r0 = 0; r0 < n; r0 += w->rows_pre) {
             int nc = n - r0 < w->rows_pre ? n - r0 : w->rows_pre;
             encode_rows(cfg, p, x, r0, nc, w);
-            select_rows(cfg, r0, nc, z, n_dead, k_aux_eff, w, counts);
+            select_rows(cfg, p->b_enc, r0, nc, z, n_dead, k_aux_eff, w, counts);
         }
     }
     if (k_aux_eff == 0) memset(za->row_ptr, 0, sizeof(int64_t) * ((size_t)n + 1));
@@ -551,7 +555,7 @@ void sae_encode(const SaeConfig *cfg, const SaeTensors *p, const float *x, int n
         int nc = n - r0 < w->rows_pre ? n - r0 : w->rows_pre;
         encode_rows(cfg, p, x, r0, nc, w);
         if (cfg->select == SEL_BATCHTOPK) keep_above(w->pre, nc, cfg->m, theta, 0, out, r0, counts);
-        else select_rows(cfg, r0, nc, out, 0, 0, w, counts);
+        else select_rows(cfg, p->b_enc, r0, nc, out, 0, 0, w, counts);
     }
     free(counts);
 }
