@@ -21,6 +21,12 @@ void codes_reserve(SparseCodes *c, int64_t cap) {
     c->cap = cap;
 }
 
+void codes_set_rows(SparseCodes *c, int r0, int n, const int *counts) {
+    for (int r = 0; r < n; r++) c->row_ptr[r0 + r + 1] = c->row_ptr[r0 + r] + counts[r];
+    c->nnz = c->row_ptr[r0 + n];
+    codes_reserve(c, c->nnz);
+}
+
 void codes_free(SparseCodes *c) {
     free(c->row_ptr);
     free(c->idx);

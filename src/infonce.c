@@ -4,9 +4,6 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 #include "stsae/common.h"
 
@@ -87,10 +84,7 @@ static void work_reserve(InfoNceWork *w, int n_sets, int max_set, const SparseCo
         w->cap_sets = n_sets;
     }
     w->n_sets = n_sets;
-    int threads = 1;
-#ifdef _OPENMP
-    threads = omp_get_max_threads();
-#endif
+    const int threads = max_threads();
     if (max_set > w->cap_set || threads != w->n_threads) {
         for (int t = 0; t < w->n_threads; t++) {
             free(w->scr[t].acc);
@@ -170,11 +164,7 @@ static void pass_anchors(const Group *g, const SparseCodes *z, const float *u, f
     double loss = 0.0;
 #pragma omp parallel reduction(+ : loss)
     {
-        int th = 0;
-#ifdef _OPENMP
-        th = omp_get_thread_num();
-#endif
-        Scratch *sc = &scr[th];
+        Scratch *sc = &scr[thread_id()];
 #pragma omp for schedule(dynamic, 16)
         for (int i = 0; i < A->n; i++) {
             int q = g->pos[i];
@@ -223,11 +213,7 @@ static void pass_candidates(const Group *g, const SparseCodes *z, const float *u
     const TokSet *A = g->A, *C = g->C;
 #pragma omp parallel
     {
-        int th = 0;
-#ifdef _OPENMP
-        th = omp_get_thread_num();
-#endif
-        Scratch *sc = &scr[th];
+        Scratch *sc = &scr[thread_id()];
 #pragma omp for schedule(dynamic, 16)
         for (int c = 0; c < C->n; c++) {
             int r = C->tok[c], nt = 0;

@@ -17,9 +17,6 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 #include "stsae/common.h"
 #include "stsae/infonce.h"
@@ -134,10 +131,7 @@ struct SaeWork {
 SaeWork *sae_work_create(const SaeConfig *cfg, int max_tok) {
     const size_t d = (size_t)cfg->d, m = (size_t)cfg->m, n = (size_t)max_tok;
     SaeWork *w = xcalloc(1, sizeof(SaeWork));
-    int threads = 1;
-#ifdef _OPENMP
-    threads = omp_get_max_threads();
-#endif
+    const int threads = max_threads();
     w->max_tok = max_tok;
     w->rows_pre = cfg->select == SEL_BATCHTOPK ? max_tok : (max_tok < CHUNK_TOKENS ? max_tok : CHUNK_TOKENS);
     w->pre = xmalloc(sizeof(float) * (size_t)w->rows_pre * m);
@@ -178,14 +172,6 @@ void sae_work_free(SaeWork *w) {
 }
 
 const SparseCodes *sae_last_codes(const SaeWork *w) { return &w->z; }
-
-static int thread_id(void) {
-#ifdef _OPENMP
-    return omp_get_thread_num();
-#else
-    return 0;
-#endif
-}
 
 // y += a x
 static inline void axpy(int d, float a, const float *restrict x, float *restrict y) {
@@ -265,8 +251,7 @@ static void select_rows(const SaeConfig *cfg, const float *b_enc, int r0, int n,
             counts[r] = sm ? sparsemax_fill(pr, m, inv_T, tau, NULL, NULL)
                            : entmax15_fill(pr, m, inv_T, tau, NULL, NULL);
         }
-        for (int r = 0; r < n; r++) z->row_ptr[r0 + r + 1] = z->row_ptr[r0 + r] + counts[r];
-        codes_reserve(z, z->row_ptr[r0 + n]);
+        codes_set_rows(z, r0, n, counts);
 #pragma omp parallel for schedule(static)
         for (int r = 0; r < n; r++) {
             const float *pr = pre + (size_t)r * m;
@@ -274,7 +259,6 @@ static void select_rows(const SaeConfig *cfg, const float *b_enc, int r0, int n,
             if (sm) sparsemax_fill(pr, m, inv_T, w->tau_row[r0 + r], z->idx + e, z->val + e);
             else entmax15_fill(pr, m, inv_T, w->tau_row[r0 + r], z->idx + e, z->val + e);
         }
-        z->nnz = z->row_ptr[r0 + n];
     }
     if (k_aux_eff > 0) {
         SparseCodes *xa = &w->aux;
@@ -299,8 +283,7 @@ static void keep_above(const float *pre, int n, int m, float v, int inclusive, S
         for (int j = 0; j < m; j++) c += pr[j] > 0.0f && (inclusive ? pr[j] >= v : pr[j] > v);
         counts[r] = c;
     }
-    for (int r = 0; r < n; r++) z->row_ptr[r0 + r + 1] = z->row_ptr[r0 + r] + counts[r];
-    codes_reserve(z, z->row_ptr[r0 + n]);
+    codes_set_rows(z, r0, n, counts);
 #pragma omp parallel for schedule(static)
     for (int r = 0; r < n; r++) {
         const float *pr = pre + (size_t)r * m;
@@ -311,7 +294,6 @@ static void keep_above(const float *pre, int n, int m, float v, int inclusive, S
                 z->val[e++] = pr[j];
             }
     }
-    z->nnz = z->row_ptr[r0 + n];
 }
 
 // BatchTopK over the whole batch held in w->pre: keep a >= v, the global

@@ -23,6 +23,9 @@ typedef struct {
 void codes_alloc(SparseCodes *c, int n_rows, int64_t cap);
 void codes_reserve(SparseCodes *c, int64_t cap); // grows idx/val/grad, keeps contents
 void codes_free(SparseCodes *c);
+// Rows [r0, r0 + n) will hold counts[r] entries each: sets their row_ptr (and
+// nnz) from row_ptr[r0] on and makes room for the entries.
+void codes_set_rows(SparseCodes *c, int r0, int n, const int *counts);
 
 // Latent-major view of a SparseCodes: for latent j, entries
 // ent[col_ptr[j] .. col_ptr[j+1]) are positions into the token-major arrays,

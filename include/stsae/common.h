@@ -23,6 +23,8 @@ void *xrealloc_at(void *p, size_t bytes, const char *file, int line);
 #define xrealloc(p, b) xrealloc_at((p), (b), __FILE__, __LINE__)
 
 double wall_time(void); // seconds, monotonic
+int thread_id(void);     // OpenMP thread number (0 outside parallel regions)
+int max_threads(void);   // OpenMP threads a parallel region gets (1 without OpenMP)
 
 // splitmix64: the state is one uint64_t.
 uint64_t rng_next(uint64_t *state);
