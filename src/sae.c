@@ -343,14 +343,39 @@ static void sum_f64(const SaeReduce *red, double *buf, int n) {
     if (red) red->sum_f64(red->ctx, buf, n);
 }
 
+// acc[i] = sum over rows of a[r][i], in double. Threads sum contiguous row
+// blocks, combined in block order: the same result for the same thread count.
+static void column_sums(const float *a, int n, int d, double *acc) {
+    const int nt = max_threads();
+    double *part = xcalloc((size_t)nt * d, sizeof(double));
+#pragma omp parallel num_threads(nt)
+    {
+        double *mine = part + (size_t)thread_id() * d;
+#pragma omp for schedule(static)
+        for (int r = 0; r < n; r++) {
+            const float *ar = a + (size_t)r * d;
+#pragma omp simd
+            for (int i = 0; i < d; i++) mine[i] += ar[i];
+        }
+    }
+    for (int i = 0; i < d; i++) acc[i] = 0.0;
+    for (int t = 0; t < nt; t++)
+        for (int i = 0; i < d; i++) acc[i] += part[(size_t)t * d + i];
+    free(part);
+}
+
 // Global mean row of a (n local rows) into mean (float [d]); scratch double [d + 1].
 static void global_mean(const float *a, int n, int d, const SaeReduce *red, double *acc, float *mean) {
-    memset(acc, 0, sizeof(double) * ((size_t)d + 1));
-    for (int r = 0; r < n; r++)
-        for (int i = 0; i < d; i++) acc[i] += a[(size_t)r * d + i];
+    column_sums(a, n, d, acc);
     acc[d] = n;
     sum_f64(red, acc, d + 1);
     for (int i = 0; i < d; i++) mean[i] = (float)(acc[i] / acc[d]);
+}
+
+// y[r] += x[r] for every row
+static void axpy_rows(const float *x, int n, int d, float *y) {
+#pragma omp parallel for schedule(static)
+    for (int r = 0; r < n; r++) axpy(d, 1.0f, x + (size_t)r * d, y + (size_t)r * d);
 }
 
 // g[r] = scale * (y[r] - x[r])
@@ -442,13 +467,13 @@ void sae_step(const SaeConfig *cfg, const SaeTensors *p, SaeTensors *grad, const
     residual_grad(w->xhat, x, n, d, grec, w->g);
     if (mh > 0) {
         residual_grad(w->xhat_h, x, n, d, (float)(2.0 * cfg->beta / den_rec), w->gsum);
-        for (size_t q = 0; q < (size_t)n * d; q++) w->gsum[q] += w->g[q];
+        axpy_rows(w->g, n, d, w->gsum);
     }
     if (k_aux_eff > 0) {
         // e = x - xhat (a constant) goes into gaux, ehat = D zaux into xhat,
         // which is not needed any more; then gaux becomes dL/dehat.
         float *e = w->gaux, *ehat = w->xhat;
-        for (size_t q = 0; q < (size_t)n * d; q++) e[q] = x[q] - w->xhat[q];
+        residual_grad(x, w->xhat, n, d, 1.0f, e);
         global_mean(e, n, d, red, acc, mean);
         double den_e = sq_dist_sum(e, mean, n, d, 0);
         decode_rows(za, p->D, NULL, d, n, m, ehat);
@@ -512,10 +537,7 @@ void sae_step(const SaeConfig *cfg, const SaeTensors *p, SaeTensors *grad, const
         if (frozen) memset(gD, 0, sizeof(float) * (size_t)d);
     }
     // db_dec = sum_r dL/dxhat_r (+ dL/dxhat_h_r) - W_enc^T db_enc
-    const float *gfull = mh > 0 ? w->gsum : w->g;
-    for (int i = 0; i < d; i++) acc[i] = 0.0;
-    for (int r = 0; r < n; r++)
-        for (int i = 0; i < d; i++) acc[i] += gfull[(size_t)r * d + i];
+    column_sums(mh > 0 ? w->gsum : w->g, n, d, acc);
     for (int i = 0; i < d; i++) grad->b_dec[i] = (float)acc[i];
     cblas_sgemv(CblasRowMajor, CblasTrans, m, d, -1.0f, p->W_enc, d, grad->b_enc, 1, 1.0f, grad->b_dec, 1);
     if (frozen) memset(grad->b_dec, 0, sizeof(float) * (size_t)d);
