@@ -149,59 +149,89 @@ static void tokset_build(TokSet *s, const SparseCodes *z, const float *u, int m,
     free(next);
 }
 
-static inline void touch(Scratch *sc, int *nt, int c) {
-    if (!sc->mark[c]) {
-        sc->mark[c] = 1;
-        sc->acc[c] = 0.0f;
-        sc->touched[(*nt)++] = c;
+// acc[c] over the latents of token r: the dot products u_r . u_c with every
+// member c of S sharing a latent with r; returns how many were touched.
+static inline int gather_dots(const SparseCodes *z, const float *u, int r, const TokSet *S, Scratch *sc) {
+    int nt = 0;
+    for (int64_t e = z->row_ptr[r]; e < z->row_ptr[r + 1]; e++) {
+        const float ue = u[e];
+        const int j = z->idx[e];
+        for (int64_t t = S->col_ptr[j]; t < S->col_ptr[j + 1]; t++) {
+            const int c = S->mem[t];
+            if (!sc->mark[c]) {
+                sc->mark[c] = 1;
+                sc->acc[c] = 0.0f;
+                sc->touched[nt++] = c;
+            }
+            sc->acc[c] += ue * S->u[t];
+        }
     }
+    return nt;
+}
+
+// gu of token r's entries += sum over members c of S sharing the latent of
+// acc[c] u_c (acc holds dL/d(u_r . u_c) for touched c), then clears the marks.
+static inline void scatter_grads(const SparseCodes *z, int r, const TokSet *S, Scratch *sc, int nt, float *gu) {
+    for (int64_t e = z->row_ptr[r]; e < z->row_ptr[r + 1]; e++) {
+        const int j = z->idx[e];
+        float s = 0.0f;
+        for (int64_t t = S->col_ptr[j]; t < S->col_ptr[j + 1]; t++) s += sc->acc[S->mem[t]] * S->u[t];
+        gu[e] += s;
+    }
+    for (int x = 0; x < nt; x++) sc->mark[sc->touched[x]] = 0;
+}
+
+// Drops member `self` from the touched set (it is not a candidate of itself):
+// its acc becomes 0 so it adds nothing to the gradients. Returns the new count.
+static inline int drop_self(Scratch *sc, int nt, int self) {
+    if (self < 0 || !sc->mark[self]) return nt;
+    sc->acc[self] = 0.0f;
+    for (int x = 0; x < nt; x++)
+        if (sc->touched[x] == self) {
+            sc->touched[x] = sc->touched[nt - 1];
+            sc->touched[nt - 1] = self; // still marked, so it is cleared with the rest
+            return nt - 1;
+        }
+    return nt;
 }
 
 // Pass A: every anchor's loss, log Z and its own gradient.
 static void pass_anchors(const Group *g, const SparseCodes *z, const float *u, float *gu,
                          double *logZ, Scratch *scr, float inv_tau) {
     const TokSet *A = g->A, *C = g->C;
+    const float wt = g->w * inv_tau;
     double loss = 0.0;
 #pragma omp parallel reduction(+ : loss)
     {
         Scratch *sc = &scr[thread_id()];
 #pragma omp for schedule(dynamic, 16)
         for (int i = 0; i < A->n; i++) {
-            int q = g->pos[i];
+            const int q = g->pos[i];
             if (q < 0) continue;
-            int self = g->self_excluded && !PLANTED("nce_self") ? i : -1;
-            int r = A->tok[i], nt = 0;
-            for (int64_t e = z->row_ptr[r]; e < z->row_ptr[r + 1]; e++) {
-                float ua = u[e];
-                int j = z->idx[e];
-                for (int64_t t = C->col_ptr[j]; t < C->col_ptr[j + 1]; t++) {
-                    int c = C->mem[t];
-                    if (c == self) continue;
-                    touch(sc, &nt, c);
-                    sc->acc[c] += ua * C->u[t];
-                }
-            }
+            const int self = g->self_excluded && !PLANTED("nce_self") ? i : -1;
+            const int r = A->tok[i];
+            int nt = gather_dots(z, u, r, C, sc);
+            const int n_all = nt;
+            nt = drop_self(sc, nt, self);
+            const float s_q = sc->mark[q] ? sc->acc[q] * inv_tau : 0.0f;
+            // exp(s_ac) of the touched; the others have s = 0 and add 1 each
             double Z = (double)(C->n - (self >= 0) - nt + PLANTED("nce_candidate"));
-            for (int x = 0; x < nt; x++) Z += exp((double)sc->acc[sc->touched[x]] * inv_tau);
-            double lz = log(Z);
-            logZ[i] = lz;
-            loss += lz - (sc->mark[q] ? (double)sc->acc[q] * inv_tau : 0.0);
-            // acc[c] becomes w/tau * (softmax_ac - [c = q]) = dL/ds_ac * ds_ac/d(u_a . u_c)
             for (int x = 0; x < nt; x++) {
-                int c = sc->touched[x];
-                double p = exp((double)sc->acc[c] * inv_tau - lz);
-                sc->acc[c] = (float)((p - (c == q)) * g->w * inv_tau);
+                const int c = sc->touched[x];
+                const float ex = expf(sc->acc[c] * inv_tau);
+                sc->acc[c] = ex;
+                Z += ex;
             }
-            for (int64_t e = z->row_ptr[r]; e < z->row_ptr[r + 1]; e++) {
-                int j = z->idx[e];
-                float s = 0.0f;
-                for (int64_t t = C->col_ptr[j]; t < C->col_ptr[j + 1]; t++) {
-                    int c = C->mem[t];
-                    if (c != self) s += sc->acc[c] * C->u[t];
-                }
-                gu[e] += s;
+            const double lz = log(Z);
+            logZ[i] = lz;
+            loss += lz - s_q;
+            // acc[c] becomes w/tau (softmax_ac - [c = q]) = dL/d(u_a . u_c)
+            const float invZ = (float)(1.0 / Z);
+            for (int x = 0; x < nt; x++) {
+                const int c = sc->touched[x];
+                sc->acc[c] = (sc->acc[c] * invZ - (float)(c == q)) * wt;
             }
-            for (int x = 0; x < nt; x++) sc->mark[sc->touched[x]] = 0;
+            scatter_grads(z, r, C, sc, n_all, gu);
         }
     }
     *g->loss += loss;
@@ -211,38 +241,21 @@ static void pass_anchors(const Group *g, const SparseCodes *z, const float *u, f
 static void pass_candidates(const Group *g, const SparseCodes *z, const float *u, float *gu,
                             const double *logZ, Scratch *scr, float inv_tau) {
     const TokSet *A = g->A, *C = g->C;
+    const float wt = g->w * inv_tau;
 #pragma omp parallel
     {
         Scratch *sc = &scr[thread_id()];
 #pragma omp for schedule(dynamic, 16)
         for (int c = 0; c < C->n; c++) {
-            int r = C->tok[c], nt = 0;
-            for (int64_t e = z->row_ptr[r]; e < z->row_ptr[r + 1]; e++) {
-                float uc = u[e];
-                int j = z->idx[e];
-                for (int64_t t = A->col_ptr[j]; t < A->col_ptr[j + 1]; t++) {
-                    int a = A->mem[t];
-                    if (g->pos[a] < 0 || (g->self_excluded && a == c)) continue;
-                    touch(sc, &nt, a);
-                    sc->acc[a] += uc * A->u[t];
-                }
-            }
+            const int r = C->tok[c];
+            const int n_all = gather_dots(z, u, r, A, sc);
+            const int nt = drop_self(sc, n_all, g->self_excluded ? c : -1);
             for (int x = 0; x < nt; x++) {
-                int a = sc->touched[x];
-                double p = exp((double)sc->acc[a] * inv_tau - logZ[a]);
-                sc->acc[a] = (float)((p - (g->pos[a] == c)) * g->w * inv_tau);
+                const int a = sc->touched[x];
+                sc->acc[a] = g->pos[a] < 0 ? 0.0f
+                                           : (expf(sc->acc[a] * inv_tau - (float)logZ[a]) - (float)(g->pos[a] == c)) * wt;
             }
-            for (int64_t e = z->row_ptr[r]; e < z->row_ptr[r + 1]; e++) {
-                int j = z->idx[e];
-                float s = 0.0f;
-                for (int64_t t = A->col_ptr[j]; t < A->col_ptr[j + 1]; t++) {
-                    int a = A->mem[t];
-                    if (g->pos[a] < 0 || (g->self_excluded && a == c)) continue;
-                    s += sc->acc[a] * A->u[t];
-                }
-                gu[e] += s;
-            }
-            for (int x = 0; x < nt; x++) sc->mark[sc->touched[x]] = 0;
+            scatter_grads(z, r, A, sc, n_all, gu);
         }
     }
 }

@@ -5,10 +5,12 @@
 //      token the selection (TopK / sparsemax / entmax) and AuxK's dead-latent
 //      TopK, straight into CSR codes; BatchTopK holds the whole batch's pre
 //      and selects against the global k*B-th largest value;
-//   3. decode over the kept latents: xhat, xhat_h (Matryoshka), ehat (AuxK);
-//   4. losses and their gradients with respect to xhat, xhat_h, ehat;
-//   5. dL/dz of every kept entry (decoder rows . those gradients), plus the
-//      InfoNCE terms, then through the selection to dL/dpre;
+//   3. per token, fused: decode over the kept latents (xhat, and xhat_h for
+//      Matryoshka), the loss terms, dL/dxhat, and dL/dz of every kept entry
+//      (decoder row . dL/dxhat) while the token's decoder rows are in cache;
+//      the same for AuxK (ehat) once its global denominator is known;
+//   4. the InfoNCE terms on dL/dz;
+//   5. through the selection to dL/dpre;
 //   6. parameter gradients latent by latent over the latent-major index:
 //      dD_j, dW_enc_j, db_enc_j; then db_dec.
 #include "stsae/sae.h"
@@ -124,7 +126,8 @@ struct SaeWork {
     int32_t *dead_list;      // [m]
     SparseCodes z, aux;
     LatentIndex lz, laux;
-    float *xhat, *xhat_h, *g, *gsum, *gaux; // [max_tok, d]
+    float *g, *gsum, *gaux;  // [max_tok, d]: dL/dxhat, + dL/dxhat_h, AuxK residual then dL/dehat
+    double *row_sq, *row_sqh; // [max_tok] per-token squared distances
     InfoNceWork *nce;
 };
 
@@ -142,8 +145,8 @@ SaeWork *sae_work_create(const SaeConfig *cfg, int max_tok) {
     int64_t per_tok = cfg->select == SEL_TOPK ? cfg->k : 2 * cfg->k;
     codes_alloc(&w->z, max_tok, (int64_t)n * per_tok);
     codes_alloc(&w->aux, max_tok, cfg->k_aux > 0 ? (int64_t)n * cfg->k_aux : 1);
-    w->xhat = xmalloc(sizeof(float) * n * d);
-    w->xhat_h = cfg->m_high > 0 ? xmalloc(sizeof(float) * n * d) : NULL;
+    w->row_sq = xmalloc(sizeof(double) * n);
+    w->row_sqh = xmalloc(sizeof(double) * n);
     w->g = xmalloc(sizeof(float) * n * d);
     w->gsum = cfg->m_high > 0 ? xmalloc(sizeof(float) * n * d) : NULL;
     w->gaux = cfg->k_aux > 0 ? xmalloc(sizeof(float) * n * d) : NULL;
@@ -162,8 +165,8 @@ void sae_work_free(SaeWork *w) {
     codes_free(&w->aux);
     latent_index_free(&w->lz);
     latent_index_free(&w->laux);
-    free(w->xhat);
-    free(w->xhat_h);
+    free(w->row_sq);
+    free(w->row_sqh);
     free(w->g);
     free(w->gsum);
     free(w->gaux);
@@ -307,36 +310,99 @@ static void select_batch(const SaeConfig *cfg, int n, const SaeReduce *red, SaeW
     keep_above(w->pre, n, cfg->m, v, 1, &w->z, 0, counts);
 }
 
-// out[r] = base + sum over the entries e of row r with idx < hi of val[e] D[idx]
-static void decode_rows(const SparseCodes *c, const float *D, const float *base, int d, int n,
-                        int hi, float *out) {
+static inline float dot(int d, const float *restrict a, const float *restrict b) {
+    float s = 0.0f;
+#pragma omp simd reduction(+ : s)
+    for (int i = 0; i < d; i++) s += a[i] * b[i];
+    return s;
+}
+
+static inline double sq_dist(int d, const float *restrict a, const float *restrict b) {
+    double t = 0.0;
+#pragma omp simd reduction(+ : t)
+    for (int i = 0; i < d; i++) {
+        double q = (double)a[i] - b[i];
+        t += q * q;
+    }
+    return t;
+}
+
+// Sum of per-row values in row order: the same bits whatever the thread count.
+static double sum_rows(const double *v, int n) {
+    double s = 0.0;
+    for (int r = 0; r < n; r++) s += v[r];
+    return s;
+}
+
+// rows[r] = ||a_r - b||^2 for one fixed row b
+static void sq_dist_rows(const float *a, const float *b, int n, int d, double *rows) {
 #pragma omp parallel for schedule(static)
-    for (int r = 0; r < n; r++) {
-        float *o = out + (size_t)r * d;
-        if (base) memcpy(o, base, sizeof(float) * (size_t)d);
-        else memset(o, 0, sizeof(float) * (size_t)d);
-        for (int64_t e = c->row_ptr[r]; e < c->row_ptr[r + 1]; e++) {
-            if (c->idx[e] >= hi) continue;
-            axpy(d, c->val[e], D + (size_t)c->idx[e] * d, o);
+    for (int r = 0; r < n; r++) rows[r] = sq_dist(d, a + (size_t)r * d, b);
+}
+
+// The reconstruction losses and their gradients, one token at a time so that
+// the token's decoder rows are read once from memory and then reused from
+// cache. For token r, with xhat = b_dec + sum z_j D_j and xhat_h its part over
+// j < m_high:
+//   g[r]    = gs (xhat - x)          (dL_rec/dxhat)
+//   gsum[r] = g[r] + gsh (xhat_h - x) (adds dL_high/dxhat_h; Matryoshka only)
+//   e[r]    = x - xhat                (AuxK's residual; e may be NULL)
+//   sq[r] = ||x - xhat||^2, sqh[r] = ||x - xhat_h||^2
+//   z->grad of each entry = D_j . (gsum[r] for j < m_high, else g[r])
+static void decode_fused(const SparseCodes *z, const float *D, const float *b_dec, const float *x, int n,
+                         int d, int mh, float gs, float gsh, float *g, float *gsum, float *e, double *sq,
+                         double *sqh) {
+#pragma omp parallel
+    {
+        float *xh = xmalloc(sizeof(float) * 2 * (size_t)d), *xhh = xh + d;
+#pragma omp for schedule(static)
+        for (int r = 0; r < n; r++) {
+            const float *xr = x + (size_t)r * d;
+            float *gr = g + (size_t)r * d;
+            memset(xh, 0, sizeof(float) * (size_t)d);
+            for (int64_t q = z->row_ptr[r]; q < z->row_ptr[r + 1]; q++)
+                if (z->idx[q] < mh) axpy(d, z->val[q], D + (size_t)z->idx[q] * d, xh);
+            if (mh > 0)
+                for (int i = 0; i < d; i++) xhh[i] = xh[i] + b_dec[i];
+            for (int64_t q = z->row_ptr[r]; q < z->row_ptr[r + 1]; q++)
+                if (z->idx[q] >= mh) axpy(d, z->val[q], D + (size_t)z->idx[q] * d, xh);
+            for (int i = 0; i < d; i++) xh[i] += b_dec[i];
+            sq[r] = sq_dist(d, xr, xh);
+            for (int i = 0; i < d; i++) gr[i] = gs * (xh[i] - xr[i]);
+            if (e)
+                for (int i = 0; i < d; i++) e[(size_t)r * d + i] = xr[i] - xh[i];
+            if (mh > 0) {
+                float *gh = gsum + (size_t)r * d;
+                sqh[r] = sq_dist(d, xr, xhh);
+                for (int i = 0; i < d; i++) gh[i] = gr[i] + gsh * (xhh[i] - xr[i]);
+            }
+            for (int64_t q = z->row_ptr[r]; q < z->row_ptr[r + 1]; q++)
+                z->grad[q] = dot(d, D + (size_t)z->idx[q] * d, (z->idx[q] < mh ? gsum : g) + (size_t)r * d);
         }
+        free(xh);
     }
 }
 
-// sum over rows of ||a_r - b_r||^2 (b may be one row repeated: b_stride 0)
-static double sq_dist_sum(const float *a, const float *b, int n, int d, int b_stride) {
-    double s = 0.0;
-#pragma omp parallel for schedule(static) reduction(+ : s)
-    for (int r = 0; r < n; r++) {
-        const float *ar = a + (size_t)r * d, *br = b + (size_t)r * b_stride;
-        double t = 0.0;
-#pragma omp simd reduction(+ : t)
-        for (int i = 0; i < d; i++) {
-            double q = (double)ar[i] - br[i];
-            t += q * q;
+// AuxK, one token at a time: ehat = sum zaux_j D_j (no bias),
+// sq[r] = ||e - ehat||^2, then e[r] becomes dL/dehat = s (ehat - e) and each
+// aux entry's grad D_j . that.
+static void aux_fused(const SparseCodes *za, const float *D, int n, int d, float s, float *e, double *sq) {
+#pragma omp parallel
+    {
+        float *eh = xmalloc(sizeof(float) * (size_t)d);
+#pragma omp for schedule(static)
+        for (int r = 0; r < n; r++) {
+            float *er = e + (size_t)r * d;
+            memset(eh, 0, sizeof(float) * (size_t)d);
+            for (int64_t q = za->row_ptr[r]; q < za->row_ptr[r + 1]; q++)
+                axpy(d, za->val[q], D + (size_t)za->idx[q] * d, eh);
+            sq[r] = sq_dist(d, er, eh);
+            for (int i = 0; i < d; i++) er[i] = s * (eh[i] - er[i]);
+            for (int64_t q = za->row_ptr[r]; q < za->row_ptr[r + 1]; q++)
+                za->grad[q] = dot(d, D + (size_t)za->idx[q] * d, er);
         }
-        s += t;
+        free(eh);
     }
-    return s;
 }
 
 static void sum_f64(const SaeReduce *red, double *buf, int n) {
@@ -372,38 +438,6 @@ static void global_mean(const float *a, int n, int d, const SaeReduce *red, doub
     for (int i = 0; i < d; i++) mean[i] = (float)(acc[i] / acc[d]);
 }
 
-// y[r] += x[r] for every row
-static void axpy_rows(const float *x, int n, int d, float *y) {
-#pragma omp parallel for schedule(static)
-    for (int r = 0; r < n; r++) axpy(d, 1.0f, x + (size_t)r * d, y + (size_t)r * d);
-}
-
-// g[r] = scale * (y[r] - x[r])
-static void residual_grad(const float *y, const float *x, int n, int d, float scale, float *g) {
-#pragma omp parallel for schedule(static)
-    for (int r = 0; r < n; r++)
-        for (int i = 0; i < d; i++) {
-            size_t q = (size_t)r * d + i;
-            g[q] = scale * (y[q] - x[q]);
-        }
-}
-
-static inline float dot(int d, const float *restrict a, const float *restrict b) {
-    float s = 0.0f;
-#pragma omp simd reduction(+ : s)
-    for (int i = 0; i < d; i++) s += a[i] * b[i];
-    return s;
-}
-
-// dz of every entry of c: D[idx] . (g_hi for idx < m_high, else g_lo) of its row
-static void code_grads(const SparseCodes *c, const float *D, int d, int n, const float *g_lo,
-                       const float *g_hi, int m_high) {
-#pragma omp parallel for schedule(static)
-    for (int r = 0; r < n; r++)
-        for (int64_t e = c->row_ptr[r]; e < c->row_ptr[r + 1]; e++)
-            c->grad[e] = dot(d, D + (size_t)c->idx[e] * d, (c->idx[e] < m_high ? g_hi : g_lo) + (size_t)r * d);
-}
-
 void sae_step(const SaeConfig *cfg, const SaeTensors *p, SaeTensors *grad, const float *x,
               const SaeBatch *b, const uint8_t *dead, const SaeReduce *red, SaeWork *w, SaeLosses *out) {
     const int d = cfg->d, m = cfg->m, n = b->n_tok;
@@ -417,7 +451,8 @@ void sae_step(const SaeConfig *cfg, const SaeTensors *p, SaeTensors *grad, const
     global_mean(x, n, d, red, acc, mean);
     const int64_t n_glob = (int64_t)acc[d];
     out->n_tok_global = n_glob;
-    double den[1] = {sq_dist_sum(x, mean, n, d, 0)};
+    sq_dist_rows(x, mean, n, d, w->row_sq);
+    double den[1] = {sum_rows(w->row_sq, n)};
     sum_f64(red, den, 1);
     const double den_rec = den[0] > 0.0 ? den[0] : 1.0;
 
@@ -453,44 +488,35 @@ void sae_step(const SaeConfig *cfg, const SaeTensors *p, SaeTensors *grad, const
     sum_f64(red, l0, 1);
     out->l0 = l0[0] / (double)(n_glob ? n_glob : 1);
 
-    // 3. decode; 4. losses and dL/dxhat
-    decode_rows(z, p->D, p->b_dec, d, n, m, w->xhat);
+    // 3. decode, losses, dL/dxhat and dL/dz per token
     const int mh = cfg->m_high;
-    if (mh > 0) decode_rows(z, p->D, p->b_dec, d, n, mh, w->xhat_h);
-    acc[0] = sq_dist_sum(x, w->xhat, n, d, d);
-    acc[1] = mh > 0 ? sq_dist_sum(x, w->xhat_h, n, d, d) : 0.0;
+    float grec = (float)(2.0 / den_rec);
+    if (PLANTED("rec_scale")) grec *= 1.001f;
+    decode_fused(z, p->D, p->b_dec, x, n, d, mh, grec, (float)(2.0 * cfg->beta / den_rec), w->g, w->gsum,
+                 k_aux_eff > 0 ? w->gaux : NULL, w->row_sq, w->row_sqh);
+    acc[0] = sum_rows(w->row_sq, n);
+    acc[1] = mh > 0 ? sum_rows(w->row_sqh, n) : 0.0;
     sum_f64(red, acc, 2);
     out->rec = acc[0] / den_rec;
     out->high = acc[1] / den_rec;
-    float grec = (float)(2.0 / den_rec);
-    if (PLANTED("rec_scale")) grec *= 1.001f;
-    residual_grad(w->xhat, x, n, d, grec, w->g);
-    if (mh > 0) {
-        residual_grad(w->xhat_h, x, n, d, (float)(2.0 * cfg->beta / den_rec), w->gsum);
-        axpy_rows(w->g, n, d, w->gsum);
-    }
     if (k_aux_eff > 0) {
-        // e = x - xhat (a constant) goes into gaux, ehat = D zaux into xhat,
-        // which is not needed any more; then gaux becomes dL/dehat.
-        float *e = w->gaux, *ehat = w->xhat;
-        residual_grad(x, w->xhat, n, d, 1.0f, e);
+        // e = x - xhat (a constant) is in gaux; its FVU denominator first
+        float *e = w->gaux;
         global_mean(e, n, d, red, acc, mean);
-        double den_e = sq_dist_sum(e, mean, n, d, 0);
-        decode_rows(za, p->D, NULL, d, n, m, ehat);
-        acc[0] = sq_dist_sum(e, ehat, n, d, d);
-        acc[1] = den_e;
-        sum_f64(red, acc, 2);
+        sq_dist_rows(e, mean, n, d, w->row_sq);
+        acc[1] = sum_rows(w->row_sq, n);
+        sum_f64(red, acc + 1, 1);
         const double aux_scale = fmin((double)n_dead / cfg->k_aux, 1.0);
-        const double dd = acc[1] > 0.0 ? acc[1] : 1.0;
-        out->aux = aux_scale * acc[0] / dd;
-        float s = (float)(cfg->alpha * aux_scale * 2.0 / dd);
+        const double den_e = acc[1] > 0.0 ? acc[1] : 1.0;
+        float s = (float)(cfg->alpha * aux_scale * 2.0 / den_e);
         if (PLANTED("aux_sign")) s = -s;
-        residual_grad(ehat, e, n, d, s, e);
+        aux_fused(za, p->D, n, d, s, e, w->row_sq);
+        acc[0] = sum_rows(w->row_sq, n);
+        sum_f64(red, acc, 1);
+        out->aux = aux_scale * acc[0] / den_e;
     }
 
-    // 5. dL/dz, InfoNCE, selection backward
-    code_grads(z, p->D, d, n, w->g, mh > 0 ? w->gsum : w->g, mh);
-    if (k_aux_eff > 0) code_grads(za, p->D, d, n, w->gaux, w->gaux, 0);
+    // 4. InfoNCE; 5. the selection backward
     if (cfg->contrast != CTR_NONE) {
         InfoNceLoss nl;
         infonce_step(cfg, b, z, w->nce, &nl);

@@ -5,7 +5,7 @@ writes CASE.h5, runs `STSAE check-step CASE.h5 OUT.h5` and compares OUT.h5
 with the float64 PyTorch reference in tests/ref/sae_ref.py.
 
   /usr/bin/python3 tests/test_check_step.py --stsae build/stsae
-        [--variants standard,temporal] [--cases 6] [--seed 0] [--workdir DIR]
+        [--variants standard,temporal] [--cases 8] [--seed 0] [--workdir DIR]
   /usr/bin/python3 tests/test_check_step.py --emit DIR     # cases + REF.h5, no binary
   /usr/bin/python3 tests/test_check_step.py --f32-ref      # float32 reference as the
         "binary": checks that the tolerances and tie margins suit float32 code
@@ -65,7 +65,7 @@ def schedule(variant, index):
     return {
         "dead_mode": ("few", "many", "none")[index % 3],   # n_dead < k_aux, >= k_aux, 0
         "k_aux": (4, 16)[index % 2],
-        "alpha": (0.5, 1.0 / 32)[(index // 2) % 2],
+        "alpha": (0.5, 1.0 / 32)[((index + 1) // 2) % 2],  # both with and without optim
         "optim": (index // 2) % 2 == 1,                     # indices 2,3, 6,7, ...
         "smax_layout": ("tokens", "clips", "clips_no_temp")[index % 3],
     }
@@ -530,7 +530,8 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--stsae", help="path to the stsae binary")
     ap.add_argument("--variants", default=",".join(R.VARIANTS))
-    ap.add_argument("--cases", type=int, default=6, help="cases per variant (>= 4 recommended)")
+    ap.add_argument("--cases", type=int, default=8,
+                    help="cases per variant (default 8: 4 with a short optimizer run)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--workdir", default=None,
                     help="where cases and outputs go (default tests/ref/cases)")
