@@ -3,7 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "stsae/check.h"  // check_step_main
+#include "stsae/check.h"  // check_step_main, check_deck_main
 #include "stsae/common.h" // STSAE_VERSION
 #include "stsae/device.h" // device_describe
 
@@ -11,6 +11,7 @@ static void usage(FILE *out) {
     fprintf(out,
             "stsae %s — spatio-temporal sparse autoencoders on video features\n"
             "usage: stsae COMMAND ARGS\n"
+            "  check DECK [key=value ...]  validate a deck; print it as resolved and its job list\n"
             "  check-step CASE.h5 OUT.h5   one training step on a saved batch: losses and gradients\n"
             "  version                     print the version and the GPU backend\n",
             STSAE_VERSION);
@@ -23,6 +24,7 @@ int main(int argc, char **argv) {
     }
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL); // our own messages name the file and object
     const char *cmd = argv[1];
+    if (!strcmp(cmd, "check")) return check_deck_main(argc - 2, argv + 2);
     if (!strcmp(cmd, "check-step")) return check_step_main(argc - 2, argv + 2);
     if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
         printf("stsae %s\nbackend: %s\n", STSAE_VERSION, device_describe());

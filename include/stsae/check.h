@@ -10,4 +10,9 @@
 
 int check_step_main(int argc, char **argv);
 
+// `stsae check DECK [key=value ...]` (SPEC §5): validates a deck, prints it as
+// resolved and then its job table as YAML comments (so the output is itself a
+// deck). Exit 0; on a deck error, one message on stderr and exit 1.
+int check_deck_main(int argc, char **argv);
+
 #endif

@@ -1,0 +1,244 @@
+#!/usr/bin/python3
+"""`stsae check` on decks: the paper's grid, overrides, and every kind of bad deck.
+
+  /usr/bin/python3 tests/test_deck.py --stsae build/stsae --deck inputs/ablation29.yaml [--workdir DIR]
+
+(a) inputs/ablation29.yaml expands to exactly the paper's jobs (per variant),
+    with unique names and hashes, and its output loads again as the same deck;
+(b) a small deck: expansion order, and overrides (train.k=32 reaches every
+    job, train.seeds=[5] replaces the seeds, a grid entry can be overridden);
+(c) bad decks written here: each must exit 1 with one message on stderr that
+    starts with `FILE:LINE: KEY:` (the line marked `#<-` in the deck) or
+    `command line: ARG: KEY:`, and names what is wrong.
+Prints one line per case and `N passed, M failed`; exit status 1 on failure.
+"""
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+import tempfile
+
+RESULTS = []
+
+
+def report(name, ok, why=""):
+    RESULTS.append(ok)
+    print(f"{'ok  ' if ok else 'FAIL'} {name}{'' if ok else ': ' + why}")
+
+
+def check(stsae, deck, *over):
+    p = subprocess.run([stsae, "check", deck, *over], capture_output=True, text=True, timeout=60)
+    return p.returncode, p.stdout, p.stderr
+
+
+JOB_LINE = re.compile(r"^#\s+(\d+)\s+(\S+)\s+(\S+)\s+(\S+)\s+(\S+)\s+(\S+)\s+(\S+)\s+(\S+)\s+(\S+)"
+                      r"\s+(\d+)\s+(\d+)\s+([0-9a-f]{16})\s+([0-9.]+)$")
+FIELDS = ["index", "name", "variant", "lambda_t", "lambda_s", "lambda_r", "tau", "high_frac", "T_s",
+          "k", "seed", "hash", "cost"]
+
+
+def jobs_of(stdout):
+    jobs = [dict(zip(FIELDS, m.groups())) for m in map(JOB_LINE.match, stdout.splitlines()) if m]
+    for j in jobs:
+        j["index"], j["k"], j["seed"] = int(j["index"]), int(j["k"]), int(j["seed"])
+    return jobs
+
+
+def counts(jobs):
+    c = {}
+    for j in jobs:
+        c[j["variant"]] = c.get(j["variant"], 0) + 1
+    return c
+
+
+# --- (a) the paper's grid ------------------------------------------------------------
+
+ABLATION = {"temporal": 18, "separate": 18, "raster": 18, "temporal+M": 18, "separate+M": 15,  # 29 x 3
+            "standard": 3, "standard+M": 3, "frozen": 3,                                      # baselines x 3
+            "sparsemax": 24}                                                                   # 8 T_s x 3
+
+
+def test_ablation(stsae, deck, work):
+    rc, out, err = check(stsae, deck)
+    if rc != 0:
+        return report("ablation29: check succeeds", False, err.strip())
+    jobs = jobs_of(out)
+    report("ablation29: 120 jobs", len(jobs) == 120, f"got {len(jobs)}")
+    report("ablation29: jobs per variant", counts(jobs) == ABLATION, str(counts(jobs)))
+    contrastive = [j for j in jobs if j["variant"] in ("temporal", "separate", "raster", "temporal+M", "separate+M")]
+    configs = {(j["variant"], j["lambda_t"], j["lambda_s"], j["lambda_r"], j["tau"]) for j in contrastive}
+    report("ablation29: 29 contrastive configurations x 3 seeds",
+           len(configs) == 29 and len(contrastive) == 87, f"{len(configs)} configurations, {len(contrastive)} jobs")
+    report("ablation29: hashes unique", len({j["hash"] for j in jobs}) == len(jobs))
+    report("ablation29: names unique", len({j["name"] for j in jobs}) == len(jobs))
+    report("ablation29: indices 0..n-1 in order", [j["index"] for j in jobs] == list(range(len(jobs))))
+    sep = [j for j in jobs if j["variant"].startswith("separate")]
+    report("ablation29: separate has lambda_t = lambda_s", all(j["lambda_t"] == j["lambda_s"] != "-" for j in sep))
+    ras = [j for j in jobs if j["variant"] == "raster"]
+    report("ablation29: raster sets lambda_r only",
+           all(j["lambda_r"] != "-" and j["lambda_t"] == j["lambda_s"] == "-" for j in ras))
+    ts = sorted({float(j["T_s"]) for j in jobs if j["variant"] == "sparsemax"})
+    report("ablation29: sparsemax T_s sweep with lambda_t 0.1",
+           ts == [0.1, 0.5, 1, 2, 5, 10, 20, 50] and
+           all(j["lambda_t"] == "0.1" for j in jobs if j["variant"] == "sparsemax"), str(ts))
+    summary = out.strip().splitlines()[-1]
+    report("ablation29: summary line", summary.startswith("# 120 jobs: standard 3,"), summary)
+    again = os.path.join(work, "resolved.yaml")
+    with open(again, "w") as f:
+        f.write(out)
+    rc2, out2, err2 = check(stsae, again)
+    report("ablation29: the output loads again as the same deck",
+           rc2 == 0 and out2.splitlines()[1:] == out.splitlines()[1:], err2.strip())
+
+
+# --- (b) a small deck with overrides ---------------------------------------------------
+
+SMALL = """\
+run_dir: runs/small
+train:
+  seeds: [0, 1]
+  grid:
+    - {variant: standard}
+    - {variant: temporal, lambda: [0.01, 0.1], tau: [0.05, 0.5]}
+"""
+
+
+def test_overrides(stsae, work):
+    deck = os.path.join(work, "small.yaml")
+    with open(deck, "w") as f:
+        f.write(SMALL)
+    rc, out, err = check(stsae, deck)
+    jobs = jobs_of(out)
+    report("small: 10 jobs", rc == 0 and len(jobs) == 10, err.strip() or f"got {len(jobs)}")
+    names = [j["name"] for j in jobs]
+    expect = ["standard_seed0", "standard_seed1"] + [f"temporal_lambda{l}_tau{t}_seed{s}"
+                                                      for l in ("0.01", "0.1") for t in ("0.05", "0.5") for s in (0, 1)]
+    report("small: Cartesian order (keys in file order, last fastest, seeds innermost)", names == expect, str(names))
+    report("small: k defaults to 64", all(j["k"] == 64 for j in jobs))
+    rc, out2, err = check(stsae, deck, "train.k=32")
+    jobs2 = jobs_of(out2)
+    report("small: train.k=32 changes every job's k and hash",
+           rc == 0 and len(jobs2) == 10 and all(j["k"] == 32 for j in jobs2) and
+           not {j["hash"] for j in jobs} & {j["hash"] for j in jobs2}, err.strip())
+    rc, out3, err = check(stsae, deck, "train.seeds=[5]")
+    jobs3 = jobs_of(out3)
+    report("small: train.seeds=[5] gives 5 jobs, all seed 5",
+           rc == 0 and len(jobs3) == 5 and all(j["seed"] == 5 for j in jobs3), err.strip())
+    rc, out4, err = check(stsae, deck, "train.grid[1].lambda=0.5", "train.seeds=[0]")
+    jobs4 = jobs_of(out4)
+    report("small: an override reaches a grid entry",
+           rc == 0 and [j["lambda_t"] for j in jobs4[1:]] == ["0.5", "0.5"], err.strip())
+    rc, out5, err = check(stsae, deck)
+    report("small: the same deck gives the same hashes", [j["hash"] for j in jobs_of(out5)] == [j["hash"] for j in jobs])
+
+
+# --- (c) bad decks ----------------------------------------------------------------------
+# (name, deck text, overrides, expected key, words the message must contain).
+# The offending line is marked `#<-`; expected key None means a YAML syntax
+# error (FILE:LINE:COL:). A deck of None means the deck file does not exist.
+
+GRID = "  grid:\n    - {variant: standard}\n"
+
+BAD = [
+    ("YAML syntax error", "run_dir: a\ntrain:\n  k: 3: 4   #<-\n" + GRID, [], None, ["mapping values are not allowed"]),
+    ("tab in indentation", "run_dir: a\ntrain:\n\tk: 3   #<-\n", [], None, ["cannot start any token"]),
+    ("unknown key, top level", "run_dir: a\ntrian:   #<-\n  k: 3\n", [], "trian", ["unknown key", "did you mean 'train'"]),
+    ("unknown key, nested", "train:\n  k: 3\n  kk: 4   #<-\n" + GRID, [], "train.kk", ["unknown key", "did you mean 'k'"]),
+    ("unknown key, grid entry", "train:\n  grid:\n    - {variant: standard}\n    - {variant: temporal, lamda: 0.1}   #<-\n",
+     [], "train.grid[1].lamda", ["unknown key", "did you mean 'lambda'"]),
+    ("unknown key, far from any", "train:\n" + GRID + "  zzzzzz: 1   #<-\n", [], "train.zzzzzz", ["unknown key"]),
+    ("string where an integer goes", "train:\n  k: abc   #<-\n" + GRID, [], "train.k",
+     ["expected an integer >= 1 (got 'abc')"]),
+    ("a map where a number goes", "train:\n  tau:   #<-\n    a: 1\n" + GRID, [], "train.tau", ["expected a number > 0 (got a map)"]),
+    ("integer with a leading zero", "train:\n  k: 010   #<-\n" + GRID, [], "train.k", ["expected an integer", "'010'"]),
+    ("k = 0", "train:\n  k: 0   #<-\n" + GRID, [], "train.k", ["expected an integer >= 1 (got '0')"]),
+    ("tau = -1", "train:\n  tau: -1   #<-\n" + GRID, [], "train.tau", ["expected a number > 0 (got '-1')"]),
+    ("high_frac = 1.5", "train:\n  high_frac: 1.5   #<-\n" + GRID, [], "train.high_frac",
+     ["expected a number in (0, 1] (got '1.5')"]),
+    ("out of range in a grid list", "train:\n  grid:\n    - {variant: temporal, tau: [0.1, 0.0]}   #<-\n", [],
+     "train.grid[0].tau[1]", ["expected a number > 0 (got '0.0')"]),
+    ("enum value not allowed", "run_dir: a\ndevice: tpu   #<-\n", [], "device", ["expected one of cpu, cuda (got 'tpu')"]),
+    ("boolean spelled yes", "extract:\n  input: {csv: a.csv}\n  final_norm: yes   #<-\n", [], "extract.final_norm",
+     ["expected true or false (got 'yes')"]),
+    ("duplicate key", "train:\n  k: 3\n  epochs: 2\n  k: 4   #<-\n" + GRID, [], "train.k",
+     ["duplicate key", "first given at line 2"]),
+    ("missing required key (grid)", "run_dir: a\ntrain:   #<-\n  k: 3\n", [], "train.grid", ["missing required key"]),
+    ("grid entry without variant", "train:\n  grid:\n    - {variant: standard}\n    - {lambda: 0.1}   #<-\n", [],
+     "train.grid[1].variant", ["missing required key"]),
+    ("unknown variant", "train:\n  grid:\n    - {variant: standard}\n    - variant: temporal+X   #<-\n", [],
+     "train.grid[1].variant", ["expected one of standard, temporal", "(got 'temporal+X')"]),
+    ("empty grid", "train:\n  grid: []   #<-\n", [], "train.grid", ["expected a non-empty list of maps"]),
+    ("extract input: two sources", "extract:\n  input: {csv: a.csv, pixels: p.h5}   #<-\n", [], "extract.input",
+     ["exactly one of csv, ssv2, k400, pixels", "(got csv, pixels)"]),
+    ("extract input: ssv2 incomplete", "extract:\n  input:\n    ssv2: {videos: v}   #<-\n", [],
+     "extract.input.ssv2.annotations", ["missing required key"]),
+    ("value the variant does not use", "train:\n  grid:\n    - {variant: standard, tau: 0.5}   #<-\n", [],
+     "train.grid[0].tau", ["variant standard does not use tau"]),
+    ("two jobs with identical values", "train:\n  grid:\n    - {variant: temporal, lambda: 0.1}\n"
+     "    - {variant: temporal, lambda_t: 0.1}   #<-\n", [], "train.grid[1]",
+     ["has the same values as job 'temporal_lambda0.1_seed0' of train.grid[0]", ":3)"]),
+    ("two documents", "run_dir: a\n---   #<-\nrun_dir: b\n", [], "deck", ["one YAML document"]),
+    ("bad override: unknown key", "train:\n" + GRID, ["train.kk=3"], "train.kk", ["unknown key", "did you mean 'k'"]),
+    ("bad override: unknown section", "train:\n" + GRID, ["trian.k=3"], "trian", ["unknown key", "did you mean 'train'"]),
+    ("bad override: bad value", "train:\n" + GRID, ["train.k=abc"], "train.k", ["expected an integer >= 1 (got 'abc')"]),
+    ("bad override: bad list value", "train:\n" + GRID, ["train.seeds=[0,x]"], "train.seeds[1]",
+     ["expected an integer >= 0 (got 'x')"]),
+    ("bad override: YAML syntax", "train:\n" + GRID, ["train.seeds=[0,"], "", ["did not find expected node content"]),
+    ("bad override: no '='", "train:\n" + GRID, ["train.k"], "", ["expected KEY=VALUE"]),
+    ("bad override: no such grid entry", "train:\n" + GRID, ["train.grid[4].lambda=1"], "train.grid[4]", ["not in the deck"]),
+    ("missing deck file", None, [], "", ["cannot open deck"]),
+]
+
+
+def expected_prefix(path, text, over, key):
+    if text is None:
+        return f"{path}: "
+    if over:
+        return f"command line: {over[-1]}: {key}: " if key else f"command line: "
+    line = next(i + 1 for i, l in enumerate(text.splitlines()) if "#<-" in l)
+    return f"{path}:{line}:" if key is None else f"{path}:{line}: {key}: "
+
+
+def test_bad(stsae, work):
+    for i, (name, text, over, key, words) in enumerate(BAD):
+        path = os.path.join(work, f"bad{i:02d}.yaml")
+        if text is None:
+            if os.path.exists(path):
+                os.remove(path)
+        else:
+            with open(path, "w") as f:
+                f.write(text)
+        rc, out, err = check(stsae, path, *over)
+        prefix = expected_prefix(path, text, over, key)
+        lines = err.strip().splitlines()
+        msg = lines[0] if lines else ""
+        if key is None:  # syntax error: FILE:LINE:COL:
+            ok_prefix = re.match(re.escape(prefix) + r"\d+: ", msg) is not None
+        else:
+            ok_prefix = msg.startswith(prefix)
+        missing = [w for w in words if w not in msg]
+        ok = rc == 1 and len(lines) == 1 and out == "" and ok_prefix and not missing
+        why = f"rc={rc}, stderr={err.strip()!r}, expected prefix {prefix!r}" + (f", missing {missing}" if missing else "")
+        report(f"bad deck: {name}", ok, why)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--stsae", required=True)
+    ap.add_argument("--deck", required=True, help="inputs/ablation29.yaml")
+    ap.add_argument("--workdir", default=None)
+    a = ap.parse_args()
+    work = a.workdir or tempfile.mkdtemp(prefix="stsae_deck_")
+    os.makedirs(work, exist_ok=True)
+    test_ablation(a.stsae, a.deck, work)
+    test_overrides(a.stsae, work)
+    test_bad(a.stsae, work)
+    failed = RESULTS.count(False)
+    print(f"{len(RESULTS) - failed} passed, {failed} failed")
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,242 @@
+// test_jobs.c — the deck getters and the grid expansion, in process:
+//   expansion order (entries in file order; the Cartesian product of an
+//   entry's keys in file order, last fastest; seeds innermost) and names;
+//   the variant rules (lambda -> lambda_t / lambda_s / lambda_r, explicit
+//   lambda_t / lambda_s win, unused values 0, batch kinds);
+//   the hash: FNV-1a test vectors, hash = FNV(canon), and a golden canonical
+//   text (run directories are named by it: changing it must be deliberate);
+//   getters: lines, defaults, optional keys, lone values as one-element lists,
+//   key order, overrides; the resolved deck written, reloaded and rewritten
+//   byte for byte; every schema default valid (a deck with every section);
+//   error messages with their exact line.
+// Usage: test_jobs DIR (a scratch directory). Prints "N passed, M failed";
+// exits 1 on any failure.
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "stsae/deck.h"
+#include "stsae/deck_schema.h"
+#include "stsae/jobs.h"
+
+static int passed, failed;
+static char dir[256];
+
+static void expect(int ok, const char *what) {
+    if (ok) {
+        passed++;
+    } else {
+        failed++;
+        printf("FAIL %s\n", what);
+    }
+}
+
+static void expect_str(const char *got, const char *want, const char *what) {
+    int ok = got && !strcmp(got, want);
+    expect(ok, what);
+    if (!ok) printf("     got  '%s'\n     want '%s'\n", got ? got : "(null)", want);
+}
+
+// Writes `text` to DIR/name; the path goes to `path`.
+static const char *write_deck(const char *name, const char *text, char *path, size_t cap) {
+    snprintf(path, cap, "%s/%s", dir, name);
+    FILE *f = fopen(path, "w");
+    if (!f) {
+        perror(path);
+        exit(1);
+    }
+    fputs(text, f);
+    fclose(f);
+    return path;
+}
+
+static const char *GRID_DECK =
+    "run_dir: r\n"                                                          // 1
+    "train:\n"                                                              // 2
+    "  seeds: [7, 8]\n"                                                     // 3
+    "  grid:\n"                                                             // 4
+    "    - {variant: temporal, lambda: [0.01, 0.1], tau: [0.05, 0.5]}\n"    // 5: jobs 0-7
+    "    - {variant: separate, lambda: 0.5, lambda_s: 0.2, seeds: [1]}\n"   // 6: job 8
+    "    - {variant: raster, lambda: 1.0}\n"                                // 7: 9, 10
+    "    - {variant: sparsemax, lambda: 0}\n"                               // 8: 11, 12
+    "    - {variant: sparsemax, name: smx, T_s: 10, lambda: 0.1}\n"        // 9: 13, 14
+    "    - {variant: standard+M, high_frac: 0.05}\n"                        // 10: 15, 16
+    "    - {variant: standard}\n"                                           // 11: 17, 18
+    "    - {variant: temporal+M}\n"                                         // 12
+    "    - {variant: separate+M}\n"                                         // 13
+    "    - {variant: entmax15}\n"                                           // 14
+    "    - {variant: frozen}\n";                                            // 15
+
+static const char *GOLDEN_STANDARD =
+    "variant=standard lambda_t=0 lambda_s=0 lambda_r=0 tau=0 high_frac=0 T_s=0 k=64 k_aux=512 expansion=8 "
+    "alpha=0.03125 beta=0 lr=default seed=7 batch=4096_tokens features=features.h5 layer=11 "
+    "dead_tokens=10000000 warmup_frac=0.01 adam_beta1=0.9 adam_beta2=0.999 adam_eps=1.0e-08 epochs=10 "
+    "max_steps=- mix_buffer=65536 scale_sample=20000 theta_decay=0.99";
+
+static void test_order(const JobList *l) {
+    static const char *names[8] = {
+        "temporal_lambda0.01_tau0.05_seed7", "temporal_lambda0.01_tau0.05_seed8",
+        "temporal_lambda0.01_tau0.5_seed7",  "temporal_lambda0.01_tau0.5_seed8",
+        "temporal_lambda0.1_tau0.05_seed7",  "temporal_lambda0.1_tau0.05_seed8",
+        "temporal_lambda0.1_tau0.5_seed7",   "temporal_lambda0.1_tau0.5_seed8"};
+    expect(l->n == 27, "27 jobs");
+    for (int i = 0; i < 8 && i < l->n; i++) expect_str(l->job[i].name, names[i], "temporal expansion order");
+    for (int i = 0; i < l->n; i++) expect(l->job[i].index == i, "index = position");
+    expect(l->job[4].lambda_t == 0.1 && l->job[4].tau == 0.05 && l->job[4].seed == 7, "values follow the name");
+    expect(l->job[8].entry == 1 && l->job[8].seed == 1, "an entry's own seeds replace train.seeds");
+    expect_str(l->job[13].name, "smx_T_s10_lambda0.1_seed7", "entry name as prefix, keys in file order");
+}
+
+static void test_rules(const JobList *l) {
+    const Job *sep = &l->job[8], *ras = &l->job[9], *smx0 = &l->job[11], *smx = &l->job[13];
+    const Job *stdm = &l->job[15], *std = &l->job[17], *ent = &l->job[23];
+    expect(sep->lambda_t == 0.5 && sep->lambda_s == 0.2 && sep->lambda_r == 0, "separate: lambda_t from lambda, explicit lambda_s wins");
+    expect(sep->batch_kind == BATCH_CLIPS && sep->batch == 8, "separate: 8 whole clips");
+    expect(ras->lambda_r == 1 && ras->lambda_t == 0 && ras->batch_kind == BATCH_PAIRS && ras->batch == 2048, "raster: lambda_r, 2048 pairs");
+    expect(smx0->lambda_t == 0 && smx0->tau == 0 && smx0->batch_kind == BATCH_TOKENS, "sparsemax with lambda 0: no contrastive term, tokens");
+    expect(smx0->k_aux == 0 && smx0->alpha == 0 && smx0->T_s == 1, "sparsemax: AuxK off, T_s");
+    expect(smx->lambda_t == 0.1 && smx->tau == 0.1 && smx->T_s == 10 && smx->batch_kind == BATCH_CLIPS, "sparsemax with lambda: temporal, clips");
+    expect(stdm->high_frac == 0.05 && stdm->beta == 1 && stdm->tau == 0 && stdm->lambda_t == 0, "standard+M: high_frac, beta, no tau");
+    expect(std->high_frac == 0 && std->beta == 0 && std->tau == 0 && std->alpha == 0.03125 && std->k_aux == 512, "standard: unused values 0");
+    expect(std->batch_kind == BATCH_TOKENS && std->batch == 4096, "standard: 4096 tokens");
+    expect(ent->lambda_t == 0.1 && !strcmp(ent->variant, "entmax15"), "entmax15: train.lambda > 0 sets lambda_t");
+    expect(fabs(std->cost - 8) < 1e-12 && fabs(l->job[19].cost - 8 * 1.25 * 1.15) < 1e-12, "cost model");
+    expect(fabs(job_lr(std, 768) - 2e-4 / sqrt(6144.0 / 16384.0)) < 1e-15, "default lr");
+}
+
+static void test_hashes(const JobList *l) {
+    expect(job_hash_text("") == 0xcbf29ce484222325ull, "FNV-1a of ''");
+    expect(job_hash_text("a") == 0xaf63dc4c8601ec8cull, "FNV-1a of 'a'");
+    expect(job_hash_text("foobar") == 0x85944171f73967e8ull, "FNV-1a of 'foobar'");
+    for (int i = 0; i < l->n; i++) {
+        expect(l->job[i].hash == job_hash_text(l->job[i].canon), "hash = FNV(canon)");
+        for (int j = 0; j < i; j++) expect(l->job[i].hash != l->job[j].hash, "hashes distinct");
+    }
+    expect_str(l->job[17].canon, GOLDEN_STANDARD, "golden canonical text");
+}
+
+static void test_getters(const Deck *d, const char *path) {
+    char where[600], want[1600];
+    snprintf(want, sizeof(want), "%s:6", path);
+    deck_where(d, "train.grid[1]", where, sizeof(where));
+    expect_str(where, want, "deck_where: 1-based line of a grid entry");
+    deck_where(d, "train.k", where, sizeof(where));
+    expect_str(where, "default", "deck_where: a default");
+    expect(deck_int(d, "train.k") == 64 && deck_num(d, "train.alpha") == 0.03125, "defaults filled");
+    expect(!deck_has(d, "train.lr") && !deck_has(d, "synth") && deck_has(d, "train"), "optional keys absent");
+    expect(deck_len(d, "train.grid[2].lambda") == 1 && deck_num(d, "train.grid[2].lambda[0]") == 1, "a lone value is a one-element list");
+    expect_str(deck_str(d, "train.grid[2].lambda[0]"), "1", "numbers in canonical form");
+    expect_str(deck_str(d, "train.adam_eps"), "1.0e-08", "canonical form readable by YAML 1.1");
+    expect_str(deck_key_at(d, "train.grid[1]", 2), "lambda_s", "grid entries keep file order");
+    expect_str(deck_key_at(d, "train", 0), "features", "maps in schema order");
+    expect(deck_len(d, "train.seeds") == 2 && deck_int(d, "train.seeds[1]") == 8, "list access");
+}
+
+static void test_overrides(const char *path) {
+    char err[512], *over[] = {"train.k=32", "train.lr=1.0e-3", "train.grid[0].tau=0.2"};
+    Deck *d = deck_load(path, stsae_schema, 3, over, err, sizeof(err));
+    JobList *l = d ? jobs_expand(d, err, sizeof(err)) : NULL;
+    expect(l != NULL, "overrides load");
+    if (!l) {
+        printf("     %s\n", err);
+        deck_free(d);
+        return;
+    }
+    char where[600];
+    deck_where(d, "train.k", where, sizeof(where));
+    expect_str(where, "command line: train.k=32", "deck_where: an override");
+    expect(l->n == 23 && l->job[0].tau == 0.2 && l->job[0].k == 32, "overrides reach every job (the tau axis collapses: 23 jobs)");
+    expect(job_lr(&l->job[0], 768) == 1e-3, "an explicit lr");
+    jobs_free(l);
+    deck_free(d);
+}
+
+static void test_roundtrip(const Deck *d) {
+    char p1[600], p2[600], err[512], a[1 << 14] = "", b[1 << 14] = "";
+    snprintf(p1, sizeof(p1), "%s/resolved1.yaml", dir);
+    snprintf(p2, sizeof(p2), "%s/resolved2.yaml", dir);
+    FILE *f = fopen(p1, "w");
+    deck_write(d, f);
+    fclose(f);
+    Deck *e = deck_load(p1, stsae_schema, 0, NULL, err, sizeof(err));
+    expect(e != NULL, "the resolved deck loads");
+    if (!e) {
+        printf("     %s\n", err);
+        return;
+    }
+    f = fopen(p2, "w");
+    deck_write(e, f);
+    fclose(f);
+    deck_free(e);
+    f = fopen(p1, "r");
+    size_t na = fread(a, 1, sizeof(a) - 1, f);
+    fclose(f);
+    f = fopen(p2, "r");
+    size_t nb = fread(b, 1, sizeof(b) - 1, f);
+    fclose(f);
+    expect(na == nb && na > 0 && !memcmp(a, b, na), "written, reloaded, rewritten: the same bytes");
+}
+
+static void test_all_sections(void) {
+    char path[600], err[512];
+    write_deck("all.yaml", "synth:\nextract: {input: {pixels: p.h5}}\neval:\n", path, sizeof(path));
+    Deck *d = deck_load(path, stsae_schema, 0, NULL, err, sizeof(err));
+    expect(d != NULL, "every section's defaults are valid");
+    if (!d) {
+        printf("     %s\n", err);
+        return;
+    }
+    expect(deck_int(d, "synth.clips") == 240 && deck_len(d, "eval.ablate_n") == 4 && !deck_bool(d, "extract.final_norm"),
+           "section defaults");
+    JobList *l = jobs_expand(d, err, sizeof(err));
+    expect(l && l->n == 0, "no train section: no jobs");
+    jobs_free(l);
+    deck_free(d);
+}
+
+static void test_errors(void) {
+    char path[600], err[512], want[1600];
+    write_deck("bad_k.yaml", "run_dir: r\ntrain:\n  k: 0\n  grid: [{variant: standard}]\n", path, sizeof(path));
+    Deck *d = deck_load(path, stsae_schema, 0, NULL, err, sizeof(err));
+    snprintf(want, sizeof(want), "%s:3: train.k: expected an integer >= 1 (got '0')", path);
+    expect(d == NULL, "k = 0 is rejected");
+    expect_str(err, want, "the exact message");
+    write_deck("dup.yaml", "train:\n  grid:\n    - {variant: raster, lambda: [0.1, 0.2]}\n    - {variant: raster, lambda: 0.2}\n",
+               path, sizeof(path));
+    d = deck_load(path, stsae_schema, 0, NULL, err, sizeof(err));
+    JobList *l = d ? jobs_expand(d, err, sizeof(err)) : NULL;
+    snprintf(want, sizeof(want), "%s:4: train.grid[1]: job 'raster_lambda0.2_seed0' has the same values as job "
+             "'raster_lambda0.2_seed0' of train.grid[0] (%s:3)", path, path);
+    expect(d && !l, "identical jobs are rejected");
+    expect_str(err, want, "the duplicate names both lines");
+    deck_free(d);
+}
+
+int main(int argc, char **argv) {
+    if (argc != 2) {
+        fprintf(stderr, "usage: test_jobs SCRATCH_DIR\n");
+        return 2;
+    }
+    snprintf(dir, sizeof(dir), "%s", argv[1]);
+    char path[600], err[512];
+    write_deck("grid.yaml", GRID_DECK, path, sizeof(path));
+    Deck *d = deck_load(path, stsae_schema, 0, NULL, err, sizeof(err));
+    JobList *l = d ? jobs_expand(d, err, sizeof(err)) : NULL;
+    if (!l) {
+        printf("FAIL the grid deck: %s\n", err);
+        return 1;
+    }
+    test_order(l);
+    test_rules(l);
+    test_hashes(l);
+    test_getters(d, path);
+    test_roundtrip(d);
+    test_overrides(path);
+    test_all_sections();
+    test_errors();
+    jobs_free(l);
+    deck_free(d);
+    printf("%d passed, %d failed\n", passed, failed);
+    return failed ? 1 : 0;
+}
