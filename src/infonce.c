@@ -8,14 +8,17 @@
 #include "stsae/common.h"
 
 // A set of tokens (the anchors or the candidates of a group) with the
-// latent-major index of their normalized codes: for latent j, members
-// mem[col_ptr[j] .. col_ptr[j+1]) in member order, with their values u.
+// latent-major index of their normalized codes: for latent j, the positions
+// t in [col_ptr[j], col_ptr[j+1]) hold member mem[t] (in member order), its
+// value u[t] and the index ent[t] of that entry in the token-major codes.
 typedef struct {
     int n;
     int32_t *tok;     // [n] token id of member i
     int64_t *col_ptr; // [m + 1]
     int32_t *mem;     // [nnz]
     float *u;         // [nnz]
+    int64_t *ent;     // [nnz]
+    int64_t nnz;
 } TokSet;
 
 // One group: anchors A (member i is an anchor when pos[i] >= 0, its positive
@@ -29,18 +32,20 @@ typedef struct {
     double *loss;  // sum of l(a) is added here
 } Group;
 
+// Per thread: the dot products of one anchor with the candidates it touches,
+// and the candidates' gradients accumulated over the thread's anchors.
 typedef struct {
-    float *acc;
-    uint8_t *mark;
+    float *acc;      // [max set]
+    uint8_t *mark;   // [max set]
     int32_t *touched;
+    float *gc;       // [cap_gc] per position of the candidate set's index
+    int64_t cap_gc;
 } Scratch;
 
 struct InfoNceWork {
-    int m;
     TokSet *sets;
-    int n_sets, cap_sets;
+    int cap_sets;
     int32_t *pos_same, *pos_next; // [max set]: i, and i + 1 where a right neighbour exists
-    double *logZ;                 // [max set]
     float *u, *gu;                // [nnz] per entry of z
     float *norm;                  // [tokens]
     int cap_set, n_threads;
@@ -56,6 +61,14 @@ static void tokset_free(TokSet *s) {
     free(s->col_ptr);
     free(s->mem);
     free(s->u);
+    free(s->ent);
+}
+
+static void scratch_free(Scratch *s) {
+    free(s->acc);
+    free(s->mark);
+    free(s->touched);
+    free(s->gc);
 }
 
 void infonce_work_free(InfoNceWork *w) {
@@ -64,47 +77,35 @@ void infonce_work_free(InfoNceWork *w) {
     free(w->sets);
     free(w->pos_same);
     free(w->pos_next);
-    free(w->logZ);
     free(w->u);
     free(w->gu);
     free(w->norm);
-    for (int t = 0; t < w->n_threads; t++) {
-        free(w->scr[t].acc);
-        free(w->scr[t].mark);
-        free(w->scr[t].touched);
-    }
+    for (int t = 0; t < w->n_threads; t++) scratch_free(&w->scr[t]);
     free(w->scr);
     free(w);
 }
 
-static void work_reserve(InfoNceWork *w, int n_sets, int max_set, const SparseCodes *z, int m) {
+static void work_reserve(InfoNceWork *w, int n_sets, int max_set, const SparseCodes *z) {
     if (n_sets > w->cap_sets) {
         w->sets = xrealloc(w->sets, sizeof(TokSet) * (size_t)n_sets);
         memset(w->sets + w->cap_sets, 0, sizeof(TokSet) * (size_t)(n_sets - w->cap_sets));
         w->cap_sets = n_sets;
     }
-    w->n_sets = n_sets;
     const int threads = max_threads();
     if (max_set > w->cap_set || threads != w->n_threads) {
-        for (int t = 0; t < w->n_threads; t++) {
-            free(w->scr[t].acc);
-            free(w->scr[t].mark);
-            free(w->scr[t].touched);
-        }
-        int cap = max_set > w->cap_set ? max_set : w->cap_set;
+        for (int t = 0; t < w->n_threads; t++) scratch_free(&w->scr[t]);
+        const int cap = max_set > w->cap_set ? max_set : w->cap_set;
         w->scr = xrealloc(w->scr, sizeof(Scratch) * (size_t)threads);
+        memset(w->scr, 0, sizeof(Scratch) * (size_t)threads);
         for (int t = 0; t < threads; t++) {
             w->scr[t].acc = xmalloc(sizeof(float) * (size_t)cap);
             w->scr[t].mark = xcalloc((size_t)cap, 1);
             w->scr[t].touched = xmalloc(sizeof(int32_t) * (size_t)cap);
         }
         w->n_threads = threads;
-        if (max_set > w->cap_set) {
-            w->pos_same = xrealloc(w->pos_same, sizeof(int32_t) * (size_t)cap);
-            w->pos_next = xrealloc(w->pos_next, sizeof(int32_t) * (size_t)cap);
-            w->logZ = xrealloc(w->logZ, sizeof(double) * (size_t)cap);
-            w->cap_set = cap;
-        }
+        w->pos_same = xrealloc(w->pos_same, sizeof(int32_t) * (size_t)cap);
+        w->pos_next = xrealloc(w->pos_next, sizeof(int32_t) * (size_t)cap);
+        w->cap_set = cap;
     }
     if (z->nnz > w->cap_nnz) {
         w->u = xrealloc(w->u, sizeof(float) * (size_t)z->nnz);
@@ -115,11 +116,11 @@ static void work_reserve(InfoNceWork *w, int n_sets, int max_set, const SparseCo
         w->norm = xrealloc(w->norm, sizeof(float) * (size_t)z->n_rows);
         w->cap_tok = z->n_rows;
     }
-    w->m = m;
 }
 
-// Members are tokens first + i * stride for i < n (every layout's sets are
-// arithmetic: one time step of every clip is handled as clip-major blocks).
+// Members are tokens first + (i / per_block) * block_stride + i % per_block
+// for i < n (every layout's sets are arithmetic: one time step of every clip
+// is a run of clip-major blocks).
 static void tokset_build(TokSet *s, const SparseCodes *z, const float *u, int m, int n,
                          int per_block, int block_stride, int first) {
     s->n = n;
@@ -134,8 +135,10 @@ static void tokset_build(TokSet *s, const SparseCodes *z, const float *u, int m,
         nnz += z->row_ptr[r + 1] - z->row_ptr[r];
     }
     for (int j = 0; j < m; j++) s->col_ptr[j + 1] += s->col_ptr[j];
+    s->nnz = nnz;
     s->mem = xrealloc(s->mem, sizeof(int32_t) * (size_t)(nnz ? nnz : 1));
     s->u = xrealloc(s->u, sizeof(float) * (size_t)(nnz ? nnz : 1));
+    s->ent = xrealloc(s->ent, sizeof(int64_t) * (size_t)(nnz ? nnz : 1));
     int64_t *next = xmalloc(sizeof(int64_t) * (size_t)m);
     memcpy(next, s->col_ptr, sizeof(int64_t) * (size_t)m);
     for (int i = 0; i < n; i++) {
@@ -144,41 +147,30 @@ static void tokset_build(TokSet *s, const SparseCodes *z, const float *u, int m,
             int64_t q = next[z->idx[e]]++;
             s->mem[q] = i;
             s->u[q] = u[e];
+            s->ent[q] = e;
         }
     }
     free(next);
 }
 
-// acc[c] over the latents of token r: the dot products u_r . u_c with every
-// member c of S sharing a latent with r; returns how many were touched.
-static inline int gather_dots(const SparseCodes *z, const float *u, int r, const TokSet *S, Scratch *sc) {
+// acc[c] = u_r . u_c for every member c of C sharing a latent with token r;
+// returns how many were touched.
+static inline int gather_dots(const SparseCodes *z, const float *u, int r, const TokSet *C, Scratch *sc) {
     int nt = 0;
     for (int64_t e = z->row_ptr[r]; e < z->row_ptr[r + 1]; e++) {
         const float ue = u[e];
         const int j = z->idx[e];
-        for (int64_t t = S->col_ptr[j]; t < S->col_ptr[j + 1]; t++) {
-            const int c = S->mem[t];
+        for (int64_t t = C->col_ptr[j]; t < C->col_ptr[j + 1]; t++) {
+            const int c = C->mem[t];
             if (!sc->mark[c]) {
                 sc->mark[c] = 1;
                 sc->acc[c] = 0.0f;
                 sc->touched[nt++] = c;
             }
-            sc->acc[c] += ue * S->u[t];
+            sc->acc[c] += ue * C->u[t];
         }
     }
     return nt;
-}
-
-// gu of token r's entries += sum over members c of S sharing the latent of
-// acc[c] u_c (acc holds dL/d(u_r . u_c) for touched c), then clears the marks.
-static inline void scatter_grads(const SparseCodes *z, int r, const TokSet *S, Scratch *sc, int nt, float *gu) {
-    for (int64_t e = z->row_ptr[r]; e < z->row_ptr[r + 1]; e++) {
-        const int j = z->idx[e];
-        float s = 0.0f;
-        for (int64_t t = S->col_ptr[j]; t < S->col_ptr[j + 1]; t++) s += sc->acc[S->mem[t]] * S->u[t];
-        gu[e] += s;
-    }
-    for (int x = 0; x < nt; x++) sc->mark[sc->touched[x]] = 0;
 }
 
 // Drops member `self` from the touched set (it is not a candidate of itself):
@@ -195,24 +187,39 @@ static inline int drop_self(Scratch *sc, int nt, int self) {
     return nt;
 }
 
-// Pass A: every anchor's loss, log Z and its own gradient.
-static void pass_anchors(const Group *g, const SparseCodes *z, const float *u, float *gu,
-                         double *logZ, Scratch *scr, float inv_tau) {
+// One pass over the anchors of a group. Per anchor a: the dot products with
+// the candidates sharing a latent, Z_a and l(a); then with
+// g_ac = w/tau (softmax_ac - [c = positive]) one more walk over the same
+// lists adds g_ac u_c to the anchor's gradient and g_ac u_a to the
+// candidate's, the latter in the thread's buffer gc (indexed like C's lists),
+// summed into gu after the loop in thread order. The static schedule makes the
+// result the same on every run with the same thread count.
+static void run_group(InfoNceWork *w, const Group *g, const SparseCodes *z, float inv_tau) {
     const TokSet *A = g->A, *C = g->C;
+    const float *u = w->u;
+    float *gu = w->gu;
     const float wt = g->w * inv_tau;
+    const int nthreads = w->n_threads;
+    for (int th = 0; th < nthreads; th++) {
+        Scratch *sc = &w->scr[th];
+        if (C->nnz > sc->cap_gc) {
+            sc->gc = xrealloc(sc->gc, sizeof(float) * (size_t)C->nnz);
+            sc->cap_gc = C->nnz;
+        }
+        memset(sc->gc, 0, sizeof(float) * (size_t)C->nnz);
+    }
     double loss = 0.0;
-#pragma omp parallel reduction(+ : loss)
+#pragma omp parallel num_threads(nthreads) reduction(+ : loss)
     {
-        Scratch *sc = &scr[thread_id()];
-#pragma omp for schedule(dynamic, 16)
+        Scratch *sc = &w->scr[thread_id()];
+#pragma omp for schedule(static, 16)
         for (int i = 0; i < A->n; i++) {
             const int q = g->pos[i];
             if (q < 0) continue;
             const int self = g->self_excluded && !PLANTED("nce_self") ? i : -1;
             const int r = A->tok[i];
-            int nt = gather_dots(z, u, r, C, sc);
-            const int n_all = nt;
-            nt = drop_self(sc, nt, self);
+            const int n_all = gather_dots(z, u, r, C, sc);
+            const int nt = drop_self(sc, n_all, self);
             const float s_q = sc->mark[q] ? sc->acc[q] * inv_tau : 0.0f;
             // exp(s_ac) of the touched; the others have s = 0 and add 1 each
             double Z = (double)(C->n - (self >= 0) - nt + PLANTED("nce_candidate"));
@@ -222,47 +229,34 @@ static void pass_anchors(const Group *g, const SparseCodes *z, const float *u, f
                 sc->acc[c] = ex;
                 Z += ex;
             }
-            const double lz = log(Z);
-            logZ[i] = lz;
-            loss += lz - s_q;
-            // acc[c] becomes w/tau (softmax_ac - [c = q]) = dL/d(u_a . u_c)
+            loss += log(Z) - s_q;
             const float invZ = (float)(1.0 / Z);
             for (int x = 0; x < nt; x++) {
                 const int c = sc->touched[x];
                 sc->acc[c] = (sc->acc[c] * invZ - (float)(c == q)) * wt;
             }
-            scatter_grads(z, r, C, sc, n_all, gu);
+            for (int64_t e = z->row_ptr[r]; e < z->row_ptr[r + 1]; e++) {
+                const int j = z->idx[e];
+                const float ua = u[e];
+                float s = 0.0f;
+                for (int64_t t = C->col_ptr[j]; t < C->col_ptr[j + 1]; t++) {
+                    const float gac = sc->acc[C->mem[t]];
+                    s += gac * C->u[t];
+                    sc->gc[t] += gac * ua;
+                }
+                gu[e] += s;
+            }
+            for (int x = 0; x < n_all; x++) sc->mark[sc->touched[x]] = 0;
+        }
+        // candidates' gradients: each position of C's lists is one entry of z
+#pragma omp for schedule(static)
+        for (int64_t t = 0; t < C->nnz; t++) {
+            float s = 0.0f;
+            for (int th = 0; th < nthreads; th++) s += w->scr[th].gc[t];
+            gu[C->ent[t]] += s;
         }
     }
     *g->loss += loss;
-}
-
-// Pass B: every candidate's gradient from the anchors that share a latent.
-static void pass_candidates(const Group *g, const SparseCodes *z, const float *u, float *gu,
-                            const double *logZ, Scratch *scr, float inv_tau) {
-    const TokSet *A = g->A, *C = g->C;
-    const float wt = g->w * inv_tau;
-#pragma omp parallel
-    {
-        Scratch *sc = &scr[thread_id()];
-#pragma omp for schedule(dynamic, 16)
-        for (int c = 0; c < C->n; c++) {
-            const int r = C->tok[c];
-            const int n_all = gather_dots(z, u, r, A, sc);
-            const int nt = drop_self(sc, n_all, g->self_excluded ? c : -1);
-            for (int x = 0; x < nt; x++) {
-                const int a = sc->touched[x];
-                sc->acc[a] = g->pos[a] < 0 ? 0.0f
-                                           : (expf(sc->acc[a] * inv_tau - (float)logZ[a]) - (float)(g->pos[a] == c)) * wt;
-            }
-            scatter_grads(z, r, A, sc, n_all, gu);
-        }
-    }
-}
-
-static void run_group(InfoNceWork *w, const Group *g, const SparseCodes *z, float inv_tau) {
-    pass_anchors(g, z, w->u, w->gu, w->logZ, w->scr, inv_tau);
-    pass_candidates(g, z, w->u, w->gu, w->logZ, w->scr, inv_tau);
 }
 
 void infonce_step(const SaeConfig *cfg, const SaeBatch *b, SparseCodes *z, InfoNceWork *w,
@@ -281,7 +275,7 @@ void infonce_step(const SaeConfig *cfg, const SaeBatch *b, SparseCodes *z, InfoN
         n_sets = b->T;
         max_set = b->clips * b->H * b->W;
     }
-    work_reserve(w, n_sets, max_set, z, m);
+    work_reserve(w, n_sets, max_set, z);
 
     // u = z / max(||z||, 1e-8), per entry; gu = dL/du
 #pragma omp parallel for schedule(static)

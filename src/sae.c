@@ -24,7 +24,8 @@
 #include "stsae/infonce.h"
 #include "stsae/select.h"
 
-enum { CHUNK_TOKENS = 2048 }; // tokens per encoder GEMM (TopK and simplex selections)
+enum { CHUNK_TOKENS = 2048 };      // tokens per encoder GEMM (TopK and simplex selections)
+enum { GRAD_BLOCK_TOKENS = 4096 }; // tokens per block of the latent-major gradient pass
 
 int sae_config_init(SaeConfig *cfg, const char *variant, int d, int m) {
     memset(cfg, 0, sizeof(*cfg));
@@ -119,6 +120,7 @@ SaeBatch sae_batch_pairs(int pairs) { return (SaeBatch){.n_tok = 2 * pairs, .pai
 
 struct SaeWork {
     int max_tok, rows_pre;   // rows_pre: rows of the pre buffer (a chunk, or the batch)
+    int chunk, grad_block;   // tokens per encoder GEMM (<= rows_pre) and per gradient block
     float *pre;              // [rows_pre, m]
     float *xc;               // [rows_pre, d]
     float *simplex_scratch;  // [threads, m]
@@ -128,6 +130,8 @@ struct SaeWork {
     LatentIndex lz, laux;
     float *g, *gsum, *gaux;  // [max_tok, d]: dL/dxhat, + dL/dxhat_h, AuxK residual then dL/dehat
     double *row_sq, *row_sqh; // [max_tok] per-token squared distances
+    double *gb;               // [m] db_enc accumulated over token blocks
+    int64_t *cur, *cur_aux;   // [m] per-latent cursors into the latent indices
     InfoNceWork *nce;
 };
 
@@ -137,6 +141,8 @@ SaeWork *sae_work_create(const SaeConfig *cfg, int max_tok) {
     const int threads = max_threads();
     w->max_tok = max_tok;
     w->rows_pre = cfg->select == SEL_BATCHTOPK ? max_tok : (max_tok < CHUNK_TOKENS ? max_tok : CHUNK_TOKENS);
+    w->chunk = w->rows_pre;
+    w->grad_block = GRAD_BLOCK_TOKENS;
     w->pre = xmalloc(sizeof(float) * (size_t)w->rows_pre * m);
     w->xc = xmalloc(sizeof(float) * (size_t)w->rows_pre * d);
     w->simplex_scratch = xmalloc(sizeof(float) * (size_t)threads * m);
@@ -145,6 +151,9 @@ SaeWork *sae_work_create(const SaeConfig *cfg, int max_tok) {
     int64_t per_tok = cfg->select == SEL_TOPK ? cfg->k : 2 * cfg->k;
     codes_alloc(&w->z, max_tok, (int64_t)n * per_tok);
     codes_alloc(&w->aux, max_tok, cfg->k_aux > 0 ? (int64_t)n * cfg->k_aux : 1);
+    w->gb = xmalloc(sizeof(double) * m);
+    w->cur = xmalloc(sizeof(int64_t) * m);
+    w->cur_aux = xmalloc(sizeof(int64_t) * m);
     w->row_sq = xmalloc(sizeof(double) * n);
     w->row_sqh = xmalloc(sizeof(double) * n);
     w->g = xmalloc(sizeof(float) * n * d);
@@ -165,6 +174,9 @@ void sae_work_free(SaeWork *w) {
     codes_free(&w->aux);
     latent_index_free(&w->lz);
     latent_index_free(&w->laux);
+    free(w->gb);
+    free(w->cur);
+    free(w->cur_aux);
     free(w->row_sq);
     free(w->row_sqh);
     free(w->g);
@@ -175,6 +187,11 @@ void sae_work_free(SaeWork *w) {
 }
 
 const SparseCodes *sae_last_codes(const SaeWork *w) { return &w->z; }
+
+void sae_work_set_blocks(SaeWork *w, int chunk_tokens, int grad_block_tokens) {
+    if (chunk_tokens >= 1 && chunk_tokens <= w->rows_pre) w->chunk = chunk_tokens;
+    if (grad_block_tokens >= 1) w->grad_block = grad_block_tokens;
+}
 
 // y += a x
 static inline void axpy(int d, float a, const float *restrict x, float *restrict y) {
@@ -474,8 +491,8 @@ void sae_step(const SaeConfig *cfg, const SaeTensors *p, SaeTensors *grad, const
         select_batch(cfg, n, red, w, counts);
         select_rows(cfg, p->b_enc, 0, n, z, n_dead, k_aux_eff, w, counts);
     } else {
-        for (int r0 = 0; r0 < n; r0 += w->rows_pre) {
-            int nc = n - r0 < w->rows_pre ? n - r0 : w->rows_pre;
+        for (int r0 = 0; r0 < n; r0 += w->chunk) {
+            int nc = n - r0 < w->chunk ? n - r0 : w->chunk;
             encode_rows(cfg, p, x, r0, nc, w);
             select_rows(cfg, p->b_enc, r0, nc, z, n_dead, k_aux_eff, w, counts);
         }
@@ -536,31 +553,45 @@ void sae_step(const SaeConfig *cfg, const SaeTensors *p, SaeTensors *grad, const
     }
     // TopK / BatchTopK: kept values are positive, so dL/dpre = dL/dz there.
 
-    // 6. parameter gradients, latent by latent
+    // 6. parameter gradients, latent by latent, in blocks of tokens whose x
+    //    and dL/dxhat rows stay in cache (the index is sorted by token, so a
+    //    cursor per latent walks it block after block)
     latent_index_build(&w->lz, z, m);
     if (k_aux_eff > 0) latent_index_build(&w->laux, za, m);
     const int frozen = cfg->frozen_decoder;
+    for (int r0 = 0; r0 < n; r0 += w->grad_block) {
+        const int r1 = n - r0 < w->grad_block ? n : r0 + w->grad_block;
 #pragma omp parallel for schedule(dynamic, 8)
-    for (int j = 0; j < m; j++) {
-        float *gW = grad->W_enc + (size_t)j * d, *gD = grad->D + (size_t)j * d;
-        memset(gW, 0, sizeof(float) * (size_t)d);
-        memset(gD, 0, sizeof(float) * (size_t)d);
-        double gb = 0.0;
-        for (int pass = 0; pass < 1 + (k_aux_eff > 0); pass++) {
-            const LatentIndex *li = pass ? &w->laux : &w->lz;
-            const SparseCodes *c = pass ? za : z;
-            const float *gd = pass ? w->gaux : j < mh ? w->gsum : w->g;
-            for (int64_t t = li->col_ptr[j]; t < li->col_ptr[j + 1]; t++) {
-                int64_t e = li->ent[t];
-                size_t r = (size_t)li->row[t];
-                axpy2(d, c->grad[e], x + r * d, gW, c->val[e], gd + r * d, gD);
-                gb += c->grad[e];
+        for (int j = 0; j < m; j++) {
+            float *gW = grad->W_enc + (size_t)j * d, *gD = grad->D + (size_t)j * d;
+            if (r0 == 0) {
+                memset(gW, 0, sizeof(float) * (size_t)d);
+                memset(gD, 0, sizeof(float) * (size_t)d);
+                w->gb[j] = 0.0;
+                w->cur[j] = w->lz.col_ptr[j];
+                if (k_aux_eff > 0) w->cur_aux[j] = w->laux.col_ptr[j];
+            }
+            for (int pass = 0; pass < 1 + (k_aux_eff > 0); pass++) {
+                const LatentIndex *li = pass ? &w->laux : &w->lz;
+                const SparseCodes *c = pass ? za : z;
+                const float *gd = pass ? w->gaux : j < mh ? w->gsum : w->g;
+                int64_t t = pass ? w->cur_aux[j] : w->cur[j];
+                for (; t < li->col_ptr[j + 1] && li->row[t] < r1; t++) {
+                    const int64_t e = li->ent[t];
+                    const size_t r = (size_t)li->row[t];
+                    axpy2(d, c->grad[e], x + r * d, gW, c->val[e], gd + r * d, gD);
+                    w->gb[j] += c->grad[e];
+                }
+                if (pass) w->cur_aux[j] = t;
+                else w->cur[j] = t;
+            }
+            if (r1 == n) {
+                // gW_j = sum dpre (x - b_dec) = sum dpre x - (sum dpre) b_dec
+                axpy(d, (float)-w->gb[j], p->b_dec, gW);
+                grad->b_enc[j] = (float)w->gb[j];
+                if (frozen) memset(gD, 0, sizeof(float) * (size_t)d);
             }
         }
-        // gW_j = sum dpre (x - b_dec) = sum dpre x - (sum dpre) b_dec
-        axpy(d, (float)-gb, p->b_dec, gW);
-        grad->b_enc[j] = (float)gb;
-        if (frozen) memset(gD, 0, sizeof(float) * (size_t)d);
     }
     // db_dec = sum_r dL/dxhat_r (+ dL/dxhat_h_r) - W_enc^T db_enc
     column_sums(mh > 0 ? w->gsum : w->g, n, d, acc);
@@ -581,8 +612,8 @@ void sae_encode(const SaeConfig *cfg, const SaeTensors *p, const float *x, int n
     out->n_rows = n;
     out->row_ptr[0] = 0;
     out->nnz = 0;
-    for (int r0 = 0; r0 < n; r0 += w->rows_pre) {
-        int nc = n - r0 < w->rows_pre ? n - r0 : w->rows_pre;
+    for (int r0 = 0; r0 < n; r0 += w->chunk) {
+        int nc = n - r0 < w->chunk ? n - r0 : w->chunk;
         encode_rows(cfg, p, x, r0, nc, w);
         if (cfg->select == SEL_BATCHTOPK) keep_above(w->pre, nc, cfg->m, theta, 0, out, r0, counts);
         else select_rows(cfg, p->b_enc, r0, nc, out, 0, 0, w, counts);

@@ -34,10 +34,31 @@ static float select_top(float *val, int32_t *idx, int n, int k) {
     return val[t];
 }
 
+// A threshold below which no entry of the k largest of a[0..m) can lie: split
+// the row into k blocks; every block maximum is >= the smallest one, so at
+// least k entries are. Returns a value just below that smallest maximum (so a
+// strict ">" keeps it), or 0 when the row is too short to pay off.
+static float topk_floor(const float *a, int m, int k) {
+    if (m < 8 * k) return 0.0f;
+    const int bs = m / k;
+    float lo = INFINITY;
+    for (int b = 0; b < k; b++) {
+        const float *blk = a + (size_t)b * bs;
+        const int len = b == k - 1 ? m - b * bs : bs;
+        float mx = blk[0];
+#pragma omp simd reduction(max : mx)
+        for (int i = 1; i < len; i++) mx = blk[i] > mx ? blk[i] : mx;
+        lo = mx < lo ? mx : lo;
+    }
+    return lo > 0.0f ? nextafterf(lo, 0.0f) : 0.0f;
+}
+
 // The k largest positive a[j] over j = cand[i] (or j = i when cand is NULL).
 // Entries above the running threshold are appended to a buffer of 2k; when
 // it fills, a selection keeps the k largest and raises the threshold to the
 // k-th. Each element costs one compare; the selections are O(k) and rare.
+// Over a whole row the threshold starts at topk_floor, so only a few percent
+// of the entries reach the buffer.
 static int topk_core(const float *a, const int32_t *cand, int n_cand, int k, int32_t *idx, float *val) {
     enum { STACK = 2048 };
     if (k <= 0) return 0;
@@ -46,7 +67,7 @@ static int topk_core(const float *a, const int32_t *cand, int n_cand, int k, int
     int32_t si[STACK];
     float *bv = cap <= STACK ? sv : xmalloc(sizeof(float) * (size_t)cap);
     int32_t *bi = cap <= STACK ? si : xmalloc(sizeof(int32_t) * (size_t)cap);
-    float thr = 0.0f;
+    float thr = cand ? 0.0f : topk_floor(a, n_cand, k);
     int n = 0;
     for (int i = 0; i < n_cand; i++) {
         int32_t j = cand ? cand[i] : i;

@@ -7,13 +7,14 @@
 // gradient come from the candidates sharing a latent with it, found through a
 // latent-major index of the candidate set, plus a count of the others.
 //
-// Two passes per group of anchors/candidates, each writing only the gradient
-// of the token it owns, so there are no atomics and the result does not depend
-// on the thread count:
-//   A (per anchor a):    log Z_a, l(a), and dL/du_a = sum_c g_ac u_c / tau;
-//   B (per candidate c): dL/du_c = sum_a g_ac u_a / tau, with the Z_a of A.
-// with g_ac = softmax_ac - [c = positive(a)]. Then dL/du goes through the
-// normalization u = z / max(||z||, 1e-8) onto dL/dz of the kept entries.
+// One pass per group of anchors and candidates: per anchor a, the dot
+// products with the candidates sharing a latent, Z_a and l(a), then one more
+// walk over the same lists adds g_ac u_c / tau to dL/du_a and g_ac u_a / tau
+// to dL/du_c, with g_ac = softmax_ac - [c = positive(a)]. Candidates'
+// gradients go to per-thread buffers summed in thread order (no atomics; the
+// same bits on every run with the same thread count). Across ranks the same
+// buffers are what a data-parallel job returns to each candidate's owner.
+// Then dL/du goes through u = z / max(||z||, 1e-8) onto dL/dz.
 #ifndef STSAE_INFONCE_H
 #define STSAE_INFONCE_H
 

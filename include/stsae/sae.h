@@ -105,6 +105,11 @@ typedef struct SaeWork SaeWork;
 // pre-activations densely: max_tok * m floats; the others work in chunks).
 SaeWork *sae_work_create(const SaeConfig *cfg, int max_tok);
 void sae_work_free(SaeWork *w);
+// Tuning (and tests): tokens per encoder GEMM chunk (at most the default,
+// 2048) and tokens per block of the latent-major gradient pass (default 4096:
+// a block's x and dL/dxhat rows, 2 x 4096 x d floats, should fit in the
+// last-level cache). Results depend on neither beyond float rounding.
+void sae_work_set_blocks(SaeWork *w, int chunk_tokens, int grad_block_tokens);
 
 // One forward + backward. x: [n_tok, d] scaled tokens. dead: uint8 [m], 1 = dead
 // (NULL or k_aux == 0: no AuxK). grad: overwritten with the gradient of the
