@@ -7,9 +7,9 @@ float32 on random data at the paper's shape (d=768, m=6144, k=64, k_aux=512,
 on 4096 tokens; temporal, separate and their +M on 8 clips of T=16, H=W=16
 (32768 tokens); raster on 2048 adjacent pairs (4096 tokens). The reference is
 written for clarity (dense codes, dense decoder matmul, dense InfoNCE logits per
-time step), which is what a straightforward PyTorch implementation does.
-sparsemax/entmax15 find their support by float64 bisection, so their timings
-say little about a sort-based implementation.
+time step), which is what a straightforward PyTorch implementation does;
+sparsemax/entmax15 find their threshold by sorting (sort_threshold below), as
+the `entmax` package does, not by the tests' bisection.
 
   /usr/bin/python3 benchmarks/bench_torch_step.py [--threads N] [--reps 3]
         [--variants standard,temporal] [--scale 0.25] [--seed 0]

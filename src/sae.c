@@ -132,6 +132,13 @@ struct SaeWork {
     double *row_sq, *row_sqh; // [max_tok] per-token squared distances
     double *gb;               // [m] db_enc accumulated over token blocks
     int64_t *cur, *cur_aux;   // [m] per-latent cursors into the latent indices
+    // AuxK as dense products over the n_dead dead columns (aux_dense_*)
+    float *za_d, *pa_d;       // [n, n_dead] aux codes, then dL/dpre on them
+    float *eh_d;              // [n, d] ehat
+    float *dd, *g1, *g2;      // [n_dead, d] dead decoder rows; their dD and dW_enc
+    double *gbd;              // [n_dead] their db_enc
+    int32_t *dead_pos;        // [m] column of a dead latent, -1 otherwise
+    size_t cap_nd;            // n * n_dead allocated
     InfoNceWork *nce;
 };
 
@@ -152,6 +159,7 @@ SaeWork *sae_work_create(const SaeConfig *cfg, int max_tok) {
     codes_alloc(&w->z, max_tok, (int64_t)n * per_tok);
     codes_alloc(&w->aux, max_tok, cfg->k_aux > 0 ? (int64_t)n * cfg->k_aux : 1);
     w->gb = xmalloc(sizeof(double) * m);
+    w->dead_pos = xmalloc(sizeof(int32_t) * m);
     w->cur = xmalloc(sizeof(int64_t) * m);
     w->cur_aux = xmalloc(sizeof(int64_t) * m);
     w->row_sq = xmalloc(sizeof(double) * n);
@@ -175,6 +183,14 @@ void sae_work_free(SaeWork *w) {
     latent_index_free(&w->lz);
     latent_index_free(&w->laux);
     free(w->gb);
+    free(w->dead_pos);
+    free(w->za_d);
+    free(w->pa_d);
+    free(w->eh_d);
+    free(w->dd);
+    free(w->g1);
+    free(w->g2);
+    free(w->gbd);
     free(w->cur);
     free(w->cur_aux);
     free(w->row_sq);
@@ -455,6 +471,78 @@ static void global_mean(const float *a, int n, int d, const SaeReduce *red, doub
     for (int i = 0; i < d; i++) mean[i] = (float)(acc[i] / acc[d]);
 }
 
+// AuxK pays its way as dense products over the dead columns when few
+// latents are dead: a token keeps k_aux of n_dead of them, so its aux code is
+// dense there, and four sgemms of [n x n_dead x d] beat 4 gathers of k_aux
+// decoder rows per token. Sparse (aux_fused + the latent pass) otherwise.
+enum { AUX_DENSE_RATIO = 4 }; // dense while n_dead <= AUX_DENSE_RATIO * k_aux_eff
+
+static void aux_dense_reserve(SaeWork *w, int n, int d, int nd) {
+    const size_t need = (size_t)n * nd;
+    if (need <= w->cap_nd && w->eh_d) return;
+    w->za_d = xrealloc(w->za_d, sizeof(float) * need);
+    w->pa_d = xrealloc(w->pa_d, sizeof(float) * need);
+    w->eh_d = xrealloc(w->eh_d, sizeof(float) * (size_t)n * d);
+    w->dd = xrealloc(w->dd, sizeof(float) * (size_t)nd * d);
+    w->g1 = xrealloc(w->g1, sizeof(float) * (size_t)nd * d);
+    w->g2 = xrealloc(w->g2, sizeof(float) * (size_t)nd * d);
+    w->gbd = xrealloc(w->gbd, sizeof(double) * ((size_t)nd + 1));
+    w->cap_nd = need;
+}
+
+// Dense AuxK forward and its gradient on the aux codes. In: e = x - xhat in
+// e; out: sq[r] = ||e_r - ehat_r||^2, e = s (ehat - e) = dL/dehat, and pa_d =
+// dL/dpre on the kept aux entries (0 elsewhere).
+static void aux_dense_forward(const SaeConfig *cfg, const SaeTensors *p, SaeWork *w, int n, int nd,
+                              float s, float *e, double *sq) {
+    const int d = cfg->d;
+    const SparseCodes *za = &w->aux;
+    for (int j = 0; j < cfg->m; j++) w->dead_pos[j] = -1;
+    for (int c = 0; c < nd; c++) {
+        w->dead_pos[w->dead_list[c]] = c;
+        memcpy(w->dd + (size_t)c * d, p->D + (size_t)w->dead_list[c] * d, sizeof(float) * (size_t)d);
+    }
+#pragma omp parallel for schedule(static)
+    for (int r = 0; r < n; r++) {
+        float *zr = w->za_d + (size_t)r * nd;
+        memset(zr, 0, sizeof(float) * (size_t)nd);
+        for (int64_t q = za->row_ptr[r]; q < za->row_ptr[r + 1]; q++) zr[w->dead_pos[za->idx[q]]] = za->val[q];
+    }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, d, nd, 1.0f, w->za_d, nd, w->dd, d, 0.0f,
+                w->eh_d, d);
+#pragma omp parallel for schedule(static)
+    for (int r = 0; r < n; r++) {
+        float *er = e + (size_t)r * d;
+        const float *eh = w->eh_d + (size_t)r * d;
+        sq[r] = sq_dist(d, er, eh);
+        for (int i = 0; i < d; i++) er[i] = s * (eh[i] - er[i]);
+    }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, nd, d, 1.0f, e, d, w->dd, d, 0.0f, w->pa_d, nd);
+#pragma omp parallel for schedule(static)
+    for (size_t q = 0; q < (size_t)n * nd; q++)
+        if (!(w->za_d[q] > 0.0f)) w->pa_d[q] = 0.0f;
+}
+
+// Adds the dense AuxK parameter gradients of the dead latents:
+// dD = zaux^T dL/dehat, dW_enc = pa^T (x - b_dec), db_enc = column sums of pa.
+static void aux_dense_grads(const SaeConfig *cfg, const SaeTensors *p, SaeTensors *grad, SaeWork *w,
+                            const float *x, int n, int nd) {
+    const int d = cfg->d;
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, nd, d, n, 1.0f, w->za_d, nd, w->gaux, d, 0.0f,
+                w->g1, d);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, nd, d, n, 1.0f, w->pa_d, nd, x, d, 0.0f, w->g2, d);
+    column_sums(w->pa_d, n, nd, w->gbd);
+#pragma omp parallel for schedule(static)
+    for (int c = 0; c < nd; c++) {
+        const int j = w->dead_list[c];
+        const size_t o = (size_t)c * d;
+        axpy(d, 1.0f, w->g2 + o, grad->W_enc + (size_t)j * d);
+        axpy(d, (float)-w->gbd[c], p->b_dec, grad->W_enc + (size_t)j * d);
+        if (!cfg->frozen_decoder) axpy(d, 1.0f, w->g1 + o, grad->D + (size_t)j * d);
+        grad->b_enc[j] += (float)w->gbd[c];
+    }
+}
+
 void sae_step(const SaeConfig *cfg, const SaeTensors *p, SaeTensors *grad, const float *x,
               const SaeBatch *b, const uint8_t *dead, const SaeReduce *red, SaeWork *w, SaeLosses *out) {
     const int d = cfg->d, m = cfg->m, n = b->n_tok;
@@ -486,6 +574,8 @@ void sae_step(const SaeConfig *cfg, const SaeTensors *p, SaeTensors *grad, const
     z->row_ptr[0] = za->row_ptr[0] = 0;
     z->nnz = za->nnz = 0;
     if (k_aux_eff > 0) codes_reserve(za, (int64_t)n * k_aux_eff);
+    const int aux_dense = k_aux_eff > 0 && n_dead <= AUX_DENSE_RATIO * k_aux_eff;
+    const int aux_sparse = k_aux_eff > 0 && !aux_dense;
     if (cfg->select == SEL_BATCHTOPK) {
         encode_rows(cfg, p, x, 0, n, w);
         select_batch(cfg, n, red, w, counts);
@@ -527,7 +617,12 @@ void sae_step(const SaeConfig *cfg, const SaeTensors *p, SaeTensors *grad, const
         const double den_e = acc[1] > 0.0 ? acc[1] : 1.0;
         float s = (float)(cfg->alpha * aux_scale * 2.0 / den_e);
         if (PLANTED("aux_sign")) s = -s;
-        aux_fused(za, p->D, n, d, s, e, w->row_sq);
+        if (aux_dense) {
+            aux_dense_reserve(w, n, d, n_dead);
+            aux_dense_forward(cfg, p, w, n, n_dead, s, e, w->row_sq);
+        } else {
+            aux_fused(za, p->D, n, d, s, e, w->row_sq);
+        }
         acc[0] = sum_rows(w->row_sq, n);
         sum_f64(red, acc, 1);
         out->aux = aux_scale * acc[0] / den_e;
@@ -557,7 +652,7 @@ void sae_step(const SaeConfig *cfg, const SaeTensors *p, SaeTensors *grad, const
     //    and dL/dxhat rows stay in cache (the index is sorted by token, so a
     //    cursor per latent walks it block after block)
     latent_index_build(&w->lz, z, m);
-    if (k_aux_eff > 0) latent_index_build(&w->laux, za, m);
+    if (aux_sparse) latent_index_build(&w->laux, za, m);
     const int frozen = cfg->frozen_decoder;
     for (int r0 = 0; r0 < n; r0 += w->grad_block) {
         const int r1 = n - r0 < w->grad_block ? n : r0 + w->grad_block;
@@ -569,9 +664,9 @@ void sae_step(const SaeConfig *cfg, const SaeTensors *p, SaeTensors *grad, const
                 memset(gD, 0, sizeof(float) * (size_t)d);
                 w->gb[j] = 0.0;
                 w->cur[j] = w->lz.col_ptr[j];
-                if (k_aux_eff > 0) w->cur_aux[j] = w->laux.col_ptr[j];
+                if (aux_sparse) w->cur_aux[j] = w->laux.col_ptr[j];
             }
-            for (int pass = 0; pass < 1 + (k_aux_eff > 0); pass++) {
+            for (int pass = 0; pass < 1 + aux_sparse; pass++) {
                 const LatentIndex *li = pass ? &w->laux : &w->lz;
                 const SparseCodes *c = pass ? za : z;
                 const float *gd = pass ? w->gaux : j < mh ? w->gsum : w->g;
@@ -593,6 +688,7 @@ void sae_step(const SaeConfig *cfg, const SaeTensors *p, SaeTensors *grad, const
             }
         }
     }
+    if (aux_dense) aux_dense_grads(cfg, p, grad, w, x, n, n_dead);
     // db_dec = sum_r dL/dxhat_r (+ dL/dxhat_h_r) - W_enc^T db_enc
     column_sums(mh > 0 ? w->gsum : w->g, n, d, acc);
     for (int i = 0; i < d; i++) grad->b_dec[i] = (float)acc[i];
