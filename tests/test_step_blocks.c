@@ -4,6 +4,8 @@
 // (many encoder chunks, many token blocks in the latent-major gradient pass).
 // The reference tests use small batches, so this is what exercises the
 // multi-block paths. Losses and gradients must agree to 1e-6 relative.
+// Also: sae_encode (evaluation) reproduces the step's codes (sae_last_codes),
+// BatchTopK with theta just below the step's smallest kept activation.
 // Prints "N passed, M failed"; exits 1 on any failure.
 #include <math.h>
 #include <stdio.h>
@@ -12,6 +14,21 @@
 
 #include "stsae/common.h"
 #include "stsae/sae.h"
+
+// Same kept (latent, value) pairs, row by row, in any order within a row.
+static int same_codes(const SparseCodes *a, const SparseCodes *b, int m) {
+    if (a->n_rows != b->n_rows || a->nnz != b->nnz) return 0;
+    float *dense = xcalloc((size_t)m, sizeof(float));
+    int ok = 1;
+    for (int r = 0; r < a->n_rows && ok; r++) {
+        if (a->row_ptr[r + 1] - a->row_ptr[r] != b->row_ptr[r + 1] - b->row_ptr[r]) ok = 0;
+        for (int64_t e = a->row_ptr[r]; ok && e < a->row_ptr[r + 1]; e++) dense[a->idx[e]] = a->val[e];
+        for (int64_t e = b->row_ptr[r]; ok && e < b->row_ptr[r + 1]; e++) ok = dense[b->idx[e]] == b->val[e];
+        for (int64_t e = a->row_ptr[r]; e < a->row_ptr[r + 1]; e++) dense[a->idx[e]] = 0.0f;
+    }
+    free(dense);
+    return ok;
+}
 
 static double max_rel(const float *a, const float *b, size_t n) {
     double mx = 0.0, ref = 0.0;
@@ -67,6 +84,16 @@ int main(void) {
             failed++;
             printf("FAIL %-11s grad rel %.1e, loss rel %.1e\n", variants[v], err, lerr);
         }
+        SparseCodes enc;
+        codes_alloc(&enc, b.n_tok, 16);
+        sae_encode(&cfg, &p, x, b.n_tok, nextafterf(L1.min_kept, 0.0f), w1, &enc);
+        if (same_codes(sae_last_codes(w1), &enc, m)) {
+            passed++;
+        } else {
+            failed++;
+            printf("FAIL %-11s sae_encode differs from the step's codes\n", variants[v]);
+        }
+        codes_free(&enc);
         sae_work_free(w1);
         sae_work_free(w2);
         free(params); free(g1); free(g2); free(x);
