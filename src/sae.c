@@ -547,6 +547,9 @@ void sae_step(const SaeConfig *cfg, const SaeTensors *p, SaeTensors *grad, const
               const SaeBatch *b, const uint8_t *dead, const SaeReduce *red, SaeWork *w, SaeLosses *out) {
     const int d = cfg->d, m = cfg->m, n = b->n_tok;
     if (n > w->max_tok) die("batch of %d tokens exceeds the workspace (%d)", n, w->max_tok);
+    if (red && cfg->contrast != CTR_NONE)
+        die("the InfoNCE losses need the codes of the whole batch: data-parallel %s steps "
+            "(exchange of codes and candidate gradients) are not implemented yet", sae_variant_name(cfg));
     memset(out, 0, sizeof(*out));
     double *acc = xmalloc(sizeof(double) * ((size_t)d + 4));
     float *mean = xmalloc(sizeof(float) * (size_t)d);
@@ -654,7 +657,8 @@ void sae_step(const SaeConfig *cfg, const SaeTensors *p, SaeTensors *grad, const
     latent_index_build(&w->lz, z, m);
     if (aux_sparse) latent_index_build(&w->laux, za, m);
     const int frozen = cfg->frozen_decoder;
-    for (int r0 = 0; r0 < n; r0 += w->grad_block) {
+    // (at least one block: a rank holding no token still zeroes its gradients)
+    for (int r0 = 0; r0 == 0 || r0 < n; r0 += w->grad_block) {
         const int r1 = n - r0 < w->grad_block ? n : r0 + w->grad_block;
 #pragma omp parallel for schedule(dynamic, 8)
         for (int j = 0; j < m; j++) {

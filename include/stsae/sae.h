@@ -114,7 +114,8 @@ void sae_work_set_blocks(SaeWork *w, int chunk_tokens, int grad_block_tokens);
 // One forward + backward. x: [n_tok, d] scaled tokens. dead: uint8 [m], 1 = dead
 // (NULL or k_aux == 0: no AuxK). grad: overwritten with the gradient of the
 // local tokens' share of the global total loss (sum it over ranks).
-// red: NULL for a single process.
+// red: NULL for a single process. Variants with an InfoNCE term need the
+// codes of the whole batch and do not take a reduction yet (the step stops).
 void sae_step(const SaeConfig *cfg, const SaeTensors *p, SaeTensors *grad,
               const float *x, const SaeBatch *b, const uint8_t *dead,
               const SaeReduce *red, SaeWork *w, SaeLosses *out);
