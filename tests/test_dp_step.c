@@ -16,15 +16,7 @@
 #include "stsae/comm.h"
 #include "stsae/common.h"
 #include "stsae/sae.h"
-
-static double max_rel(const float *a, const float *b, size_t n) {
-    double mx = 0.0, ref = 0.0;
-    for (size_t i = 0; i < n; i++) {
-        mx = fmax(mx, fabs((double)a[i] - b[i]));
-        ref = fmax(ref, fabs((double)b[i]));
-    }
-    return ref > 0.0 ? mx / ref : mx;
-}
+#include "testutil.h"
 
 int main(int argc, char **argv) {
     MPI_Init(&argc, &argv);

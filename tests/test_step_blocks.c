@@ -14,6 +14,7 @@
 
 #include "stsae/common.h"
 #include "stsae/sae.h"
+#include "testutil.h"
 
 // Same kept (latent, value) pairs, row by row, in any order within a row.
 static int same_codes(const SparseCodes *a, const SparseCodes *b, int m) {
@@ -28,15 +29,6 @@ static int same_codes(const SparseCodes *a, const SparseCodes *b, int m) {
     }
     free(dense);
     return ok;
-}
-
-static double max_rel(const float *a, const float *b, size_t n) {
-    double mx = 0.0, ref = 0.0;
-    for (size_t i = 0; i < n; i++) {
-        mx = fmax(mx, fabs((double)a[i] - b[i]));
-        ref = fmax(ref, fabs((double)b[i]));
-    }
-    return ref > 0.0 ? mx / ref : mx;
 }
 
 int main(void) {
