@@ -138,7 +138,8 @@ struct SaeWork {
     float *dd, *g1, *g2;      // [n_dead, d] dead decoder rows; their dD and dW_enc
     double *gbd;              // [n_dead] their db_enc
     int32_t *dead_pos;        // [m] column of a dead latent, -1 otherwise
-    size_t cap_nd;            // n * n_dead allocated
+    size_t cap_nd;            // n * n_dead allocated in za_d, pa_d
+    int cap_eh, cap_dead;     // rows allocated in eh_d; dead rows in dd, g1, g2, gbd
     InfoNceWork *nce;
 };
 
@@ -478,16 +479,22 @@ static void global_mean(const float *a, int n, int d, const SaeReduce *red, doub
 enum { AUX_DENSE_RATIO = 4 }; // dense while n_dead <= AUX_DENSE_RATIO * k_aux_eff
 
 static void aux_dense_reserve(SaeWork *w, int n, int d, int nd) {
-    const size_t need = (size_t)n * nd;
-    if (need <= w->cap_nd && w->eh_d) return;
-    w->za_d = xrealloc(w->za_d, sizeof(float) * need);
-    w->pa_d = xrealloc(w->pa_d, sizeof(float) * need);
-    w->eh_d = xrealloc(w->eh_d, sizeof(float) * (size_t)n * d);
-    w->dd = xrealloc(w->dd, sizeof(float) * (size_t)nd * d);
-    w->g1 = xrealloc(w->g1, sizeof(float) * (size_t)nd * d);
-    w->g2 = xrealloc(w->g2, sizeof(float) * (size_t)nd * d);
-    w->gbd = xrealloc(w->gbd, sizeof(double) * ((size_t)nd + 1));
-    w->cap_nd = need;
+    if ((size_t)n * nd > w->cap_nd) {
+        w->cap_nd = (size_t)n * nd;
+        w->za_d = xrealloc(w->za_d, sizeof(float) * w->cap_nd);
+        w->pa_d = xrealloc(w->pa_d, sizeof(float) * w->cap_nd);
+    }
+    if (n > w->cap_eh) {
+        w->cap_eh = n;
+        w->eh_d = xrealloc(w->eh_d, sizeof(float) * (size_t)n * d);
+    }
+    if (nd > w->cap_dead) {
+        w->cap_dead = nd;
+        w->dd = xrealloc(w->dd, sizeof(float) * (size_t)nd * d);
+        w->g1 = xrealloc(w->g1, sizeof(float) * (size_t)nd * d);
+        w->g2 = xrealloc(w->g2, sizeof(float) * (size_t)nd * d);
+        w->gbd = xrealloc(w->gbd, sizeof(double) * (size_t)nd);
+    }
 }
 
 // Dense AuxK forward and its gradient on the aux codes. In: e = x - xhat in

@@ -6,6 +6,8 @@
 // multi-block paths. Losses and gradients must agree to 1e-6 relative.
 // Also: sae_encode (evaluation) reproduces the step's codes (sae_last_codes),
 // BatchTopK with theta just below the step's smallest kept activation.
+// And a workspace reused across steps of different sizes and dead sets gives
+// the result of a fresh one (AuxK's dense buffers grow as needed).
 // Prints "N passed, M failed"; exits 1 on any failure.
 #include <math.h>
 #include <stdio.h>
@@ -88,6 +90,47 @@ int main(void) {
         codes_free(&enc);
         sae_work_free(w1);
         sae_work_free(w2);
+        free(params); free(g1); free(g2); free(x);
+    }
+    {
+        // reuse: 40 tokens with 60 dead, then 200 with 10 (more rows of ehat,
+        // fewer n x n_dead), then 40 with 30 again after 10 (more dead rows)
+        SaeConfig cfg;
+        sae_config_init(&cfg, "standard", d, m);
+        cfg.k = 6;
+        cfg.k_aux = 16;
+        const size_t np = sae_num_params(&cfg);
+        float *params = xmalloc(sizeof(float) * np), *g1 = xmalloc(sizeof(float) * np),
+              *g2 = xmalloc(sizeof(float) * np), *x = xmalloc(sizeof(float) * 300 * d);
+        SaeTensors p, t1, t2;
+        sae_carve(params, &cfg, &p);
+        sae_carve(g1, &cfg, &t1);
+        sae_carve(g2, &cfg, &t2);
+        sae_init(&cfg, &p, 11, NULL);
+        uint64_t s = 5;
+        for (int i = 0; i < 300 * d; i++) x[i] = (float)rng_normal(&s);
+        const int steps[3][2] = {{40, 60}, {200, 10}, {40, 30}}; // tokens, dead (all dense AuxK)
+        SaeWork *reused = sae_work_create(&cfg, 300);
+        int ok = 1;
+        for (int q = 0; q < 3; q++) {
+            uint8_t dead[96];
+            for (int j = 0; j < m; j++) dead[j] = j < steps[q][1];
+            SaeBatch bq = sae_batch_tokens(steps[q][0]);
+            SaeWork *fresh = sae_work_create(&cfg, 300);
+            SaeLosses L1, L2;
+            sae_step(&cfg, &p, &t1, x, &bq, dead, NULL, reused, &L1);
+            sae_step(&cfg, &p, &t2, x, &bq, dead, NULL, fresh, &L2);
+            ok = ok && max_rel(g1, g2, np) == 0.0 && L1.total == L2.total;
+            sae_work_free(fresh);
+        }
+        if (ok) {
+            passed++;
+            printf("ok   workspace reuse across sizes and dead sets\n");
+        } else {
+            failed++;
+            printf("FAIL workspace reuse across sizes and dead sets\n");
+        }
+        sae_work_free(reused);
         free(params); free(g1); free(g2); free(x);
     }
     printf("%d passed, %d failed\n", passed, failed);
