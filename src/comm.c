@@ -2,6 +2,7 @@
 #include "stsae/comm.h"
 
 #include <stdint.h>
+#include <stdlib.h>
 
 #include "stsae/common.h"
 
@@ -20,6 +21,20 @@ void comm_init(Comm *c, MPI_Comm comm) {
     c->comm = comm;
     mpiCheck(MPI_Comm_rank(comm, &c->rank));
     mpiCheck(MPI_Comm_size(comm, &c->size));
+    c->rows = xcalloc((size_t)c->size, sizeof(int));
+    c->ents = xcalloc((size_t)c->size, sizeof(int));
+    c->row_off = xcalloc((size_t)c->size, sizeof(int));
+    c->ent_off = xcalloc((size_t)c->size, sizeof(int));
+    c->row_len = NULL;
+    c->cap_rows = 0;
+}
+
+void comm_free(Comm *c) {
+    free(c->rows);
+    free(c->ents);
+    free(c->row_off);
+    free(c->ent_off);
+    free(c->row_len);
 }
 
 static void sum_f64(void *ctx, double *buf, int n) {
@@ -30,7 +45,61 @@ static void sum_i64(void *ctx, int64_t *buf, int n) {
     mpiCheck(MPI_Allreduce(MPI_IN_PLACE, buf, n, MPI_INT64_T, MPI_SUM, ((Comm *)ctx)->comm));
 }
 
-SaeReduce comm_reduce(Comm *c) { return (SaeReduce){sum_f64, sum_i64, c}; }
+// MPI counts are int: a batch's codes must have fewer than 2^31 entries.
+static int as_count(int64_t v, const char *what) {
+    if (v > INT32_MAX) die("code exchange: %s exceeds 2^31 (%lld); use a smaller batch", what, (long long)v);
+    return (int)v;
+}
+
+// Row and entry counts of every rank, their offsets, then the row lengths,
+// latent indices and values, each with one Allgatherv.
+static void gather_codes(void *ctx, const SparseCodes *mine, SparseCodes *all, int64_t *row0, int64_t *ent0) {
+    Comm *c = ctx;
+    int my[2] = {mine->n_rows, as_count(mine->nnz, "a rank's code entries")};
+    int *both = xmalloc(sizeof(int) * 2 * (size_t)c->size);
+    mpiCheck(MPI_Allgather(my, 2, MPI_INT, both, 2, MPI_INT, c->comm));
+    int64_t nr = 0, ne = 0;
+    for (int r = 0; r < c->size; r++) {
+        c->rows[r] = both[2 * r];
+        c->ents[r] = both[2 * r + 1];
+        c->row_off[r] = as_count(nr, "the batch's tokens");
+        c->ent_off[r] = as_count(ne, "the batch's code entries");
+        nr += c->rows[r];
+        ne += c->ents[r];
+    }
+    free(both);
+    as_count(ne, "the batch's code entries");
+    *row0 = c->row_off[c->rank];
+    *ent0 = c->ent_off[c->rank];
+    if (nr + 1 > c->cap_rows) {
+        c->row_len = xrealloc(c->row_len, sizeof(int) * (size_t)(nr + 1));
+        c->cap_rows = nr + 1;
+    }
+    int *len = xmalloc(sizeof(int) * (size_t)(mine->n_rows + 1));
+    for (int r = 0; r < mine->n_rows; r++) len[r] = (int)(mine->row_ptr[r + 1] - mine->row_ptr[r]);
+    mpiCheck(MPI_Allgatherv(len, mine->n_rows, MPI_INT, c->row_len, c->rows, c->row_off, MPI_INT, c->comm));
+    free(len);
+    all->row_ptr = xrealloc(all->row_ptr, sizeof(int64_t) * (size_t)(nr + 1));
+    codes_reserve(all, ne);
+    all->n_rows = (int)nr;
+    all->nnz = ne;
+    all->row_ptr[0] = 0;
+    for (int64_t r = 0; r < nr; r++) all->row_ptr[r + 1] = all->row_ptr[r] + c->row_len[r];
+    mpiCheck(MPI_Allgatherv(mine->idx, c->ents[c->rank], MPI_INT32_T, all->idx, c->ents, c->ent_off, MPI_INT32_T,
+                            c->comm));
+    mpiCheck(MPI_Allgatherv(mine->val, c->ents[c->rank], MPI_FLOAT, all->val, c->ents, c->ent_off, MPI_FLOAT,
+                            c->comm));
+}
+
+// One reduce-scatter over the entries, blocks in rank order (the counts of
+// the last gather_codes).
+static void return_grad(void *ctx, const float *all_buf, float *mine, int64_t n_mine) {
+    Comm *c = ctx;
+    if (n_mine != c->ents[c->rank]) die("code exchange: return_grad does not follow gather_codes");
+    mpiCheck(MPI_Reduce_scatter(all_buf, mine, c->ents, MPI_FLOAT, MPI_SUM, c->comm));
+}
+
+SaeReduce comm_reduce(Comm *c) { return (SaeReduce){sum_f64, sum_i64, gather_codes, return_grad, c}; }
 
 void comm_sum_f32(Comm *c, float *buf, size_t n) {
     // MPI counts are int: reduce in pieces of at most 2^30 floats

@@ -52,6 +52,9 @@ struct InfoNceWork {
     int64_t cap_nnz;
     int cap_tok;
     Scratch *scr;
+    SparseCodes all;   // data-parallel: the codes of the whole batch (every rank's, in rank order)
+    float *gu_mine;    // data-parallel: this rank's entries of dL/du, summed over ranks
+    int64_t cap_mine;
 };
 
 InfoNceWork *infonce_work_create(void) { return xcalloc(1, sizeof(InfoNceWork)); }
@@ -82,6 +85,8 @@ void infonce_work_free(InfoNceWork *w) {
     free(w->norm);
     for (int t = 0; t < w->n_threads; t++) scratch_free(&w->scr[t]);
     free(w->scr);
+    if (w->all.row_ptr) codes_free(&w->all);
+    free(w->gu_mine);
     free(w);
 }
 
@@ -259,82 +264,120 @@ static void run_group(InfoNceWork *w, const Group *g, const SparseCodes *z, floa
     *g->loss += loss;
 }
 
-void infonce_step(const SaeConfig *cfg, const SaeBatch *b, SparseCodes *z, InfoNceWork *w,
-                  InfoNceLoss *out) {
+// The member range [lo, hi) of a group's anchor index that this rank owns
+// keeps its positives; the others are not anchors here (their owners take
+// them). pos_*: the positives of every member.
+static void own_anchors(int32_t *pos, int n, int lo, int hi) {
+    for (int i = 0; i < n; i++)
+        if (i < lo || i >= hi) pos[i] = -1;
+}
+
+void infonce_step(const SaeConfig *cfg, const SaeBatch *b, SparseCodes *z, const SaeReduce *red,
+                  InfoNceWork *w, InfoNceLoss *out) {
     memset(out, 0, sizeof(*out));
     if (cfg->contrast == CTR_NONE) return;
     const int m = cfg->m;
     const float inv_tau = 1.0f / cfg->tau;
+    // Z: the codes of the whole batch; this rank's rows start at row0, its
+    // entries at ent0 (a single process: Z is z itself).
+    const SparseCodes *Z = z;
+    int64_t row0 = 0, ent0 = 0;
+    if (red && red->gather_codes) {
+        if (!w->all.row_ptr) codes_alloc(&w->all, 0, 0);
+        red->gather_codes(red->ctx, z, &w->all, &row0, &ent0);
+        Z = &w->all;
+    }
+    const int per_unit = cfg->contrast == CTR_RASTER ? 2 : b->T * b->H * b->W; // tokens per pair / clip
+    if (per_unit <= 0 || Z->n_rows % per_unit) die("InfoNCE: the ranks' batches are not whole clips or pairs");
+    const int units = Z->n_rows / per_unit, unit0 = (int)(row0 / per_unit), my_units = z->n_rows / per_unit;
     int n_sets, max_set;
     if (cfg->contrast == CTR_RASTER) {
-        if (b->pairs <= 0) die("the raster loss needs a batch of pairs");
         n_sets = 2;
-        max_set = b->pairs;
+        max_set = units;
     } else {
-        if (b->clips <= 0 || b->T < 2) die("the temporal loss needs whole clips of at least 2 steps");
+        if (b->T < 2) die("the temporal loss needs whole clips of at least 2 steps");
         n_sets = b->T;
-        max_set = b->clips * b->H * b->W;
+        max_set = units * b->H * b->W;
     }
-    work_reserve(w, n_sets, max_set, z);
+    work_reserve(w, n_sets, max_set, Z);
 
     // u = z / max(||z||, 1e-8), per entry; gu = dL/du
 #pragma omp parallel for schedule(static)
-    for (int r = 0; r < z->n_rows; r++) {
+    for (int r = 0; r < Z->n_rows; r++) {
         double s = 0.0;
-        for (int64_t e = z->row_ptr[r]; e < z->row_ptr[r + 1]; e++) s += (double)z->val[e] * z->val[e];
+        for (int64_t e = Z->row_ptr[r]; e < Z->row_ptr[r + 1]; e++) s += (double)Z->val[e] * Z->val[e];
         float nrm = (float)sqrt(s);
         if (nrm < 1e-8f) nrm = 1e-8f;
         w->norm[r] = nrm;
-        for (int64_t e = z->row_ptr[r]; e < z->row_ptr[r + 1]; e++) {
-            w->u[e] = z->val[e] / nrm;
+        for (int64_t e = Z->row_ptr[r]; e < Z->row_ptr[r + 1]; e++) {
+            w->u[e] = Z->val[e] / nrm;
             w->gu[e] = 0.0f;
         }
     }
 
+    double sums[3] = {0.0, 0.0, 0.0}; // temp, spat, rast: sums of l over this rank's anchors
+    double n_temp = 0, n_spat = 0, n_rast = 0;
     if (cfg->contrast == CTR_RASTER) {
-        const int P = b->pairs;
-        tokset_build(&w->sets[0], z, w->u, m, P, 1, 2, 0); // anchors: tokens 2i
-        tokset_build(&w->sets[1], z, w->u, m, P, 1, 2, 1); // partners: tokens 2i+1
+        const int P = units;
+        tokset_build(&w->sets[0], Z, w->u, m, P, 1, 2, 0); // anchors: tokens 2i
+        tokset_build(&w->sets[1], Z, w->u, m, P, 1, 2, 1); // partners: tokens 2i+1
         for (int i = 0; i < P; i++) w->pos_same[i] = i;
-        Group g = {&w->sets[0], &w->sets[1], w->pos_same, 0, cfg->lambda_r / (float)P, &out->rast};
-        run_group(w, &g, z, inv_tau);
-        out->rast /= P;
+        own_anchors(w->pos_same, P, unit0, unit0 + my_units);
+        n_rast = P;
+        Group g = {&w->sets[0], &w->sets[1], w->pos_same, 0, (float)(cfg->lambda_r / n_rast), &sums[2]};
+        run_group(w, &g, Z, inv_tau);
     } else {
-        const int B = b->clips, T = b->T, W = b->W, N = b->H * b->W, n = B * N;
+        const int B = units, T = b->T, W = b->W, N = b->H * b->W, n = B * N;
         // set t: the tokens of step t of every clip, member i = clip * N + p
-        for (int t = 0; t < T; t++) tokset_build(&w->sets[t], z, w->u, m, n, N, T * N, t * N);
+        for (int t = 0; t < T; t++) tokset_build(&w->sets[t], Z, w->u, m, n, N, T * N, t * N);
         for (int i = 0; i < n; i++) {
             w->pos_same[i] = i;
             w->pos_next[i] = (i % N) % W < W - 1 ? i + 1 : -1;
         }
-        const double n_temp = (double)B * (T - 1) * N;
-        const double n_spat = (double)B * T * b->H * (W - 1);
+        own_anchors(w->pos_same, n, unit0 * N, (unit0 + my_units) * N);
+        own_anchors(w->pos_next, n, unit0 * N, (unit0 + my_units) * N);
+        n_temp = (double)B * (T - 1) * N;
+        n_spat = (double)B * T * b->H * (W - 1);
         for (int t = 0; t + 1 < T; t++) {
-            Group g = {&w->sets[t], &w->sets[t + 1], w->pos_same, 0,
-                       (float)(cfg->lambda_t / n_temp), &out->temp};
-            run_group(w, &g, z, inv_tau);
+            Group g = {&w->sets[t], &w->sets[t + 1], w->pos_same, 0, (float)(cfg->lambda_t / n_temp), &sums[0]};
+            run_group(w, &g, Z, inv_tau);
         }
-        out->temp /= n_temp;
         if (cfg->contrast == CTR_SEPARATE && W > 1) {
             for (int t = 0; t < T; t++) {
-                Group g = {&w->sets[t], &w->sets[t], w->pos_next, 1,
-                           (float)(cfg->lambda_s / n_spat), &out->spat};
-                run_group(w, &g, z, inv_tau);
+                Group g = {&w->sets[t], &w->sets[t], w->pos_next, 1, (float)(cfg->lambda_s / n_spat), &sums[1]};
+                run_group(w, &g, Z, inv_tau);
             }
-            out->spat /= n_spat;
         }
     }
+    if (red) red->sum_f64(red->ctx, sums, 3);
+    out->temp = n_temp > 0 ? sums[0] / n_temp : 0.0;
+    out->spat = n_spat > 0 ? sums[1] / n_spat : 0.0;
+    out->rast = n_rast > 0 ? sums[2] / n_rast : 0.0;
+
+    // candidates' gradients back to their owners: this rank's entries of gu,
+    // summed over the ranks
+    const float *u = w->u + ent0;
+    const float *gu = w->gu + ent0;
+    if (Z != z) {
+        if (z->nnz > w->cap_mine) {
+            w->gu_mine = xrealloc(w->gu_mine, sizeof(float) * (size_t)z->nnz);
+            w->cap_mine = z->nnz;
+        }
+        red->return_grad(red->ctx, w->gu, w->gu_mine, z->nnz);
+        gu = w->gu_mine;
+    }
+    const float *norm = w->norm + row0;
 
     // through the normalization: dL/dz = (gu - u (u . gu)) / ||z||
     // (or gu / 1e-8 where the norm is clamped)
 #pragma omp parallel for schedule(static)
     for (int r = 0; r < z->n_rows; r++) {
-        float nrm = w->norm[r];
+        float nrm = norm[r];
         double dot = 0.0;
         int clamped = nrm <= 1e-8f || PLANTED("nce_norm");
         if (!clamped)
-            for (int64_t e = z->row_ptr[r]; e < z->row_ptr[r + 1]; e++) dot += (double)w->u[e] * w->gu[e];
+            for (int64_t e = z->row_ptr[r]; e < z->row_ptr[r + 1]; e++) dot += (double)u[e] * gu[e];
         for (int64_t e = z->row_ptr[r]; e < z->row_ptr[r + 1]; e++)
-            z->grad[e] += (float)((w->gu[e] - (clamped ? 0.0 : w->u[e] * dot)) / nrm);
+            z->grad[e] += (float)((gu[e] - (clamped ? 0.0 : u[e] * dot)) / nrm);
     }
 }

@@ -335,13 +335,15 @@ static void keep_above(const float *pre, int n, int m, float v, int inclusive, S
 
 // BatchTopK over the whole batch held in w->pre: keep a >= v, the global
 // (k * tokens)-th largest activation.
-static void select_batch(const SaeConfig *cfg, int n, const SaeReduce *red, SaeWork *w, int *counts) {
+// Returns v.
+static float select_batch(const SaeConfig *cfg, int n, const SaeReduce *red, SaeWork *w, int *counts) {
     int64_t n_glob = n;
     if (red) red->sum_i64(red->ctx, &n_glob, 1);
     float v = kth_largest_positive(w->pre, n, cfg->m, cfg->m, (int64_t)cfg->k * n_glob,
                                    red ? red->sum_i64 : NULL, red ? red->ctx : NULL);
     if (PLANTED("batchtopk_strict")) v = nextafterf(v, INFINITY);
     keep_above(w->pre, n, cfg->m, v, 1, &w->z, 0, counts);
+    return v;
 }
 
 static inline float dot(int d, const float *restrict a, const float *restrict b) {
@@ -554,9 +556,6 @@ void sae_step(const SaeConfig *cfg, const SaeTensors *p, SaeTensors *grad, const
               const SaeBatch *b, const uint8_t *dead, const SaeReduce *red, SaeWork *w, SaeLosses *out) {
     const int d = cfg->d, m = cfg->m, n = b->n_tok;
     if (n > w->max_tok) die("batch of %d tokens exceeds the workspace (%d)", n, w->max_tok);
-    if (red && cfg->contrast != CTR_NONE)
-        die("the InfoNCE losses need the codes of the whole batch: data-parallel %s steps "
-            "(exchange of codes and candidate gradients) are not implemented yet", sae_variant_name(cfg));
     memset(out, 0, sizeof(*out));
     double *acc = xmalloc(sizeof(double) * ((size_t)d + 4));
     float *mean = xmalloc(sizeof(float) * (size_t)d);
@@ -588,7 +587,7 @@ void sae_step(const SaeConfig *cfg, const SaeTensors *p, SaeTensors *grad, const
     const int aux_sparse = k_aux_eff > 0 && !aux_dense;
     if (cfg->select == SEL_BATCHTOPK) {
         encode_rows(cfg, p, x, 0, n, w);
-        select_batch(cfg, n, red, w, counts);
+        out->min_kept = select_batch(cfg, n, red, w, counts);
         select_rows(cfg, p->b_enc, 0, n, z, n_dead, k_aux_eff, w, counts);
     } else {
         for (int r0 = 0; r0 < n; r0 += w->chunk) {
@@ -598,9 +597,6 @@ void sae_step(const SaeConfig *cfg, const SaeTensors *p, SaeTensors *grad, const
         }
     }
     if (k_aux_eff == 0) memset(za->row_ptr, 0, sizeof(int64_t) * ((size_t)n + 1));
-    float min_kept = INFINITY;
-    for (int64_t e = 0; e < z->nnz; e++) min_kept = fminf(min_kept, z->val[e]);
-    out->min_kept = z->nnz ? min_kept : 0.0f;
     double l0[1] = {(double)z->nnz};
     sum_f64(red, l0, 1);
     out->l0 = l0[0] / (double)(n_glob ? n_glob : 1);
@@ -641,7 +637,7 @@ void sae_step(const SaeConfig *cfg, const SaeTensors *p, SaeTensors *grad, const
     // 4. InfoNCE; 5. the selection backward
     if (cfg->contrast != CTR_NONE) {
         InfoNceLoss nl;
-        infonce_step(cfg, b, z, w->nce, &nl);
+        infonce_step(cfg, b, z, red, w->nce, &nl);
         out->temp = nl.temp;
         out->spat = nl.spat;
         out->rast = nl.rast;

@@ -1,11 +1,12 @@
 // test_dp_step.c — data-parallel steps are exact: the batch is split over the
-// ranks (uneven shares, one rank may get none), each rank steps on its share
-// with the MPI reduction hooks (global mean, FVU denominators, BatchTopK
-// threshold), the gradients are summed over ranks, and the result must equal
-// the single-process step on the whole batch (losses and gradients within
-// 1e-5 relative). Every rank builds the same data from the same seed.
-// Variants: those without InfoNCE (standard, standard+M, frozen, sparsemax,
-// entmax15), with dead latents so AuxK runs (dense and sparse paths).
+// ranks (uneven shares of tokens, whole clips or whole pairs; one rank may get
+// none), each rank steps on its share with the MPI hooks (global mean, FVU
+// denominators, BatchTopK threshold, the InfoNCE code exchange and the return
+// of candidate gradients), the gradients are summed over ranks, and the
+// result must equal the single-process step on the whole batch (every loss
+// term, the BatchTopK threshold and the gradients within 1e-5 relative).
+// Every rank builds the same data from the same seed. All ten variants, with
+// dead latents so AuxK runs (dense and sparse paths).
 // Run under mpirun -np 1, 2 and 3. Rank 0 prints "N passed, M failed".
 #include <math.h>
 #include <mpi.h>
@@ -23,8 +24,10 @@ int main(int argc, char **argv) {
     Comm comm;
     comm_init(&comm, MPI_COMM_WORLD);
     SaeReduce red = comm_reduce(&comm);
-    const char *variants[] = {"standard", "standard+M", "frozen", "sparsemax", "entmax15"};
-    const int d = 20, m = 80, n = 203;
+    const char *variants[] = {"standard", "standard+M", "frozen",     "sparsemax", "entmax15",
+                              "temporal", "separate",   "temporal+M", "separate+M", "raster"};
+    const int d = 20, m = 80;
+    const int clips = 5, T = 3, H = 2, W = 3, pairs = 61;
     int passed = 0, failed = 0;
     for (size_t v = 0; v < sizeof(variants) / sizeof(*variants); v++)
         for (int dead_mode = 0; dead_mode < 2; dead_mode++) {
@@ -33,6 +36,15 @@ int main(int argc, char **argv) {
             cfg.k = 5;
             cfg.k_aux = cfg.k_aux ? 6 : 0;
             cfg.alpha = 0.5f;
+            cfg.tau = 0.5f;
+            if (cfg.contrast == CTR_TEMPORAL || cfg.contrast == CTR_SEPARATE) cfg.lambda_t = 0.7f;
+            if (cfg.contrast == CTR_SEPARATE) cfg.lambda_s = 0.4f;
+            if (cfg.contrast == CTR_RASTER) cfg.lambda_r = 0.6f;
+            // the whole batch, in units (tokens, clips or pairs) of unit_tok tokens
+            const int by_clip = cfg.contrast == CTR_TEMPORAL || cfg.contrast == CTR_SEPARATE;
+            const int unit_tok = by_clip ? T * H * W : cfg.contrast == CTR_RASTER ? 2 : 1;
+            const int units = by_clip ? clips : cfg.contrast == CTR_RASTER ? pairs : 203;
+            const int n = units * unit_tok;
             const size_t np = sae_num_params(&cfg);
             float *params = xmalloc(sizeof(float) * np), *g_all = xmalloc(sizeof(float) * np),
                   *g_dp = xmalloc(sizeof(float) * np), *x = xmalloc(sizeof(float) * (size_t)n * d);
@@ -48,7 +60,8 @@ int main(int argc, char **argv) {
             // dense AuxK path (n_dead <= 4 k_aux) and sparse (more dead)
             for (int j = 0; j < m; j++) dead[j] = dead_mode ? j % 3 == 0 : j % 9 == 0;
 
-            SaeBatch all = sae_batch_tokens(n);
+            SaeBatch all = by_clip ? sae_batch_clips(clips, T, H, W)
+                           : cfg.contrast == CTR_RASTER ? sae_batch_pairs(pairs) : sae_batch_tokens(n);
             SaeWork *w = sae_work_create(&cfg, n);
             SaeLosses La, Ld;
             sae_step(&cfg, &p, &ta, x, &all, dead, NULL, w, &La);
@@ -56,15 +69,19 @@ int main(int argc, char **argv) {
             // uneven shares [lo, hi); with 3 or more ranks rank 0 holds no token
             const int parts = comm.size > 2 ? comm.size - 1 : comm.size;
             const int q = comm.size > 2 ? comm.rank - 1 : comm.rank;
-            const int lo = q < 0 ? 0 : (int)((int64_t)n * q * q / ((int64_t)parts * parts));
-            const int hi = q < 0 ? 0 : (int)((int64_t)n * (q + 1) * (q + 1) / ((int64_t)parts * parts));
-            SaeBatch mine = sae_batch_tokens(hi - lo);
-            sae_step(&cfg, &p, &td, x + (size_t)lo * d, &mine, dead, &red, w, &Ld);
+            const int lo = q < 0 ? 0 : (int)((int64_t)units * q * q / ((int64_t)parts * parts));
+            const int hi = q < 0 ? 0 : (int)((int64_t)units * (q + 1) * (q + 1) / ((int64_t)parts * parts));
+            SaeBatch mine = by_clip ? sae_batch_clips(hi - lo, T, H, W)
+                            : cfg.contrast == CTR_RASTER ? sae_batch_pairs(hi - lo) : sae_batch_tokens(hi - lo);
+            sae_step(&cfg, &p, &td, x + (size_t)lo * unit_tok * d, &mine, dead, &red, w, &Ld);
             comm_sum_f32(&comm, g_dp, np);
 
             double err = max_rel(g_dp, g_all, np);
-            double lerr = fabs(Ld.total - La.total) / fmax(fabs(La.total), 1e-12);
-            int ok = err <= 1e-5 && lerr <= 1e-5, all_ok;
+            const double la[] = {La.total, La.rec, La.aux, La.high, La.temp, La.spat, La.rast, La.l0, La.min_kept};
+            const double ld[] = {Ld.total, Ld.rec, Ld.aux, Ld.high, Ld.temp, Ld.spat, Ld.rast, Ld.l0, Ld.min_kept};
+            double lerr = 0.0;
+            for (int t = 0; t < 9; t++) lerr = fmax(lerr, fabs(ld[t] - la[t]) / fmax(fabs(la[t]), 1e-12));
+            int ok = err <= 1e-5 && lerr <= 1e-5 && La.total > 0, all_ok;
             MPI_Allreduce(&ok, &all_ok, 1, MPI_INT, MPI_LAND, MPI_COMM_WORLD);
             if (comm.rank == 0)
                 printf("%s %-10s dead %-6s ranks %d: grad rel %.1e, loss rel %.1e\n", all_ok ? "ok  " : "FAIL",

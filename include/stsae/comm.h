@@ -7,16 +7,22 @@
 
 #include <mpi.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "stsae/sae.h"
 
 typedef struct {
     MPI_Comm comm;
     int rank, size;
+    // code exchange (InfoNCE): per rank, rows and entries of the last gather
+    int *rows, *ents, *row_off, *ent_off;
+    int *row_len; // [cap_rows] entries of every row of the batch
+    int64_t cap_rows;
 } Comm;
 
 void comm_init(Comm *c, MPI_Comm comm);
-// Hooks summing over the ranks of c (for sae_step).
+void comm_free(Comm *c); // not the MPI communicator
+// Hooks for sae_step: sums, code gather and gradient return over the ranks of c.
 SaeReduce comm_reduce(Comm *c);
 // Sums buf over the ranks of c, in place (n floats; the gradient buffer).
 void comm_sum_f32(Comm *c, float *buf, size_t n);

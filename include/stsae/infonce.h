@@ -31,7 +31,12 @@ typedef struct {
 
 // Adds the gradient of lambda_t L_temp + lambda_s L_spat + lambda_r L_rast
 // (the terms of cfg->contrast) to z->grad and returns the loss terms.
-void infonce_step(const SaeConfig *cfg, const SaeBatch *b, SparseCodes *z, InfoNceWork *w,
-                  InfoNceLoss *out);
+// Data-parallel (red with gather_codes): z holds this rank's whole clips or
+// pairs, b their geometry; the candidate sets are the whole batch's codes,
+// gathered from every rank; this rank takes the anchors it owns, and the
+// candidates' gradients go back to their owners through red->return_grad.
+// The losses are the global means on every rank.
+void infonce_step(const SaeConfig *cfg, const SaeBatch *b, SparseCodes *z, const SaeReduce *red,
+                  InfoNceWork *w, InfoNceLoss *out);
 
 #endif

@@ -84,18 +84,25 @@ SaeBatch sae_batch_tokens(int n);
 SaeBatch sae_batch_clips(int clips, int T, int H, int W);
 SaeBatch sae_batch_pairs(int pairs);
 
-// Global reductions for data-parallel steps. Each hook sums its buffer
-// element-wise over all ranks of the job, in place.
+// Global reductions for data-parallel steps (comm.h implements them over the
+// ranks of a job). sum_f64 / sum_i64 sum a buffer element-wise over the ranks,
+// in place. The InfoNCE variants also exchange codes: gather_codes
+// concatenates every rank's codes, rows and entries in rank order, into *all
+// and gives this rank's first row and entry in it; return_grad takes one float
+// per entry of `all`, sums it over the ranks, and writes the n_mine sums of
+// this rank's entries to mine.
 typedef struct {
     void (*sum_f64)(void *ctx, double *buf, int n);
     void (*sum_i64)(void *ctx, int64_t *buf, int n);
+    void (*gather_codes)(void *ctx, const SparseCodes *mine, SparseCodes *all, int64_t *row0, int64_t *ent0);
+    void (*return_grad)(void *ctx, const float *all_buf, float *mine, int64_t n_mine);
     void *ctx;
 } SaeReduce;
 
 typedef struct {
     double rec, aux, high, temp, spat, rast, total;
     double l0;           // mean kept latents per token
-    float min_kept;      // smallest kept activation of the batch (BatchTopK's theta EMA)
+    float min_kept;      // BatchTopK: the smallest kept activation of the global batch (theta's EMA)
     int n_dead;          // dead latents in the mask given
     int64_t n_tok_global;
 } SaeLosses;
@@ -114,8 +121,8 @@ void sae_work_set_blocks(SaeWork *w, int chunk_tokens, int grad_block_tokens);
 // One forward + backward. x: [n_tok, d] scaled tokens. dead: uint8 [m], 1 = dead
 // (NULL or k_aux == 0: no AuxK). grad: overwritten with the gradient of the
 // local tokens' share of the global total loss (sum it over ranks).
-// red: NULL for a single process. Variants with an InfoNCE term need the
-// codes of the whole batch and do not take a reduction yet (the step stops).
+// red: NULL for a single process. Data-parallel, every rank holds whole clips
+// (temporal, separate) or whole pairs (raster) of the global batch.
 void sae_step(const SaeConfig *cfg, const SaeTensors *p, SaeTensors *grad,
               const float *x, const SaeBatch *b, const uint8_t *dead,
               const SaeReduce *red, SaeWork *w, SaeLosses *out);
