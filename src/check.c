@@ -8,6 +8,7 @@
 
 #include "stsae/common.h"
 #include "stsae/h5io.h"
+#include "stsae/model.h" // model_write_tensors
 #include "stsae/optim.h"
 #include "stsae/sae.h"
 
@@ -126,28 +127,6 @@ static void load_case(const char *path, Case *c) {
     H5Fclose(f);
 }
 
-// Writes the four tensors of a flat buffer under prefix/, W_dec as [d, m].
-static void write_tensors(hid_t f, const char *prefix, const SaeConfig *cfg, float *flat) {
-    const int d = cfg->d, m = cfg->m;
-    SaeTensors t;
-    sae_carve(flat, cfg, &t);
-    char name[64];
-    hsize_t dmd[2] = {(hsize_t)m, (hsize_t)d}, dm[1] = {(hsize_t)m}, ddm[2] = {(hsize_t)d, (hsize_t)m},
-            dd[1] = {(hsize_t)d};
-    float *wd = xmalloc(sizeof(float) * (size_t)m * d);
-    for (int i = 0; i < d; i++)
-        for (int j = 0; j < m; j++) wd[(size_t)i * m + j] = t.D[(size_t)j * d + i];
-    snprintf(name, sizeof(name), "%s/W_enc", prefix);
-    h5_write_f32(f, name, t.W_enc, 2, dmd);
-    snprintf(name, sizeof(name), "%s/b_enc", prefix);
-    h5_write_f32(f, name, t.b_enc, 1, dm);
-    snprintf(name, sizeof(name), "%s/W_dec", prefix);
-    h5_write_f32(f, name, wd, 2, ddm);
-    snprintf(name, sizeof(name), "%s/b_dec", prefix);
-    h5_write_f32(f, name, t.b_dec, 1, dd);
-    free(wd);
-}
-
 int check_step_main(int argc, char **argv) {
     if (argc != 2) die("usage: stsae check-step CASE.h5 OUT.h5");
     const char *case_path = argv[0], *out_path = argv[1];
@@ -171,7 +150,7 @@ int check_step_main(int argc, char **argv) {
     if (cfg->contrast == CTR_TEMPORAL || cfg->contrast == CTR_SEPARATE) h5_write_scalar(f, "loss/temp", L.temp);
     if (cfg->contrast == CTR_SEPARATE) h5_write_scalar(f, "loss/spat", L.spat);
     if (cfg->contrast == CTR_RASTER) h5_write_scalar(f, "loss/rast", L.rast);
-    write_tensors(f, "grad", cfg, grads);
+    model_write_tensors(f, "grad", cfg, grads);
 
     if (c.optim_steps > 0) {
         float *m1 = xcalloc(np, sizeof(float)), *m2 = xcalloc(np, sizeof(float));
@@ -185,7 +164,7 @@ int check_step_main(int argc, char **argv) {
         }
         hsize_t n = (hsize_t)c.optim_steps;
         h5_write_f64(f, "optim/loss_total", totals, 1, &n);
-        write_tensors(f, "optim", cfg, c.params);
+        model_write_tensors(f, "optim", cfg, c.params);
         if (cfg->select == SEL_BATCHTOPK) h5_write_scalar(f, "optim/theta", theta);
         free(m1);
         free(m2);

@@ -2,6 +2,7 @@
 #include "stsae/common.h"
 
 #include <math.h>
+#include <mpi.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,12 +13,24 @@
 #endif
 
 void stsae_die_at(const char *file, int line, const char *fmt, ...) {
+    // under MPI with several ranks: name the rank, and take every rank down
+    // (a rank alone in exit() would leave the others waiting in a collective)
+    int init = 0, fin = 0, size = 1, rank = 0;
+    MPI_Initialized(&init);
+    MPI_Finalized(&fin);
+    if (init && !fin) {
+        MPI_Comm_size(MPI_COMM_WORLD, &size);
+        MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    }
     va_list ap;
     va_start(ap, fmt);
-    fprintf(stderr, "stsae: error: ");
+    if (size > 1) fprintf(stderr, "stsae: error (rank %d): ", rank);
+    else fprintf(stderr, "stsae: error: ");
     vfprintf(stderr, fmt, ap);
     fprintf(stderr, " (%s:%d)\n", file, line);
     va_end(ap);
+    fflush(stderr);
+    if (size > 1) MPI_Abort(MPI_COMM_WORLD, 1);
     exit(1);
 }
 

@@ -1,9 +1,12 @@
 // h5io.c — checked HDF5 helpers and atomic file writes (h5io.h).
+#define _POSIX_C_SOURCE 200809L // fsync, open
 #include "stsae/h5io.h"
 
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "stsae/common.h"
 
@@ -116,7 +119,8 @@ static void *read_ds(hid_t f, const char *path, const char *dset, int rank, hsiz
     for (int i = 0; i < rank; i++) n *= dims[i];
     void *buf = xmalloc(n * elem);
     if (H5Dread(ds, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0)
-        die("%s: cannot read dataset '%s' as %s", path, dset, elem == 4 ? "float32" : "uint8");
+        die("%s: cannot read dataset '%s' as %s", path, dset,
+            mtype == H5T_NATIVE_FLOAT ? "float32" : mtype == H5T_NATIVE_UINT8 ? "uint8" : "int64");
     H5Dclose(ds);
     return buf;
 }
@@ -127,6 +131,10 @@ float *h5_read_f32(hid_t f, const char *path, const char *dset, int rank, hsize_
 
 uint8_t *h5_read_u8(hid_t f, const char *path, const char *dset, int rank, hsize_t *dims) {
     return read_ds(f, path, dset, rank, dims, H5T_NATIVE_UINT8, 1);
+}
+
+int64_t *h5_read_i64(hid_t f, const char *path, const char *dset, int rank, hsize_t *dims) {
+    return read_ds(f, path, dset, rank, dims, H5T_NATIVE_INT64, sizeof(int64_t));
 }
 
 hid_t h5_create_tmp(const char *path) {
@@ -141,7 +149,21 @@ void h5_commit(hid_t f, const char *path) {
     char tmp[4096];
     snprintf(tmp, sizeof(tmp), "%s.tmp", path);
     if (H5Fclose(f) < 0) die("%s: cannot close", tmp);
+    // durable, then atomic: fsync the file, rename, fsync the directory
+    int fd = open(tmp, O_RDONLY);
+    if (fd < 0 || fsync(fd) != 0) die("%s: cannot sync to disk", tmp);
+    close(fd);
     if (rename(tmp, path) != 0) die("%s: cannot rename to %s", tmp, path);
+    char dir[4096];
+    snprintf(dir, sizeof(dir), "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (slash) *slash = 0;
+    else snprintf(dir, sizeof(dir), ".");
+    fd = open(dir, O_RDONLY);
+    if (fd >= 0) {
+        fsync(fd);
+        close(fd);
+    }
 }
 
 // Creates the intermediate groups of dset ("a/b/c" -> a, a/b).
@@ -171,4 +193,28 @@ void h5_write_f64(hid_t f, const char *dset, const double *data, int rank, const
     write_ds(f, dset, data, rank, dims, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE);
 }
 
+void h5_write_i64(hid_t f, const char *dset, const int64_t *data, int rank, const hsize_t *dims) {
+    write_ds(f, dset, data, rank, dims, H5T_STD_I64LE, H5T_NATIVE_INT64);
+}
+
 void h5_write_scalar(hid_t f, const char *dset, double v) { h5_write_f64(f, dset, &v, 0, NULL); }
+
+void h5_set_attr_f64(hid_t f, const char *name, double v) {
+    hid_t sp = H5Screate(H5S_SCALAR);
+    hid_t a = H5Acreate2(f, name, H5T_IEEE_F64LE, sp, H5P_DEFAULT, H5P_DEFAULT);
+    if (a < 0 || H5Awrite(a, H5T_NATIVE_DOUBLE, &v) < 0) die("cannot write attribute '%s'", name);
+    H5Aclose(a);
+    H5Sclose(sp);
+}
+
+void h5_set_attr_str(hid_t f, const char *name, const char *v) {
+    hid_t sp = H5Screate(H5S_SCALAR);
+    hid_t t = H5Tcopy(H5T_C_S1);
+    H5Tset_size(t, H5T_VARIABLE);
+    H5Tset_cset(t, H5T_CSET_UTF8);
+    hid_t a = H5Acreate2(f, name, t, sp, H5P_DEFAULT, H5P_DEFAULT);
+    if (a < 0 || H5Awrite(a, t, &v) < 0) die("cannot write attribute '%s'", name);
+    H5Aclose(a);
+    H5Tclose(t);
+    H5Sclose(sp);
+}

@@ -44,7 +44,8 @@ static const char *const KNOB[N_KNOB] = {"lambda", "lambda_t", "lambda_s", "tau"
 // Train-level values every job shares that shape the trained SAE (in the hash).
 static const char *const SHARED[] = {"features",   "layer",      "dead_tokens", "warmup_frac",
                                      "adam_beta1", "adam_beta2", "adam_eps",    "epochs",
-                                     "max_steps",  "mix_buffer", "scale_sample", "theta_decay"};
+                                     "max_steps",  "streams",    "mix_clips",   "scale_sample",
+                                     "theta_decay"};
 
 typedef struct {
     const Deck *d;

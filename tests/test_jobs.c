@@ -72,7 +72,7 @@ static const char *GOLDEN_STANDARD =
     "variant=standard lambda_t=0 lambda_s=0 lambda_r=0 tau=0 high_frac=0 T_s=0 k=64 k_aux=512 expansion=8 "
     "alpha=0.03125 beta=0 lr=default seed=7 batch=4096_tokens features=features.h5 layer=11 "
     "dead_tokens=10000000 warmup_frac=0.01 adam_beta1=0.9 adam_beta2=0.999 adam_eps=1.0e-08 epochs=10 "
-    "max_steps=- mix_buffer=65536 scale_sample=20000 theta_decay=0.99";
+    "max_steps=- streams=12 mix_clips=4 scale_sample=20000 theta_decay=0.99";
 
 static void test_order(const JobList *l) {
     static const char *names[8] = {

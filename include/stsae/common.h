@@ -10,7 +10,9 @@
 #define STSAE_VERSION "0.1.0"
 
 // Prints "stsae: error: <msg> (file:line)" and exits 1. For errors this
-// process alone sees; under MPI the caller aborts the job (comm.h).
+// process alone sees: under MPI with several ranks it names the rank and
+// aborts every rank (MPI_Abort, non-zero exit everywhere). Errors every rank
+// sees alike (a bad deck) are agreed on and reported once instead.
 void stsae_die_at(const char *file, int line, const char *fmt, ...)
     __attribute__((noreturn, format(printf, 3, 4)));
 #define die(...) stsae_die_at(__FILE__, __LINE__, __VA_ARGS__)

@@ -25,6 +25,7 @@ void h5_attr_str(hid_t f, const char *path, const char *name, char *out, size_t 
 // dimensions; dims receives them. Returns a malloc'ed buffer.
 float *h5_read_f32(hid_t f, const char *path, const char *dset, int rank, hsize_t *dims);
 uint8_t *h5_read_u8(hid_t f, const char *path, const char *dset, int rank, hsize_t *dims);
+int64_t *h5_read_i64(hid_t f, const char *path, const char *dset, int rank, hsize_t *dims);
 int h5_exists(hid_t f, const char *dset);
 
 // Writing: h5_create_tmp makes "<path>.tmp"; h5_commit closes and renames it.
@@ -32,6 +33,10 @@ hid_t h5_create_tmp(const char *path);
 void h5_commit(hid_t f, const char *path);
 void h5_write_f32(hid_t f, const char *dset, const float *data, int rank, const hsize_t *dims);
 void h5_write_f64(hid_t f, const char *dset, const double *data, int rank, const hsize_t *dims);
+void h5_write_i64(hid_t f, const char *dset, const int64_t *data, int rank, const hsize_t *dims);
 void h5_write_scalar(hid_t f, const char *dset, double v);
+// Attributes on an object (the root: the file id).
+void h5_set_attr_f64(hid_t obj, const char *name, double v);
+void h5_set_attr_str(hid_t obj, const char *name, const char *v);
 
 #endif

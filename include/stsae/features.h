@@ -1,0 +1,57 @@
+// features.h — the feature file of SPEC §3, read side (training and
+// evaluation), and the float16 type both sides share.
+//
+// In:  the path of a feature file written by `stsae extract` (or by anyone
+//      following SPEC §3: h5py with float16 does), and a layer.
+// Out: the layout (clips, T, H, W, N, d), the per-clip labels, split, done
+//      mask and ids, and any clip's features of that layer as float16 bits
+//      (one HDF5 chunk per clip: one read), converted to float32 on demand.
+//
+// Reading is independent and serial (the sec2 driver, read-only): ranks of
+// different training groups read the same file at their own pace, so no read
+// is collective. Every check that can fail on a user's file (missing layer,
+// wrong shapes, wrong type, clips not done) is reported by features_open as a
+// message naming the file and dataset, so every rank can fail together.
+#ifndef STSAE_FEATURES_H
+#define STSAE_FEATURES_H
+
+#include <hdf5.h>
+#include <stddef.h>
+#include <stdint.h>
+
+// IEEE binary16 little-endian, as h5py reads float16 (HDF5 1.10 has no
+// predefined half type). H5Tclose it after use.
+hid_t features_half_type(void);
+
+// float16 bits <-> float32 (round to nearest even; F16C when compiled for it).
+void half_to_float(const uint16_t *h, float *out, size_t n);
+void float_to_half(const float *in, uint16_t *h, size_t n);
+
+typedef struct {
+    char path[4096];
+    int layer;
+    hid_t file, dset;
+    int n_clips, T, H, W, N, d;
+    int32_t *labels;   // [n_clips]
+    uint8_t *split;    // [n_clips] 0 train, 1 test
+    uint8_t *done;     // [n_clips] 1 when the clip's features are written
+    char **clip_ids;   // [n_clips]
+    int n_label_names;
+    char **label_names;
+} FeatureFile;
+
+// Opens `path` and checks it against SPEC §3 for `layer`: 0 on success, -1
+// with one message in err ("FILE: dataset ...: what is wrong").
+int features_open(FeatureFile *f, const char *path, int layer, char *err, size_t errcap);
+void features_close(FeatureFile *f);
+
+// Clips with split == which (0 train, 1 test) whose features are done, in file
+// order; returns their number, *out malloc'ed.
+int features_clips(const FeatureFile *f, int which, int32_t **out);
+
+// One clip's features of the layer, T*N*d float16 values (token-major, the
+// file's layout). Dies naming the file, layer and clip (index and id) if the
+// read fails or a value is NaN or Inf.
+void features_read_clip(const FeatureFile *f, int clip, uint16_t *out);
+
+#endif

@@ -1,0 +1,218 @@
+// train.c — `stsae train DECK [key=value ...]`: every job of the deck's grid
+// as one multi-rank MPI job (SPEC §1, §5).
+//
+// In:  a deck (every rank loads it; a bad deck is one message from rank 0 and
+//      exit status 1 on every rank), the feature file of train.features.
+// Out: RUN_DIR/train.yaml (the deck as run, defaults filled in), and per job
+//      what trainer.h writes; on stdout, the resolved deck, the plan (jobs per
+//      group), progress lines, and a table of seconds per stage with min /
+//      avg / max over the ranks. Exit status 0 when every job is done, 3 when
+//      a signal stopped the run after checkpointing (run it again to go on).
+//
+// The world is split into groups of train.ranks_per_job ranks; the jobs are
+// dealt to the groups by cost, longest first, each to the least loaded group
+// (the same plan on every rank, for any restart). Inside a group, training
+// is data-parallel and exact (trainer.h, comm.h).
+#define _POSIX_C_SOURCE 200809L // fdopen, fileno, fsync
+#include <math.h>
+#include <mpi.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "stsae/comm.h"
+#include "stsae/common.h"
+#include "stsae/data.h"
+#include "stsae/deck.h"
+#include "stsae/deck_schema.h"
+#include "stsae/features.h"
+#include "stsae/jobs.h"
+#include "stsae/paths.h"
+#include "stsae/train.h"
+#include "stsae/trainer.h"
+
+// Every rank reached the same verdict (ok or not) on something every rank
+// checked alike; rank 0 prints the message. Returns 1 when all are ok.
+static int agree(int ok, const char *msg, int rank) {
+    int all = 0;
+    MPI_Allreduce(&ok, &all, 1, MPI_INT, MPI_LAND, MPI_COMM_WORLD);
+    if (!all && rank == 0) fprintf(stderr, "%s\n", ok ? "stsae: error on another rank" : msg);
+    return all;
+}
+
+// Writes the resolved deck to RUN_DIR/train.yaml (temporary name, then rename).
+static void save_deck(const Deck *d, const char *run_dir, const char *deck_path) {
+    char *path = path_join(run_dir, "train.yaml");
+    char tmp[4200];
+    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    FILE *fp = fopen(tmp, "w");
+    if (!fp) die("%s: cannot write", tmp);
+    fprintf(fp, "# stsae %s train: %s as run (defaults filled in)\n", STSAE_VERSION, deck_path);
+    deck_write(d, fp);
+    if (fflush(fp) != 0 || fsync(fileno(fp)) != 0 || fclose(fp) != 0) die("%s: cannot write", tmp);
+    if (rename(tmp, path) != 0) die("%s: cannot rename to %s", tmp, path);
+    free(path);
+}
+
+// Longest processing time first: jobs by decreasing cost (ties by index),
+// each to the group with the least cost so far (ties: the lowest group).
+static void deal_jobs(const JobList *jobs, int n_groups, int *group_of, double *load) {
+    int *order = xmalloc(sizeof(int) * (size_t)(jobs->n ? jobs->n : 1));
+    for (int i = 0; i < jobs->n; i++) order[i] = i;
+    for (int i = 1; i < jobs->n; i++) // insertion sort: stable, n is small
+        for (int j = i; j > 0 && jobs->job[order[j]].cost > jobs->job[order[j - 1]].cost; j--) {
+            int t = order[j];
+            order[j] = order[j - 1];
+            order[j - 1] = t;
+        }
+    for (int g = 0; g < n_groups; g++) load[g] = 0.0;
+    for (int i = 0; i < jobs->n; i++) {
+        int best = 0;
+        for (int g = 1; g < n_groups; g++)
+            if (load[g] < load[best]) best = g;
+        group_of[order[i]] = best;
+        load[best] += jobs->job[order[i]].cost;
+    }
+    free(order);
+}
+
+static void timing_table(const double *t, int rank, int size) {
+    double mn[N_TIMERS], mx[N_TIMERS], sum[N_TIMERS];
+    MPI_Reduce(t, mn, N_TIMERS, MPI_DOUBLE, MPI_MIN, 0, MPI_COMM_WORLD);
+    MPI_Reduce(t, mx, N_TIMERS, MPI_DOUBLE, MPI_MAX, 0, MPI_COMM_WORLD);
+    MPI_Reduce(t, sum, N_TIMERS, MPI_DOUBLE, MPI_SUM, 0, MPI_COMM_WORLD);
+    if (rank) return;
+    printf("\ntime per stage over %d rank%s (seconds)\n%-12s %10s %10s %10s %7s\n", size, size > 1 ? "s" : "", "stage", "min",
+           "avg", "max", "share");
+    for (int i = 0; i < N_TIMERS; i++)
+        printf("%-12s %10.2f %10.2f %10.2f %6.1f%%\n", TIMER_NAMES[i], mn[i], sum[i] / size, mx[i],
+               100.0 * sum[i] / (sum[T_TOTAL] > 0 ? sum[T_TOTAL] : 1));
+}
+
+int train_main(int argc, char **argv) {
+    MPI_Init(&argc, &argv);
+    int rank, size;
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &size);
+    if (argc < 1) {
+        if (rank == 0) fprintf(stderr, "usage: stsae train DECK [key=value ...]\n");
+        MPI_Finalize();
+        return 2;
+    }
+    char err[1024] = "";
+    Deck *d = deck_load(argv[0], stsae_schema, argc - 1, argv + 1, err, sizeof(err));
+    JobList *jobs = d ? jobs_expand(d, err, sizeof(err)) : NULL;
+    if (jobs && !deck_has(d, "train")) snprintf(err, sizeof(err), "%s: the deck has no train section", argv[0]);
+    int ok = jobs && deck_has(d, "train");
+    int rpj = ok ? (int)deck_int(d, "train.ranks_per_job") : 1;
+    if (ok && size % rpj) {
+        char where[512];
+        deck_where(d, "train.ranks_per_job", where, sizeof(where));
+        deck_errorf(err, sizeof(err), where, "train.ranks_per_job", "%d does not divide the %d ranks of the run", rpj, size);
+        ok = 0;
+    }
+    if (!agree(ok, err, rank)) {
+        jobs_free(jobs);
+        deck_free(d);
+        MPI_Finalize();
+        return 1;
+    }
+    const char *run_dir = deck_str(d, "run_dir");
+    if (rank == 0) {
+        printf("# stsae %s train: %s as run (defaults filled in)\n", STSAE_VERSION, argv[0]);
+        deck_write(d, stdout);
+        if (!strcmp(deck_str(d, "device"), "cuda"))
+            printf("# note: device cuda: the CUDA training path is not in this build's training driver yet; "
+                   "training runs on the CPU\n");
+        fflush(stdout);
+    }
+    ok = rank != 0 || path_mkdirs(run_dir, err, sizeof(err)) == 0;
+    if (!agree(ok, err, rank)) {
+        MPI_Finalize();
+        return 1;
+    }
+    if (rank == 0) save_deck(d, run_dir, argv[0]);
+
+    // the feature file, its training clips, the input scale
+    char *feat_path = path_join(run_dir, deck_str(d, "train.features"));
+    FeatureFile f;
+    ok = features_open(&f, feat_path, (int)deck_int(d, "train.layer"), err, sizeof(err)) == 0;
+    if (!agree(ok, err, rank)) {
+        features_close(&f);
+        MPI_Finalize();
+        return 1;
+    }
+    int32_t *train = NULL;
+    const int n_train = features_clips(&f, 0, &train);
+    snprintf(err, sizeof(err), "%s: no training clip (split 0 and done) in the feature file", feat_path);
+    if (!agree(n_train > 0, err, rank)) {
+        MPI_Finalize();
+        return 1;
+    }
+    float *mean = xmalloc(sizeof(float) * (size_t)f.d);
+    const double t_scale = wall_time();
+    const float scale = data_input_scale(&f, train, n_train, deck_int(d, "train.scale_sample"), MPI_COMM_WORLD, mean);
+
+    // groups and the plan
+    const int n_groups = size / rpj, gi = rank / rpj;
+    MPI_Comm gcomm;
+    MPI_Comm_split(MPI_COMM_WORLD, gi, rank, &gcomm);
+    Comm group;
+    comm_init(&group, gcomm);
+    int *group_of = xmalloc(sizeof(int) * (size_t)(jobs->n ? jobs->n : 1));
+    double *load = xmalloc(sizeof(double) * (size_t)n_groups);
+    deal_jobs(jobs, n_groups, group_of, load);
+    if (rank == 0) {
+        printf("# features: %s, layer %d: %d clips (%d for training), T=%d, H=%d, W=%d, d=%d; input scale %.6g "
+               "(%.1f s)\n",
+               feat_path, f.layer, f.n_clips, n_train, f.T, f.H, f.W, f.d, scale, wall_time() - t_scale);
+        printf("# %d jobs on %d group%s of %d rank%s:", jobs->n, n_groups, n_groups > 1 ? "s" : "", rpj, rpj > 1 ? "s" : "");
+        for (int g = 0; g < n_groups; g++) {
+            int n = 0;
+            for (int i = 0; i < jobs->n; i++) n += group_of[i] == g;
+            printf("%s group %d: %d (cost %.1f)", g ? "," : "", g, n, load[g]);
+        }
+        printf("\n");
+        fflush(stdout);
+    }
+
+    trainer_install_signals();
+    TrainEnv env;
+    memset(&env, 0, sizeof(env));
+    env.deck = d;
+    env.run_dir = run_dir;
+    env.features = &f;
+    env.train = train;
+    env.n_train = n_train;
+    env.scale = scale;
+    env.mean = mean;
+    env.group = &group;
+    env.group_index = gi;
+    env.n_groups = n_groups;
+    int stopped = 0, done = 0, skipped = 0;
+    for (int i = 0; i < jobs->n && !stopped; i++) {
+        if (group_of[i] != gi) continue;
+        JobOutcome o = trainer_run(&env, &jobs->job[i]);
+        stopped = o == JOB_STOPPED;
+        done += o == JOB_FINISHED;
+        skipped += o == JOB_SKIPPED;
+    }
+    int any_stopped = 0;
+    MPI_Allreduce(&stopped, &any_stopped, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+    timing_table(env.timers, rank, size);
+    if (rank == 0) {
+        printf(any_stopped ? "\nstopped by a signal: checkpoints written; run the same command again to continue\n"
+                           : "\nall %d jobs done; models under %s/jobs\n",
+               jobs->n, run_dir);
+        fflush(stdout);
+    }
+    comm_free(&group);
+    MPI_Comm_free(&gcomm);
+    free(group_of), free(load), free(mean), free(train), free(feat_path);
+    features_close(&f);
+    jobs_free(jobs);
+    deck_free(d);
+    MPI_Finalize();
+    return any_stopped ? 3 : 0;
+}
