@@ -66,6 +66,9 @@ void model_read_tensors(hid_t f, const char *path, const char *prefix, const Sae
     free(b_dec);
 }
 
+static const char *const LOSS_NAMES[7] = {"loss_total", "loss_rec",  "loss_aux", "loss_high",
+                                          "loss_temp",  "loss_spat", "loss_rast"};
+
 static void hash_text(uint64_t h, char *buf, size_t cap) { snprintf(buf, cap, "%016" PRIx64, h); }
 
 static uint64_t read_hash(hid_t f, const char *path) {
@@ -105,6 +108,9 @@ void model_save(const char *path, const SaeConfig *cfg, const float *params, con
                {"tokens", (double)info->tokens},
                {"train_tokens_per_s", info->tokens_per_s}};
     for (size_t i = 0; i < sizeof(num) / sizeof(*num); i++) h5_set_attr_f64(f, num[i].name, num[i].v);
+    for (int i = 0; i < 7; i++) h5_set_attr_f64(f, LOSS_NAMES[i], info->loss[i]);
+    h5_set_attr_f64(f, "l0", info->l0);
+    h5_set_attr_f64(f, "dead_frac", info->dead_frac);
     h5_commit(f, path);
 }
 
@@ -138,6 +144,9 @@ float *model_load(const char *path, SaeConfig *cfg, ModelInfo *info) {
     info->steps = (int64_t)h5_attr_f64(f, path, "steps");
     info->tokens = (int64_t)h5_attr_f64(f, path, "tokens");
     info->tokens_per_s = h5_attr_f64(f, path, "train_tokens_per_s");
+    for (int i = 0; i < 7; i++) info->loss[i] = h5_attr_f64(f, path, LOSS_NAMES[i]);
+    info->l0 = h5_attr_f64(f, path, "l0");
+    info->dead_frac = h5_attr_f64(f, path, "dead_frac");
     float *params = xmalloc(sizeof(float) * sae_num_params(cfg));
     model_read_tensors(f, path, "params", cfg, params);
     H5Fclose(f);

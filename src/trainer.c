@@ -222,6 +222,10 @@ JobOutcome trainer_run(TrainEnv *env, const Job *job) {
         info.steps = st.step;
         info.tokens = st.tokens;
         info.tokens_per_s = st.train_s > 0 ? (double)st.tokens / st.train_s : 0.0;
+        const double lv[7] = {L.total, L.rec, L.aux, L.high, L.temp, L.spat, L.rast};
+        memcpy(info.loss, lv, sizeof(lv));
+        info.l0 = L.l0;
+        info.dead_frac = (double)n_dead / m;
         if (lead) {
             model_save(model_path, &cfg, params, &info);
             unlink(ckpt_path);

@@ -6,8 +6,9 @@
 // params/b_enc [m], params/W_dec [d,m] (SPEC's orientation), params/b_dec [d],
 // and root attributes: every SaeConfig value (variant, d, m, k, k_aux, alpha,
 // beta, m_high, lambda_t, lambda_s, lambda_r, tau, T_s), the input scale s,
-// BatchTopK's theta, and the job's name, hash, seed, layer, steps, tokens and
-// training tokens/s.
+// BatchTopK's theta, and the job's name, hash, seed, layer, steps, tokens,
+// training tokens/s and the last step's losses (loss_total, loss_rec, ...),
+// l0 and dead_frac.
 //
 // ckpt.h5 (resume): the flat parameter buffer and both Adam moments (sae_carve
 // layout), the dead-latent clocks, and the step, tokens, theta, scale and job
@@ -30,6 +31,9 @@ typedef struct {
     float theta;         // BatchTopK evaluation threshold (0 for other selections)
     int64_t steps, tokens;
     double tokens_per_s; // training throughput of the job (global tokens / s)
+    // the last training step: loss terms (total, rec, aux, high, temp, spat,
+    // rast), mean L0 and the dead fraction
+    double loss[7], l0, dead_frac;
 } ModelInfo;
 
 // The four tensors of a flat buffer under prefix/ (W_dec written as [d, m]),

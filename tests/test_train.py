@@ -1,0 +1,321 @@
+"""`stsae train` end to end on small feature files written here (SPEC §3
+layout, tests/ref/make_features.py). One case per invocation (--case):
+
+  ranks     every variant trained on 1 rank, on 2 and 3 ranks per job (data
+            parallel: same losses and parameters within 1e-5 relative), and on
+            3 ranks with one rank per job (3 groups: the same bits); the input
+            scale equals numpy's on the same sample; dead latents occur, so
+            AuxK and the global dead clocks are exercised.
+  kill9     a run killed with SIGKILL (whole process group) after its first
+            checkpoints, run again, ends bit-identical to an uninterrupted run;
+            finished jobs are skipped on the rerun.
+  signal    SIGUSR1 to mpirun: checkpoint, exit status 3; the rerun finishes
+            with the same bits as an uninterrupted run.
+  bad       bad decks (syntax, unknown key, wrong type, out-of-range value,
+            missing feature file, ranks_per_job not dividing the ranks, a layer
+            the file lacks) on 3 ranks: exit status 1, the file:line (or file)
+            message exactly once; NaN features and a corrupt or foreign
+            checkpoint: non-zero exit naming the clip or the file.
+"""
+import argparse
+import glob
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import h5py
+import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "ref"))
+from make_features import make  # noqa: E402
+
+VARIANTS = """\
+    - {variant: standard}
+    - {variant: standard+M, high_frac: 0.25}
+    - {variant: frozen}
+    - {variant: temporal, lambda: 0.3}
+    - {variant: separate, lambda: 0.2}
+    - {variant: raster, lambda: 0.4}
+    - {variant: temporal+M, lambda: 0.3}
+    - {variant: separate+M, lambda: 0.2}
+    - {variant: sparsemax, lambda: 0.1, T_s: 0.5}
+    - {variant: entmax15, lambda: 0}
+"""
+
+
+def deck_text(features, run_dir, grid=VARIANTS, epochs=4, extra=""):
+    return f"""run_dir: {run_dir}
+train:
+  features: {features}
+  layer: 0
+  expansion: 4
+  k: 4
+  k_aux: 8
+  dead_tokens: 300
+  epochs: {epochs}
+  batch_tokens: 60
+  batch_clips: 4
+  batch_pairs: 30
+  streams: 6
+  mix_clips: 2
+  seeds: [3]
+  progress_every: 1000
+{extra}  grid:
+{grid}"""
+
+
+class Runner:
+    def __init__(self, a):
+        self.a = a
+        self.env = dict(os.environ, OMP_NUM_THREADS="1", OMPI_ALLOW_RUN_AS_ROOT="1",
+                        OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1", OMPI_MCA_rmaps_base_oversubscribe="1")
+
+    def cmd(self, np_, deck, *over):
+        return [self.a.mpirun, "-np", str(np_)] + self.a.mpi_flags.split() + [self.a.stsae, "train", deck] + list(over)
+
+    def run(self, np_, deck, *over, check=True):
+        p = subprocess.run(self.cmd(np_, deck, *over), env=self.env, capture_output=True, text=True, timeout=300)
+        if check and p.returncode != 0:
+            print(p.stdout[-3000:], p.stderr[-3000:])
+            raise SystemExit(f"FAIL: stsae train {' '.join(over)} on {np_} ranks exited {p.returncode}")
+        return p
+
+    def start(self, np_, deck, *over):
+        return subprocess.Popen(self.cmd(np_, deck, *over), env=self.env, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, start_new_session=True)
+
+
+def models(run_dir):
+    out = {}
+    for p in sorted(glob.glob(os.path.join(run_dir, "jobs", "*", "model.h5"))):
+        with h5py.File(p) as f:
+            out[os.path.basename(os.path.dirname(p))] = (
+                {k: f["params/" + k][...] for k in ("W_enc", "b_enc", "W_dec", "b_dec")}, dict(f.attrs))
+    return out
+
+
+def compare(ref, other, tol, what):
+    """Worst relative difference of parameters and losses; fails above tol."""
+    fails = 0
+    if sorted(ref) != sorted(other):
+        raise SystemExit(f"FAIL {what}: jobs differ: {sorted(ref)} vs {sorted(other)}")
+    worst = 0.0
+    for job in ref:
+        (pa, aa), (pb, ab) = ref[job], other[job]
+        for k in pa:
+            e = float(np.abs(pa[k] - pb[k]).max() / max(np.abs(pa[k]).max(), 1e-30))
+            worst = max(worst, e)
+            if e > tol:
+                print(f"FAIL {what}: {job} {k} rel diff {e:.2e} > {tol}")
+                fails += 1
+        for k in ("loss_total", "loss_rec", "loss_aux", "loss_high", "loss_temp", "loss_spat", "loss_rast",
+                  "l0", "dead_frac", "theta", "scale", "steps", "tokens"):
+            x, y = float(aa[k]), float(ab[k])
+            e = abs(x - y) / max(abs(x), 1e-30) if x != y else 0.0
+            worst = max(worst, e)
+            if e > tol:
+                print(f"FAIL {what}: {job} {k} {x} vs {y}")
+                fails += 1
+    print(f"{'ok  ' if not fails else 'FAIL'} {what}: {len(ref)} jobs, worst relative difference {worst:.2e} (tol {tol})")
+    return fails
+
+
+def numpy_scale(feats, split, sample_tokens):
+    """SPEC §1's input scale on data.c's sample: up to 64 evenly spaced training
+    clips, `per` evenly spaced tokens of each."""
+    x = feats.astype(np.float64)
+    clips, T, N, d = x.shape
+    train = np.nonzero(split == 0)[0]
+    n = len(train)
+    n_sc = min(n, 64)
+    per = min(T * N, -(-sample_tokens // n_sc))
+    rows = []
+    for i in range(n_sc):
+        c = train[(2 * i + 1) * n // (2 * n_sc)]
+        toks = x[c].reshape(T * N, d)
+        rows.append(toks[[(2 * u + 1) * T * N // (2 * per) for u in range(per)]])
+    s = np.concatenate(rows)
+    return np.sqrt(d / (s ** 2).sum(1).mean())
+
+
+def case_ranks(r, w):
+    feats, _, split = make(os.path.join(w, "f.h5"), clips=24, T=4, H=3, W=3, d=16, seed=1)
+    deck = os.path.join(w, "deck.yaml")
+    open(deck, "w").write(deck_text(os.path.join(w, "f.h5"), os.path.join(w, "r1")))
+    r.run(1, deck)
+    ref = models(os.path.join(w, "r1"))
+    fails = 0
+    if len(ref) != 10:
+        raise SystemExit(f"FAIL: {len(ref)} models, expected 10")
+    s_np = numpy_scale(feats[0], split, 20000)
+    for job, (_, at) in ref.items():
+        e = abs(at["scale"] - s_np) / s_np
+        if e > 1e-6:
+            print(f"FAIL scale of {job}: {at['scale']} vs numpy {s_np}")
+            fails += 1
+    dead = max(at["dead_frac"] for _, at in ref.values())
+    print(f"ok   input scale {s_np:.6f} = numpy; largest dead fraction {dead:.2f}")
+    if dead == 0:
+        print("FAIL: no dead latent: AuxK and the dead clocks were not exercised")
+        fails += 1
+    for np_, rpj in ((2, 2), (3, 3)):
+        r.run(np_, deck, f"run_dir={w}/r{np_}", f"train.ranks_per_job={rpj}")
+        fails += compare(ref, models(f"{w}/r{np_}"), 1e-5, f"{np_} ranks per job vs 1")
+    r.run(3, deck, f"run_dir={w}/g3")
+    fails += compare(ref, models(f"{w}/g3"), 0.0, "3 groups of 1 rank vs 1 rank (bits)")
+    # the deck as run is saved, defaults filled in
+    saved = open(os.path.join(w, "r1", "train.yaml")).read()
+    if "theta_decay: 0.99" not in saved or "expansion: 4" not in saved:
+        print("FAIL: run_dir/train.yaml lacks the resolved deck")
+        fails += 1
+    return fails
+
+
+def long_deck(w, name, ckpt_every):
+    make(os.path.join(w, "f.h5"), clips=40, T=4, H=3, W=4, d=24, seed=2)
+    grid = ("    - {variant: standard}\n    - {variant: temporal+M, lambda: 0.3}\n"
+            "    - {variant: raster, lambda: 0.4}\n    - {variant: separate, lambda: 0.2}\n")
+    deck = os.path.join(w, name)
+    open(deck, "w").write(deck_text(os.path.join(w, "f.h5"), os.path.join(w, "ref"), grid, epochs=150,
+                                    extra=f"  checkpoint_every: {ckpt_every}\n  ranks_per_job: 2\n"))
+    return deck
+
+
+def wait_for_ckpt(w, run, proc, min_jobs_done=0, timeout=120):
+    t0 = time.time()
+    while time.time() - t0 < timeout:
+        done = len(glob.glob(os.path.join(w, run, "jobs", "*", "model.h5")))
+        if glob.glob(os.path.join(w, run, "jobs", "*", "ckpt.h5")) and done >= min_jobs_done:
+            return True
+        if proc.poll() is not None:
+            return False
+        time.sleep(0.005)
+    return False
+
+
+def case_kill9(r, w):
+    deck = long_deck(w, "deck.yaml", 0.02)
+    r.run(2, deck)
+    ref = models(os.path.join(w, "ref"))
+    fails = 0
+    # kill twice: once in the first job, once after a job has finished
+    for i, min_done in enumerate((0, 1)):
+        p = r.start(2, deck, f"run_dir={w}/killed")
+        if not wait_for_ckpt(w, "killed", p, min_done):
+            p.wait()
+            print(f"FAIL: kill {i}: no checkpoint appeared before the run ended (rc {p.returncode})")
+            return 1
+        os.killpg(p.pid, signal.SIGKILL)
+        p.wait()
+        left = [os.path.basename(os.path.dirname(x)) for x in glob.glob(f"{w}/killed/jobs/*/ckpt.h5")]
+        print(f"killed with SIGKILL after checkpoints of {left}")
+    for t in glob.glob(f"{w}/killed/jobs/*/*.tmp"):
+        print(f"note: a temporary file left by the kill: {t}")
+    out = r.run(2, deck, f"run_dir={w}/killed")
+    if "resuming at step" not in out.stdout:
+        print("FAIL: the rerun did not resume from a checkpoint")
+        fails += 1
+    if "done already" not in out.stdout:
+        print("FAIL: the rerun did not skip the finished job")
+        fails += 1
+    fails += compare(ref, models(f"{w}/killed"), 0.0, "killed twice and resumed vs uninterrupted (bits)")
+    return fails
+
+
+def case_signal(r, w):
+    deck = long_deck(w, "deck.yaml", 0)
+    r.run(2, deck)
+    ref = models(os.path.join(w, "ref"))
+    p = r.start(2, deck, f"run_dir={w}/sig")
+    # wait until training is under way (the first progress line), then signal
+    t0 = time.time()
+    while not glob.glob(f"{w}/sig/jobs/*/") and time.time() - t0 < 60:
+        time.sleep(0.01)
+    time.sleep(0.2)
+    os.kill(p.pid, signal.SIGUSR1)
+    out, err = p.communicate(timeout=120)
+    fails = 0
+    if p.returncode != 3:
+        print(out[-2000:], err[-2000:])
+        print(f"FAIL: SIGUSR1: exit status {p.returncode}, expected 3")
+        return 1
+    ck = glob.glob(f"{w}/sig/jobs/*/ckpt.h5")
+    print(f"ok   SIGUSR1: exit 3, checkpoints {[os.path.basename(os.path.dirname(c)) for c in ck]}")
+    if not ck or "stopped by a signal" not in out:
+        print("FAIL: no checkpoint or no message after SIGUSR1")
+        fails += 1
+    r.run(2, deck, f"run_dir={w}/sig")
+    fails += compare(ref, models(f"{w}/sig"), 0.0, "stopped by SIGUSR1 and resumed vs uninterrupted (bits)")
+    return fails
+
+
+def case_bad(r, w):
+    make(os.path.join(w, "f.h5"), clips=12, T=3, H=2, W=2, d=8, seed=3)
+    make(os.path.join(w, "nan.h5"), clips=12, T=3, H=2, W=2, d=8, seed=3, nan_clip=5)
+    good = deck_text(os.path.join(w, "f.h5"), os.path.join(w, "run"), "    - {variant: standard}\n", epochs=1)
+    deck = os.path.join(w, "bad.yaml")
+    line = lambda key: next(i + 1 for i, t in enumerate(good.splitlines()) if t.strip().startswith(key))  # noqa: E731
+    cases = [
+        ("syntax", good.replace("  k: 4\n", "  k: [4\n"), None, r"bad\.yaml:\d+:\d+: "),
+        ("unknown key", good.replace("  k: 4\n", "  kk: 4\n"), None, rf"bad\.yaml:{line('k:')}: train\.kk: unknown key"),
+        ("wrong type", good.replace("  k: 4\n", "  k: four\n"), None, rf"bad\.yaml:{line('k:')}: train\.k: "),
+        ("out of range", good.replace("  k: 4\n", "  k: 0\n"), None, rf"bad\.yaml:{line('k:')}: train\.k: "),
+        ("missing file", good.replace("f.h5", "missing.h5"), None, r"missing\.h5: cannot open the feature file"),
+        ("ranks_per_job", good, ["train.ranks_per_job=2"], r"command line: .*train\.ranks_per_job: 2 does not divide"),
+        ("missing layer", good, ["train.layer=7"], r"f\.h5: no features of layer 7"),
+    ]
+    fails = 0
+    for name, text, over, pattern in cases:
+        open(deck, "w").write(text)
+        p = r.run(3, deck, *(over or []), check=False)
+        hits = len(re.findall(pattern, p.stderr))
+        ok = p.returncode == 1 and hits == 1
+        print(f"{'ok  ' if ok else 'FAIL'} bad deck, {name}: exit {p.returncode}, message x{hits}: "
+              f"{p.stderr.strip().splitlines()[0] if p.stderr.strip() else '(no message)'}")
+        fails += not ok
+    # NaN features: the clip is named, every rank stops
+    open(deck, "w").write(good.replace("f.h5", "nan.h5") .replace("epochs: 1", "epochs: 3"))
+    p = r.run(3, deck, check=False)
+    ok = p.returncode != 0 and re.search(r"nan\.h5: layer 0, clip 5 \('clip0005'\): non-finite feature \(NaN\)", p.stderr)
+    print(f"{'ok  ' if ok else 'FAIL'} NaN features: exit {p.returncode}: {p.stderr.strip().splitlines()[0] if p.stderr.strip() else ''}")
+    fails += not ok
+    # a corrupt checkpoint, and one of another job
+    open(deck, "w").write(good)
+    ck = os.path.join(w, "run", "jobs", "standard_seed3", "ckpt.h5")
+    os.makedirs(os.path.dirname(ck), exist_ok=True)
+    open(ck, "wb").write(b"\x89HDF\r\n\x1a\n" + b"\0" * 100)
+    p = r.run(3, deck, check=False)
+    ok = p.returncode != 0 and "ckpt.h5: not a readable HDF5 file" in p.stderr
+    print(f"{'ok  ' if ok else 'FAIL'} corrupt checkpoint: exit {p.returncode}")
+    fails += not ok
+    with h5py.File(ck, "w") as f:
+        f.attrs["job_hash"] = "0123456789abcdef"
+    p = r.run(3, deck, check=False)
+    ok = p.returncode != 0 and "checkpoint of another job" in p.stderr
+    print(f"{'ok  ' if ok else 'FAIL'} foreign checkpoint: exit {p.returncode}")
+    fails += not ok
+    return fails
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--stsae", required=True)
+    ap.add_argument("--mpirun", default="mpirun")
+    ap.add_argument("--mpi-flags", default="--oversubscribe")
+    ap.add_argument("--case", required=True, choices=["ranks", "kill9", "signal", "bad"])
+    ap.add_argument("--workdir", required=True)
+    a = ap.parse_args()
+    w = os.path.abspath(os.path.join(a.workdir, a.case))
+    shutil.rmtree(w, ignore_errors=True)
+    os.makedirs(w)
+    fails = globals()["case_" + a.case](Runner(a), w)
+    print(f"{a.case}: {'FAILED' if fails else 'passed'}")
+    sys.exit(1 if fails else 0)
+
+
+if __name__ == "__main__":
+    main()
