@@ -11,6 +11,9 @@ layout, tests/ref/make_features.py). One case per invocation (--case):
             finished jobs are skipped on the rerun.
   signal    SIGUSR1 to mpirun: checkpoint, exit status 3; the rerun finishes
             with the same bits as an uninterrupted run.
+  grid      inputs/ablation29.yaml itself (120 jobs) on a small feature file
+            under 3 ranks (3 groups), batch sizes overridden to fit the file;
+            a second run skips every finished job.
   bad       bad decks (syntax, unknown key, wrong type, out-of-range value,
             missing feature file, ranks_per_job not dividing the ranks, a layer
             the file lacks) on 3 ranks: exit status 1, the file:line (or file)
@@ -253,6 +256,27 @@ def case_signal(r, w):
     return fails
 
 
+def case_grid(r, w):
+    make(os.path.join(w, "f.h5"), clips=30, T=4, H=3, W=3, d=16, layers=(11,), seed=4)
+    over = [f"run_dir={w}/abl", f"train.features={w}/f.h5", "train.k=4", "train.batch_tokens=64",
+            "train.batch_clips=4", "train.batch_pairs=32", "train.epochs=2", "train.streams=6"]
+    out = r.run(3, r.a.deck, *over).stdout
+    n = len(glob.glob(f"{w}/abl/jobs/*/model.h5"))
+    fails = 0
+    if n != 120 or out.count(": done,") != 120:
+        print(f"FAIL: {n} models, {out.count(': done,')} jobs reported done; expected 120")
+        fails += 1
+    plan = next((t for t in out.splitlines() if "jobs on 3 groups" in t), "(no plan line)")
+    print(f"{'ok  ' if not fails else 'FAIL'} ablation29: 120 jobs trained; {plan.lstrip('# ')}")
+    again = r.run(3, r.a.deck, *over).stdout
+    if again.count("done already") != 120:
+        print(f"FAIL: the second run skipped {again.count('done already')} of 120 jobs")
+        fails += 1
+    else:
+        print("ok   second run: all 120 jobs skipped as done")
+    return fails
+
+
 def case_bad(r, w):
     make(os.path.join(w, "f.h5"), clips=12, T=3, H=2, W=2, d=8, seed=3)
     make(os.path.join(w, "nan.h5"), clips=12, T=3, H=2, W=2, d=8, seed=3, nan_clip=5)
@@ -306,7 +330,8 @@ def main():
     ap.add_argument("--stsae", required=True)
     ap.add_argument("--mpirun", default="mpirun")
     ap.add_argument("--mpi-flags", default="--oversubscribe")
-    ap.add_argument("--case", required=True, choices=["ranks", "kill9", "signal", "bad"])
+    ap.add_argument("--case", required=True, choices=["ranks", "kill9", "signal", "grid", "bad"])
+    ap.add_argument("--deck", help="inputs/ablation29.yaml (case grid)")
     ap.add_argument("--workdir", required=True)
     a = ap.parse_args()
     w = os.path.abspath(os.path.join(a.workdir, a.case))
