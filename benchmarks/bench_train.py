@@ -1,0 +1,112 @@
+"""Throughput of `stsae train` on a grid at the paper's shape (d = 768,
+m = 6144, k = 64, T = 16, N = 256; the paper's batches: 4096 tokens, 8 clips,
+2048 pairs), on 1 rank and on 2 ranks (2 ranks per job: data parallel; and 2
+groups of 1 rank: job parallel), the same cores in each case.
+
+It writes a synthetic feature file (float16 Gaussian tokens plus a drifting
+low-rank part per clip, like bench_step), runs a grid of four variants for
+--steps steps each, and prints per configuration: grid tokens/s (all jobs'
+tokens over the wall time of the whole run, start-up included), each job's
+own tokens/s (model.h5), and the stage table's allreduce share.
+
+usage: /usr/bin/python3 benchmarks/bench_train.py --stsae build/stsae
+           [--cores 2] [--steps 4] [--clips 24] [--workdir /tmp/bench_train]
+"""
+import argparse
+import glob
+import os
+import re
+import shutil
+import subprocess
+import time
+
+import h5py
+import numpy as np
+
+GRID = """    - {variant: standard}
+    - {variant: standard+M}
+    - {variant: temporal, lambda: 0.1}
+    - {variant: raster, lambda: 0.1}
+"""
+
+
+def make_features(path, clips, T=16, N=256, d=768, seed=0):
+    rng = np.random.default_rng(seed)
+    with h5py.File(path, "w") as f:
+        ds = f.create_dataset("features/layer_11", (clips, T, N, d), np.float16, chunks=(1, T, N, d))
+        basis = rng.standard_normal((32, d)).astype(np.float32)
+        for c in range(clips):
+            coef = np.cumsum(rng.standard_normal((T, N, 32)).astype(np.float32) * 0.3, axis=0)
+            ds[c] = (rng.standard_normal((T, N, d)).astype(np.float32) + coef @ basis * 0.5).astype(np.float16)
+        f["labels"] = np.zeros(clips, np.int32)
+        f["split"] = np.zeros(clips, np.uint8)
+        f["done"] = np.ones(clips, np.uint8)
+        f["clip_ids"] = np.array([f"c{i}" for i in range(clips)], dtype=object).astype(h5py.string_dtype())
+        f["label_names"] = np.array(["none"], dtype=object).astype(h5py.string_dtype())
+        for k, v in dict(T=T, H=16, W=16, N=N, d=d).items():
+            f.attrs[k] = v
+
+
+def run(a, w, name, np_, rpj, threads):
+    run_dir = os.path.join(w, name)
+    shutil.rmtree(run_dir, ignore_errors=True)
+    deck = os.path.join(w, "deck.yaml")
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads), OMPI_ALLOW_RUN_AS_ROOT="1",
+               OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
+    cmd = ["mpirun", "--oversubscribe", "--bind-to", "none", "-np", str(np_), a.stsae, "train", deck,
+           f"run_dir={run_dir}", f"train.ranks_per_job={rpj}"]
+    t0 = time.time()
+    p = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    wall = time.time() - t0
+    if p.returncode:
+        raise SystemExit(p.stdout[-2000:] + p.stderr[-2000:])
+    tokens, per_job = 0, {}
+    for m in sorted(glob.glob(os.path.join(run_dir, "jobs", "*", "model.h5"))):
+        with h5py.File(m) as f:
+            tokens += int(f.attrs["tokens"])
+            per_job[os.path.basename(os.path.dirname(m))] = float(f.attrs["train_tokens_per_s"])
+    table = {}
+    for line in p.stdout.splitlines():
+        q = re.match(r"^(data|step|allreduce|optimizer|checkpoint|total)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)%", line)
+        if q:
+            table[q.group(1)] = (float(q.group(3)), float(q.group(5)))
+    return wall, tokens, per_job, table
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--stsae", required=True)
+    ap.add_argument("--cores", type=int, default=2)
+    ap.add_argument("--steps", type=int, default=4)
+    ap.add_argument("--clips", type=int, default=24)
+    ap.add_argument("--workdir", default="/tmp/bench_train")
+    a = ap.parse_args()
+    w = a.workdir
+    os.makedirs(w, exist_ok=True)
+    feats = os.path.join(w, "features.h5")
+    if not os.path.exists(feats):
+        make_features(feats, a.clips)
+    open(os.path.join(w, "deck.yaml"), "w").write(f"""run_dir: {w}/run
+train:
+  features: {feats}
+  layer: 11
+  expansion: 8
+  k: 64
+  epochs: 100
+  max_steps: {a.steps}
+  seeds: [0]
+  progress_every: 1000
+  grid:
+{GRID}""")
+    configs = [("1 rank", 1, 1, a.cores), ("2 ranks per job", 2, 2, a.cores // 2), ("2 groups of 1 rank", 2, 1, a.cores // 2)]
+    print(f"grid of 4 jobs x {a.steps} steps at d=768, m=6144, k=64; {a.cores} cores in every configuration")
+    print(f"{'configuration':<22} {'grid tok/s':>11} {'wall s':>7}  {'allreduce s (share)':>20}  per-job tok/s")
+    for name, np_, rpj, threads in configs:
+        wall, tokens, per_job, table = run(a, w, name.replace(" ", "_"), np_, rpj, threads)
+        ar = table.get("allreduce", (0, 0))
+        jobs = ", ".join(f"{k.split('_')[0]} {v:,.0f}" for k, v in per_job.items())
+        print(f"{name:<22} {tokens / wall:>11,.0f} {wall:>7.1f}  {ar[0]:>10.2f} ({ar[1]:4.1f}%)  {jobs}")
+
+
+if __name__ == "__main__":
+    main()
