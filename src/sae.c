@@ -723,3 +723,14 @@ void sae_encode(const SaeConfig *cfg, const SaeTensors *p, const float *x, int n
     }
     free(counts);
 }
+
+void sae_decode(const SaeConfig *cfg, const SaeTensors *p, const SparseCodes *z, int n_latents, float *xhat) {
+    const int d = cfg->d;
+#pragma omp parallel for schedule(static)
+    for (int r = 0; r < z->n_rows; r++) {
+        float *o = xhat + (size_t)r * d;
+        memcpy(o, p->b_dec, sizeof(float) * (size_t)d);
+        for (int64_t e = z->row_ptr[r]; e < z->row_ptr[r + 1]; e++)
+            if (z->idx[e] < n_latents) axpy(d, z->val[e], p->D + (size_t)z->idx[e] * d, o);
+    }
+}

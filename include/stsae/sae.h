@@ -136,4 +136,8 @@ const SparseCodes *sae_last_codes(const SaeWork *w);
 void sae_encode(const SaeConfig *cfg, const SaeTensors *p, const float *x, int n,
                 float theta, SaeWork *w, SparseCodes *out);
 
+// Decode (evaluation): xhat [z->n_rows, d] = W_dec z + b_dec; with
+// n_latents < m only the latents j < n_latents count (the +M high-level group).
+void sae_decode(const SaeConfig *cfg, const SaeTensors *p, const SparseCodes *z, int n_latents, float *xhat);
+
 #endif
