@@ -17,8 +17,9 @@ JOBS=${JOBS:-$(nproc)}
 packages=(
   build-essential cmake pkg-config
   libopenmpi-dev openmpi-bin libhdf5-openmpi-dev
-  libyaml-dev libopenblas-openmp-dev liblapacke-dev
-  python3 python3-torch python3-h5py python3-numpy
+  libyaml-dev libcjson-dev libopenblas-openmp-dev liblapacke-dev
+  libavformat-dev libavcodec-dev libswscale-dev libavutil-dev
+  python3 python3-torch python3-h5py python3-numpy python3-pil python3-sklearn
 )
 
 missing=()

@@ -19,6 +19,11 @@ const DeckKey stsae_schema[] = {
     {"synth.frames",                DECK_INT,       "32",         ">= 2",     0, "frames per clip"},
     {"synth.size",                  DECK_INT,       "128",        ">= 16",    0, "frame width and height in pixels"},
     {"synth.fps",                   DECK_INT,       "8",          ">= 1",     0, NULL},
+    {"synth.test_frac",             DECK_NUM,       "0.2",        "[0, 1)",   0, "share of each action's clips in the test split"},
+    {"synth.distractors",           DECK_INT,       "3",          ">= 0",     0, "most distractor objects per clip"},
+    {"synth.noise",                 DECK_NUM,       "6",          ">= 0",     0, "pixel noise, standard deviation in grey levels"},
+    {"synth.codec",                 DECK_ENUM,      "mpeg4",      "mpeg4|mjpeg|ffv1", 0, "mpeg4 in .mp4, mjpeg in .avi, ffv1 (lossless) in .mkv"},
+    {"synth.quality",               DECK_INT,       "4",          "[1, 31]",  0, "encoder quantizer (mpeg4, mjpeg): 1 best"},
 
     {"extract",                     DECK_MAP,       NULL,         NULL,       0, "stage: backbone features into one HDF5 file"},
     {"extract.input",               DECK_MAP,       NULL,         NULL,       REQ | DECK_ONE_OF, "exactly one of csv, ssv2, k400, pixels"},

@@ -6,6 +6,7 @@
 #include "stsae/check.h"  // check_step_main, check_deck_main
 #include "stsae/common.h" // STSAE_VERSION
 #include "stsae/device.h" // device_describe
+#include "stsae/synth.h"  // synth_main
 #include "stsae/train.h"  // train_main
 
 static void usage(FILE *out) {
@@ -14,6 +15,9 @@ static void usage(FILE *out) {
             "usage: stsae COMMAND ARGS\n"
             "  check DECK [key=value ...]  validate a deck; print it as resolved and its job list\n"
             "  check-step CASE.h5 OUT.h5   one training step on a saved batch: losses and gradients\n"
+            "  check-video LIST.csv OUT.h5 [--preset dinov2|videomae] [--size S --short S --filter F --frames T]\n"
+            "                              decode, sample and preprocess every clip into a pixels file\n"
+            "  synth DECK [key=value ...]  write the synthetic labelled video set (videos, clips.csv)\n"
             "  train DECK [key=value ...]  train every job of the deck's grid (any number of MPI ranks)\n"
             "  version                     print the version and the GPU backend\n",
             STSAE_VERSION);
@@ -28,6 +32,8 @@ int main(int argc, char **argv) {
     const char *cmd = argv[1];
     if (!strcmp(cmd, "check")) return check_deck_main(argc - 2, argv + 2);
     if (!strcmp(cmd, "check-step")) return check_step_main(argc - 2, argv + 2);
+    if (!strcmp(cmd, "check-video")) return check_video_main(argc - 2, argv + 2);
+    if (!strcmp(cmd, "synth")) return synth_main(argc - 2, argv + 2);
     if (!strcmp(cmd, "train")) return train_main(argc - 2, argv + 2);
     if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
         printf("stsae %s\nbackend: %s\n", STSAE_VERSION, device_describe());
