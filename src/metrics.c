@@ -333,10 +333,15 @@ void smooth_union_topk(const SaeConfig *cfg, const SaeTensors *p, const float *x
             for (int64_t e = spans[s][0]; e < spans[s][1]; e++)
                 if (!mark[z->idx[e]]) mark[z->idx[e]] = 1, cand[nc++] = z->idx[e];
         for (int i = 0; i < nc; i++) mark[cand[i]] = 0;
-        for (int i = 0; i < d; i++) xc[i] = x[(size_t)r * d + i] - p->b_dec[i];
-        for (int i = 0; i < nc; i++) {
-            const int j = cand[i];
-            a[j] = cblas_sdot(d, p->W_enc + (size_t)j * d, 1, xc, 1) + p->b_enc[j];
+        // a_j = max(a_t-1,j, a_t,j) for the candidates (pre-activations of both steps)
+        for (int i = 0; i < nc; i++) a[cand[i]] = -INFINITY;
+        for (int s = 0; s < 2; s++) {
+            const size_t row = (size_t)(s ? r : r - N);
+            for (int i = 0; i < d; i++) xc[i] = x[row * d + i] - p->b_dec[i];
+            for (int i = 0; i < nc; i++) {
+                const int j = cand[i];
+                a[j] = fmaxf(a[j], cblas_sdot(d, p->W_enc + (size_t)j * d, 1, xc, 1) + p->b_enc[j]);
+            }
         }
         const int kept = topk_row_subset(a, cand, nc, k, out->idx + o, out->val + o);
         o += kept;

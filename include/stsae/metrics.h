@@ -71,9 +71,12 @@ double jaccard_uniqueness(const int32_t *top, int m, const uint8_t *live);
 // EMA over time per position, zs_t = a zs_t-1 + (1 - a) z_t with zs_0 = z_0
 // (the support of zs_t is the union of the supports so far; `scratch`: m floats);
 void smooth_ema(const SparseCodes *z, int T, int N, int m, float a, float *scratch, SparseCodes *out);
-// Temporal union TopK: at step t > 0 the k largest of a = relu(pre) among the
-// latents of the union of the supports of z at t-1 and t (pre from the
-// encoder: x are the clip's scaled tokens [T*N, d]); step 0 is kept as is.
+// Temporal union TopK: at step t > 0, among the latents of the union of the
+// supports of z at t-1 and t, the k largest of a_j = relu(max(pre_t-1,j,
+// pre_t,j)) (pre from the encoder; x are the clip's scaled tokens [T*N, d]).
+// Our reading of SPEC §2.9's "top k of a restricted to the union": with a of
+// step t alone the union adds nothing (TopK already took the k largest of
+// a_t), so a feature of t-1 competes with its value at t-1. Step 0 is kept.
 void smooth_union_topk(const SaeConfig *cfg, const SaeTensors *p, const float *x, const SparseCodes *z, int T, int N,
                        SparseCodes *out);
 

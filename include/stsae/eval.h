@@ -1,0 +1,22 @@
+// eval.h — `stsae eval DECK [key=value ...]` (SPEC §2, §5): every trained job
+// of the deck's grid, and the raw features, evaluated on the held-out clips.
+//
+// In:  the deck (train section: the feature file, layer and grid; eval
+//      section: options), RUN_DIR/jobs/NAME/model.h5 of each trained job.
+// Out: RUN_DIR/jobs/NAME/eval.h5 per job and RUN_DIR/raw/eval.h5 for the raw
+//      features (each written under a temporary name, then renamed; an
+//      existing one is kept, so a stopped evaluation resumes): root attributes
+//      named like the columns of results.csv (SPEC §6) plus the post-hoc
+//      smoothing columns, and per-latent datasets rho, ms, top_clips [m, 8],
+//      mean_clip_value, probe_weight_norm.
+//
+// The work items (raw, then the jobs in grid order) are dealt round-robin to
+// the ranks; each rank streams the clips of its items one at a time (codes,
+// reconstructions and smoothed codes of one clip at a time; only clip-level
+// [clips, m] matrices are held). Exit status 0, or 1 with one message.
+#ifndef STSAE_EVAL_H
+#define STSAE_EVAL_H
+
+int eval_main(int argc, char **argv);
+
+#endif
