@@ -118,8 +118,32 @@ static void clip_metrics(const Eval *ev, const float *V, int m, const uint8_t *l
     put(row, "jaccard", jaccard_uniqueness(top, m, live));
 }
 
+// The activation timeline of one clip (the paper's flicker figure): the
+// TIMELINE_LATENTS latents with the largest total activation over the clip,
+// and each one's mean over the positions at every step, tl [T, n].
+#define TIMELINE_LATENTS 8
+static void timeline(const SparseCodes *z, int T, int N, int m, int32_t *lat, float *tl) {
+    double *tot = xcalloc((size_t)m, sizeof(double));
+    for (int64_t e = 0; e < z->row_ptr[z->n_rows]; e++) tot[z->idx[e]] += z->val[e];
+    for (int q = 0; q < TIMELINE_LATENTS; q++) {
+        int best = 0;
+        for (int j = 1; j < m; j++)
+            if (tot[j] > tot[best]) best = j;
+        lat[q] = best;
+        tot[best] = -1.0;
+    }
+    for (int r = 0; r < T * N; r++)
+        for (int64_t e = z->row_ptr[r]; e < z->row_ptr[r + 1]; e++)
+            for (int q = 0; q < TIMELINE_LATENTS; q++)
+                if (lat[q] == z->idx[e]) tl[(size_t)(r / N) * TIMELINE_LATENTS + q] += z->val[e] / N;
+    free(tot);
+}
+
+// Writes eval.h5 (eval.h); wnorm and the timeline (tl [T, TIMELINE_LATENTS]
+// of the latents tl_lat on clip tl_clip) may be NULL.
 static void write_eval(const char *path, const Row *row, const char *job, const char *variant, int m, const double *rho,
-                       const double *ms, const int32_t *top, const float *mean_value, const double *wnorm) {
+                       const double *ms, const int32_t *top, const float *mean_value, const double *wnorm, int T,
+                       const int32_t *tl_lat, const float *tl, const char *tl_clip) {
     hid_t f = h5_create_tmp(path);
     h5_set_attr_str(f, "job", job);
     h5_set_attr_str(f, "variant", variant);
@@ -136,6 +160,14 @@ static void write_eval(const char *path, const Row *row, const char *job, const 
     h5_write_f32(f, "mean_clip_value", mv, 1, dm);
     free(mv);
     if (wnorm) h5_write_f64(f, "probe_weight_norm", wnorm, 1, dm);
+    if (tl) {
+        hsize_t dt2[2] = {(hsize_t)T, TIMELINE_LATENTS}, dl[1] = {TIMELINE_LATENTS};
+        h5_write_f32(f, "timeline", tl, 2, dt2);
+        double l[TIMELINE_LATENTS];
+        for (int q = 0; q < TIMELINE_LATENTS; q++) l[q] = tl_lat[q];
+        h5_write_f64(f, "timeline_latents", l, 1, dl);
+        h5_set_attr_str(f, "timeline_clip", tl_clip);
+    }
     h5_commit(f, path);
 }
 
@@ -180,7 +212,7 @@ static void eval_raw(const Eval *ev, const char *path) {
     put(&row, "r_at_5", r5);
     float *mv = xmalloc(sizeof(float) * (size_t)d);
     column_means(Xte, ev->n_test, d, mv);
-    write_eval(path, &row, "raw", "raw", d, rho, ms, top, mv, NULL);
+    write_eval(path, &row, "raw", "raw", d, rho, ms, top, mv, NULL, 0, NULL, NULL, NULL);
     lag1_free(&l);
     free(h), free(x), free(Xtr), free(Xte), free(rho), free(ms), free(live), free(top), free(mv);
 }
@@ -222,6 +254,8 @@ static void eval_job(const Eval *ev, const Job *job, const char *model_path, con
     double sse = 0.0, l0 = 0.0;
     double *sx = xcalloc((size_t)d, sizeof(double)), *sxx = xcalloc((size_t)d, sizeof(double));
     float *Xte = xmalloc(sizeof(float) * (size_t)ev->n_test * d);
+    int32_t tl_lat[TIMELINE_LATENTS];
+    float *tl = xcalloc((size_t)T * TIMELINE_LATENTS, sizeof(float));
     for (int part = 0; part < 2; part++) { // 0 train, 1 test
         const int n = n_of[part];
         P[part].V = xmalloc(sizeof(float) * (size_t)n * m);
@@ -242,6 +276,7 @@ static void eval_job(const Eval *ev, const Job *job, const char *model_path, con
             }
             if (!part) continue;
             // the test clips: every token-level metric (R^2 is scale-free: on s x)
+            if (i == 0) timeline(&z, T, N, m, tl_lat, tl);
             lag1_add_sparse(&l, &z, T, N);
             l0 += (double)z.nnz;
             for (size_t r = 0; r < (size_t)tn; r++)
@@ -362,7 +397,8 @@ static void eval_job(const Eval *ev, const Job *job, const char *model_path, con
     put(&row, "train_tokens_per_s", info.tokens_per_s);
     float *mv = xmalloc(sizeof(float) * (size_t)m);
     column_means(P[1].V, ev->n_test, m, mv);
-    write_eval(path, &row, job->name, job->variant, m, rho, ms, top, mv, wnorm);
+    write_eval(path, &row, job->name, job->variant, m, rho, ms, top, mv, wnorm, T, tl_lat, tl,
+               ev->f.clip_ids[ev->test[0]]);
 
     probe_free(&pr);
     lag1_free(&l);
@@ -374,7 +410,7 @@ static void eval_job(const Eval *ev, const Job *job, const char *model_path, con
     sae_work_free(w);
     codes_free(&z), codes_free(&zs);
     free(params), free(h), free(x), free(xh), free(scratch), free(sx), free(sxx), free(Xte), free(rho), free(ms),
-        free(live), free(top), free(wnorm), free(rank), free(drop), free(perm), free(mv);
+        free(live), free(top), free(wnorm), free(rank), free(drop), free(perm), free(mv), free(tl);
 }
 
 // Every rank reached the same verdict; rank 0 prints the message.

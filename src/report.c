@@ -8,7 +8,8 @@
 //      reconstructions, lambda_s, T_s), empty where a metric does not apply.
 //      results.h5: /columns, /rows (job names), /variants, /table [rows, cols]
 //      (NaN: does not apply), and per row a group /per_latent/NAME with rho,
-//      ms, top_clips and mean_clip_value. results.md: the paper's tables 1-6
+//      ms, top_clips, mean_clip_value and the activation timeline of one test
+//      clip (timeline [T, 8], timeline_latents). results.md: the paper's tables 1-6
 //      (mean ± std over seeds of each configuration) and the reconstruction /
 //      coherence frontier. Then `analysis/plots.py RUN_DIR` draws the PNGs
 //      (skipped with a note where Python or matplotlib is missing).
@@ -192,7 +193,8 @@ static void write_h5(const Table *t, const char *path) {
     hsize_t dims[2] = {(hsize_t)t->n_rows, (hsize_t)n};
     h5_write_f64(f, "table", tab, 2, dims);
     // per-latent arrays of every row
-    static const char *const arrays[] = {"rho", "ms", "top_clips", "mean_clip_value"};
+    static const char *const arrays[] = {"rho", "ms", "top_clips", "mean_clip_value", "timeline", "timeline_latents"};
+    static const int ranks[] = {1, 1, 2, 1, 2, 1};
     for (int r = 0; r < t->n_rows; r++) {
         hid_t src = h5_open_read(t->path[r]);
         for (size_t a = 0; a < sizeof(arrays) / sizeof(*arrays); a++) {
@@ -200,7 +202,7 @@ static void write_h5(const Table *t, const char *path) {
             char dst[512];
             snprintf(dst, sizeof(dst), "per_latent/%s/%s", t->job[r], arrays[a]);
             hsize_t dims2[2];
-            const int rank = a == 2 ? 2 : 1;
+            const int rank = ranks[a];
             float *x = h5_read_f32(src, t->path[r], arrays[a], rank, dims2);
             h5_write_f32(f, dst, x, rank, dims2);
             free(x);

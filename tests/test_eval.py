@@ -159,6 +159,10 @@ eval:
     ok = all(f"## Table {i}" in md for i in range(1, 7)) and "frontier" in md
     print(f"{'ok  ' if ok else 'FAIL'} results.md has tables 1-6 and the frontier")
     fails.append(not ok)
+    plots = sorted(os.listdir(f"{w}/run/plots")) if os.path.isdir(f"{w}/run/plots") else []
+    ok = all(f"{p}.png" in plots for p in ("frontier", "lambda", "ablation", "timelines"))
+    print(f"{'ok  ' if ok else 'FAIL'} plots: {plots}")
+    fails.append(not ok)
 
     # independent recomputation
     x = feats[0].astype(np.float64)
