@@ -105,6 +105,21 @@ void h5_attr_str(hid_t f, const char *path, const char *name, char *out, size_t 
     H5Aclose(a);
 }
 
+int h5_attr_ints(hid_t f, const char *path, const char *name, int *out, int cap) {
+    hid_t a = open_attr(f, path, name, 1);
+    hid_t sp = H5Aget_space(a);
+    hssize_t n = H5Sget_simple_extent_npoints(sp);
+    H5Sclose(sp);
+    hid_t t = H5Aget_type(a);
+    H5T_class_t cls = H5Tget_class(t);
+    H5Tclose(t);
+    if (cls != H5T_INTEGER || n < 1 || n > cap)
+        die("%s: attribute '%s' must be 1 to %d integers", path, name, cap);
+    if (H5Aread(a, H5T_NATIVE_INT, out) < 0) die("%s: cannot read attribute '%s'", path, name);
+    H5Aclose(a);
+    return (int)n;
+}
+
 static void *read_ds(hid_t f, const char *path, const char *dset, int rank, hsize_t *dims, hid_t mtype,
                      size_t elem) {
     if (!h5_exists(f, dset)) die("%s: missing dataset '%s'", path, dset);

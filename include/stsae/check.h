@@ -15,6 +15,11 @@ int check_step_main(int argc, char **argv);
 // deck). Exit 0; on a deck error, one message on stderr and exit 1.
 int check_deck_main(int argc, char **argv);
 
+// `stsae check-backbone MODEL IN.h5 OUT.h5` (hidden; for the tests): one
+// backbone forward on the pixels of IN.h5, each requested layer written to
+// OUT.h5 (src/check_backbone.c describes both files).
+int check_backbone_main(int argc, char **argv);
+
 // `stsae check-video LIST.csv OUT.h5 [options]`: every clip of a CSV list
 // decoded, sampled and preprocessed into a pixels file (SPEC §4); failed
 // clips are reported and recorded, not fatal (src/check_video.c).

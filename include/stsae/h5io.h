@@ -20,6 +20,8 @@ hid_t h5_open_read(const char *path); // dies naming path if it is not a readabl
 double h5_attr_f64(hid_t f, const char *path, const char *name);
 double h5_attr_f64_opt(hid_t f, const char *path, const char *name, double def);
 void h5_attr_str(hid_t f, const char *path, const char *name, char *out, size_t cap);
+// An integer (scalar or 1-D) attribute of 1..cap values into out; returns the count.
+int h5_attr_ints(hid_t f, const char *path, const char *name, int *out, int cap);
 
 // Reads a whole dataset as float32 (or uint8), checking it has `rank`
 // dimensions; dims receives them. Returns a malloc'ed buffer.

@@ -1,0 +1,50 @@
+// hf.h — a Hugging Face model directory, read without Python: `config.json`
+// (parsed with cJSON) and `model.safetensors` (memory-mapped, SPEC §4,
+// reference/backbones.md §2.0).
+//
+// In:  a directory path. Out: configuration values by key, and float32
+//      tensors by name, each checked against the shape the caller derives from
+//      the configuration; a digest of the weights for the feature file.
+//
+// Every failure is one line naming the file and the key or tensor (bad JSON,
+// a missing key, a truncated file, offsets past its end, a missing tensor, a
+// wrong dtype or shape), then exit 1: the loader never crashes on a bad
+// checkpoint. The safetensors header is validated in full when the directory
+// is opened; tensor data are read in place from the mapping (copied only when
+// a tensor is not 4-byte aligned). Little-endian hosts only, like the format.
+#ifndef STSAE_HF_H
+#define STSAE_HF_H
+
+#include <stdint.h>
+
+typedef struct HfDir HfDir;
+
+HfDir *hf_open(const char *dir);
+void hf_close(HfDir *m);
+
+const char *hf_path(const HfDir *m);         // the directory as given
+const char *hf_config_path(const HfDir *m);  // <dir>/config.json, for messages
+const char *hf_weights_path(const HfDir *m); // <dir>/model.safetensors, for messages
+
+// config.json values. The plain forms die naming config.json and the key when
+// it is absent or of the wrong type; the _opt forms return `def` when absent
+// (a present value of the wrong type is still an error).
+int hf_cfg_int(const HfDir *m, const char *key);
+int hf_cfg_int_opt(const HfDir *m, const char *key, int def);
+double hf_cfg_num(const HfDir *m, const char *key);
+double hf_cfg_num_opt(const HfDir *m, const char *key, double def);
+int hf_cfg_bool_opt(const HfDir *m, const char *key, int def);
+const char *hf_cfg_str(const HfDir *m, const char *key);
+const char *hf_cfg_str_opt(const HfDir *m, const char *key, const char *def);
+
+// 1 when the checkpoint holds a tensor of that name (any dtype).
+int hf_has(const HfDir *m, const char *name);
+// The tensor `name`, which must be F32 with exactly `rank` dimensions equal
+// to shape[0..rank). The pointer lives until hf_close.
+const float *hf_f32(HfDir *m, const char *name, int rank, const int64_t *shape);
+
+// 64-bit FNV-1a over every byte of model.safetensors, as "fnv1a64:" and 16
+// lower-case hex digits. Computed on the first call (one pass over the file).
+const char *hf_digest(HfDir *m);
+
+#endif
