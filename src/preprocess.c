@@ -31,7 +31,7 @@ static double bilinear_filter(double x) {
 }
 
 static double bicubic_filter(double x) {
-    const double a = -0.5;
+    const double a = PLANTED("bicubic_torch_a") ? -0.75 : -0.5;
     if (x < 0.0) x = -x;
     if (x < 1.0) return ((a + 2.0) * x - (a + 3.0)) * x * x + 1;
     if (x < 2.0) return (((x - 5) * x + 8) * x - 4) * a;
@@ -49,7 +49,7 @@ typedef struct {
 
 static void coeffs_make(Coeffs *c, int n_in, int n_out, int first, int count, Resample f) {
     double (*filter)(double) = f == RESAMPLE_BICUBIC ? bicubic_filter : bilinear_filter;
-    double scale = (double)n_in / n_out, filterscale = scale < 1.0 ? 1.0 : scale;
+    double scale = (double)n_in / n_out, filterscale = scale < 1.0 || PLANTED("no_antialias") ? 1.0 : scale;
     double support = (f == RESAMPLE_BICUBIC ? 2.0 : 1.0) * filterscale;
     c->ksize = (int)ceil(support) * 2 + 1;
     c->lo = xmalloc(sizeof(int) * (size_t)count);

@@ -113,13 +113,13 @@ static double progress(const Scene *sc, int t, double u0, double u1) {
 static void make_action(Scene *sc, uint64_t *st, int k) {
     const double S = sc->S;
     const int F = sc->F;
-    double u0 = unif(st, 0.0, 0.3), u1 = unif(st, 0.7, 1.0);
+    double u0 = unif(st, 0.0, 0.2), u1 = unif(st, 0.8, 1.0);
     double spin = unif(st, -0.3, 0.3); // a little rotation that is not turning
     Obj *a;
     switch (k) {
     case PUSH_LR: case PUSH_RL: case MOVE_UP: case MOVE_DOWN: {
         double r = unif(st, 0.07, 0.13) * S, D = unif(st, 0.3, 0.55) * S;
-        double along0 = unif(st, r, S - D - r), across = unif(st, 0.2, 0.8) * S, drift = unif(st, -0.04, 0.04) * S;
+        double along0 = (S - D) / 2 + unif(st, -0.12, 0.12) * S, across = unif(st, 0.25, 0.75) * S, drift = unif(st, -0.04, 0.04) * S;
         a = add_obj(sc, st, r, 0, 0, ACTOR_V);
         for (int t = 0; t < F; t++) {
             double s = progress(sc, t, u0, u1), p = along0 + D * s;

@@ -108,6 +108,7 @@ static int dec_next(Decoder *d) {
 }
 
 int video_sample_index(int i, int T_in, int n_frames) {
+    if (PLANTED("sample_no_half")) return (int)((int64_t)i * n_frames / T_in);
     return (int)(((int64_t)2 * i + 1) * n_frames / ((int64_t)2 * T_in)); // floor((i + 0.5) n / T)
 }
 
