@@ -17,7 +17,7 @@ JOBS=${JOBS:-$(nproc)}
 packages=(
   build-essential cmake pkg-config
   libopenmpi-dev openmpi-bin libhdf5-openmpi-dev
-  libyaml-dev libcjson-dev libopenblas-openmp-dev liblapacke-dev
+  libyaml-dev libcjson-dev libopenblas-openmp-dev liblapacke-dev liblbfgs-dev
   libavformat-dev libavcodec-dev libswscale-dev libavutil-dev
   python3 python3-torch python3-h5py python3-numpy python3-pil python3-sklearn
   slurm-wlm munge   # tests/test_slurm.py runs jobscripts/ on a private single-node Slurm

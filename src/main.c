@@ -15,6 +15,7 @@ static void usage(FILE *out) {
             "usage: stsae COMMAND ARGS\n"
             "  check DECK [key=value ...]  validate a deck; print it as resolved and its job list\n"
             "  check-step CASE.h5 OUT.h5   one training step on a saved batch: losses and gradients\n"
+            "  check-probe IN.h5 OUT.h5    linear probe, ablations and ridge retrieval on saved features\n"
             "  check-backbone MODEL IN.h5 OUT.h5\n"
             "                              one backbone forward on saved pixels: the requested layers\n"
             "  check-video LIST.csv OUT.h5 [--preset dinov2|videomae] [--size S --short S --filter F --frames T]\n"
@@ -34,6 +35,7 @@ int main(int argc, char **argv) {
     const char *cmd = argv[1];
     if (!strcmp(cmd, "check")) return check_deck_main(argc - 2, argv + 2);
     if (!strcmp(cmd, "check-step")) return check_step_main(argc - 2, argv + 2);
+    if (!strcmp(cmd, "check-probe")) return check_probe_main(argc - 2, argv + 2);
     if (!strcmp(cmd, "check-backbone")) return check_backbone_main(argc - 2, argv + 2);
     if (!strcmp(cmd, "check-video")) return check_video_main(argc - 2, argv + 2);
     if (!strcmp(cmd, "synth")) return synth_main(argc - 2, argv + 2);

@@ -10,6 +10,11 @@
 
 int check_step_main(int argc, char **argv);
 
+// `stsae check-probe IN.h5 OUT.h5` (hidden; for the tests): the linear probe,
+// its feature ranking and ablations, and the ridge retrieval on features given
+// in a file (src/check_probe.c describes both files).
+int check_probe_main(int argc, char **argv);
+
 // `stsae check DECK [key=value ...]` (SPEC §5): validates a deck, prints it as
 // resolved and then its job table as YAML comments (so the output is itself a
 // deck). Exit 0; on a deck error, one message on stderr and exit 1.
