@@ -2,8 +2,10 @@
 //
 // Pass 1 decodes the whole stream, counting its frames and holding references
 // to them while they fit in hold_bytes; then the sampled frames are known and
-// converted. If the frames did not fit, pass 2 opens the file again and
-// converts the sampled frames as they come by, stopping after the last one.
+// converted. Beyond hold_bytes it holds only the frames that the container's
+// stated frame count predicts; if the count proves right, they are the ones.
+// Otherwise pass 2 opens the file again and converts the sampled frames as
+// they come by, stopping after the last one.
 #define _POSIX_C_SOURCE 200809L // pthread_once
 #include "stsae/video.h"
 
@@ -20,7 +22,8 @@
 #include "stsae/common.h"
 
 static pthread_once_t quiet_once = PTHREAD_ONCE_INIT;
-static void quiet(void) { av_log_set_level(AV_LOG_QUIET); } // our errors name the path
+static void quiet(void) { av_log_set_level(AV_LOG_QUIET); }
+void video_quiet_ffmpeg(void) { pthread_once(&quiet_once, quiet); }
 
 static int fail(char *err, size_t cap, const char *path, const char *fmt, ...) {
     int n = snprintf(err, cap, "%s: ", path);
@@ -142,32 +145,47 @@ void video_clip_free(VideoClip *c) {
 }
 
 int video_read(const char *path, int T_in, size_t hold_bytes, VideoClip *clip, char *err, size_t errcap) {
-    pthread_once(&quiet_once, quiet);
+    video_quiet_ffmpeg();
     memset(clip, 0, sizeof(*clip));
     if (T_in < 1) return fail(err, errcap, path, "T_in = %d frames asked for", T_in);
     Decoder d;
     if (dec_open(&d, path, err, errcap) != 0) return -1;
 
-    // pass 1: count, and hold what fits
-    AVFrame **held = NULL;
-    int n = 0, cap_held = 0, holding = 1, W = 0, H = 0;
+    // The frame count the container states (mp4 and avi index every frame;
+    // mkv and webm do not): if it proves right, the frames it predicts are
+    // the ones to keep, so they are held even when the others cannot be.
+    const int64_t stated = d.fmt->streams[d.stream]->nb_frames;
+    uint8_t *predicted = NULL; // [stated] 1 for the frames kept if n_frames == stated
+    if (stated > 0 && stated < (1 << 28)) {
+        predicted = xcalloc((size_t)stated, 1);
+        for (int i = 0; i < T_in; i++) predicted[video_sample_index(i, T_in, (int)stated)] = 1;
+    }
+
+    // pass 1: count; hold every frame while they fit, then the predicted ones
+    AVFrame **held = NULL; // [n], NULL where not held
+    int n = 0, cap_held = 0, all = 1, W = 0, H = 0;
     size_t bytes = 0;
     while (dec_next(&d)) {
         if (n == 0) W = d.frame->width, H = d.frame->height;
-        if (holding) {
-            bytes += frame_bytes(d.frame);
-            if (bytes > hold_bytes) {
-                holding = 0;
-                for (int k = 0; k < n; k++) av_frame_free(&held[k]);
-            } else {
-                if (n == cap_held) held = xrealloc(held, sizeof(*held) * (size_t)(cap_held = 2 * cap_held + 16));
-                held[n] = av_frame_clone(d.frame);
-                if (!held[n]) die("%s: out of memory holding frame %d", path, n);
-            }
+        if (n == cap_held) {
+            held = xrealloc(held, sizeof(*held) * (size_t)(2 * cap_held + 16));
+            for (int k = cap_held; k < 2 * cap_held + 16; k++) held[k] = NULL;
+            cap_held = 2 * cap_held + 16;
+        }
+        if (all && (bytes += frame_bytes(d.frame)) > hold_bytes) {
+            all = 0;
+            for (int k = 0; k < n; k++)
+                if (!(predicted && predicted[k])) av_frame_free(&held[k]);
+        }
+        if (all || (predicted && n < stated && predicted[n])) {
+            held[n] = av_frame_clone(d.frame);
+            if (!held[n]) die("%s: out of memory holding frame %d", path, n);
         }
         av_frame_unref(d.frame);
         n++;
     }
+    const int have_all = all || (predicted && n == stated); // every kept frame is held
+    free(predicted);
     int rc = 0;
     if (n == 0) rc = fail(err, errcap, path, "no decodable video frame");
     else if (W < 1 || H < 1) rc = fail(err, errcap, path, "frames of size %dx%d", W, H);
@@ -177,24 +195,24 @@ int video_read(const char *path, int T_in, size_t hold_bytes, VideoClip *clip, c
         clip->height = H;
         clip->n_frames = n;
         clip->n_skipped = d.n_skipped;
+        clip->passes = have_all ? 1 : 2;
         clip->index = xmalloc(sizeof(int) * (size_t)T_in);
         clip->rgb = xmalloc((size_t)T_in * H * W * 3);
         for (int i = 0; i < T_in; i++) clip->index[i] = video_sample_index(i, T_in, n);
     }
     struct SwsContext *sws = NULL;
-    if (rc == 0 && holding) {
+    if (rc == 0 && have_all) {
         for (int i = 0; i < T_in && rc == 0; i++)
             if (to_rgb(&sws, held[clip->index[i]], W, H, clip->rgb + (size_t)i * H * W * 3) != 0)
                 rc = fail(err, errcap, path, "cannot convert frame %d (%s) to RGB", clip->index[i],
                           av_get_pix_fmt_name(held[clip->index[i]]->format));
     }
-    if (holding)
-        for (int k = 0; k < n; k++) av_frame_free(&held[k]);
+    for (int k = 0; k < n; k++) av_frame_free(&held[k]);
     free(held);
     dec_close(&d);
 
     // pass 2: the sampled frames only
-    if (rc == 0 && !holding) {
+    if (rc == 0 && !have_all) {
         rc = dec_open(&d, path, err, errcap);
         int k = 0, i = 0;
         while (rc == 0 && i < T_in && dec_next(&d)) {

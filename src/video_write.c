@@ -64,6 +64,7 @@ static int encode(VideoWriter *w, AVFrame *frame, char *err, size_t cap) {
 VideoWriter *video_writer_open(const char *path, const char *codec_name, int width, int height, int fps,
                                int qscale, char *err, size_t cap) {
     char eb[AV_ERROR_MAX_STRING_SIZE];
+    video_quiet_ffmpeg();
     VideoWriter *w = xcalloc(1, sizeof(*w));
     size_t n = strlen(path);
     w->path = xmalloc(n + 1);

@@ -6,9 +6,11 @@
 // T_in. Out: T_in frames as RGB24, sampled uniformly over the frames actually
 // decoded (SPEC §4): step i keeps frame floor((i + 0.5) * n_frames / T_in).
 // n_frames is only known once the stream ends, so the reader holds decoded
-// frames (as references, not copies) while they fit in `hold_bytes`; a longer
-// video is decoded a second time, keeping only the sampled frames. Memory is
-// therefore bounded by hold_bytes plus the T_in output frames, whatever the
+// frames (as references, not copies) while they fit in `hold_bytes`; beyond
+// that, only the T_in frames that the container's stated frame count predicts
+// (mp4 and avi state it). If the stated count proves wrong or is absent (mkv,
+// webm), the video is decoded a second time, keeping only the sampled frames.
+// Memory is therefore bounded by hold_bytes plus 2 T_in frames, whatever the
 // video's length. A clip that cannot be read (missing, not a video, no
 // decoder, zero decodable frames) is an error string naming the path and the
 // reason, never a crash and never an exit: the caller records it and skips
@@ -33,6 +35,7 @@ typedef struct {
     int width, height;
     int n_frames;   // frames the stream decoded to
     int n_skipped;  // packets or frames the decoder rejected (skipped)
+    int passes;     // decoding passes it took (1 or 2)
     int *index;     // [T] decoded frame kept at each step
     uint8_t *rgb;   // [T, height, width, 3]
 } VideoClip;
@@ -44,6 +47,10 @@ void video_clip_free(VideoClip *clip);
 
 // The frame kept at step i of T_in out of n_frames (SPEC §4).
 int video_sample_index(int i, int T_in, int n_frames);
+
+// Turns FFmpeg's own logging off, once for the process (our messages name the
+// path and the reason). The readers and writers call it; thread-safe.
+void video_quiet_ffmpeg(void);
 
 typedef struct VideoWriter VideoWriter;
 
