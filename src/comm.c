@@ -2,6 +2,7 @@
 #include "stsae/comm.h"
 
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "stsae/common.h"
@@ -108,4 +109,23 @@ void comm_sum_f32(Comm *c, float *buf, size_t n) {
         int cnt = (int)(n - o < piece ? n - o : piece);
         mpiCheck(MPI_Allreduce(MPI_IN_PLACE, buf + o, cnt, MPI_FLOAT, MPI_SUM, c->comm));
     }
+}
+
+void comm_stage_table(MPI_Comm comm, const char *const *names, const double *t, int n) {
+    int rank, size;
+    mpiCheck(MPI_Comm_rank(comm, &rank));
+    mpiCheck(MPI_Comm_size(comm, &size));
+    double *mn = xmalloc(sizeof(double) * 3 * (size_t)n), *mx = mn + n, *sum = mn + 2 * n;
+    mpiCheck(MPI_Reduce(t, mn, n, MPI_DOUBLE, MPI_MIN, 0, comm));
+    mpiCheck(MPI_Reduce(t, mx, n, MPI_DOUBLE, MPI_MAX, 0, comm));
+    mpiCheck(MPI_Reduce(t, sum, n, MPI_DOUBLE, MPI_SUM, 0, comm));
+    if (rank == 0) {
+        printf("\ntime per stage over %d rank%s (seconds)\n%-12s %10s %10s %10s %7s\n", size, size > 1 ? "s" : "",
+               "stage", "min", "avg", "max", "share");
+        for (int i = 0; i < n; i++)
+            printf("%-12s %10.2f %10.2f %10.2f %6.1f%%\n", names[i], mn[i], sum[i] / size, mx[i],
+                   100.0 * sum[i] / (sum[n - 1] > 0 ? sum[n - 1] : 1));
+        fflush(stdout);
+    }
+    free(mn);
 }

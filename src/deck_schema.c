@@ -45,6 +45,10 @@ const DeckKey stsae_schema[] = {
     {"extract.patch",               DECK_INT,       "16",         ">= 1",     0, "patch size of the pixels backbone"},
     {"extract.image_size",          DECK_INT,       "224",        ">= 1",     0, "frame size of the pixels backbone"},
     {"extract.batch_clips",         DECK_INT,       "4",          ">= 1",     0, "clips per forward pass and rank"},
+    {"extract.test_frac",           DECK_NUM,       "0.2",        "[0, 1)",   0, "test share of each label's clips without a split"},
+    {"extract.split_seed",          DECK_INT,       "0",          ">= 0",     0, "seed of that split"},
+    {"extract.text_embeddings",     DECK_PATH,      NULL,         NULL,       0, "HDF5 with /text_embeddings [labels, e] to import"},
+    {"extract.clip_embeddings",     DECK_PATH,      NULL,         NULL,       0, "HDF5 with /clip_embeddings [clips, e] to import"},
 
     {"train",                       DECK_MAP,       NULL,         NULL,       0, "stage: every SAE of the grid"},
     {"train.features",              DECK_PATH,      "features.h5", NULL,      0, NULL},

@@ -456,13 +456,11 @@ static void clip_embeddings(Eval *ev) {
 }
 
 int eval_main(int argc, char **argv) {
-    MPI_Init(&argc, &argv);
     int rank, size;
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
     MPI_Comm_size(MPI_COMM_WORLD, &size);
     if (argc < 1) {
         if (rank == 0) fprintf(stderr, "usage: stsae eval DECK [key=value ...]\n");
-        MPI_Finalize();
         return 2;
     }
     char err[1024] = "";
@@ -478,7 +476,6 @@ int eval_main(int argc, char **argv) {
     JobList *jobs = d ? jobs_expand(d, err, sizeof(err)) : NULL;
     if (jobs && !deck_has(d, "train")) snprintf(err, sizeof(err), "%s: the deck has no train section (its jobs are evaluated)", argv[0]);
     if (!agree(jobs && deck_has(d, "train"), err, rank)) {
-        MPI_Finalize();
         return 1;
     }
     Eval ev;
@@ -488,7 +485,6 @@ int eval_main(int argc, char **argv) {
     char *feat_path = path_join(ev.run_dir, deck_str(d, "train.features"));
     int ok = features_open(&ev.f, feat_path, (int)deck_int(d, "train.layer"), err, sizeof(err)) == 0;
     if (!agree(ok, err, rank)) {
-        MPI_Finalize();
         return 1;
     }
     ev.n_train = features_clips(&ev.f, 0, &ev.train);
@@ -496,7 +492,6 @@ int eval_main(int argc, char **argv) {
     snprintf(err, sizeof(err), "%s: evaluation needs training and test clips (split 0 and 1, done); it has %d and %d",
              feat_path, ev.n_train, ev.n_test);
     if (!agree(ev.n_train > 0 && ev.n_test > 0, err, rank)) {
-        MPI_Finalize();
         return 1;
     }
     ev.y_train = xmalloc(sizeof(int32_t) * (size_t)ev.n_train);
@@ -569,6 +564,5 @@ int eval_main(int argc, char **argv) {
     features_close(&ev.f);
     jobs_free(jobs);
     deck_free(d);
-    MPI_Finalize();
     return 0;
 }

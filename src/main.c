@@ -1,5 +1,6 @@
 // main.c — the `stsae` program: dispatches subcommands.
 #include <hdf5.h>
+#include <mpi.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -7,6 +8,10 @@
 #include "stsae/common.h" // STSAE_VERSION
 #include "stsae/device.h" // device_describe
 #include "stsae/synth.h"  // synth_main
+#include "stsae/eval.h"   // eval_main
+#include "stsae/extract.h" // extract_main
+#include "stsae/report.h" // report_main
+#include "stsae/run.h"    // run_main
 #include "stsae/train.h"  // train_main
 
 static void usage(FILE *out) {
@@ -21,7 +26,11 @@ static void usage(FILE *out) {
             "  check-video LIST.csv OUT.h5 [--preset dinov2|videomae] [--size S --short S --filter F --frames T]\n"
             "                              decode, sample and preprocess every clip into a pixels file\n"
             "  synth DECK [key=value ...]  write the synthetic labelled video set (videos, clips.csv)\n"
+            "  extract DECK [key=value ...]\n                              the feature file from video clips (any number of MPI ranks)\n"
             "  train DECK [key=value ...]  train every job of the deck's grid (any number of MPI ranks)\n"
+            "  eval DECK [key=value ...]   evaluate every trained job and the raw features (any number of ranks)\n"
+            "  report RUN_DIR              results.h5, results.csv, results.md and the plots of a run\n"
+            "  run DECK [key=value ...]    every stage the deck names: synth, extract, train, eval, report\n"
             "  version                     print the version and the GPU backend\n",
             STSAE_VERSION);
 }
@@ -36,10 +45,23 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "check")) return check_deck_main(argc - 2, argv + 2);
     if (!strcmp(cmd, "check-step")) return check_step_main(argc - 2, argv + 2);
     if (!strcmp(cmd, "check-probe")) return check_probe_main(argc - 2, argv + 2);
+    if (!strcmp(cmd, "check-metrics")) return check_metrics_main(argc - 2, argv + 2);
     if (!strcmp(cmd, "check-backbone")) return check_backbone_main(argc - 2, argv + 2);
     if (!strcmp(cmd, "check-video")) return check_video_main(argc - 2, argv + 2);
-    if (!strcmp(cmd, "synth")) return synth_main(argc - 2, argv + 2);
-    if (!strcmp(cmd, "train")) return train_main(argc - 2, argv + 2);
+    // the stages are MPI programs (any number of ranks; MPI is started once,
+    // so that `run` can call one stage after the other)
+    static const struct {
+        const char *name;
+        int (*main)(int, char **);
+    } stages[] = {{"synth", synth_main},  {"extract", extract_main}, {"train", train_main},
+                  {"eval", eval_main},    {"report", report_main},   {"run", run_main}};
+    for (size_t i = 0; i < sizeof(stages) / sizeof(*stages); i++)
+        if (!strcmp(cmd, stages[i].name)) {
+            MPI_Init(&argc, &argv);
+            const int rc = stages[i].main(argc - 2, argv + 2);
+            MPI_Finalize();
+            return rc;
+        }
     if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
         printf("stsae %s\nbackend: %s\n", STSAE_VERSION, device_describe());
         return 0;

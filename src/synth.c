@@ -450,13 +450,11 @@ static void write_lists(const SynthConfig *c, const Deck *d, const char *deck_pa
 }
 
 int synth_main(int argc, char **argv) {
-    MPI_Init(&argc, &argv);
     int rank, size;
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
     MPI_Comm_size(MPI_COMM_WORLD, &size);
     if (argc < 1) {
         if (rank == 0) fprintf(stderr, "usage: stsae synth DECK [key=value ...]\n");
-        MPI_Finalize();
         return 2;
     }
     char err[1024] = "";
@@ -465,7 +463,6 @@ int synth_main(int argc, char **argv) {
     if (!d || !deck_has(d, "synth")) { // every rank sees the same deck: all stop here
         if (rank == 0) fprintf(stderr, "%s\n", err);
         deck_free(d);
-        MPI_Finalize();
         return 1;
     }
     char *out_dir = path_join(deck_str(d, "run_dir"), deck_str(d, "synth.out"));
@@ -521,6 +518,5 @@ int synth_main(int argc, char **argv) {
     }
     free(out_dir);
     deck_free(d);
-    MPI_Finalize();
     return 0;
 }

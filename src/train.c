@@ -77,27 +77,12 @@ static void deal_jobs(const JobList *jobs, int n_groups, int *group_of, double *
     free(order);
 }
 
-static void timing_table(const double *t, int rank, int size) {
-    double mn[N_TIMERS], mx[N_TIMERS], sum[N_TIMERS];
-    MPI_Reduce(t, mn, N_TIMERS, MPI_DOUBLE, MPI_MIN, 0, MPI_COMM_WORLD);
-    MPI_Reduce(t, mx, N_TIMERS, MPI_DOUBLE, MPI_MAX, 0, MPI_COMM_WORLD);
-    MPI_Reduce(t, sum, N_TIMERS, MPI_DOUBLE, MPI_SUM, 0, MPI_COMM_WORLD);
-    if (rank) return;
-    printf("\ntime per stage over %d rank%s (seconds)\n%-12s %10s %10s %10s %7s\n", size, size > 1 ? "s" : "", "stage", "min",
-           "avg", "max", "share");
-    for (int i = 0; i < N_TIMERS; i++)
-        printf("%-12s %10.2f %10.2f %10.2f %6.1f%%\n", TIMER_NAMES[i], mn[i], sum[i] / size, mx[i],
-               100.0 * sum[i] / (sum[T_TOTAL] > 0 ? sum[T_TOTAL] : 1));
-}
-
 int train_main(int argc, char **argv) {
-    MPI_Init(&argc, &argv);
     int rank, size;
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
     MPI_Comm_size(MPI_COMM_WORLD, &size);
     if (argc < 1) {
         if (rank == 0) fprintf(stderr, "usage: stsae train DECK [key=value ...]\n");
-        MPI_Finalize();
         return 2;
     }
     char err[1024] = "";
@@ -115,7 +100,6 @@ int train_main(int argc, char **argv) {
     if (!agree(ok, err, rank)) {
         jobs_free(jobs);
         deck_free(d);
-        MPI_Finalize();
         return 1;
     }
     const char *run_dir = deck_str(d, "run_dir");
@@ -129,7 +113,6 @@ int train_main(int argc, char **argv) {
     }
     ok = rank != 0 || path_mkdirs(run_dir, err, sizeof(err)) == 0;
     if (!agree(ok, err, rank)) {
-        MPI_Finalize();
         return 1;
     }
     if (rank == 0) save_deck(d, run_dir, argv[0]);
@@ -140,14 +123,12 @@ int train_main(int argc, char **argv) {
     ok = features_open(&f, feat_path, (int)deck_int(d, "train.layer"), err, sizeof(err)) == 0;
     if (!agree(ok, err, rank)) {
         features_close(&f);
-        MPI_Finalize();
         return 1;
     }
     int32_t *train = NULL;
     const int n_train = features_clips(&f, 0, &train);
     snprintf(err, sizeof(err), "%s: no training clip (split 0 and done) in the feature file", feat_path);
     if (!agree(n_train > 0, err, rank)) {
-        MPI_Finalize();
         return 1;
     }
     float *mean = xmalloc(sizeof(float) * (size_t)f.d);
@@ -200,7 +181,7 @@ int train_main(int argc, char **argv) {
     }
     int any_stopped = 0;
     MPI_Allreduce(&stopped, &any_stopped, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
-    timing_table(env.timers, rank, size);
+    comm_stage_table(MPI_COMM_WORLD, TIMER_NAMES, env.timers, N_TIMERS);
     if (rank == 0) {
         printf(any_stopped ? "\nstopped by a signal: checkpoints written; run the same command again to continue\n"
                            : "\nall %d jobs done; models under %s/jobs\n",
@@ -213,6 +194,5 @@ int train_main(int argc, char **argv) {
     features_close(&f);
     jobs_free(jobs);
     deck_free(d);
-    MPI_Finalize();
     return any_stopped ? 3 : 0;
 }

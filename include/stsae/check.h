@@ -30,4 +30,8 @@ int check_backbone_main(int argc, char **argv);
 // clips are reported and recorded, not fatal (src/check_video.c).
 int check_video_main(int argc, char **argv);
 
+// `stsae check-metrics IN.h5 OUT.h5`: the label-free evaluation metrics
+// (metrics.h) on dense codes given in a file (see src/check_metrics.c).
+int check_metrics_main(int argc, char **argv);
+
 #endif

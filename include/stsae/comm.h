@@ -27,4 +27,8 @@ SaeReduce comm_reduce(Comm *c);
 // Sums buf over the ranks of c, in place (n floats; the gradient buffer).
 void comm_sum_f32(Comm *c, float *buf, size_t n);
 
+// Rank 0 prints seconds per stage with min / avg / max over the ranks of comm
+// and each stage's share of the last one (the total). Collective.
+void comm_stage_table(MPI_Comm comm, const char *const *names, const double *t, int n);
+
 #endif
