@@ -1,0 +1,214 @@
+"""`stsae extract` end to end on real encoded videos from `stsae synth`
+(pixels backbone), and `stsae run` on a reduced demo deck:
+
+  ranks    1 and 3 ranks write identical feature files; h5py reads the file as
+           SPEC §3 says (float16 [clips, T, N, d], one clip per chunk, labels,
+           split, clip_ids, label_names, done, attributes); the features equal
+           a numpy patchify of `stsae check-video`'s preprocessed pixels (the
+           pixels backbone's definition) to float16 rounding.
+  resume   a run killed with SIGKILL mid-way (after some clips are done) and
+           started again computes only the clips not done and ends with the
+           same file as an uninterrupted run.
+  corrupt  a truncated video and a missing one are named on stderr, marked in
+           /failed, skipped; the file is complete without them.
+  demo     `stsae run inputs/demo.yaml` shrunk (fewer, smaller clips, two
+           epochs) on 2 ranks: results.csv has every SPEC §6 column, results.md
+           and the plots exist.
+"""
+import argparse
+import csv
+import glob
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import h5py
+import numpy as np
+
+DECK = """run_dir: {run}
+synth: {{out: data, clips: {clips}, frames: {frames}, size: {size}, seed: 3}}
+extract:
+  input: {{csv: data/clips.csv}}
+  backbone: pixels
+  layers: [0, 2]
+  frames: 6
+  image_size: 32
+  patch: 8
+  batch_clips: 2
+  out: features.h5
+"""
+
+SPEC_COLUMNS = ("job variant lambda tau high_frac seed r2 r2_clip lag1 frac_lag1_below_0.3 ms purity_mean "
+                "purity_max probe probe_recon probe_high l0 dead_frac jaccard ablate_top_10 ablate_top_50 "
+                "ablate_top_100 ablate_top_500 ablate_rand_10 ablate_rand_50 ablate_rand_100 ablate_rand_500 "
+                "r_at_1 r_at_5 train_tokens_per_s").split()
+
+
+class Env:
+    def __init__(self, a):
+        self.a = a
+        self.env = dict(os.environ, OMP_NUM_THREADS="1", OMPI_ALLOW_RUN_AS_ROOT="1",
+                        OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
+
+    def cmd(self, np_, *args):
+        return [self.a.mpirun, "-np", str(np_)] + self.a.mpi_flags.split() + [self.a.stsae] + list(args)
+
+    def run(self, np_, *args, check=True):
+        p = subprocess.run(self.cmd(np_, *args), env=self.env, capture_output=True, text=True, timeout=900)
+        if check and p.returncode:
+            print(p.stdout[-3000:], p.stderr[-3000:])
+            raise SystemExit(f"FAIL: stsae {' '.join(args)} on {np_} ranks exited {p.returncode}")
+        return p
+
+
+def synth(e, w, clips, frames=12, size=48):
+    deck = os.path.join(w, "deck.yaml")
+    open(deck, "w").write(DECK.format(run=w, clips=clips, frames=frames, size=size))
+    e.run(1, "synth", deck)
+    return deck
+
+
+def same_files(a, b):
+    with h5py.File(a) as x, h5py.File(b) as y:
+        keys = []
+        x.visit(lambda k: keys.append(k) if isinstance(x[k], h5py.Dataset) else None)
+        return all(np.array_equal(x[k][...], y[k][...]) for k in keys) and \
+            all(np.array_equal(x.attrs[k], y.attrs[k]) for k in x.attrs)
+
+
+def case_ranks(e, w):
+    deck = synth(e, w, 10)
+    fails = 0
+    e.run(1, "extract", deck, "extract.out=f1.h5")
+    e.run(3, "extract", deck, "extract.out=f3.h5")
+    ok = same_files(f"{w}/f1.h5", f"{w}/f3.h5")
+    print(f"{'ok  ' if ok else 'FAIL'} 1 and 3 ranks: identical feature files")
+    fails += not ok
+    with h5py.File(f"{w}/f3.h5") as f:
+        ds = f["features/layer_00"]
+        checks = {
+            "float16 [clips, T, N, d]": ds.dtype == np.float16 and ds.shape == (10, 6, 16, 192),
+            "one clip per chunk": ds.chunks == (1, 6, 16, 192),
+            "both layers": "layer_02" in f["features"],
+            "labels, split, done, failed": f["labels"].shape == (10,) and f["split"].dtype == np.uint8
+            and f["done"][...].all() and not f["failed"][...].any(),
+            "clip_ids and label_names are strings": f["clip_ids"][0].decode().endswith(".mp4")
+            and f["label_names"][0].decode() != "" and f["labels"][...].max() < len(f["label_names"]),
+            "attributes": all(k in f.attrs for k in ("backbone", "weights_digest", "layers", "T", "H", "W", "N", "d",
+                                                      "frame_sampling", "stsae_version")),
+        }
+        feats = ds[...].astype(np.float64)
+    for k, v in checks.items():
+        print(f"{'ok  ' if v else 'FAIL'} h5py: {k}")
+        fails += not v
+    # the pixels backbone by its definition, from the preprocessed pixels
+    p = subprocess.run([e.a.stsae, "check-video", f"{w}/data/clips.csv", f"{w}/pix.h5", "--size", "32", "--short",
+                        "32", "--filter", "bilinear", "--frames", "6"], capture_output=True, text=True)
+    if p.returncode:
+        print(p.stderr)
+        return fails + 1
+    with h5py.File(f"{w}/pix.h5") as f:
+        px = f["pixels"][...].astype(np.float64)  # [clips, T, 3, 32, 32]
+    c, T = px.shape[:2]
+    tok = px.reshape(c, T, 3, 4, 8, 4, 8).transpose(0, 1, 3, 5, 2, 4, 6).reshape(c, T, 16, 192)
+    err = np.abs(tok - feats).max() / np.abs(tok).max()
+    ok = err <= 1e-3  # float16 storage
+    print(f"{'ok  ' if ok else 'FAIL'} pixels features = patchified preprocessed frames (max rel err {err:.1e})")
+    return fails + (not ok)
+
+
+def case_resume(e, w):
+    deck = synth(e, w, 120, frames=32, size=128)  # slow enough to kill mid-way
+    e.run(2, "extract", deck, "extract.out=ref.h5")
+    fails = 0
+    # one clip per rank and round: many rounds, each flushed, to kill between
+    p = subprocess.Popen(e.cmd(2, "extract", deck, "extract.out=killed.h5", "extract.batch_clips=1"), env=e.env, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True, start_new_session=True)
+    part, killed_at = f"{w}/killed.h5.partial", None
+    t0 = time.time()
+    while time.time() - t0 < 120 and p.poll() is None:
+        try:
+            with h5py.File(part, "r", locking=False) as f:
+                n = int(f["done"][...].sum())
+            if 2 <= n < 90:
+                os.killpg(p.pid, signal.SIGKILL)
+                killed_at = n
+                break
+        except (OSError, KeyError):
+            pass
+        time.sleep(0.01)
+    p.wait()
+    if killed_at is None:
+        print("FAIL: could not kill the run mid-way (it finished or never started)")
+        return 1
+    out = e.run(2, "extract", deck, "extract.out=killed.h5").stdout
+    todo = next((l for l in out.splitlines() if "to do" in l), "")
+    ok = "resuming" in todo
+    print(f"{'ok  ' if ok else 'FAIL'} killed with at least {killed_at}/120 clips done; rerun: {todo.strip()}")
+    fails += not ok
+    ok = same_files(f"{w}/ref.h5", f"{w}/killed.h5")
+    print(f"{'ok  ' if ok else 'FAIL'} killed and resumed = uninterrupted (identical files)")
+    return fails + (not ok)
+
+
+def case_corrupt(e, w):
+    deck = synth(e, w, 8)
+    vids = sorted(glob.glob(f"{w}/data/videos/*"))
+    with open(vids[2], "r+b") as f:
+        f.truncate(200)
+    os.remove(vids[5])
+    p = e.run(3, "extract", deck)
+    fails = 0
+    for v in (vids[2], vids[5]):
+        named = os.path.basename(v) in p.stderr
+        print(f"{'ok  ' if named else 'FAIL'} {os.path.basename(v)} named on stderr")
+        fails += not named
+    with h5py.File(f"{w}/features.h5") as f:
+        failed, done = f["failed"][...], f["done"][...]
+    ok = list(np.nonzero(failed)[0]) == [2, 5] and list(np.nonzero(done == 0)[0]) == [2, 5]
+    print(f"{'ok  ' if ok else 'FAIL'} /failed marks clips {list(np.nonzero(failed)[0])}, the others are done")
+    return fails + (not ok)
+
+
+def case_demo(e, w):
+    over = [f"run_dir={w}/demo", "synth.clips=42", "synth.frames=12", "synth.size=64", "extract.frames=6",
+            "extract.image_size=32", "extract.patch=8", "train.epochs=2", "train.expansion=1", "train.k=8",
+            "train.k_aux=32", "train.batch_tokens=192", "train.batch_clips=2", "train.batch_pairs=96"]
+    p = e.run(2, "run", e.a.deck, *over)
+    fails = 0
+    rows = list(csv.DictReader(open(f"{w}/demo/results.csv")))
+    missing = [c for c in SPEC_COLUMNS if c not in rows[0]]
+    ok = not missing and len(rows) == 13 and rows[0]["job"] == "raw"  # raw + 12 jobs
+    print(f"{'ok  ' if ok else 'FAIL'} demo: results.csv has {len(rows)} rows, missing columns {missing}")
+    fails += not ok
+    filled = all(r["r2"] and r["probe"] and r["lag1"] for r in rows[1:])
+    print(f"{'ok  ' if filled else 'FAIL'} demo: every job has r2, probe and lag1")
+    fails += not filled
+    plots = sorted(os.listdir(f"{w}/demo/plots"))
+    ok = os.path.exists(f"{w}/demo/results.md") and "frontier.png" in plots and "results.md" in p.stdout
+    print(f"{'ok  ' if ok else 'FAIL'} demo: results.md, plots {plots}, and where they are printed")
+    return fails + (not ok)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--stsae", required=True)
+    ap.add_argument("--mpirun", default="mpirun")
+    ap.add_argument("--mpi-flags", default="--oversubscribe")
+    ap.add_argument("--deck", help="inputs/demo.yaml (case demo)")
+    ap.add_argument("--case", required=True, choices=["ranks", "resume", "corrupt", "demo"])
+    ap.add_argument("--workdir", required=True)
+    a = ap.parse_args()
+    w = os.path.abspath(os.path.join(a.workdir, a.case))
+    shutil.rmtree(w, ignore_errors=True)
+    os.makedirs(w)
+    fails = globals()["case_" + a.case](Env(a), w)
+    print(f"{a.case}: {'FAILED' if fails else 'passed'}")
+    sys.exit(1 if fails else 0)
+
+
+if __name__ == "__main__":
+    main()
