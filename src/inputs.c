@@ -90,9 +90,8 @@ static void rows_free(Rows *rs) {
 
 static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
-static const Row *g_sort_rows; // qsort has no context argument
 static int cmp_row_id(const void *a, const void *b) {
-    const Row *x = &g_sort_rows[*(const int *)a], *y = &g_sort_rows[*(const int *)b];
+    const Row *x = *(const Row *const *)a, *y = *(const Row *const *)b;
     int c = strcmp(x->id, y->id);
     return c ? c : (x->line > y->line) - (x->line < y->line);
 }
@@ -118,14 +117,13 @@ static int finish(const char *file, Rows *rs, char **names, int n_names, ClipLis
     if (rs->n == 0) rc = fail(err, cap, "%s: lists no clip", file);
     // a clip listed twice
     if (rc == 0) {
-        int *ord = xmalloc(sizeof(int) * (size_t)rs->n);
-        for (int i = 0; i < rs->n; i++) ord[i] = i;
-        g_sort_rows = rs->r;
-        qsort(ord, (size_t)rs->n, sizeof(int), cmp_row_id);
+        const Row **ord = xmalloc(sizeof(Row *) * (size_t)rs->n);
+        for (int i = 0; i < rs->n; i++) ord[i] = &rs->r[i];
+        qsort(ord, (size_t)rs->n, sizeof(Row *), cmp_row_id);
         for (int i = 1; i < rs->n && rc == 0; i++)
-            if (!strcmp(rs->r[ord[i]].id, rs->r[ord[i - 1]].id))
-                rc = fail(err, cap, "%s:%d: clip '%s' is listed twice (first at line %d)", file, rs->r[ord[i]].line,
-                          rs->r[ord[i]].id, rs->r[ord[i - 1]].line);
+            if (!strcmp(ord[i]->id, ord[i - 1]->id))
+                rc = fail(err, cap, "%s:%d: clip '%s' is listed twice (first at line %d)", file, ord[i]->line,
+                          ord[i]->id, ord[i - 1]->line);
         free(ord);
     }
     int *label = rc == 0 ? xmalloc(sizeof(int) * (size_t)rs->n) : NULL;
@@ -496,18 +494,21 @@ static int labels_item(void *vc, const char *key, const cJSON *v, int line, char
 }
 
 typedef struct {
+    const char *name;
+    int index;
+} NamedIndex;
+
+static int cmp_named(const void *a, const void *b) {
+    return strcmp(((const NamedIndex *)a)->name, ((const NamedIndex *)b)->name);
+}
+
+typedef struct {
     const char *file, *labels_file, *videos;
-    char **sorted; // label names in byte order, for bsearch
-    int *sorted_idx;
+    NamedIndex *sorted; // the labels in byte order of their names, for bsearch
     int n_labels;
     int entry;
     Rows rows;
 } AnnCtx;
-
-static const char *const *g_names;
-static int cmp_name_idx(const void *a, const void *b) {
-    return strcmp(g_names[*(const int *)a], g_names[*(const int *)b]);
-}
 
 static int ann_item(void *vc, const char *key, const cJSON *v, int line, char *err, size_t cap) {
     AnnCtx *c = vc;
@@ -530,13 +531,9 @@ static int ann_item(void *vc, const char *key, const cJSON *v, int line, char *e
     for (const char *s = tpl->valuestring; *s; s++)
         if (*s != '[' && *s != ']') *o++ = *s;
     *o = 0;
-    int lo = 0, hi = c->n_labels - 1, found = -1;
-    while (lo <= hi && found < 0) {
-        int mid = (lo + hi) / 2, r = strcmp(name, c->sorted[mid]);
-        if (r == 0) found = c->sorted_idx[mid];
-        else if (r < 0) hi = mid - 1;
-        else lo = mid + 1;
-    }
+    NamedIndex want = {name, -1};
+    const NamedIndex *hit = bsearch(&want, c->sorted, (size_t)c->n_labels, sizeof(NamedIndex), cmp_named);
+    int found = hit ? hit->index : -1;
     if (found < 0) {
         int rc = fail(err, cap, "%s:%d: entry %d (id %s): class '%s' is not in %s", c->file, line, entry, idb, name,
                       c->labels_file);
@@ -565,16 +562,13 @@ int inputs_read_ssv2(const char *videos, const char *annotations, const char *la
         if (!lc.names[k]) rc = fail(err, errcap, "%s: no label has index %d (indices must be 0..%d)", labels, k, lc.n - 1);
     AnnCtx ac = {.file = annotations, .labels_file = labels, .videos = videos, .n_labels = lc.n};
     if (rc == 0) {
-        ac.sorted_idx = xmalloc(sizeof(int) * (size_t)lc.n);
-        ac.sorted = xmalloc(sizeof(char *) * (size_t)lc.n);
-        for (int k = 0; k < lc.n; k++) ac.sorted_idx[k] = k;
-        g_names = (const char *const *)lc.names;
-        qsort(ac.sorted_idx, (size_t)lc.n, sizeof(int), cmp_name_idx);
-        for (int k = 0; k < lc.n; k++) ac.sorted[k] = lc.names[ac.sorted_idx[k]];
+        ac.sorted = xmalloc(sizeof(NamedIndex) * (size_t)lc.n);
+        for (int k = 0; k < lc.n; k++) ac.sorted[k] = (NamedIndex){lc.names[k], k};
+        qsort(ac.sorted, (size_t)lc.n, sizeof(NamedIndex), cmp_named);
         for (int k = 1; k < lc.n && rc == 0; k++)
-            if (!strcmp(ac.sorted[k], ac.sorted[k - 1]))
-                rc = fail(err, errcap, "%s:%d: label '%s' is listed twice", labels, lc.line[ac.sorted_idx[k]],
-                          ac.sorted[k]);
+            if (!strcmp(ac.sorted[k].name, ac.sorted[k - 1].name))
+                rc = fail(err, errcap, "%s:%d: label '%s' is listed twice", labels, lc.line[ac.sorted[k].index],
+                          ac.sorted[k].name);
     }
     if (rc == 0) {
         text = slurp(annotations, &len, err, errcap);
@@ -582,7 +576,6 @@ int inputs_read_ssv2(const char *videos, const char *annotations, const char *la
         free(text);
     }
     free(ac.sorted);
-    free(ac.sorted_idx);
     free(lc.line);
     if (rc != 0) {
         for (int k = 0; k < lc.cap; k++) free(lc.names[k]);
