@@ -6,7 +6,7 @@
 // out per frame by the template's motion; frames are rendered in float RGB
 // (background crop at the camera offset, objects with 1-pixel antialiased
 // edges, flicker, noise), rounded to uint8 and encoded.
-#define _POSIX_C_SOURCE 200809L // fdopen, fileno, fsync
+#define _POSIX_C_SOURCE 200809L // fileno, fsync
 #include <math.h>
 #include <mpi.h>
 #include <stdio.h>
