@@ -9,7 +9,8 @@ writes RUN_DIR/plots/*.png:
   ablation.png   probe accuracy with the top-n (solid) or n random (dashed)
                  latents zeroed, for the best configuration of each variant
   timelines.png  activation of the 8 most active latents over the frames of
-                 one test clip, standard vs temporal+M (the flicker figure)
+                 one test clip, each at its busiest position, standard vs
+                 temporal+M (the flicker figure: 0 = not kept)
   montage_*.png  the top-8 clips of chosen features, frames from the videos
                  (when results.h5 holds /montage, written by stsae report)
 """
@@ -161,7 +162,7 @@ def timelines(rows, per, out):
             ax.plot(np.arange(tl.shape[0]), tl[:, q], "-o", ms=3, label=f"latent {int(lat[q])}")
         ax.set_title(job)
         ax.set_xlabel("frame (time step)")
-        ax.set_ylabel("activation (mean over positions)")
+        ax.set_ylabel("activation at the latent's busiest position")
         ax.legend(fontsize=6)
     fig.tight_layout()
     fig.savefig(os.path.join(out, "timelines.png"), dpi=120)

@@ -120,10 +120,11 @@ static void clip_metrics(const Eval *ev, const float *V, int m, const uint8_t *l
 
 // The activation timeline of one clip (the paper's flicker figure): the
 // TIMELINE_LATENTS latents with the largest total activation over the clip,
-// and each one's mean over the positions at every step, tl [T, n].
+// each at the position where its total is largest, and its value there at
+// every step, tl [T, n] (0 where it is not kept: the flicker).
 #define TIMELINE_LATENTS 8
 static void timeline(const SparseCodes *z, int T, int N, int m, int32_t *lat, float *tl) {
-    double *tot = xcalloc((size_t)m, sizeof(double));
+    double *tot = xcalloc((size_t)m, sizeof(double)), *at = xmalloc(sizeof(double) * (size_t)N);
     for (int64_t e = 0; e < z->row_ptr[z->n_rows]; e++) tot[z->idx[e]] += z->val[e];
     for (int q = 0; q < TIMELINE_LATENTS; q++) {
         int best = 0;
@@ -131,12 +132,19 @@ static void timeline(const SparseCodes *z, int T, int N, int m, int32_t *lat, fl
             if (tot[j] > tot[best]) best = j;
         lat[q] = best;
         tot[best] = -1.0;
+        // its position: the largest total over the steps
+        for (int p = 0; p < N; p++) at[p] = 0.0;
+        for (int r = 0; r < T * N; r++)
+            for (int64_t e = z->row_ptr[r]; e < z->row_ptr[r + 1]; e++)
+                if (z->idx[e] == best) at[r % N] += z->val[e];
+        int pb = 0;
+        for (int p = 1; p < N; p++)
+            if (at[p] > at[pb]) pb = p;
+        for (int t = 0; t < T; t++)
+            for (int64_t e = z->row_ptr[t * N + pb]; e < z->row_ptr[t * N + pb + 1]; e++)
+                if (z->idx[e] == best) tl[(size_t)t * TIMELINE_LATENTS + q] = z->val[e];
     }
-    for (int r = 0; r < T * N; r++)
-        for (int64_t e = z->row_ptr[r]; e < z->row_ptr[r + 1]; e++)
-            for (int q = 0; q < TIMELINE_LATENTS; q++)
-                if (lat[q] == z->idx[e]) tl[(size_t)(r / N) * TIMELINE_LATENTS + q] += z->val[e] / N;
-    free(tot);
+    free(tot), free(at);
 }
 
 // Writes eval.h5 (eval.h); wnorm and the timeline (tl [T, TIMELINE_LATENTS]

@@ -57,9 +57,7 @@ static int agree(int ok, const char *msg, int rank) {
     return all;
 }
 
-// The clip list of the deck, relative paths under run_dir; `pixels` input:
-// labels and splits from the pixels file, no video paths.
-static int read_list(const Deck *d, const char *run_dir, ClipList *l, char **pixels, char *err, size_t cap) {
+int extract_clip_list(const Deck *d, const char *run_dir, ClipList *l, char **pixels, char *err, size_t cap) {
     memset(l, 0, sizeof(*l));
     *pixels = NULL;
     if (deck_has(d, "extract.input.csv")) {
@@ -399,7 +397,7 @@ int extract_main(int argc, char **argv) {
     const char *run_dir = deck_str(d, "run_dir");
     ClipList l;
     char *pixels_file = NULL;
-    int ok = read_list(d, run_dir, &l, &pixels_file, err, sizeof(err)) == 0;
+    int ok = extract_clip_list(d, run_dir, &l, &pixels_file, err, sizeof(err)) == 0;
     if (ok && l.n < 1) snprintf(err, sizeof(err), "%s: the clip list is empty", argv[0]), ok = 0;
     if (!agree(ok, err, me)) {
         return 1;

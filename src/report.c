@@ -24,10 +24,14 @@
 #include "stsae/common.h"
 #include "stsae/deck.h"
 #include "stsae/deck_schema.h"
+#include "stsae/extract.h"
+#include "stsae/features.h"
 #include "stsae/h5io.h"
 #include "stsae/jobs.h"
 #include "stsae/paths.h"
+#include "stsae/preprocess.h"
 #include "stsae/report.h"
+#include "stsae/video.h"
 
 static const char *const SPEC_COLUMNS[] = {
     "job", "variant", "lambda", "tau", "high_frac", "seed", "r2", "r2_clip", "lag1", "frac_lag1_below_0.3", "ms",
@@ -178,7 +182,106 @@ static void write_strings(hid_t f, const char *name, char **s, int n) {
     H5Tclose(ty);
 }
 
-static void write_h5(const Table *t, const char *path) {
+// --- montages -------------------------------------------------------------------
+
+#define MONTAGE_PX 96
+#define MONTAGE_LATENTS 2
+
+// For the first seed of standard, temporal and temporal+M (the first
+// configuration of each found), the MONTAGE_LATENTS latents with the largest
+// mean clip value: the middle frame of each of their top-8 test clips, from
+// the videos, resized to MONTAGE_PX square. Written to results.h5 /montage
+// (frames uint8 [F, 8, px, px, 3], jobs, latents) for analysis/plots.py.
+// Skipped, with a note, when the videos cannot be found (a pixels input, or
+// no extract section in the deck).
+static void write_montage(const Table *t, const Deck *d, const char *run_dir, hid_t f) {
+    if (!deck_has(d, "extract") || deck_has(d, "extract.input.pixels")) {
+        printf("report: no montages (the deck names no videos)\n");
+        return;
+    }
+    char err[2048];
+    ClipList l;
+    char *pixels = NULL;
+    if (extract_clip_list(d, run_dir, &l, &pixels, err, sizeof(err)) != 0) {
+        printf("report: no montages (%s)\n", err);
+        return;
+    }
+    char *feat_path = path_join(run_dir, deck_str(d, "train.features"));
+    FeatureFile ff;
+    if (features_open(&ff, feat_path, (int)deck_int(d, "train.layer"), err, sizeof(err)) != 0) {
+        printf("report: no montages (%s)\n", err);
+        inputs_free(&l);
+        free(feat_path);
+        return;
+    }
+    int32_t *test = NULL;
+    const int n_test = features_clips(&ff, 1, &test);
+    const char *const want[] = {"standard", "temporal", "temporal+M"};
+    int rows[3], n_rows = 0;
+    for (int w = 0; w < 3; w++)
+        for (int r = 0; r < t->n_rows; r++)
+            if (!strcmp(t->variant[r], want[w])) {
+                rows[n_rows++] = r;
+                break;
+            }
+    const size_t frame = (size_t)MONTAGE_PX * MONTAGE_PX * 3;
+    uint8_t *frames = xcalloc((size_t)n_rows * MONTAGE_LATENTS * 8 * frame + 1, 1);
+    char **jobs = xcalloc((size_t)n_rows * MONTAGE_LATENTS + 1, sizeof(char *));
+    double *lat = xcalloc((size_t)n_rows * MONTAGE_LATENTS + 1, sizeof(double));
+    const Preprocess pp = preprocess_square(MONTAGE_PX);
+    int n_f = 0;
+    for (int i = 0; i < n_rows; i++) {
+        const char *src = t->path[rows[i]];
+        hid_t f = h5_open_read(src);
+        hsize_t dm[1], dt[2];
+        float *mean = h5_read_f32(f, src, "mean_clip_value", 1, dm);
+        float *top = h5_read_f32(f, src, "top_clips", 2, dt);
+        H5Fclose(f);
+        for (int q = 0; q < MONTAGE_LATENTS; q++) {
+            int best = -1;
+            for (int j = 0; j < (int)dm[0]; j++) {
+                int taken = 0;
+                for (int p = 0; p < n_f; p++) taken |= !strcmp(jobs[p], t->job[rows[i]]) && (int)lat[p] == j;
+                if (!taken && (best < 0 || mean[j] > mean[best])) best = j;
+            }
+            jobs[n_f] = t->job[rows[i]];
+            lat[n_f] = best;
+            for (int c = 0; c < 8; c++) {
+                const int tc = (int)top[(size_t)best * 8 + c];
+                if (tc < 0 || tc >= n_test) continue;
+                const char *id = ff.clip_ids[test[tc]];
+                for (int e = 0; e < l.n; e++) {
+                    if (strcmp(l.clip[e].clip_id, id)) continue;
+                    VideoClip v;
+                    if (video_read(l.clip[e].path, 1, VIDEO_HOLD_BYTES, &v, err, sizeof(err)) == 0) {
+                        preprocess_resize_crop(&pp, v.rgb, v.width, v.height,
+                                               frames + ((size_t)n_f * 8 + (size_t)c) * frame);
+                        video_clip_free(&v);
+                    }
+                    break;
+                }
+            }
+            n_f++;
+        }
+        free(mean), free(top);
+    }
+    if (n_f) {
+        hsize_t dims[5] = {(hsize_t)n_f, 8, MONTAGE_PX, MONTAGE_PX, 3}, dn[1] = {(hsize_t)n_f};
+        hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
+        H5Pset_create_intermediate_group(lcpl, 1);
+        hid_t sp = H5Screate_simple(5, dims, NULL);
+        hid_t ds = H5Dcreate2(f, "montage/frames", H5T_STD_U8LE, sp, lcpl, H5P_DEFAULT, H5P_DEFAULT);
+        h5Check(H5Dwrite(ds, H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, frames));
+        H5Dclose(ds), H5Sclose(sp), H5Pclose(lcpl);
+        h5_write_f64(f, "montage/latents", lat, 1, dn);
+        write_strings(f, "montage/jobs", jobs, n_f);
+    }
+    free(frames), free(jobs), free(lat), free(test), free(feat_path), free(pixels);
+    features_close(&ff);
+    inputs_free(&l);
+}
+
+static void write_h5(const Table *t, const char *path, const Deck *d, const char *run_dir) {
     hid_t f = h5_create_tmp(path);
     int n;
     int *o = column_order(t, &n);
@@ -209,6 +312,7 @@ static void write_h5(const Table *t, const char *path) {
         }
         H5Fclose(src);
     }
+    write_montage(t, d, run_dir, f);
     h5_commit(f, path);
     free(o), free(names), free(tab);
 }
@@ -433,7 +537,7 @@ int report_main(int argc, char **argv) {
     char *csv = path_join(run_dir, "results.csv"), *h5 = path_join(run_dir, "results.h5"),
          *md = path_join(run_dir, "results.md");
     write_csv(&t, csv);
-    write_h5(&t, h5);
+    write_h5(&t, h5, d, run_dir);
     write_md(&t, md, run_dir);
     printf("report: %d rows (%d jobs not evaluated) -> %s, %s, %s\n", t.n_rows, missing, md, csv, h5);
     fflush(stdout);

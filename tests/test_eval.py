@@ -232,6 +232,26 @@ eval:
             for t in range(1, T):
                 zs[:, t] = 0.5 * zs[:, t - 1] + 0.5 * zt[:, t]
             check(f"{job} lag1_ema0.5", g["lag1_ema0.5"], lag1(zs)[0], 1e-4, fails)
+            # union TopK: at t > 0, the top k of relu(max(pre_t-1, pre_t)) over the union of the supports
+            pre = ((s * x).reshape(-1, d) - P["b_dec"]) @ P["W_enc"].T + P["b_enc"]
+            pre = pre.reshape(clips, T, N, m)
+            zu = Z.copy()
+            for c in range(clips):
+                for t in range(1, T):
+                    for q in range(N):
+                        cand = np.nonzero((Z[c, t - 1, q] != 0) | (Z[c, t, q] != 0))[0]
+                        a_ = np.maximum(np.maximum(pre[c, t - 1, q, cand], pre[c, t, q, cand]), 0)
+                        keep = cand[np.argsort(-a_, kind="stable")[:k]]
+                        zu[c, t, q] = 0
+                        zu[c, t, q, keep] = np.maximum(np.maximum(pre[c, t - 1, q, keep], pre[c, t, q, keep]), 0)
+            check(f"{job} lag1_union", g["lag1_union"], lag1(zu[te])[0], 1e-4, fails)
+            _, _, acc_u = probe(zu[tr].mean((1, 2)), ytr, zu[te].mean((1, 2)), yte)
+            check(f"{job} probe_union", g["probe_union"], acc_u, 1e-3, fails)
+            zs_tr = Z[tr].copy()
+            for t in range(1, T):
+                zs_tr[:, t] = 0.5 * zs_tr[:, t - 1] + 0.5 * Z[tr][:, t]
+            _, _, acc_e = probe(zs_tr.mean((1, 2)), ytr, zs.mean((1, 2)), yte)
+            check(f"{job} probe_ema0.5", g["probe_ema0.5"], acc_e, 1e-3, fails)
     print(f"eval: {'FAILED' if any(fails) else 'passed'}")
     sys.exit(1 if any(fails) else 0)
 
