@@ -22,8 +22,10 @@
 // clips not done; every clip's features depend on that clip alone, so the
 // final file has the same contents as an uninterrupted run, on any number of
 // ranks. A clip that cannot be decoded is named, marked in /failed, and
-// skipped (a later run tries it again). Rank 0 prints progress and, at the
-// end, seconds per stage (decode, preprocess, forward, write) over the ranks.
+// skipped (a later run tries it again). SIGTERM or SIGUSR1 (signals.h): the
+// round under way is written, then every rank exits with status 3 (run again
+// to continue). Rank 0 prints progress and, at the end, seconds per stage
+// (decode, preprocess, forward, write) over the ranks.
 #define _POSIX_C_SOURCE 200809L // access, strdup
 #include <hdf5.h>
 #include <math.h>
@@ -44,6 +46,7 @@
 #include "stsae/inputs.h"
 #include "stsae/paths.h"
 #include "stsae/preprocess.h"
+#include "stsae/signals.h"
 #include "stsae/video.h"
 
 enum { X_DECODE, X_PREPROCESS, X_FORWARD, X_WRITE, X_TOTAL, N_XT };
@@ -489,7 +492,8 @@ int extract_main(int argc, char **argv) {
         half[li] = xmalloc(sizeof(uint16_t) * tok * (size_t)B);
     }
     int *ok_clips = xmalloc(sizeof(int) * (size_t)B), *bad_clips = xmalloc(sizeof(int) * (size_t)B);
-    int total_done = 0, total_failed = 0;
+    int total_done = 0, total_failed = 0, stopped = 0;
+    stop_signals_install();
     const double t_loop = wall_time();
     double t_print = 0.0;
     for (int r = 0; r < rounds; r++) {
@@ -515,8 +519,9 @@ int extract_main(int argc, char **argv) {
         mark(&o, o.failed, bad_clips, n_bad);
         H5Fflush(o.file, H5F_SCOPE_GLOBAL);
         t[X_WRITE] += wall_time() - t1;
-        int cnt[2] = {n_ok, n_bad};
+        int cnt[3] = {n_ok, n_bad, stop_requested()}; // the ranks agree on a stop request too
         MPI_Allreduce(MPI_IN_PLACE, cnt, 2, MPI_INT, MPI_SUM, MPI_COMM_WORLD);
+        MPI_Allreduce(MPI_IN_PLACE, cnt + 2, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
         total_done += cnt[0];
         total_failed += cnt[1];
         const double now = wall_time();
@@ -527,6 +532,11 @@ int extract_main(int argc, char **argv) {
                    total_failed, rate, eta);
             fflush(stdout);
             t_print = now;
+        }
+        if (cnt[2] && r < rounds - 1) {
+            stopped = 1;
+            if (me == 0) printf("extract: stopped by a signal after %d clips; run again to continue\n", total_done);
+            break;
         }
     }
     // complete when every clip is done or failed: then OUT.partial becomes OUT
@@ -548,11 +558,12 @@ int extract_main(int argc, char **argv) {
     }
     t[X_TOTAL] = wall_time() - t_start;
     comm_stage_table(MPI_COMM_WORLD, XT_NAMES, t, N_XT);
+    const int rc = stopped ? 3 : 0;
     backbone_close(bb);
     for (int li = 0; li < su.n_layers; li++) free(feat[li]), free(half[li]);
     free(feat), free(half), free(pixels), free(ok_clips), free(bad_clips), free(mine), free(todo), free(done);
     free(su.layers), free(out_path), free(out_dir), free(model_dir), free(pixels_file);
     inputs_free(&l);
     deck_free(d);
-    return 0;
+    return rc;
 }

@@ -29,6 +29,7 @@
 #include "stsae/features.h"
 #include "stsae/jobs.h"
 #include "stsae/paths.h"
+#include "stsae/signals.h"
 #include "stsae/train.h"
 #include "stsae/trainer.h"
 
@@ -158,7 +159,7 @@ int train_main(int argc, char **argv) {
         fflush(stdout);
     }
 
-    trainer_install_signals();
+    stop_signals_install();
     TrainEnv env;
     memset(&env, 0, sizeof(env));
     env.deck = d;

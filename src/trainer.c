@@ -1,9 +1,7 @@
 // trainer.c — one training job on the ranks of its group (trainer.h).
-#define _POSIX_C_SOURCE 200809L // sigaction
 #include "stsae/trainer.h"
 
 #include <math.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,24 +13,9 @@
 #include "stsae/optim.h"
 #include "stsae/paths.h"
 #include "stsae/sae.h"
+#include "stsae/signals.h"
 
 const char *const TIMER_NAMES[N_TIMERS] = {"data", "step", "allreduce", "optimizer", "checkpoint", "total"};
-
-static volatile sig_atomic_t stop_requested = 0;
-
-static void on_signal(int sig) {
-    (void)sig;
-    stop_requested = 1;
-}
-
-void trainer_install_signals(void) {
-    struct sigaction sa;
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGUSR1, &sa, NULL);
-}
 
 // The SaeConfig of a job on features of width d (jobs.h has resolved every
 // value by the variant's rules).
@@ -184,7 +167,7 @@ JobOutcome trainer_run(TrainEnv *env, const Job *job) {
         env->timers[T_OPTIM] += t4 - t3;
 
         // the group agrees on stopping (a signal) and on checkpointing (the clock)
-        int flags[2] = {stop_requested != 0, ckpt_every > 0 && t4 - t_last_ckpt >= ckpt_every};
+        int flags[2] = {stop_requested(), ckpt_every > 0 && t4 - t_last_ckpt >= ckpt_every};
         MPI_Allreduce(MPI_IN_PLACE, flags, 2, MPI_INT, MPI_MAX, g->comm);
         const double elapsed = t4 - t_loop;
         const double rate = (double)(st.tokens - tokens0) / (elapsed > 0 ? elapsed : 1e-9);

@@ -6,9 +6,9 @@
            split, clip_ids, label_names, done, attributes); the features equal
            a numpy patchify of `stsae check-video`'s preprocessed pixels (the
            pixels backbone's definition) to float16 rounding.
-  resume   a run killed with SIGKILL mid-way (after some clips are done) and
-           started again computes only the clips not done and ends with the
-           same file as an uninterrupted run.
+  resume   a run killed with SIGKILL mid-way (after some clips are done), and
+           one stopped by SIGUSR1 (exit 3), started again compute only the
+           clips not done and end with the same file as an uninterrupted run.
   corrupt  a truncated video and a missing one are named on stderr, marked in
            /failed, skipped; the file is complete without them.
   demo     `stsae run inputs/demo.yaml` shrunk (fewer, smaller clips, two
@@ -151,6 +151,22 @@ def case_resume(e, w):
     fails += not ok
     ok = same_files(f"{w}/ref.h5", f"{w}/killed.h5")
     print(f"{'ok  ' if ok else 'FAIL'} killed and resumed = uninterrupted (identical files)")
+    fails += not ok
+    # SIGUSR1 to mpirun: the round is written, exit 3, the partial file stays; a rerun finishes it
+    p = subprocess.Popen(e.cmd(2, "extract", deck, "extract.out=sig.h5", "extract.batch_clips=1"), env=e.env,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    t0 = time.time()
+    while not os.path.exists(f"{w}/sig.h5.partial") and time.time() - t0 < 60 and p.poll() is None:
+        time.sleep(0.01)
+    time.sleep(0.3)
+    os.kill(p.pid, signal.SIGUSR1)
+    out, _ = p.communicate(timeout=120)
+    ok = p.returncode == 3 and "stopped by a signal" in out and os.path.exists(f"{w}/sig.h5.partial")
+    print(f"{'ok  ' if ok else 'FAIL'} SIGUSR1: exit {p.returncode}, partial file kept")
+    fails += not ok
+    e.run(2, "extract", deck, "extract.out=sig.h5")
+    ok = same_files(f"{w}/ref.h5", f"{w}/sig.h5")
+    print(f"{'ok  ' if ok else 'FAIL'} stopped by SIGUSR1 and resumed = uninterrupted (identical files)")
     return fails + (not ok)
 
 

@@ -13,7 +13,7 @@ Without Slurm:
   (a) each sbatch script refuses to run outside a Slurm job (exit 2, a message);
   (b) chain.sh: usage, a bad deck (exit 1, nothing submitted), --dry-run.
 With Slurm (every job 2 tasks x 1 cpu):
-  (c) the real stsae: `chain.sh DECK` on a deck with synth, train (two tiny
+  (c) the real stsae: `chain.sh DECK` on a deck with synth, extract, train (two tiny
       SAEs on a feature file in the SPEC §3 layout, written here) and eval:
       three jobs (extract.sbatch runs synth), each COMPLETED 0:0, and the run
       directory holds what the stages write (train.yaml, jobs/NAME/model.h5
@@ -286,13 +286,24 @@ def write_features(path, clips=12, T=4, H=2, W=2, d=8, layer=0, seed=0):
 
 
 def write_deck(path, run_dir, features, eval_section=False, synth=None):
+    """synth given: the synthetic videos, then their `pixels` features by
+    stsae extract (features is then that file), so the chain runs every stage."""
     with open(path, "w") as f:
         f.write(f"""# tests/test_slurm.py: two tiny SAEs on a tiny feature file
 run_dir: {run_dir}
 device: cpu
 """)
         if synth:
-            f.write(f"synth: {{out: {synth}, clips: 4, frames: 4, size: 16}}\n")
+            f.write(f"synth: {{out: {synth}, clips: 28, frames: 4, size: 16, test_frac: 0.5}}\n")
+            f.write(f"""extract:
+  input: {{csv: {synth}/clips.csv}}
+  backbone: pixels
+  layers: [0]
+  frames: 4
+  image_size: 16
+  patch: 8
+  out: {features}
+""")
         f.write(f"""train:
   features: {features}
   layer: 0
@@ -601,19 +612,19 @@ def files_under(d):
 
 
 def real_stages(sl, js, stsae, work, features, env, end):
-    """(c) the real stsae: synth -> train -> eval + report, then a real requeue."""
+    """(c) the real stsae: synth + extract -> train -> eval + report, then a real requeue."""
     import h5py
     env = dict(env, STSAE=stsae)
     d = os.path.join(work, "real")
     os.makedirs(d)
     deck, run_dir = os.path.join(d, "deck.yaml"), os.path.join(d, "run")
-    write_deck(deck, run_dir, features, eval_section=True, synth=os.path.join(d, "synth"))
+    write_deck(deck, run_dir, os.path.join(d, "features.h5"), eval_section=True, synth=os.path.join(d, "synth"))
     names = job_names(stsae, deck)
     t = time.time()
     ids = submit(sl, js, deck, env)
     report("real_chain_stages", list(ids) == ["extract", "train", "eval"], f"{ids}")
     done = sl.wait(ids.values(), max(1, end - time.time()))
-    print(f"  real chain (synth, train, eval, report) took {time.time() - t:.1f} s", flush=True)
+    print(f"  real chain (synth, extract, train, eval, report) took {time.time() - t:.1f} s", flush=True)
     states = {s: sl.job(i) for s, i in ids.items()}
     info = "; ".join(f"{s} {f.get('JobState')} {f.get('ExitCode')}" for s, f in states.items()) + \
         "\n" + logs_of(run_dir)
@@ -623,6 +634,7 @@ def real_stages(sl, js, stsae, work, features, env, end):
     have = files_under(run_dir)
     print("  run dir: " + " ".join(f for f in have if not f.startswith("logs/")), flush=True)
     report("real_synth_wrote_clips", os.path.exists(os.path.join(d, "synth", "clips.csv")), info)
+    report("real_extract_wrote_features", os.path.exists(os.path.join(d, "features.h5")), info)
     want = ["train.yaml", "results.h5", "results.csv", "results.md", "raw/eval.h5"] + \
         [f"jobs/{n}/{f}" for n in names for f in ("model.h5", "eval.h5")]
     missing = [f for f in want if f not in have]

@@ -7,7 +7,8 @@
 //      job of a layer), and the group's communicator.
 // Out: RUN_DIR/jobs/NAME/model.h5 (model.h) when the job finishes;
 //      RUN_DIR/jobs/NAME/ckpt.h5 every train.checkpoint_every seconds and when
-//      a SIGTERM or SIGUSR1 arrives, after which the job stops (status 3).
+//      a SIGTERM or SIGUSR1 arrives (signals.h), after which the job stops
+//      (status 3).
 //
 // Restart: a job whose model.h5 exists is skipped; one with a checkpoint
 // continues from it and, on the same ranks and threads, ends with the same
@@ -37,9 +38,6 @@ typedef struct {
     int group_index, n_groups;
     double timers[N_TIMERS];
 } TrainEnv;
-
-// SIGTERM and SIGUSR1 ask every job to checkpoint and stop.
-void trainer_install_signals(void);
 
 typedef enum { JOB_FINISHED, JOB_SKIPPED, JOB_STOPPED } JobOutcome;
 JobOutcome trainer_run(TrainEnv *env, const Job *job);
