@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "stsae/blas_setup.h" // blas_prefer_avx512, blas_kernel
 #include "stsae/check.h"  // check_step_main, check_deck_main
 #include "stsae/common.h" // STSAE_VERSION
 #include "stsae/device.h" // device_describe
@@ -36,6 +37,7 @@ static void usage(FILE *out) {
 }
 
 int main(int argc, char **argv) {
+    blas_prefer_avx512(argv);
     if (argc < 2 || !strcmp(argv[1], "help") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
         usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
@@ -63,7 +65,7 @@ int main(int argc, char **argv) {
             return rc;
         }
     if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
-        printf("stsae %s\nbackend: %s\n", STSAE_VERSION, device_describe());
+        printf("stsae %s\nbackend: %s\nBLAS kernel: %s\n", STSAE_VERSION, device_describe(), blas_kernel());
         return 0;
     }
     fprintf(stderr, "stsae: unknown command '%s'\n", cmd);
