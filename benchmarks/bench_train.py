@@ -5,12 +5,13 @@ groups of 1 rank: job parallel), the same cores in each case.
 
 It writes a synthetic feature file (float16 Gaussian tokens plus a drifting
 low-rank part per clip, like bench_step), runs a grid of four variants for
---steps steps each, and prints per configuration: grid tokens/s (all jobs'
-tokens over the wall time of the whole run, start-up included), each job's
-own tokens/s (model.h5), and the stage table's allreduce share.
+--epochs epochs each (every job sees the same tokens, as in a real grid), and
+prints per configuration: grid tokens/s (all jobs' tokens over the wall time
+of the whole run, start-up and the input-scale pass included), each job's own
+tokens/s (model.h5), and the stage table's allreduce share.
 
 usage: /usr/bin/python3 benchmarks/bench_train.py --stsae build/stsae
-           [--cores 2] [--steps 4] [--clips 24] [--workdir /tmp/bench_train]
+           [--cores 2] [--epochs 1] [--clips 24] [--workdir /tmp/bench_train]
 """
 import argparse
 import glob
@@ -77,7 +78,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--stsae", required=True)
     ap.add_argument("--cores", type=int, default=2)
-    ap.add_argument("--steps", type=int, default=4)
+    ap.add_argument("--epochs", type=int, default=1)
     ap.add_argument("--clips", type=int, default=24)
     ap.add_argument("--workdir", default="/tmp/bench_train")
     a = ap.parse_args()
@@ -92,14 +93,14 @@ train:
   layer: 11
   expansion: 8
   k: 64
-  epochs: 100
-  max_steps: {a.steps}
+  epochs: {a.epochs}
   seeds: [0]
   progress_every: 1000
   grid:
 {GRID}""")
     configs = [("1 rank", 1, 1, a.cores), ("2 ranks per job", 2, 2, a.cores // 2), ("2 groups of 1 rank", 2, 1, a.cores // 2)]
-    print(f"grid of 4 jobs x {a.steps} steps at d=768, m=6144, k=64; {a.cores} cores in every configuration")
+    print(f"grid of 4 jobs x {a.epochs} epoch(s) of {a.clips} x 4096 tokens at d=768, m=6144, k=64; "
+          f"{a.cores} cores in every configuration")
     print(f"{'configuration':<22} {'grid tok/s':>11} {'wall s':>7}  {'allreduce s (share)':>20}  per-job tok/s")
     for name, np_, rpj, threads in configs:
         wall, tokens, per_job, table = run(a, w, name.replace(" ", "_"), np_, rpj, threads)

@@ -104,6 +104,6 @@ const DeckKey stsae_schema[] = {
     {"eval.ablate_n",               DECK_INT_LIST,  "[10, 50, 100, 500]", ">= 1", 0, "latents zeroed in the causal ablation"},
     {"eval.random_draws",           DECK_INT,       "5",          ">= 1",     0, "random-latent controls per n"},
     {"eval.smoothing",              DECK_NUM_LIST,  "[0.5, 0.8]", "[0, 1)",   0, "EMA factors of post-hoc smoothing"},
-    {"eval.batch_clips",            DECK_INT,       "8",          ">= 1",     0, NULL},
+    {"eval.progress_every",         DECK_NUM,       "10",         ">= 0",     0, "seconds between progress lines"},
     {NULL, 0, NULL, NULL, 0, NULL},
 };

@@ -118,6 +118,11 @@ static void clip_metrics(const Eval *ev, const float *V, int m, const uint8_t *l
     put(row, "jaccard", jaccard_uniqueness(top, m, live));
 }
 
+// Seconds per part of a job's evaluation (eval.h5 /seconds, in this order).
+enum { S_READ, S_ENCODE, S_TOKEN, S_SMOOTH, S_CLIP, S_PROBE, S_ABLATE, S_SMOOTH_PROBE, S_RETRIEVAL, S_TOTAL, N_S };
+static const char *const S_NAMES = "read,encode+decode,token metrics,smoothing,MS+purity+jaccard,probes,"
+                                   "ablation,smoothing probes,retrieval,total";
+
 // The activation timeline of one clip (the paper's flicker figure): the
 // TIMELINE_LATENTS latents with the largest total activation over the clip,
 // each at the position where its total is largest, and its value there at
@@ -151,7 +156,7 @@ static void timeline(const SparseCodes *z, int T, int N, int m, int32_t *lat, fl
 // of the latents tl_lat on clip tl_clip) may be NULL.
 static void write_eval(const char *path, const Row *row, const char *job, const char *variant, int m, const double *rho,
                        const double *ms, const int32_t *top, const float *mean_value, const double *wnorm, int T,
-                       const int32_t *tl_lat, const float *tl, const char *tl_clip) {
+                       const int32_t *tl_lat, const float *tl, const char *tl_clip, const double *sec) {
     hid_t f = h5_create_tmp(path);
     h5_set_attr_str(f, "job", job);
     h5_set_attr_str(f, "variant", variant);
@@ -168,6 +173,11 @@ static void write_eval(const char *path, const Row *row, const char *job, const 
     h5_write_f32(f, "mean_clip_value", mv, 1, dm);
     free(mv);
     if (wnorm) h5_write_f64(f, "probe_weight_norm", wnorm, 1, dm);
+    if (sec) {
+        hsize_t ds[1] = {N_S};
+        h5_write_f64(f, "seconds", sec, 1, ds);
+        h5_set_attr_str(f, "seconds_names", S_NAMES);
+    }
     if (tl) {
         hsize_t dt2[2] = {(hsize_t)T, TIMELINE_LATENTS}, dl[1] = {TIMELINE_LATENTS};
         h5_write_f32(f, "timeline", tl, 2, dt2);
@@ -220,7 +230,7 @@ static void eval_raw(const Eval *ev, const char *path) {
     put(&row, "r_at_5", r5);
     float *mv = xmalloc(sizeof(float) * (size_t)d);
     column_means(Xte, ev->n_test, d, mv);
-    write_eval(path, &row, "raw", "raw", d, rho, ms, top, mv, NULL, 0, NULL, NULL, NULL);
+    write_eval(path, &row, "raw", "raw", d, rho, ms, top, mv, NULL, 0, NULL, NULL, NULL, NULL);
     lag1_free(&l);
     free(h), free(x), free(Xtr), free(Xte), free(rho), free(ms), free(live), free(top), free(mv);
 }
@@ -264,24 +274,39 @@ static void eval_job(const Eval *ev, const Job *job, const char *model_path, con
     float *Xte = xmalloc(sizeof(float) * (size_t)ev->n_test * d);
     int32_t tl_lat[TIMELINE_LATENTS];
     float *tl = xcalloc((size_t)T * TIMELINE_LATENTS, sizeof(float));
+    double sec[N_S] = {0}, tq = wall_time(), t_print = tq;
+    const double t_job = tq;
+#define LAP(k) (sec[k] += wall_time() - tq, tq = wall_time())
     for (int part = 0; part < 2; part++) { // 0 train, 1 test
         const int n = n_of[part];
         P[part].V = xmalloc(sizeof(float) * (size_t)n * m);
         P[part].R = xmalloc(sizeof(float) * (size_t)n * d);
         for (int k = 0; k < n_sm; k++) P[part].Vs[k] = xmalloc(sizeof(float) * (size_t)n * m);
         for (int i = 0; i < n; i++) {
+            if (wall_time() - t_print >= ev->progress_every) {
+                const double done = (double)(part ? n_of[0] + i : i), all = n_of[0] + n_of[1];
+                const double el = wall_time() - t_job;
+                printf("eval: %s: %.0f/%.0f clips, %.1f clips/s, ETA %.0f s\n", job->name, done, all, done / el,
+                       (all - done) * el / (done > 0 ? done : 1));
+                fflush(stdout);
+                t_print = wall_time();
+            }
             load_clip(ev, clips_of[part][i], s, h, x);
+            LAP(S_READ);
             sae_encode(&cfg, &p, x, tn, info.theta, w, &z);
             sae_decode(&cfg, &p, &z, m, xh);
+            LAP(S_ENCODE);
             clip_values_sparse(&z, m, ev->use_max, P[part].V + (size_t)i * m);
             token_mean(xh, tn, d, P[part].R + (size_t)i * d);
             for (int q = 0; q < d; q++) P[part].R[(size_t)i * d + q] *= inv_s;
+            LAP(S_TOKEN);
             for (int k = 0; k < n_sm; k++) {
                 if (k < ev->n_smooth) smooth_ema(&z, T, N, m, (float)ev->smooth[k], scratch, &zs);
                 else smooth_union_topk(&cfg, &p, x, &z, T, N, &zs);
                 clip_values_sparse(&zs, m, ev->use_max, P[part].Vs[k] + (size_t)i * m);
                 if (part) lag1_add_sparse(&ls[k], &zs, T, N);
             }
+            LAP(S_SMOOTH);
             if (!part) continue;
             // the test clips: every token-level metric (R^2 is scale-free: on s x)
             if (i == 0) timeline(&z, T, N, m, tl_lat, tl);
@@ -296,6 +321,7 @@ static void eval_job(const Eval *ev, const Job *job, const char *model_path, con
                 }
             token_mean(x, tn, d, Xte + (size_t)i * d);
             for (int q = 0; q < d; q++) Xte[(size_t)i * d + q] *= inv_s;
+            LAP(S_TOKEN);
         }
     }
     Row row = {.n = 0};
@@ -325,7 +351,9 @@ static void eval_job(const Eval *ev, const Job *job, const char *model_path, con
     put(&row, "l0", l0 / n_tok);
     put(&row, "dead_frac", 1.0 - (double)n_live / m);
     int32_t *top = xmalloc(sizeof(int32_t) * (size_t)m * 8);
+    LAP(S_TOKEN);
     clip_metrics(ev, P[1].V, m, live, ms, top, &row);
+    LAP(S_CLIP);
 
     // probes: codes (kept for the ablation), reconstructions, the +M high-level group
     Probe pr;
@@ -343,6 +371,7 @@ static void eval_job(const Eval *ev, const Job *job, const char *model_path, con
     } else {
         put(&row, "probe_high", NAN);
     }
+    LAP(S_PROBE);
     // causal ablation (§2.8): zero the top-n latents by probe-weight norm, or n random ones
     double *wnorm = xmalloc(sizeof(double) * (size_t)m);
     int32_t *rank = xmalloc(sizeof(int32_t) * (size_t)m);
@@ -374,6 +403,7 @@ static void eval_job(const Eval *ev, const Job *job, const char *model_path, con
         snprintf(name, sizeof(name), "ablate_rand_%lld", (long long)ev->ablate[a]);
         put(&row, name, acc / ev->draws);
     }
+    LAP(S_ABLATE);
     // post-hoc smoothing (§2.9): rho and probe of the smoothed codes
     for (int k = 0; k < n_sm; k++) {
         char name[40], tag[24];
@@ -386,6 +416,7 @@ static void eval_job(const Eval *ev, const Job *job, const char *model_path, con
         put(&row, name, probe_score(ev, P[0].Vs[k], P[1].Vs[k], m, NULL));
         free(rs_);
     }
+    LAP(S_SMOOTH_PROBE);
     double r1, r5;
     retrieval(ev, P[0].V, P[1].V, m, &r1, &r5);
     put(&row, "r_at_1", r1);
@@ -393,6 +424,9 @@ static void eval_job(const Eval *ev, const Job *job, const char *model_path, con
     retrieval(ev, P[0].R, P[1].R, d, &r1, &r5);
     put(&row, "r_at_1_recon", r1);
     put(&row, "r_at_5_recon", r5);
+    LAP(S_RETRIEVAL);
+#undef LAP
+    sec[S_TOTAL] = wall_time() - t_job;
     // the job's description, for the report
     // (0: the variant has no such value -> empty in results.csv)
     const double lam = job->lambda_t > 0 ? job->lambda_t : job->lambda_r;
@@ -406,7 +440,7 @@ static void eval_job(const Eval *ev, const Job *job, const char *model_path, con
     float *mv = xmalloc(sizeof(float) * (size_t)m);
     column_means(P[1].V, ev->n_test, m, mv);
     write_eval(path, &row, job->name, job->variant, m, rho, ms, top, mv, wnorm, T, tl_lat, tl,
-               ev->f.clip_ids[ev->test[0]]);
+               ev->f.clip_ids[ev->test[0]], sec);
 
     probe_free(&pr);
     lag1_free(&l);
@@ -516,6 +550,7 @@ int eval_main(int argc, char **argv) {
         snprintf(key, sizeof(key), "eval.ablate_n[%d]", i);
         ev.ablate[i] = deck_int(d, key);
     }
+    ev.progress_every = deck_num(d, "eval.progress_every");
     ev.n_smooth = deck_len(d, "eval.smoothing") < 16 ? deck_len(d, "eval.smoothing") : 16;
     for (int i = 0; i < ev.n_smooth; i++) {
         char key[64];
