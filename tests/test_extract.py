@@ -82,6 +82,16 @@ def same_files(a, b):
 def case_ranks(e, w):
     deck = synth(e, w, 10)
     fails = 0
+    # embeddings to import: one text vector per label name, one clip vector per clip
+    with open(f"{w}/data/clips.csv") as f:
+        n_labels = len({line.split(",")[1] for line in f.read().splitlines()[1:] if line})
+    text = np.random.default_rng(1).standard_normal((n_labels, 5)).astype(np.float32)
+    clipe = np.random.default_rng(2).standard_normal((10, 3)).astype(np.float32)
+    with h5py.File(f"{w}/emb.h5", "w") as f:
+        f["text_embeddings"] = text
+        f["clip_embeddings"] = clipe
+    with open(deck, "a") as f:
+        f.write("  text_embeddings: emb.h5\n  clip_embeddings: emb.h5\n")
     e.run(1, "extract", deck, "extract.out=f1.h5")
     e.run(3, "extract", deck, "extract.out=f3.h5")
     ok = same_files(f"{w}/f1.h5", f"{w}/f3.h5")
@@ -99,6 +109,8 @@ def case_ranks(e, w):
             and f["label_names"][0].decode() != "" and f["labels"][...].max() < len(f["label_names"]),
             "attributes": all(k in f.attrs for k in ("backbone", "weights_digest", "layers", "T", "H", "W", "N", "d",
                                                       "frame_sampling", "stsae_version")),
+            "imported /text_embeddings, /clip_embeddings": np.array_equal(f["text_embeddings"][...], text)
+            and np.array_equal(f["clip_embeddings"][...], clipe),
         }
         feats = ds[...].astype(np.float64)
     for k, v in checks.items():
