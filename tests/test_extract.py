@@ -28,6 +28,9 @@ import time
 import h5py
 import numpy as np
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "ref"))
+from procs import kill_session  # noqa: E402
+
 DECK = """run_dir: {run}
 synth: {{out: data, clips: {clips}, frames: {frames}, size: {size}, seed: 3}}
 extract:
@@ -133,7 +136,7 @@ def case_ranks(e, w):
 
 
 def case_resume(e, w):
-    deck = synth(e, w, 120, frames=32, size=128)  # slow enough to kill mid-way
+    deck = synth(e, w, 240, frames=32, size=128)  # slow enough to kill mid-way
     e.run(2, "extract", deck, "extract.out=ref.h5")
     fails = 0
     # one clip per rank and round: many rounds, each flushed, to kill between
@@ -145,8 +148,8 @@ def case_resume(e, w):
         try:
             with h5py.File(part, "r", locking=False) as f:
                 n = int(f["done"][...].sum())
-            if 2 <= n < 90:
-                os.killpg(p.pid, signal.SIGKILL)
+            if 2 <= n < 200:
+                kill_session(p.pid)
                 killed_at = n
                 break
         except (OSError, KeyError):
@@ -159,7 +162,7 @@ def case_resume(e, w):
     out = e.run(2, "extract", deck, "extract.out=killed.h5").stdout
     todo = next((l for l in out.splitlines() if "to do" in l), "")
     ok = "resuming" in todo
-    print(f"{'ok  ' if ok else 'FAIL'} killed with at least {killed_at}/120 clips done; rerun: {todo.strip()}")
+    print(f"{'ok  ' if ok else 'FAIL'} killed with at least {killed_at}/240 clips done; rerun: {todo.strip()}")
     fails += not ok
     ok = same_files(f"{w}/ref.h5", f"{w}/killed.h5")
     print(f"{'ok  ' if ok else 'FAIL'} killed and resumed = uninterrupted (identical files)")
@@ -168,9 +171,14 @@ def case_resume(e, w):
     p = subprocess.Popen(e.cmd(2, "extract", deck, "extract.out=sig.h5", "extract.batch_clips=1"), env=e.env,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     t0 = time.time()
-    while not os.path.exists(f"{w}/sig.h5.partial") and time.time() - t0 < 60 and p.poll() is None:
-        time.sleep(0.01)
-    time.sleep(0.3)
+    while time.time() - t0 < 60 and p.poll() is None:  # until a few clips are done
+        try:
+            with h5py.File(f"{w}/sig.h5.partial", "r", locking=False) as f:
+                if int(f["done"][...].sum()) >= 2:
+                    break
+        except (OSError, KeyError):
+            pass
+        time.sleep(0.005)
     os.kill(p.pid, signal.SIGUSR1)
     out, _ = p.communicate(timeout=120)
     ok = p.returncode == 3 and "stopped by a signal" in out and os.path.exists(f"{w}/sig.h5.partial")

@@ -35,6 +35,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "ref"))
 from make_features import make  # noqa: E402
+from procs import kill_session  # noqa: E402
 
 VARIANTS = """\
     - {variant: standard}
@@ -212,7 +213,7 @@ def case_kill9(r, w):
             p.wait()
             print(f"FAIL: kill {i}: no checkpoint appeared before the run ended (rc {p.returncode})")
             return 1
-        os.killpg(p.pid, signal.SIGKILL)
+        kill_session(p.pid)
         p.wait()
         left = [os.path.basename(os.path.dirname(x)) for x in glob.glob(f"{w}/killed/jobs/*/ckpt.h5")]
         print(f"killed with SIGKILL after checkpoints of {left}")
