@@ -132,6 +132,14 @@ def case_ranks(e, w):
     err = np.abs(tok - feats).max() / np.abs(tok).max()
     ok = err <= 1e-3  # float16 storage
     print(f"{'ok  ' if ok else 'FAIL'} pixels features = patchified preprocessed frames (max rel err {err:.1e})")
+    fails += not ok
+    # the preprocessed-pixels input (SPEC §4) gives the same features, labels and split
+    open(f"{w}/pix.yaml", "w").write(open(deck).read().replace("input: {csv: data/clips.csv}", "input: {pixels: pix.h5}"))
+    e.run(2, "extract", f"{w}/pix.yaml", "extract.out=fp.h5")
+    with h5py.File(f"{w}/fp.h5") as a_, h5py.File(f"{w}/f1.h5") as b_:
+        ok = all(np.array_equal(a_[k][...], b_[k][...]) for k in
+                 ("features/layer_00", "features/layer_02", "labels", "split"))
+    print(f"{'ok  ' if ok else 'FAIL'} extract from the pixels HDF5 input = from the videos")
     return fails + (not ok)
 
 
