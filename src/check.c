@@ -8,7 +8,7 @@
 
 #include "stsae/common.h"
 #include "stsae/h5io.h"
-#include "stsae/model.h" // model_write_tensors
+#include "stsae/model.h" // model_read_tensors, model_write_tensors
 #include "stsae/optim.h"
 #include "stsae/sae.h"
 
@@ -27,16 +27,27 @@ static void require_finite(const float *a, size_t n, const char *path, const cha
         if (!isfinite(a[i])) die("%s: %s has a non-finite value (NaN or Inf) at flat index %zu", path, what, i);
 }
 
+// The dimensions of a dataset of `rank` dimensions (dies naming it otherwise).
+static void dims_of(hid_t f, const char *path, const char *dset, int rank, hsize_t *dims) {
+    if (!h5_exists(f, dset)) die("%s: missing dataset '%s'", path, dset);
+    hid_t ds = H5Dopen2(f, dset, H5P_DEFAULT), sp = H5Dget_space(ds);
+    const int r = H5Sget_simple_extent_ndims(sp);
+    if (r == rank) H5Sget_simple_extent_dims(sp, dims, NULL);
+    H5Sclose(sp);
+    H5Dclose(ds);
+    if (r != rank) die("%s: dataset '%s' has %d dimensions, expected %d", path, dset, r, rank);
+}
+
 static void load_case(const char *path, Case *c) {
     hid_t f = h5_open_read(path);
     char variant[64];
     h5_attr_str(f, path, "variant", variant, sizeof(variant));
     hsize_t dw[2], db[1], dd[2], dbd[1], dx[4], dm[1];
-    float *W_enc = h5_read_f32(f, path, "params/W_enc", 2, dw);
+    dims_of(f, path, "params/W_enc", 2, dw);
     const int m = (int)dw[0], d = (int)dw[1];
-    float *b_enc = h5_read_f32(f, path, "params/b_enc", 1, db);
-    float *W_dec = h5_read_f32(f, path, "params/W_dec", 2, dd);
-    float *b_dec = h5_read_f32(f, path, "params/b_dec", 1, dbd);
+    dims_of(f, path, "params/b_enc", 1, db);
+    dims_of(f, path, "params/W_dec", 2, dd);
+    dims_of(f, path, "params/b_dec", 1, dbd);
     if (db[0] != (hsize_t)m || dd[0] != (hsize_t)d || dd[1] != (hsize_t)m || dbd[0] != (hsize_t)d)
         die("%s: parameter shapes disagree: W_enc [%d,%d], b_enc [%llu], W_dec [%llu,%llu], b_dec [%llu]",
             path, m, d, (unsigned long long)db[0], (unsigned long long)dd[0], (unsigned long long)dd[1],
@@ -96,24 +107,9 @@ static void load_case(const char *path, Case *c) {
     c->dead = h5_read_u8(f, path, "state/dead", 1, dm);
     if (dm[0] != (hsize_t)m) die("%s: state/dead has %llu entries, m = %d", path, (unsigned long long)dm[0], m);
 
-    require_finite(W_enc, (size_t)m * d, path, "params/W_enc");
-    require_finite(b_enc, (size_t)m, path, "params/b_enc");
-    require_finite(W_dec, (size_t)m * d, path, "params/W_dec");
-    require_finite(b_dec, (size_t)d, path, "params/b_dec");
     require_finite(c->x, (size_t)c->batch.n_tok * d, path, "batch/x");
-
     c->params = xmalloc(sizeof(float) * sae_num_params(cfg));
-    SaeTensors p;
-    sae_carve(c->params, cfg, &p);
-    memcpy(p.W_enc, W_enc, sizeof(float) * (size_t)m * d);
-    memcpy(p.b_enc, b_enc, sizeof(float) * (size_t)m);
-    for (int i = 0; i < d; i++)
-        for (int j = 0; j < m; j++) p.D[(size_t)j * d + i] = W_dec[(size_t)i * m + j];
-    memcpy(p.b_dec, b_dec, sizeof(float) * (size_t)d);
-    free(W_enc);
-    free(b_enc);
-    free(W_dec);
-    free(b_dec);
+    model_read_tensors(f, path, "params", cfg, c->params); // also rejects NaN / Inf
 
     c->optim_steps = (int)h5_attr_f64_opt(f, path, "optim_steps", 0);
     if (c->optim_steps < 0) die("%s: optim_steps must be >= 0", path);

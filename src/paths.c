@@ -1,5 +1,5 @@
-// paths.c — path joining, directory of a file, mkdir -p (paths.h).
-#define _POSIX_C_SOURCE 200809L // mkdir, stat
+// paths.c — path joining, directory of a file, mkdir -p, atomic text files (paths.h).
+#define _POSIX_C_SOURCE 200809L // mkdir, stat, fsync, fileno
 #include "stsae/paths.h"
 
 #include <errno.h>
@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "stsae/common.h"
 
@@ -58,4 +59,16 @@ int path_mkdirs(const char *dir, char *err, size_t errcap) {
     }
     free(p);
     return rc;
+}
+
+FILE *path_create_tmp(const char *path, char *tmp, size_t cap) {
+    snprintf(tmp, cap, "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    if (!f) die("%s: cannot create", tmp);
+    return f;
+}
+
+void path_commit(FILE *f, const char *tmp, const char *path) {
+    if (fflush(f) != 0 || fsync(fileno(f)) != 0 || fclose(f) != 0) die("%s: cannot write", tmp);
+    if (rename(tmp, path) != 0) die("%s: cannot rename to %s", tmp, path);
 }

@@ -122,21 +122,9 @@ static int *column_order(const Table *t, int *n) {
     return o;
 }
 
-static FILE *open_tmp(const char *path, char *tmp, size_t cap) {
-    snprintf(tmp, cap, "%s.tmp", path);
-    FILE *fp = fopen(tmp, "w");
-    if (!fp) die("%s: cannot write", tmp);
-    return fp;
-}
-
-static void close_rename(FILE *fp, const char *tmp, const char *path) {
-    if (fclose(fp) != 0) die("%s: cannot write", tmp);
-    if (rename(tmp, path) != 0) die("%s: cannot rename to %s", tmp, path);
-}
-
 static void write_csv(const Table *t, const char *path) {
     char tmp[4200];
-    FILE *fp = open_tmp(path, tmp, sizeof(tmp));
+    FILE *fp = path_create_tmp(path, tmp, sizeof(tmp));
     int n;
     int *o = column_order(t, &n);
     // every SPEC column appears, empty where no row has it
@@ -166,7 +154,7 @@ static void write_csv(const Table *t, const char *path) {
         fprintf(fp, "\n");
     }
     free(o);
-    close_rename(fp, tmp, path);
+    path_commit(fp, tmp, path);
 }
 
 static void write_strings(hid_t f, const char *name, char **s, int n) {
@@ -403,7 +391,7 @@ static int best_per_variant(const Table *t, const Config *c, int nc, const char 
 
 static void write_md(const Table *t, const char *path, const char *run_dir) {
     char tmp[4200];
-    FILE *fp = open_tmp(path, tmp, sizeof(tmp));
+    FILE *fp = path_create_tmp(path, tmp, sizeof(tmp));
     Config *c = xmalloc(sizeof(Config) * 512);
     const int nc = configs_of(t, c, 512);
     int *best = xmalloc(sizeof(int) * 512), *all = xmalloc(sizeof(int) * 512);
@@ -479,7 +467,7 @@ static void write_md(const Table *t, const char *path, const char *run_dir) {
     header(fp, "configuration", t3, 10);
     table_rows(fp, t, c, all, nc, t3, 10);
     free(c), free(best), free(all), free(soft), free(front);
-    close_rename(fp, tmp, path);
+    path_commit(fp, tmp, path);
 }
 
 // The plots: analysis/plots.py beside the sources (STSAE_ANALYSIS overrides).

@@ -398,18 +398,6 @@ static void csv_field(FILE *f, const char *s) {
     fputc('"', f);
 }
 
-static FILE *open_tmp(const char *path, char *tmp, size_t cap) {
-    snprintf(tmp, cap, "%s.tmp", path);
-    FILE *f = fopen(tmp, "w");
-    if (!f) die("%s: cannot create", tmp);
-    return f;
-}
-
-static void commit(FILE *f, const char *tmp, const char *path) {
-    if (fflush(f) != 0 || fsync(fileno(f)) != 0 || fclose(f) != 0) die("%s: cannot write", tmp);
-    if (rename(tmp, path) != 0) die("%s: cannot rename to %s", tmp, path);
-}
-
 // clips.csv, labels.txt, synth.yaml
 static void write_lists(const SynthConfig *c, const Deck *d, const char *deck_path, int n, double test_frac) {
     // label index = rank of the name in byte order, as inputs_read_csv numbers names
@@ -424,28 +412,28 @@ static void write_lists(const SynthConfig *c, const Deck *d, const char *deck_pa
     inputs_default_split(&l, test_frac, c->seed);
 
     char tmp[4200], *path = path_join(c->out_dir, "clips.csv");
-    FILE *f = open_tmp(path, tmp, sizeof(tmp));
+    FILE *f = path_create_tmp(path, tmp, sizeof(tmp));
     fprintf(f, "path,label,split\n");
     for (int i = 0; i < n; i++) {
         fprintf(f, "videos/synth_%06d.%s,", i, c->ext);
         csv_field(f, TEMPLATE_NAMES[i % N_TEMPLATES]);
         fprintf(f, ",%s\n", l.clip[i].split ? "test" : "train");
     }
-    commit(f, tmp, path);
+    path_commit(f, tmp, path);
     free(path);
     free(l.clip);
 
     path = path_join(c->out_dir, "labels.txt");
-    f = open_tmp(path, tmp, sizeof(tmp));
+    f = path_create_tmp(path, tmp, sizeof(tmp));
     for (int r = 0; r < N_TEMPLATES; r++) fprintf(f, "%s\n", TEMPLATE_NAMES[by_rank[r]]);
-    commit(f, tmp, path);
+    path_commit(f, tmp, path);
     free(path);
 
     path = path_join(c->out_dir, "synth.yaml");
-    f = open_tmp(path, tmp, sizeof(tmp));
+    f = path_create_tmp(path, tmp, sizeof(tmp));
     fprintf(f, "# stsae %s synth: %s as run (defaults filled in)\n", STSAE_VERSION, deck_path);
     deck_write(d, f);
-    commit(f, tmp, path);
+    path_commit(f, tmp, path);
     free(path);
 }
 

@@ -13,7 +13,7 @@
 // dealt to the groups by cost, longest first, each to the least loaded group
 // (the same plan on every rank, for any restart). Inside a group, training
 // is data-parallel and exact (trainer.h, comm.h).
-#define _POSIX_C_SOURCE 200809L // fdopen, fileno, fsync
+#define _POSIX_C_SOURCE 200809L // strdup
 #include <math.h>
 #include <mpi.h>
 #include <stdio.h>
@@ -46,13 +46,10 @@ static int agree(int ok, const char *msg, int rank) {
 static void save_deck(const Deck *d, const char *run_dir, const char *deck_path) {
     char *path = path_join(run_dir, "train.yaml");
     char tmp[4200];
-    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-    FILE *fp = fopen(tmp, "w");
-    if (!fp) die("%s: cannot write", tmp);
+    FILE *fp = path_create_tmp(path, tmp, sizeof(tmp));
     fprintf(fp, "# stsae %s train: %s as run (defaults filled in)\n", STSAE_VERSION, deck_path);
     deck_write(d, fp);
-    if (fflush(fp) != 0 || fsync(fileno(fp)) != 0 || fclose(fp) != 0) die("%s: cannot write", tmp);
-    if (rename(tmp, path) != 0) die("%s: cannot rename to %s", tmp, path);
+    path_commit(fp, tmp, path);
     free(path);
 }
 
