@@ -469,6 +469,9 @@ int extract_main(int argc, char **argv) {
     for (int i = 0; i < l.n; i++)
         if (!done[i]) todo[n_todo++] = i;
     if (me == 0) {
+        if (!strcmp(deck_str(d, "device"), "cuda"))
+            printf("extract: note: device cuda: the backbones run on the CPU in this build (the CUDA backbone ops "
+                   "are issue 7)\n");
         printf("extract: %d clips (%d to do%s), backbone %s, layers", l.n, n_todo, resume ? ", resuming" : "",
                su.backbone);
         for (int i = 0; i < su.n_layers; i++) printf(" %d", su.layers[i]);

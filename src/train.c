@@ -104,6 +104,10 @@ int train_main(int argc, char **argv) {
     if (rank == 0) {
         printf("# stsae %s train: %s as run (defaults filled in)\n", STSAE_VERSION, argv[0]);
         deck_write(d, stdout);
+        if (rpj > deck_int(d, "train.streams"))
+            printf("# note: train.ranks_per_job = %d exceeds train.streams = %lld: ranks beyond the streams get no "
+                   "tokens in jobs of loose tokens or pairs (raise train.streams)\n",
+                   rpj, (long long)deck_int(d, "train.streams"));
         if (!strcmp(deck_str(d, "device"), "cuda"))
             printf("# note: device cuda: the CUDA training path is not in this build's training driver yet; "
                    "training runs on the CPU\n");
