@@ -1,0 +1,143 @@
+// test_cuda_step.c — the CUDA step (sae_cuda.h) against the CPU step (sae.h)
+// on the same small random case: `standard` and `frozen` (TopK, AuxK off),
+// d = 32, m = 128, k = 8, 300 tokens.
+// Losses (rec, total, l0) and the four gradients W_enc, b_enc, D, b_dec must
+// agree to 1e-4 relative in fp32, and a second CUDA step must give the same
+// bits (no atomics). Then one Adam step from both gradients (CPU optim_step,
+// CUDA optim_step_cuda) must give the same parameters and moments to 1e-4.
+// TF32 and bf16 encoder GEMMs run the step too, checked loosely (1e-2 on
+// the loss): they may change which latents are kept.
+// Exits 77 ("no CUDA device: skipped") where no device or driver is present.
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "stsae/common.h"
+#include "stsae/device.h"
+#include "stsae/optim.h"
+#include "stsae/sae.h"
+#include "stsae/sae_cuda.h"
+#include "testutil.h"
+
+static int passed, failed;
+
+static void check(int ok, const char *what, double err) {
+    if (ok) passed++;
+    else failed++;
+    printf("%s %-40s %.2e\n", ok ? "ok  " : "FAIL", what, err);
+}
+
+static double rel(double a, double b) { return fabs(a - b) / fmax(fabs(b), 1e-30); }
+
+static void run_variant(const char *variant) {
+    const int d = 32, m = 128, n = 300;
+    SaeConfig cfg;
+    if (sae_config_init(&cfg, variant, d, m) != 0) die("unknown variant %s", variant);
+    cfg.k = 8;
+    const size_t np = sae_num_params(&cfg);
+    float *params = xmalloc(sizeof(float) * np), *g_cpu = xmalloc(sizeof(float) * np),
+          *g_gpu = xmalloc(sizeof(float) * np), *g_again = xmalloc(sizeof(float) * np),
+          *x = xmalloc(sizeof(float) * (size_t)n * d);
+    SaeTensors p, gc;
+    sae_carve(params, &cfg, &p);
+    sae_carve(g_cpu, &cfg, &gc);
+    sae_init(&cfg, &p, 7, NULL);
+    uint64_t s = 29;
+    for (int j = 0; j < m; j++) p.b_enc[j] = 0.05f * (float)rng_normal(&s);
+    for (int i = 0; i < d; i++) p.b_dec[i] = 0.1f * (float)rng_normal(&s);
+    for (int i = 0; i < n * d; i++) x[i] = (float)rng_normal(&s);
+    const SaeBatch b = sae_batch_tokens(n);
+
+    SaeWork *wc = sae_work_create(&cfg, n);
+    SaeLosses Lc;
+    sae_step(&cfg, &p, &gc, x, &b, NULL, NULL, wc, &Lc);
+
+    SaeDeviceState st;
+    sae_device_state_create(&st, &cfg);
+    float *x_dev = dev_alloc_floats((size_t)n * d);
+    dev_upload(x_dev, x, (size_t)n * d);
+    dev_upload(st.params, params, np);
+    SaeTensors pd, gd;
+    sae_carve(st.params, &cfg, &pd);
+    sae_carve(st.grads, &cfg, &gd);
+    SaeCudaWork *wg = sae_cuda_work_create(&cfg, n, SAE_GEMM_FP32);
+    SaeLosses Lg;
+    sae_step_cuda(&cfg, &pd, &gd, x_dev, &b, NULL, NULL, wg, &Lg);
+    dev_download(g_gpu, st.grads, np);
+    char what[96];
+    snprintf(what, sizeof what, "%s: rec loss", variant);
+    check(rel(Lg.rec, Lc.rec) <= 1e-4 && rel(Lg.total, Lc.total) <= 1e-4, what, rel(Lg.rec, Lc.rec));
+    snprintf(what, sizeof what, "%s: l0 and tokens", variant);
+    check(Lg.l0 == Lc.l0 && Lg.n_tok_global == Lc.n_tok_global, what, fabs(Lg.l0 - Lc.l0));
+    SaeTensors gg;
+    sae_carve(g_gpu, &cfg, &gg);
+    const struct {
+        const char *name;
+        const float *a, *b;
+        size_t n;
+    } parts[4] = {{"dW_enc", gg.W_enc, gc.W_enc, (size_t)m * d},
+                  {"db_enc", gg.b_enc, gc.b_enc, (size_t)m},
+                  {"dD", gg.D, gc.D, (size_t)m * d},
+                  {"db_dec", gg.b_dec, gc.b_dec, (size_t)d}};
+    for (int q = 0; q < 4; q++) {
+        double e = max_rel(parts[q].a, parts[q].b, parts[q].n);
+        snprintf(what, sizeof what, "%s: %s", variant, parts[q].name);
+        check(e <= 1e-4, what, e);
+    }
+
+    // the same step again: the same bits
+    SaeLosses L2;
+    sae_step_cuda(&cfg, &pd, &gd, x_dev, &b, NULL, NULL, wg, &L2);
+    dev_download(g_again, st.grads, np);
+    snprintf(what, sizeof what, "%s: repeated step bit-identical", variant);
+    check(memcmp(g_again, g_gpu, sizeof(float) * np) == 0 && L2.rec == Lg.rec, what, max_rel(g_again, g_gpu, np));
+
+    // one Adam step from the same gradients (the CPU ones on both sides)
+    AdamConfig a = adam_defaults(m, 1000);
+    a.lr = 1e-2f;
+    float *m1 = xcalloc(np, sizeof(float)), *m2 = xcalloc(np, sizeof(float)), *back = xmalloc(sizeof(float) * np);
+    dev_upload(st.grads, g_cpu, np);
+    optim_step_cuda(&cfg, &a, 1, st.params, st.grads, st.m1, st.m2);
+    optim_step(&cfg, &a, 1, params, g_cpu, m1, m2);
+    dev_download(back, st.params, np);
+    double ep = max_rel(back, params, np);
+    dev_download(back, st.m1, np);
+    double e1 = max_rel(back, m1, np);
+    dev_download(back, st.m2, np);
+    double e2 = max_rel(back, m2, np);
+    snprintf(what, sizeof what, "%s: Adam step (params, m1, m2)", variant);
+    check(ep <= 1e-4 && e1 <= 1e-4 && e2 <= 1e-4, what, fmax(ep, fmax(e1, e2)));
+    sae_cuda_work_free(wg);
+
+    // lower-precision encoder GEMMs, from the updated parameters, against fp32
+    dev_download(params, st.params, np);
+    SaeLosses Lf;
+    sae_step(&cfg, &p, &gc, x, &b, NULL, NULL, wc, &Lf);
+    const SaeGemmMath maths[2] = {SAE_GEMM_TF32, SAE_GEMM_BF16};
+    const char *names[2] = {"tf32", "bf16"};
+    for (int q = 0; q < 2; q++) {
+        SaeCudaWork *wm = sae_cuda_work_create(&cfg, n, maths[q]);
+        SaeLosses Lm;
+        sae_step_cuda(&cfg, &pd, &gd, x_dev, &b, NULL, NULL, wm, &Lm);
+        snprintf(what, sizeof what, "%s: %s encoder, rec loss", variant, names[q]);
+        check(rel(Lm.rec, Lf.rec) <= 1e-2, what, rel(Lm.rec, Lf.rec));
+        sae_cuda_work_free(wm);
+    }
+
+    sae_work_free(wc);
+    dev_free(x_dev);
+    sae_device_state_free(&st);
+    free(params); free(g_cpu); free(g_gpu); free(g_again); free(x); free(m1); free(m2); free(back);
+}
+
+int main(void) {
+    if (device_count() <= 0) {
+        printf("no CUDA device: skipped (%s)\n", device_describe());
+        return 77;
+    }
+    run_variant("standard");
+    run_variant("frozen");
+    printf("%d passed, %d failed\n", passed, failed);
+    return failed ? 1 : 0;
+}
