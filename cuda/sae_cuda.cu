@@ -323,7 +323,7 @@ static void sum_f64(const SaeReduce *red, double *buf, int n) {
     if (red) red->sum_f64(red->ctx, buf, n);
 }
 
-// Sum of the n doubles at dev (device) into the host double *out.
+// Sum of the n doubles at dev (device), returned to the host (synchronizes).
 static double device_sum(SaeCudaWork *w, const double *dev, int n) {
     double s = 0.0;
     sum_f64_kernel<<<1, 256, 0, w->st>>>(dev, n, w->dsum);
