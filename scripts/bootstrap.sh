@@ -47,7 +47,7 @@ case "$action" in
   demo)
     # The main job: inputs/demo.yaml end to end (synthetic videos -> pixels
     # features -> every SAE variant -> evaluation -> results.md and plots),
-    # about 7 minutes on 2 cores. It ends by printing where the results are.
+    # about 5 minutes on 2 cores. It ends by printing where the results are.
     OMP_NUM_THREADS=${OMP_NUM_THREADS:-$(nproc)} "$BUILD_DIR/stsae" run inputs/demo.yaml
     ;;
   *)
