@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #ifdef __F16C__
 #include <immintrin.h>
 #endif
@@ -182,7 +183,14 @@ int features_open(FeatureFile *f, const char *path, int layer, char *err, size_t
     snprintf(f->path, sizeof(f->path), "%s", path);
     f->layer = layer;
     FILE *fp = fopen(path, "rb");
-    if (!fp) return fail(err, cap, "%s: cannot open the feature file for reading", path);
+    if (!fp) {
+        char partial[4200];
+        snprintf(partial, sizeof(partial), "%s.partial", path);
+        if (access(partial, F_OK) == 0)
+            return fail(err, cap, "%s: not there yet: %s exists, so the extraction has not finished (run stsae extract "
+                                  "again to complete it)", path, partial);
+        return fail(err, cap, "%s: cannot open the feature file for reading", path);
+    }
     fclose(fp);
     H5E_BEGIN_TRY { f->file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT); }
     H5E_END_TRY;

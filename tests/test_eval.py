@@ -137,6 +137,15 @@ eval:
     if p.returncode:
         raise SystemExit(p.stderr)
     fails = []
+    # MonoSemanticity with imported clip embeddings (eval.embeddings: clip)
+    clip_emb = np.random.default_rng(3).standard_normal((40, 5)).astype(np.float32)
+    with h5py.File(os.path.join(w, "f.h5"), "a") as f:
+        f["clip_embeddings"] = clip_emb
+    shutil.copytree(f"{w}/run", f"{w}/runc", ignore=shutil.ignore_patterns("eval.h5", "results*", "plots"))
+    p = subprocess.run([a.stsae, "eval", deck, f"run_dir={w}/runc", "eval.embeddings=clip"], env=env,
+                       capture_output=True, text=True)
+    if p.returncode:
+        raise SystemExit(p.stderr)
     for j in ["raw"] + sorted(os.listdir(f"{w}/run/jobs")):
         e2 = f"{w}/run/{'raw' if j == 'raw' else 'jobs/' + j}/eval.h5"
         e1 = e2.replace("/run/", "/run1/")
@@ -205,6 +214,9 @@ eval:
         check(f"{job} frac_lag1_below_0.3", g["frac_lag1_below_0.3"], lo, 1e-6, fails)
         V = zt.mean((1, 2))
         check(f"{job} ms", g["ms"], ms_mean(V, E), 1e-4, fails)
+        Ec = clip_emb[te] / np.linalg.norm(clip_emb[te], axis=1, keepdims=True)
+        with h5py.File(f"{w}/runc/jobs/{job}/eval.h5") as f:
+            check(f"{job} ms with /clip_embeddings", f.attrs["ms"], ms_mean(V, Ec.astype(np.float64)), 1e-4, fails)
         top = np.stack([np.argsort(-V[:, j], kind="stable")[:8] for j in range(m)])
         same_top = np.array_equal(top, top_got)
         print(f"{'ok  ' if same_top else 'FAIL'} {job} top-8 clips equal")
