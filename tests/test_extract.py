@@ -11,6 +11,11 @@
            clips not done and end with the same file as an uninterrupted run.
   corrupt  a truncated video and a missing one are named on stderr, marked in
            /failed, skipped; the file is complete without them.
+  vit      tiny random DINOv2 and VideoMAE checkpoints (Hugging Face layout)
+           through `stsae extract` on 2 ranks: every layer equals an
+           independent float64 PyTorch forward (tests/ref/backbone_ref.py) of
+           `check-video`'s preprocessed pixels with the model's preset, to
+           float16 rounding; the weights digest is the file's.
   demo     `stsae run inputs/demo.yaml` shrunk (fewer, smaller clips, two
            epochs) on 2 ranks: results.csv has every SPEC §6 column, results.md
            and the plots exist.
@@ -217,6 +222,46 @@ def case_corrupt(e, w):
     return fails + (not ok)
 
 
+def case_vit(e, w):
+    from backbone_ref import dinov2_config, fnv1a64, forward, random_weights, videomae_config, write_model
+    deck = synth(e, w, 4, frames=16, size=64)
+    fails = 0
+    models = {
+        "dinov2": dinov2_config(hidden=32, layers=3, heads=4, patch=14, image=70),
+        "videomae": videomae_config(hidden=32, layers=3, heads=4, intermediate=64, patch=16, image=224, frames=8),
+    }
+    for name, cfg in models.items():
+        tensors = random_weights(cfg, seed=7)
+        mdir = os.path.join(w, name)
+        write_model(mdir, cfg, tensors)
+        out = f"{w}/{name}.h5"
+        e.run(2, "extract", deck, f"extract.backbone={mdir}", "extract.layers=[0,2]", "extract.frames=8",
+              f"extract.out={out}", "extract.final_norm=true")
+        p = subprocess.run([e.a.stsae, "check-video", f"{w}/data/clips.csv", f"{w}/pix_{name}.h5", "--preset", name,
+                            "--frames", "8"], capture_output=True, text=True)
+        if p.returncode:
+            print(p.stderr)
+            return fails + 1
+        with h5py.File(f"{w}/pix_{name}.h5") as f:
+            px = f["pixels"][...]
+        ref = forward(cfg, tensors, px, [0, 2], final_norm=True)
+        with h5py.File(out) as f:
+            for layer in (0, 2):
+                got = f[f"features/layer_{layer:02d}"][...].astype(np.float64)
+                want = ref[layer].numpy()
+                err = np.abs(got - want).max() / np.abs(want).max()
+                ok = got.shape == want.shape and err <= 2e-3  # float16 storage
+                print(f"{'ok  ' if ok else 'FAIL'} {name} layer {layer}: {got.shape}, max rel err {err:.1e} "
+                      f"against the float64 PyTorch forward")
+                fails += not ok
+            digest = f.attrs["weights_digest"]
+            digest = digest.decode() if isinstance(digest, bytes) else digest
+            ok = digest == fnv1a64(os.path.join(mdir, "model.safetensors")) and f.attrs["backbone"] in (name, name.encode())
+            print(f"{'ok  ' if ok else 'FAIL'} {name}: backbone and weights digest attributes")
+            fails += not ok
+    return fails
+
+
 def case_demo(e, w):
     over = [f"run_dir={w}/demo", "synth.clips=42", "synth.frames=12", "synth.size=64", "extract.frames=6",
             "extract.image_size=32", "extract.patch=8", "train.epochs=2", "train.expansion=1", "train.k=8",
@@ -243,7 +288,7 @@ def main():
     ap.add_argument("--mpirun", default="mpirun")
     ap.add_argument("--mpi-flags", default="--oversubscribe")
     ap.add_argument("--deck", help="inputs/demo.yaml (case demo)")
-    ap.add_argument("--case", required=True, choices=["ranks", "resume", "corrupt", "demo"])
+    ap.add_argument("--case", required=True, choices=["ranks", "resume", "corrupt", "vit", "demo"])
     ap.add_argument("--workdir", required=True)
     a = ap.parse_args()
     w = os.path.abspath(os.path.join(a.workdir, a.case))
