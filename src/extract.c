@@ -259,14 +259,16 @@ static void create_file(Out *o, const char *path, const Setup *su, const ClipLis
     for (int i = 0; i < 9; i++) set_attr_int(o->file, vn[i], &v[i], 1);
 }
 
-// Reopens OUT.partial; 0, or -1 with err naming what differs from the setup.
-static int reopen_file(Out *o, const char *path, const Setup *su, const ClipList *l, char *err, size_t cap) {
+// Reopens OUT.partial (or, read-only, a finished OUT) collectively; 0, or -1
+// with err naming what differs from the setup.
+static int reopen_file(Out *o, const char *path, const Setup *su, const ClipList *l, unsigned mode, char *err,
+                       size_t cap) {
     hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
     H5Pset_fapl_mpio(fapl, MPI_COMM_WORLD, MPI_INFO_NULL);
-    H5E_BEGIN_TRY { o->file = H5Fopen(path, H5F_ACC_RDWR, fapl); }
+    H5E_BEGIN_TRY { o->file = H5Fopen(path, mode, fapl); }
     H5E_END_TRY;
     H5Pclose(fapl);
-    if (o->file < 0) return snprintf(err, cap, "%s: cannot reopen to resume (corrupt? delete it to start over)", path), -1;
+    if (o->file < 0) return snprintf(err, cap, "%s: cannot reopen (corrupt? delete it to start over)", path), -1;
     char s[256];
     h5_attr_str(o->file, path, "backbone", s, sizeof(s));
     if (strcmp(s, su->backbone)) return snprintf(err, cap, "%s: made with backbone %s, the deck asks %s; delete it or change extract.out", path, s, su->backbone), -1;
@@ -444,16 +446,22 @@ int extract_main(int argc, char **argv) {
     char *out_dir = path_dir(out_path);
     if (me == 0 && path_mkdirs(out_dir, err, sizeof(err)) != 0) die("%s", err);
     MPI_Barrier(MPI_COMM_WORLD);
-    if (access(out_path, F_OK) == 0) {
-        if (me == 0) printf("extract: %s exists: nothing to do (delete it to extract again)\n", out_path);
+    Out o;
+    memset(&o, 0, sizeof(o));
+    if (access(out_path, F_OK) == 0) { // finished: nothing to do, if it was made by this setup
+        ok = reopen_file(&o, out_path, &su, &l, H5F_ACC_RDONLY, err, sizeof(err)) == 0;
+        if (o.file >= 0) H5Fclose(o.file);
+        if (!agree(ok, err, me)) {
+            backbone_close(bb);
+            return 1;
+        }
+        if (me == 0) printf("extract: %s exists, made by this setup: nothing to do\n", out_path);
         backbone_close(bb);
         return 0;
     }
-    Out o;
-    memset(&o, 0, sizeof(o));
     const int resume = access(partial, F_OK) == 0;
     if (resume) {
-        ok = reopen_file(&o, partial, &su, &l, err, sizeof(err)) == 0;
+        ok = reopen_file(&o, partial, &su, &l, H5F_ACC_RDWR, err, sizeof(err)) == 0;
         if (!agree(ok, err, me)) {
                 return 1;
         }

@@ -219,6 +219,12 @@ def case_corrupt(e, w):
         failed, done = f["failed"][...], f["done"][...]
     ok = list(np.nonzero(failed)[0]) == [2, 5] and list(np.nonzero(done == 0)[0]) == [2, 5]
     print(f"{'ok  ' if ok else 'FAIL'} /failed marks clips {list(np.nonzero(failed)[0])}, the others are done")
+    fails += not ok
+    # the finished file with a deck that now asks other layers: an error, not "nothing to do"
+    p = e.run(3, "extract", deck, "extract.layers=[1]", check=False)
+    ok = p.returncode == 1 and p.stderr.count("made for other layers") == 1
+    print(f"{'ok  ' if ok else 'FAIL'} finished file, other layers asked: exit {p.returncode}, "
+          f"{p.stderr.strip().splitlines()[0] if p.stderr.strip() else '(no message)'}")
     return fails + (not ok)
 
 
