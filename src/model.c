@@ -77,6 +77,13 @@ static uint64_t read_hash(hid_t f, const char *path) {
     return strtoull(buf, NULL, 16);
 }
 
+uint64_t model_job_hash(const char *path) {
+    hid_t f = h5_open_read(path);
+    const uint64_t h = read_hash(f, path);
+    H5Fclose(f);
+    return h;
+}
+
 void model_save(const char *path, const SaeConfig *cfg, const float *params, const ModelInfo *info) {
     hid_t f = h5_create_tmp(path);
     model_write_tensors(f, "params", cfg, params);

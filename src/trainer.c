@@ -73,6 +73,12 @@ JobOutcome trainer_run(TrainEnv *env, const Job *job) {
     free(jobs_dir);
     char *model_path = path_join(dir, "model.h5"), *ckpt_path = path_join(dir, "ckpt.h5");
     if (access(model_path, F_OK) == 0) {
+        // done: if trained with these settings (the job hash covers every value that shapes the SAE)
+        const uint64_t mh = model_job_hash(model_path);
+        if (mh != job->hash)
+            die("%s: trained with other settings than this deck's job %s (job hash %016llx, the deck's %016llx); move "
+                "it away or use another run_dir", model_path, job->name, (unsigned long long)mh,
+                (unsigned long long)job->hash);
         if (lead) printf("[group %d] %s: done already (%s)\n", env->group_index, job->name, model_path);
         free(dir), free(model_path), free(ckpt_path);
         return JOB_SKIPPED;

@@ -277,6 +277,11 @@ def case_grid(r, w):
         fails += 1
     else:
         print("ok   second run: all 120 jobs skipped as done (no model rewritten)")
+    # the same run directory with other settings: an error, not "done already"
+    p = r.run(3, r.a.deck, *over, "train.k_aux=128", check=False)
+    ok = p.returncode != 0 and "trained with other settings" in p.stderr
+    print(f"{'ok  ' if ok else 'FAIL'} rerun with other settings (k_aux): exit {p.returncode}, named")
+    fails += not ok
     return fails
 
 

@@ -45,6 +45,8 @@ void model_read_tensors(hid_t f, const char *path, const char *prefix, const Sae
 void model_save(const char *path, const SaeConfig *cfg, const float *params, const ModelInfo *info);
 // Reads a model file: fills cfg and info, returns the flat parameters (malloc'ed).
 float *model_load(const char *path, SaeConfig *cfg, ModelInfo *info);
+// The job hash of a model file alone (resume checks; dies naming the file).
+uint64_t model_job_hash(const char *path);
 
 typedef struct {
     int64_t step;   // optimizer steps done
