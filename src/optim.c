@@ -69,14 +69,19 @@ void decoder_renorm(const SaeConfig *cfg, SaeTensors *p) {
 
 // One sweep: the encoder and b_dec by blocks, the decoder row by row
 // (projection, Adam, renormalization while the row is in cache).
+AdamScalars adam_scalars(const AdamConfig *a, int64_t t) {
+    float c1 = (float)(1.0 - pow(a->beta1, (double)t)), c2 = (float)(1.0 - pow(a->beta2, (double)t));
+    if (PLANTED("no_bias_correction")) c1 = c2 = 1.0f;
+    return (AdamScalars){adam_lr(a, t) / c1, 1.0f / sqrtf(c2), !PLANTED("no_projection"), !PLANTED("no_renorm")};
+}
+
 void optim_step(const SaeConfig *cfg, const AdamConfig *a, int64_t t, float *params, float *grads,
                 float *m1, float *m2) {
     const int d = cfg->d, m = cfg->m;
-    const float lr = adam_lr(a, t), b1 = a->beta1, b2 = a->beta2, eps = a->eps;
-    float c1 = (float)(1.0 - pow(b1, (double)t)), c2 = (float)(1.0 - pow(b2, (double)t));
-    if (PLANTED("no_bias_correction")) c1 = c2 = 1.0f;
-    const float step = lr / c1, isc2 = 1.0f / sqrtf(c2);
-    const int project = !PLANTED("no_projection"), renorm = !PLANTED("no_renorm");
+    const float b1 = a->beta1, b2 = a->beta2, eps = a->eps;
+    const AdamScalars sc = adam_scalars(a, t);
+    const float step = sc.step, isc2 = sc.isc2;
+    const int project = sc.project, renorm = sc.renorm;
     SaeTensors p;
     sae_carve(params, cfg, &p);
     const size_t off_D = (size_t)(p.D - params), off_bdec = (size_t)(p.b_dec - params);

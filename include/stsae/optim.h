@@ -21,6 +21,16 @@ AdamConfig adam_defaults(int m, int64_t total_steps);
 // Learning rate of 1-based step t: lr * min(1, t / warmup_steps).
 float adam_lr(const AdamConfig *a, int64_t t);
 
+// The scalars of step t that every implementation of optim_step (CPU, CUDA)
+// shares: the step size lr_t / (1 - beta1^t), 1 / sqrt(1 - beta2^t), and
+// whether to project and renormalize the decoder (always; the planted test
+// build turns pieces off).
+typedef struct {
+    float step, isc2;
+    int project, renorm;
+} AdamScalars;
+AdamScalars adam_scalars(const AdamConfig *a, int64_t t);
+
 // Full step t (1-based): projection, Adam on every parameter, renormalization.
 // params, grads, m1, m2: flat buffers of sae_num_params(cfg) floats.
 void optim_step(const SaeConfig *cfg, const AdamConfig *a, int64_t t, float *params, float *grads,
