@@ -33,19 +33,6 @@ static void usage(void) {
                     "  defaults: --frames 16, --size 224, --short = --size, --filter bilinear (the pixels backbone)\n");
 }
 
-static void write_strings(hid_t f, const char *name, char *const *s, hsize_t n) {
-    hid_t t = H5Tcopy(H5T_C_S1);
-    H5Tset_size(t, H5T_VARIABLE);
-    H5Tset_cset(t, H5T_CSET_UTF8);
-    hid_t sp = H5Screate_simple(1, &n, NULL);
-    hid_t ds = H5Dcreate2(f, name, t, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-    if (ds < 0) die("cannot create dataset '%s'", name);
-    if (n) h5Check(H5Dwrite(ds, t, H5S_ALL, H5S_ALL, H5P_DEFAULT, s));
-    H5Dclose(ds);
-    H5Sclose(sp);
-    H5Tclose(t);
-}
-
 static void write_ints(hid_t f, const char *name, hid_t ftype, hid_t mtype, const void *v, int rank, const hsize_t *dims) {
     hid_t sp = H5Screate_simple(rank, dims, NULL);
     hid_t ds = H5Dcreate2(f, name, ftype, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
@@ -182,10 +169,10 @@ int check_video_main(int argc, char **argv) {
     write_ints(f, "split", H5T_STD_U8LE, H5T_NATIVE_UINT8, split, 1, &n1);
     write_ints(f, "n_frames", H5T_STD_I32LE, H5T_NATIVE_INT32, n_frames, 1, &n1);
     write_ints(f, "frame_index", H5T_STD_I32LE, H5T_NATIVE_INT32, index, 2, nt);
-    write_strings(f, "clip_ids", ids, n1);
-    write_strings(f, "label_names", list.label_names, (hsize_t)list.n_labels);
-    write_strings(f, "failed_paths", fpath, (hsize_t)n_fail);
-    write_strings(f, "failed_reasons", freason, (hsize_t)n_fail);
+    h5_write_strings(f, "clip_ids", ids, n1);
+    h5_write_strings(f, "label_names", list.label_names, (size_t)list.n_labels);
+    h5_write_strings(f, "failed_paths", fpath, (size_t)n_fail);
+    h5_write_strings(f, "failed_reasons", freason, (size_t)n_fail);
     h5_set_attr_f64(f, "T_in", T);
     h5_set_attr_f64(f, "size", S);
     h5_set_attr_f64(f, "short_side", pp.short_side);

@@ -129,3 +129,11 @@ void comm_stage_table(MPI_Comm comm, const char *const *names, const double *t, 
     }
     free(mn);
 }
+
+int comm_agree(MPI_Comm comm, int ok, const char *msg) {
+    int all = 0, rank = 0;
+    mpiCheck(MPI_Allreduce(&ok, &all, 1, MPI_INT, MPI_LAND, comm));
+    mpiCheck(MPI_Comm_rank(comm, &rank));
+    if (!all && rank == 0) fprintf(stderr, "%s\n", ok ? "stsae: error on another rank" : msg);
+    return all;
+}

@@ -34,6 +34,14 @@ void stsae_die_at(const char *file, int line, const char *fmt, ...) {
     exit(1);
 }
 
+int errorf(char *err, size_t cap, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, cap, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
 void *xmalloc_at(size_t bytes, const char *file, int line) {
     void *p = malloc(bytes ? bytes : 1);
     if (!p) stsae_die_at(file, line, "out of memory allocating %zu bytes", bytes);

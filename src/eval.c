@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "stsae/comm.h"
 #include "stsae/common.h"
 #include "stsae/deck.h"
 #include "stsae/deck_schema.h"
@@ -455,14 +456,6 @@ static void eval_job(const Eval *ev, const Job *job, const char *model_path, con
         free(live), free(top), free(wnorm), free(rank), free(drop), free(perm), free(mv), free(tl);
 }
 
-// Every rank reached the same verdict; rank 0 prints the message.
-static int agree(int ok, const char *msg, int rank) {
-    int all = 0;
-    MPI_Allreduce(&ok, &all, 1, MPI_INT, MPI_LAND, MPI_COMM_WORLD);
-    if (!all && rank == 0) fprintf(stderr, "%s\n", ok ? "stsae: error on another rank" : msg);
-    return all;
-}
-
 // Unit clip embeddings of the test clips: the mean raw token (eval.embeddings
 // raw) or the file's /clip_embeddings (clip).
 static void clip_embeddings(Eval *ev) {
@@ -517,7 +510,7 @@ int eval_main(int argc, char **argv) {
     }
     JobList *jobs = d ? jobs_expand(d, err, sizeof(err)) : NULL;
     if (jobs && !deck_has(d, "train")) snprintf(err, sizeof(err), "%s: the deck has no train section (its jobs are evaluated)", argv[0]);
-    if (!agree(jobs && deck_has(d, "train"), err, rank)) {
+    if (!comm_agree(MPI_COMM_WORLD, jobs && deck_has(d, "train"), err)) {
         return 1;
     }
     Eval ev;
@@ -526,14 +519,14 @@ int eval_main(int argc, char **argv) {
     ev.run_dir = deck_str(d, "run_dir");
     char *feat_path = path_join(ev.run_dir, deck_str(d, "train.features"));
     int ok = features_open(&ev.f, feat_path, (int)deck_int(d, "train.layer"), err, sizeof(err)) == 0;
-    if (!agree(ok, err, rank)) {
+    if (!comm_agree(MPI_COMM_WORLD, ok, err)) {
         return 1;
     }
     ev.n_train = features_clips(&ev.f, 0, &ev.train);
     ev.n_test = features_clips(&ev.f, 1, &ev.test);
     snprintf(err, sizeof(err), "%s: evaluation needs training and test clips (split 0 and 1, done); it has %d and %d",
              feat_path, ev.n_train, ev.n_test);
-    if (!agree(ev.n_train > 0 && ev.n_test > 0, err, rank)) {
+    if (!comm_agree(MPI_COMM_WORLD, ev.n_train > 0 && ev.n_test > 0, err)) {
         return 1;
     }
     ev.y_train = xmalloc(sizeof(int32_t) * (size_t)ev.n_train);

@@ -52,14 +52,6 @@
 enum { X_DECODE, X_PREPROCESS, X_FORWARD, X_WRITE, X_TOTAL, N_XT };
 static const char *const XT_NAMES[N_XT] = {"decode", "preprocess", "forward", "write", "total"};
 
-// Every rank reached the same verdict; rank 0 prints the message.
-static int agree(int ok, const char *msg, int rank) {
-    int all = 0;
-    MPI_Allreduce(&ok, &all, 1, MPI_INT, MPI_LAND, MPI_COMM_WORLD);
-    if (!all && rank == 0) fprintf(stderr, "%s\n", ok ? "stsae: error on another rank" : msg);
-    return all;
-}
-
 int extract_clip_list(const Deck *d, const char *run_dir, ClipList *l, char **pixels, char *err, size_t cap) {
     memset(l, 0, sizeof(*l));
     *pixels = NULL;
@@ -170,14 +162,6 @@ static void write_small(Out *o, const char *name, hid_t ftype, hid_t mtype, int 
     H5Dclose(ds);
 }
 
-static void set_attr_int(hid_t f, const char *name, const int *v, int n) {
-    hsize_t d[1] = {(hsize_t)n};
-    hid_t sp = n == 1 ? H5Screate(H5S_SCALAR) : H5Screate_simple(1, d, NULL);
-    hid_t a = H5Acreate2(f, name, H5T_STD_I32LE, sp, H5P_DEFAULT, H5P_DEFAULT);
-    if (a < 0 || H5Awrite(a, H5T_NATIVE_INT, v) < 0) die("cannot write attribute %s", name);
-    H5Aclose(a), H5Sclose(sp);
-}
-
 typedef struct {
     const char *backbone, *digest, *pos_interp;
     int final_norm, T_in, S;
@@ -253,10 +237,10 @@ static void create_file(Out *o, const char *path, const Setup *su, const ClipLis
     h5_set_attr_str(o->file, "frame_sampling", "uniform: frame floor((i + 0.5) * n_frames / T_in), i < T_in");
     h5_set_attr_str(o->file, "pos_interp", su->pos_interp);
     h5_set_attr_str(o->file, "stsae_version", STSAE_VERSION);
-    set_attr_int(o->file, "layers", su->layers, su->n_layers);
+    h5_set_attr_ints(o->file, "layers", su->layers, su->n_layers);
     const int v[] = {sh->T, sh->H, sh->W, sh->N, sh->d, su->T_in, su->S, su->final_norm, l->n};
     const char *const vn[] = {"T", "H", "W", "N", "d", "T_in", "image_size", "final_norm", "clips"};
-    for (int i = 0; i < 9; i++) set_attr_int(o->file, vn[i], &v[i], 1);
+    for (int i = 0; i < 9; i++) h5_set_attr_ints(o->file, vn[i], &v[i], 1);
 }
 
 // Reopens OUT.partial (or, read-only, a finished OUT) collectively; 0, or -1
@@ -396,7 +380,7 @@ int extract_main(int argc, char **argv) {
     char err[8192] = "";
     Deck *d = deck_load(argv[0], stsae_schema, argc - 1, argv + 1, err, sizeof(err));
     if (d && !deck_has(d, "extract")) snprintf(err, sizeof(err), "%s: the deck has no extract section", argv[0]);
-    if (!agree(d && deck_has(d, "extract"), err, me)) {
+    if (!comm_agree(MPI_COMM_WORLD, d && deck_has(d, "extract"), err)) {
         return 1;
     }
     const char *run_dir = deck_str(d, "run_dir");
@@ -404,7 +388,7 @@ int extract_main(int argc, char **argv) {
     char *pixels_file = NULL;
     int ok = extract_clip_list(d, run_dir, &l, &pixels_file, err, sizeof(err)) == 0;
     if (ok && l.n < 1) snprintf(err, sizeof(err), "%s: the clip list is empty", argv[0]), ok = 0;
-    if (!agree(ok, err, me)) {
+    if (!comm_agree(MPI_COMM_WORLD, ok, err)) {
         return 1;
     }
     inputs_default_split(&l, deck_num(d, "extract.test_frac"), (uint64_t)deck_int(d, "extract.split_seed"));
@@ -451,7 +435,7 @@ int extract_main(int argc, char **argv) {
     if (access(out_path, F_OK) == 0) { // finished: nothing to do, if it was made by this setup
         ok = reopen_file(&o, out_path, &su, &l, H5F_ACC_RDONLY, err, sizeof(err)) == 0;
         if (o.file >= 0) H5Fclose(o.file);
-        if (!agree(ok, err, me)) {
+        if (!comm_agree(MPI_COMM_WORLD, ok, err)) {
             backbone_close(bb);
             return 1;
         }
@@ -462,7 +446,7 @@ int extract_main(int argc, char **argv) {
     const int resume = access(partial, F_OK) == 0;
     if (resume) {
         ok = reopen_file(&o, partial, &su, &l, H5F_ACC_RDWR, err, sizeof(err)) == 0;
-        if (!agree(ok, err, me)) {
+        if (!comm_agree(MPI_COMM_WORLD, ok, err)) {
                 return 1;
         }
     } else {

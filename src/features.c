@@ -3,7 +3,6 @@
 #include "stsae/features.h"
 
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -85,15 +84,6 @@ void float_to_half(const float *in, uint16_t *h, size_t n) {
     for (; i < n; i++) h[i] = f2h(in[i]);
 }
 
-static int fail(char *err, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int fail(char *err, size_t cap, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, cap, fmt, ap);
-    va_end(ap);
-    return -1;
-}
-
 static int attr_int(hid_t f, const char *name, int *out) {
     if (H5Aexists(f, name) <= 0) return -1;
     hid_t a = H5Aopen(f, name, H5P_DEFAULT);
@@ -110,7 +100,7 @@ static int attr_int(hid_t f, const char *name, int *out) {
 
 // A 1-D dataset of n entries read as mtype into buf; 0, or -1 with err.
 static int read_1d(const FeatureFile *f, const char *name, hid_t mtype, void *buf, char *err, size_t cap) {
-    if (!h5_exists(f->file, name)) return fail(err, cap, "%s: missing dataset '%s'", f->path, name);
+    if (!h5_exists(f->file, name)) return errorf(err, cap, "%s: missing dataset '%s'", f->path, name);
     hid_t ds = H5Dopen2(f->file, name, H5P_DEFAULT);
     hid_t sp = H5Dget_space(ds);
     hsize_t dims[1] = {0};
@@ -119,22 +109,22 @@ static int read_1d(const FeatureFile *f, const char *name, hid_t mtype, void *bu
     H5Sclose(sp);
     int rc = 0;
     if (rank != 1 || dims[0] != (hsize_t)f->n_clips)
-        rc = fail(err, cap, "%s: dataset '%s' must be 1-D with one entry per clip (%d)", f->path, name, f->n_clips);
+        rc = errorf(err, cap, "%s: dataset '%s' must be 1-D with one entry per clip (%d)", f->path, name, f->n_clips);
     else if (H5Dread(ds, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0)
-        rc = fail(err, cap, "%s: cannot read dataset '%s'", f->path, name);
+        rc = errorf(err, cap, "%s: cannot read dataset '%s'", f->path, name);
     H5Dclose(ds);
     return rc;
 }
 
 // A 1-D dataset of strings (variable or fixed length) into *out (n entries, each malloc'ed).
 static int read_strings(const FeatureFile *f, const char *name, int *n_out, char ***out, char *err, size_t cap) {
-    if (!h5_exists(f->file, name)) return fail(err, cap, "%s: missing dataset '%s'", f->path, name);
+    if (!h5_exists(f->file, name)) return errorf(err, cap, "%s: missing dataset '%s'", f->path, name);
     hid_t ds = H5Dopen2(f->file, name, H5P_DEFAULT);
     hid_t sp = H5Dget_space(ds), t = H5Dget_type(ds);
     hsize_t dims[1] = {0};
     int rc = 0;
     if (H5Sget_simple_extent_ndims(sp) != 1 || H5Tget_class(t) != H5T_STRING) {
-        rc = fail(err, cap, "%s: dataset '%s' must be a 1-D list of strings", f->path, name);
+        rc = errorf(err, cap, "%s: dataset '%s' must be a 1-D list of strings", f->path, name);
     } else {
         H5Sget_simple_extent_dims(sp, dims, NULL);
         const int n = (int)dims[0];
@@ -145,7 +135,7 @@ static int read_strings(const FeatureFile *f, const char *name, int *n_out, char
             H5Tset_size(mt, H5T_VARIABLE);
             char **raw = xcalloc((size_t)n + 1, sizeof(char *));
             if (H5Dread(ds, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, raw) < 0) {
-                rc = fail(err, cap, "%s: cannot read dataset '%s'", f->path, name);
+                rc = errorf(err, cap, "%s: cannot read dataset '%s'", f->path, name);
             } else {
                 for (int i = 0; i < n; i++) s[i] = strdup(raw[i] ? raw[i] : "");
                 H5Dvlen_reclaim(mt, sp, H5P_DEFAULT, raw);
@@ -156,7 +146,7 @@ static int read_strings(const FeatureFile *f, const char *name, int *n_out, char
             H5Tset_size(mt, sz);
             char *raw = xcalloc((size_t)n * sz + 1, 1);
             if (H5Dread(ds, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, raw) < 0) {
-                rc = fail(err, cap, "%s: cannot read dataset '%s'", f->path, name);
+                rc = errorf(err, cap, "%s: cannot read dataset '%s'", f->path, name);
             } else {
                 for (int i = 0; i < n; i++) s[i] = strndup(raw + (size_t)i * sz, sz);
             }
@@ -187,25 +177,25 @@ int features_open(FeatureFile *f, const char *path, int layer, char *err, size_t
         char partial[4200];
         snprintf(partial, sizeof(partial), "%s.partial", path);
         if (access(partial, F_OK) == 0)
-            return fail(err, cap, "%s: not there yet: %s exists, so the extraction has not finished (run stsae extract "
+            return errorf(err, cap, "%s: not there yet: %s exists, so the extraction has not finished (run stsae extract "
                                   "again to complete it)", path, partial);
-        return fail(err, cap, "%s: cannot open the feature file for reading", path);
+        return errorf(err, cap, "%s: cannot open the feature file for reading", path);
     }
     fclose(fp);
     H5E_BEGIN_TRY { f->file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT); }
     H5E_END_TRY;
-    if (f->file < 0) return fail(err, cap, "%s: not a readable HDF5 file (truncated or corrupt?)", path);
+    if (f->file < 0) return errorf(err, cap, "%s: not a readable HDF5 file (truncated or corrupt?)", path);
     const char *names[] = {"T", "H", "W", "N", "d"};
     int *vals[] = {&f->T, &f->H, &f->W, &f->N, &f->d};
     for (int i = 0; i < 5; i++)
         if (attr_int(f->file, names[i], vals[i]) != 0)
-            return fail(err, cap, "%s: root attribute '%s' is missing or not a positive integer", path, names[i]);
-    if (f->N != f->H * f->W) return fail(err, cap, "%s: attributes say N = %d but H x W = %d x %d", path, f->N, f->H, f->W);
+            return errorf(err, cap, "%s: root attribute '%s' is missing or not a positive integer", path, names[i]);
+    if (f->N != f->H * f->W) return errorf(err, cap, "%s: attributes say N = %d but H x W = %d x %d", path, f->N, f->H, f->W);
 
     char dname[64];
     snprintf(dname, sizeof(dname), "/features/layer_%02d", layer);
     if (!h5_exists(f->file, dname)) {
-        return fail(err, cap, "%s: no features of layer %d (dataset '%s'); extract it (extract.layers) or pick another "
+        return errorf(err, cap, "%s: no features of layer %d (dataset '%s'); extract it (extract.layers) or pick another "
                               "train.layer", path, layer, dname);
     }
     f->dset = H5Dopen2(f->file, dname, H5P_DEFAULT);
@@ -217,11 +207,11 @@ int features_open(FeatureFile *f, const char *path, int layer, char *err, size_t
     H5Sclose(sp);
     H5Tclose(t);
     if (rank != 4 || dims[1] != (hsize_t)f->T || dims[2] != (hsize_t)f->N || dims[3] != (hsize_t)f->d)
-        return fail(err, cap, "%s: dataset '%s' must be [clips, T=%d, N=%d, d=%d] (got %d dimensions: %llu x %llu x %llu x %llu)",
+        return errorf(err, cap, "%s: dataset '%s' must be [clips, T=%d, N=%d, d=%d] (got %d dimensions: %llu x %llu x %llu x %llu)",
                     path, dname, f->T, f->N, f->d, rank, (unsigned long long)dims[0], (unsigned long long)dims[1],
                     (unsigned long long)dims[2], (unsigned long long)dims[3]);
-    if (!is_half) return fail(err, cap, "%s: dataset '%s' must be float16", path, dname);
-    if (dims[0] < 1 || dims[0] > INT32_MAX) return fail(err, cap, "%s: dataset '%s' holds no clip", path, dname);
+    if (!is_half) return errorf(err, cap, "%s: dataset '%s' must be float16", path, dname);
+    if (dims[0] < 1 || dims[0] > INT32_MAX) return errorf(err, cap, "%s: dataset '%s' holds no clip", path, dname);
     f->n_clips = (int)dims[0];
 
     f->labels = xmalloc(sizeof(int32_t) * (size_t)f->n_clips);
@@ -232,12 +222,12 @@ int features_open(FeatureFile *f, const char *path, int layer, char *err, size_t
         return -1;
     int n_ids = 0;
     if (read_strings(f, "/clip_ids", &n_ids, &f->clip_ids, err, cap)) return -1;
-    if (n_ids != f->n_clips) return fail(err, cap, "%s: /clip_ids has %d entries, the features %d clips", path, n_ids, f->n_clips);
+    if (n_ids != f->n_clips) return errorf(err, cap, "%s: /clip_ids has %d entries, the features %d clips", path, n_ids, f->n_clips);
     if (read_strings(f, "/label_names", &f->n_label_names, &f->label_names, err, cap)) return -1;
     for (int i = 0; i < f->n_clips; i++) {
-        if (f->split[i] > 1) return fail(err, cap, "%s: /split[%d] = %d (0 train, 1 test)", path, i, f->split[i]);
+        if (f->split[i] > 1) return errorf(err, cap, "%s: /split[%d] = %d (0 train, 1 test)", path, i, f->split[i]);
         if (f->labels[i] < -1 || f->labels[i] >= f->n_label_names)
-            return fail(err, cap, "%s: /labels[%d] = %d is not an index of /label_names (%d names; -1: none)", path, i,
+            return errorf(err, cap, "%s: /labels[%d] = %d is not an index of /label_names (%d names; -1: none)", path, i,
                         f->labels[i], f->n_label_names);
     }
     return 0;

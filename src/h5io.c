@@ -222,14 +222,41 @@ void h5_set_attr_f64(hid_t f, const char *name, double v) {
     H5Sclose(sp);
 }
 
-void h5_set_attr_str(hid_t f, const char *name, const char *v) {
-    hid_t sp = H5Screate(H5S_SCALAR);
+// Variable-length UTF-8 strings (as h5py writes str); H5Tclose it.
+static hid_t vlen_utf8(void) {
     hid_t t = H5Tcopy(H5T_C_S1);
     H5Tset_size(t, H5T_VARIABLE);
     H5Tset_cset(t, H5T_CSET_UTF8);
+    return t;
+}
+
+void h5_set_attr_str(hid_t f, const char *name, const char *v) {
+    hid_t sp = H5Screate(H5S_SCALAR);
+    hid_t t = vlen_utf8();
     hid_t a = H5Acreate2(f, name, t, sp, H5P_DEFAULT, H5P_DEFAULT);
     if (a < 0 || H5Awrite(a, t, &v) < 0) die("cannot write attribute '%s'", name);
     H5Aclose(a);
     H5Tclose(t);
+    H5Sclose(sp);
+}
+
+void h5_write_strings(hid_t f, const char *dset, char *const *s, size_t n) {
+    hsize_t dims[1] = {(hsize_t)n};
+    hid_t t = vlen_utf8(), sp = H5Screate_simple(1, dims, NULL), lcpl = link_props();
+    hid_t ds = H5Dcreate2(f, dset, t, sp, lcpl, H5P_DEFAULT, H5P_DEFAULT);
+    if (ds < 0) die("cannot create dataset '%s'", dset);
+    if (n) h5Check(H5Dwrite(ds, t, H5S_ALL, H5S_ALL, H5P_DEFAULT, s));
+    H5Dclose(ds);
+    H5Pclose(lcpl);
+    H5Sclose(sp);
+    H5Tclose(t);
+}
+
+void h5_set_attr_ints(hid_t obj, const char *name, const int *v, int n) {
+    hsize_t dims[1] = {(hsize_t)n};
+    hid_t sp = n == 1 ? H5Screate(H5S_SCALAR) : H5Screate_simple(1, dims, NULL);
+    hid_t a = H5Acreate2(obj, name, H5T_STD_I32LE, sp, H5P_DEFAULT, H5P_DEFAULT);
+    if (a < 0 || H5Awrite(a, H5T_NATIVE_INT, v) < 0) die("cannot write attribute '%s'", name);
+    H5Aclose(a);
     H5Sclose(sp);
 }

@@ -12,7 +12,6 @@
 #include <ctype.h>
 #include <errno.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,15 +19,6 @@
 
 #include "stsae/common.h"
 #include "stsae/paths.h"
-
-static int fail(char *err, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int fail(char *err, size_t cap, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, cap, fmt, ap);
-    va_end(ap);
-    return -1;
-}
 
 static char *dup(const char *s) {
     size_t n = strlen(s);
@@ -41,7 +31,7 @@ static char *dup(const char *s) {
 static char *slurp(const char *path, size_t *len, char *err, size_t cap) {
     FILE *f = fopen(path, "rb");
     if (!f) {
-        fail(err, cap, "%s: cannot open: %s", path, strerror(errno));
+        errorf(err, cap, "%s: cannot open: %s", path, strerror(errno));
         return NULL;
     }
     size_t n = 0, c = 1 << 16;
@@ -54,7 +44,7 @@ static char *slurp(const char *path, size_t *len, char *err, size_t cap) {
     fclose(f);
     if (bad) {
         free(buf);
-        fail(err, cap, "%s: read error", path);
+        errorf(err, cap, "%s: read error", path);
         return NULL;
     }
     buf[n] = 0;
@@ -114,7 +104,7 @@ static int parse_index(const char *s) {
 static int finish(const char *file, Rows *rs, char **names, int n_names, ClipList *out, char *err, size_t cap) {
     memset(out, 0, sizeof(*out));
     int rc = 0;
-    if (rs->n == 0) rc = fail(err, cap, "%s: lists no clip", file);
+    if (rs->n == 0) rc = errorf(err, cap, "%s: lists no clip", file);
     // a clip listed twice
     if (rc == 0) {
         const Row **ord = xmalloc(sizeof(Row *) * (size_t)rs->n);
@@ -122,7 +112,7 @@ static int finish(const char *file, Rows *rs, char **names, int n_names, ClipLis
         qsort(ord, (size_t)rs->n, sizeof(Row *), cmp_row_id);
         for (int i = 1; i < rs->n && rc == 0; i++)
             if (!strcmp(ord[i]->id, ord[i - 1]->id))
-                rc = fail(err, cap, "%s:%d: clip '%s' is listed twice (first at line %d)", file, ord[i]->line,
+                rc = errorf(err, cap, "%s:%d: clip '%s' is listed twice (first at line %d)", file, ord[i]->line,
                           ord[i]->id, ord[i - 1]->line);
         free(ord);
     }
@@ -134,7 +124,7 @@ static int finish(const char *file, Rows *rs, char **names, int n_names, ClipLis
         for (int i = 0; i < rs->n && rc == 0; i++) {
             int v = parse_index(rs->r[i].label);
             if ((v >= 0) != numeric)
-                rc = fail(err, cap, "%s:%d: label '%s' is %s but line %d's is %s; use one kind", file,
+                rc = errorf(err, cap, "%s:%d: label '%s' is %s but line %d's is %s; use one kind", file,
                           rs->r[i].line, rs->r[i].label, numeric ? "a name" : "an index", rs->r[0].line,
                           numeric ? "an index" : "a name");
             if (v > max) max = v;
@@ -265,7 +255,7 @@ static int csv_each(const char *file, CsvRow fn, void *ctx, char *err, size_t ca
         if (*p && *p != '#') {
             const char *why = NULL;
             int nf = csv_fields((char *)p, f, &why);
-            rc = nf < 0 ? fail(err, cap, "%s:%d: %s", file, line, why) : fn(ctx, line, f, nf, err, cap);
+            rc = nf < 0 ? errorf(err, cap, "%s:%d: %s", file, line, why) : fn(ctx, line, f, nf, err, cap);
         }
         s = next;
     }
@@ -291,11 +281,11 @@ static int csv_row(void *vc, int line, char **f, int n, char *err, size_t cap) {
     CsvCtx *c = vc;
     if (c->seen++ == 0 && !strcasecmp(f[0], "path")) return 0; // header
     if (n < 2 || n > 3)
-        return fail(err, cap, "%s:%d: expected path,label[,split], got %d field%s", c->file, line, n, n == 1 ? "" : "s");
-    if (!f[0][0]) return fail(err, cap, "%s:%d: empty path", c->file, line);
-    if (!f[1][0]) return fail(err, cap, "%s:%d: empty label", c->file, line);
+        return errorf(err, cap, "%s:%d: expected path,label[,split], got %d field%s", c->file, line, n, n == 1 ? "" : "s");
+    if (!f[0][0]) return errorf(err, cap, "%s:%d: empty path", c->file, line);
+    if (!f[1][0]) return errorf(err, cap, "%s:%d: empty label", c->file, line);
     int split = n == 3 ? parse_split(f[2]) : -1;
-    if (split == -2) return fail(err, cap, "%s:%d: split '%s' is not train, test, val, 0 or 1", c->file, line, f[2]);
+    if (split == -2) return errorf(err, cap, "%s:%d: split '%s' is not train, test, val, 0 or 1", c->file, line, f[2]);
     rows_add(&c->rows, path_join(c->dir, f[0]), dup(f[0]), dup(f[1]), split, line);
     return 0;
 }
@@ -344,7 +334,7 @@ static int k400_row(void *vc, int line, char **f, int n, char *err, size_t cap) 
                 for (int k = 0; k < K_COLS; k++)
                     if (!strcmp(f[i], K_NAMES[k])) c->col[k] = i;
             for (int k = 0; k < K_SPLIT; k++)
-                if (c->col[k] < 0) return fail(err, cap, "%s:%d: header has no column '%s'", c->file, line, K_NAMES[k]);
+                if (c->col[k] < 0) return errorf(err, cap, "%s:%d: header has no column '%s'", c->file, line, K_NAMES[k]);
             return 0;
         }
     }
@@ -352,23 +342,23 @@ static int k400_row(void *vc, int line, char **f, int n, char *err, size_t cap) 
     for (int k = 0; k < K_COLS; k++)
         if (c->col[k] >= need && (k < K_SPLIT || c->col[k] < n)) need = c->col[k] + 1;
     if (n < need || n < K_SPLIT)
-        return fail(err, cap, "%s:%d: expected label,youtube_id,time_start,time_end,split, got %d fields", c->file,
+        return errorf(err, cap, "%s:%d: expected label,youtube_id,time_start,time_end,split, got %d fields", c->file,
                     line, n);
     const char *label = f[c->col[K_LABEL]], *yid = f[c->col[K_ID]];
-    if (!label[0]) return fail(err, cap, "%s:%d: empty label", c->file, line);
-    if (!yid[0]) return fail(err, cap, "%s:%d: empty youtube_id", c->file, line);
+    if (!label[0]) return errorf(err, cap, "%s:%d: empty label", c->file, line);
+    if (!yid[0]) return errorf(err, cap, "%s:%d: empty youtube_id", c->file, line);
     long t0 = parse_seconds(f[c->col[K_START]]), t1 = parse_seconds(f[c->col[K_END]]);
-    if (t0 < 0) return fail(err, cap, "%s:%d: time_start '%s' is not whole seconds", c->file, line, f[c->col[K_START]]);
-    if (t1 < 0) return fail(err, cap, "%s:%d: time_end '%s' is not whole seconds", c->file, line, f[c->col[K_END]]);
+    if (t0 < 0) return errorf(err, cap, "%s:%d: time_start '%s' is not whole seconds", c->file, line, f[c->col[K_START]]);
+    if (t1 < 0) return errorf(err, cap, "%s:%d: time_end '%s' is not whole seconds", c->file, line, f[c->col[K_END]]);
     int split = -1;
     if (c->col[K_SPLIT] >= 0 && c->col[K_SPLIT] < n) {
         const char *s = f[c->col[K_SPLIT]];
         split = parse_split(s);
-        if (split == -2) return fail(err, cap, "%s:%d: split '%s' is not train, val or test", c->file, line, s);
+        if (split == -2) return errorf(err, cap, "%s:%d: split '%s' is not train, val or test", c->file, line, s);
     }
     char stem[512];
     if (snprintf(stem, sizeof(stem), "%s_%06ld_%06ld", yid, t0, t1) >= (int)sizeof(stem))
-        return fail(err, cap, "%s:%d: youtube_id too long", c->file, line);
+        return errorf(err, cap, "%s:%d: youtube_id too long", c->file, line);
     char file[520];
     snprintf(file, sizeof(file), "%s.mp4", stem);
     rows_add(&c->rows, path_join(c->videos, file), dup(stem), dup(label), split, line);
@@ -385,7 +375,7 @@ int inputs_read_k400(const char *videos, const char *csv, ClipList *out, char *e
     for (int i = 0; i < c.rows.n; i++)
         if (parse_index(c.rows.r[i].label) >= 0) {
             rows_free(&c.rows);
-            return fail(err, errcap, "%s:%d: label '%s' is a number; Kinetics labels are class names", csv,
+            return errorf(err, errcap, "%s:%d: label '%s' is a number; Kinetics labels are class names", csv,
                         c.rows.r[i].line, c.rows.r[i].label);
         }
     return finish(csv, &c.rows, NULL, 0, out, err, errcap);
@@ -414,7 +404,7 @@ static int json_each(const char *file, const char *text, size_t len, char open, 
         while (p < end && isspace((unsigned char)*p)) p++;
         if (first) {
             if (p == end || *p != open)
-                return fail(err, cap, "%s:%d: expected a JSON %s", file, AT(p), open == '[' ? "list" : "object");
+                return errorf(err, cap, "%s:%d: expected a JSON %s", file, AT(p), open == '[' ? "list" : "object");
             p++;
             while (p < end && isspace((unsigned char)*p)) p++;
             if (p < end && *p == close) return 0;
@@ -426,7 +416,7 @@ static int json_each(const char *file, const char *text, size_t len, char open, 
             cJSON *k = cJSON_ParseWithLengthOpts(p, (size_t)(end - p), &pe, 0);
             if (!k || !cJSON_IsString(k)) {
                 cJSON_Delete(k);
-                return fail(err, cap, "%s:%d: expected a key string", file, AT(p));
+                return errorf(err, cap, "%s:%d: expected a key string", file, AT(p));
             }
             key = dup(k->valuestring);
             cJSON_Delete(k);
@@ -434,7 +424,7 @@ static int json_each(const char *file, const char *text, size_t len, char open, 
             while (p < end && isspace((unsigned char)*p)) p++;
             if (p == end || *p != ':') {
                 free(key);
-                return fail(err, cap, "%s:%d: expected ':' after key", file, AT(p));
+                return errorf(err, cap, "%s:%d: expected ':' after key", file, AT(p));
             }
             p++;
             while (p < end && isspace((unsigned char)*p)) p++;
@@ -444,7 +434,7 @@ static int json_each(const char *file, const char *text, size_t len, char open, 
         if (!v) {
             const char *e = cJSON_GetErrorPtr();
             free(key);
-            return fail(err, cap, "%s:%d: JSON syntax error", file, AT(e && e >= p && e <= end ? e : p));
+            return errorf(err, cap, "%s:%d: JSON syntax error", file, AT(e && e >= p && e <= end ? e : p));
         }
         rc = fn(ctx, key, v, at, err, cap);
         cJSON_Delete(v);
@@ -454,11 +444,11 @@ static int json_each(const char *file, const char *text, size_t len, char open, 
         while (p < end && isspace((unsigned char)*p)) p++;
         if (p < end && *p == close) break;
         if (p == end || *p != ',')
-            return fail(err, cap, "%s:%d: expected ',' or '%c'", file, AT(p), close);
+            return errorf(err, cap, "%s:%d: expected ',' or '%c'", file, AT(p), close);
         p++;
     }
     for (p++; p < end && isspace((unsigned char)*p); p++) {}
-    if (p != end) return fail(err, cap, "%s:%d: text after the JSON %s", file, AT(p), open == '[' ? "list" : "object");
+    if (p != end) return errorf(err, cap, "%s:%d: text after the JSON %s", file, AT(p), open == '[' ? "list" : "object");
 #undef AT
     return 0;
 }
@@ -476,7 +466,7 @@ static int labels_item(void *vc, const char *key, const cJSON *v, int line, char
     if (cJSON_IsString(v)) idx = parse_index(v->valuestring);
     else if (cJSON_IsNumber(v) && v->valuedouble >= 0 && v->valuedouble < 1e9 && v->valuedouble == floor(v->valuedouble))
         idx = (int)v->valuedouble;
-    if (idx < 0) return fail(err, cap, "%s:%d: '%s': the index must be a non-negative integer", c->file, line, key);
+    if (idx < 0) return errorf(err, cap, "%s:%d: '%s': the index must be a non-negative integer", c->file, line, key);
     if (idx >= c->cap) {
         int nc = idx + 64;
         c->names = xrealloc(c->names, sizeof(char *) * (size_t)nc);
@@ -485,7 +475,7 @@ static int labels_item(void *vc, const char *key, const cJSON *v, int line, char
         c->cap = nc;
     }
     if (c->names[idx])
-        return fail(err, cap, "%s:%d: '%s' has index %d, as '%s' at line %d", c->file, line, key, idx, c->names[idx],
+        return errorf(err, cap, "%s:%d: '%s' has index %d, as '%s' at line %d", c->file, line, key, idx, c->names[idx],
                     c->line[idx]);
     c->names[idx] = dup(key);
     c->line[idx] = line;
@@ -513,7 +503,7 @@ typedef struct {
 static int ann_item(void *vc, const char *key, const cJSON *v, int line, char *err, size_t cap) {
     AnnCtx *c = vc;
     int entry = c->entry++;
-    if (!cJSON_IsObject(v)) return fail(err, cap, "%s:%d: entry %d is not an object", c->file, line, entry);
+    if (!cJSON_IsObject(v)) return errorf(err, cap, "%s:%d: entry %d is not an object", c->file, line, entry);
     const cJSON *id = cJSON_GetObjectItemCaseSensitive(v, "id");
     const cJSON *tpl = cJSON_GetObjectItemCaseSensitive(v, "template");
     char idb[64];
@@ -522,9 +512,9 @@ static int ann_item(void *vc, const char *key, const cJSON *v, int line, char *e
     else if (cJSON_IsNumber(id) && id->valuedouble >= 0 && id->valuedouble == floor(id->valuedouble))
         snprintf(idb, sizeof(idb), "%.0f", id->valuedouble);
     else
-        return fail(err, cap, "%s:%d: entry %d has no 'id' (a string or a number)", c->file, line, entry);
+        return errorf(err, cap, "%s:%d: entry %d has no 'id' (a string or a number)", c->file, line, entry);
     if (!cJSON_IsString(tpl))
-        return fail(err, cap, "%s:%d: entry %d (id %s) has no 'template'", c->file, line, entry, idb);
+        return errorf(err, cap, "%s:%d: entry %d (id %s) has no 'template'", c->file, line, entry, idb);
     // the class: the template without its brackets
     size_t n = strlen(tpl->valuestring);
     char *name = xmalloc(n + 1), *o = name;
@@ -535,7 +525,7 @@ static int ann_item(void *vc, const char *key, const cJSON *v, int line, char *e
     const NamedIndex *hit = bsearch(&want, c->sorted, (size_t)c->n_labels, sizeof(NamedIndex), cmp_named);
     int found = hit ? hit->index : -1;
     if (found < 0) {
-        int rc = fail(err, cap, "%s:%d: entry %d (id %s): class '%s' is not in %s", c->file, line, entry, idb, name,
+        int rc = errorf(err, cap, "%s:%d: entry %d (id %s): class '%s' is not in %s", c->file, line, entry, idb, name,
                       c->labels_file);
         free(name);
         return rc;
@@ -557,9 +547,9 @@ int inputs_read_ssv2(const char *videos, const char *annotations, const char *la
     LabelsCtx lc = {.file = labels};
     int rc = json_each(labels, text, len, '{', labels_item, &lc, err, errcap);
     free(text);
-    if (rc == 0 && lc.n == 0) rc = fail(err, errcap, "%s: no label", labels);
+    if (rc == 0 && lc.n == 0) rc = errorf(err, errcap, "%s: no label", labels);
     for (int k = 0; k < lc.n && rc == 0; k++)
-        if (!lc.names[k]) rc = fail(err, errcap, "%s: no label has index %d (indices must be 0..%d)", labels, k, lc.n - 1);
+        if (!lc.names[k]) rc = errorf(err, errcap, "%s: no label has index %d (indices must be 0..%d)", labels, k, lc.n - 1);
     AnnCtx ac = {.file = annotations, .labels_file = labels, .videos = videos, .n_labels = lc.n};
     if (rc == 0) {
         ac.sorted = xmalloc(sizeof(NamedIndex) * (size_t)lc.n);
@@ -567,7 +557,7 @@ int inputs_read_ssv2(const char *videos, const char *annotations, const char *la
         qsort(ac.sorted, (size_t)lc.n, sizeof(NamedIndex), cmp_named);
         for (int k = 1; k < lc.n && rc == 0; k++)
             if (!strcmp(ac.sorted[k].name, ac.sorted[k - 1].name))
-                rc = fail(err, errcap, "%s:%d: label '%s' is listed twice", labels, lc.line[ac.sorted[k].index],
+                rc = errorf(err, errcap, "%s:%d: label '%s' is listed twice", labels, lc.line[ac.sorted[k].index],
                           ac.sorted[k].name);
     }
     if (rc == 0) {

@@ -157,19 +157,6 @@ static void write_csv(const Table *t, const char *path) {
     path_commit(fp, tmp, path);
 }
 
-static void write_strings(hid_t f, const char *name, char **s, int n) {
-    hid_t ty = H5Tcopy(H5T_C_S1);
-    H5Tset_size(ty, H5T_VARIABLE);
-    H5Tset_cset(ty, H5T_CSET_UTF8);
-    hsize_t dims[1] = {(hsize_t)n};
-    hid_t sp = H5Screate_simple(1, dims, NULL);
-    hid_t ds = H5Dcreate2(f, name, ty, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-    if (ds < 0 || H5Dwrite(ds, ty, H5S_ALL, H5S_ALL, H5P_DEFAULT, s) < 0) die("results.h5: cannot write %s", name);
-    H5Dclose(ds);
-    H5Sclose(sp);
-    H5Tclose(ty);
-}
-
 // --- montages -------------------------------------------------------------------
 
 #define MONTAGE_PX 96
@@ -262,7 +249,7 @@ static void write_montage(const Table *t, const Deck *d, const char *run_dir, hi
         h5Check(H5Dwrite(ds, H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, frames));
         H5Dclose(ds), H5Sclose(sp), H5Pclose(lcpl);
         h5_write_f64(f, "montage/latents", lat, 1, dn);
-        write_strings(f, "montage/jobs", jobs, n_f);
+        h5_write_strings(f, "montage/jobs", jobs, (size_t)n_f);
     }
     free(frames), free(jobs), free(lat), free(test), free(feat_path), free(pixels);
     features_close(&ff);
@@ -278,9 +265,9 @@ static void write_h5(const Table *t, const char *path, const Deck *d, const char
     for (int i = 0; i < n; i++) names[i] = t->cols[o[i]];
     for (int r = 0; r < t->n_rows; r++)
         for (int i = 0; i < n; i++) tab[(size_t)r * n + i] = t->v[(size_t)r * MAX_COLS + o[i]];
-    write_strings(f, "columns", names, n);
-    write_strings(f, "rows", t->job, t->n_rows);
-    write_strings(f, "variants", t->variant, t->n_rows);
+    h5_write_strings(f, "columns", names, (size_t)n);
+    h5_write_strings(f, "rows", t->job, (size_t)t->n_rows);
+    h5_write_strings(f, "variants", t->variant, (size_t)t->n_rows);
     hsize_t dims[2] = {(hsize_t)t->n_rows, (hsize_t)n};
     h5_write_f64(f, "table", tab, 2, dims);
     // per-latent arrays of every row

@@ -33,15 +33,6 @@
 #include "stsae/train.h"
 #include "stsae/trainer.h"
 
-// Every rank reached the same verdict (ok or not) on something every rank
-// checked alike; rank 0 prints the message. Returns 1 when all are ok.
-static int agree(int ok, const char *msg, int rank) {
-    int all = 0;
-    MPI_Allreduce(&ok, &all, 1, MPI_INT, MPI_LAND, MPI_COMM_WORLD);
-    if (!all && rank == 0) fprintf(stderr, "%s\n", ok ? "stsae: error on another rank" : msg);
-    return all;
-}
-
 // Writes the resolved deck to RUN_DIR/train.yaml (temporary name, then rename).
 static void save_deck(const Deck *d, const char *run_dir, const char *deck_path) {
     char *path = path_join(run_dir, "train.yaml");
@@ -95,7 +86,7 @@ int train_main(int argc, char **argv) {
         deck_errorf(err, sizeof(err), where, "train.ranks_per_job", "%d does not divide the %d ranks of the run", rpj, size);
         ok = 0;
     }
-    if (!agree(ok, err, rank)) {
+    if (!comm_agree(MPI_COMM_WORLD, ok, err)) {
         jobs_free(jobs);
         deck_free(d);
         return 1;
@@ -114,7 +105,7 @@ int train_main(int argc, char **argv) {
         fflush(stdout);
     }
     ok = rank != 0 || path_mkdirs(run_dir, err, sizeof(err)) == 0;
-    if (!agree(ok, err, rank)) {
+    if (!comm_agree(MPI_COMM_WORLD, ok, err)) {
         return 1;
     }
     if (rank == 0) save_deck(d, run_dir, argv[0]);
@@ -123,14 +114,14 @@ int train_main(int argc, char **argv) {
     char *feat_path = path_join(run_dir, deck_str(d, "train.features"));
     FeatureFile f;
     ok = features_open(&f, feat_path, (int)deck_int(d, "train.layer"), err, sizeof(err)) == 0;
-    if (!agree(ok, err, rank)) {
+    if (!comm_agree(MPI_COMM_WORLD, ok, err)) {
         features_close(&f);
         return 1;
     }
     int32_t *train = NULL;
     const int n_train = features_clips(&f, 0, &train);
     snprintf(err, sizeof(err), "%s: no training clip (split 0 and done) in the feature file", feat_path);
-    if (!agree(n_train > 0, err, rank)) {
+    if (!comm_agree(MPI_COMM_WORLD, n_train > 0, err)) {
         return 1;
     }
     float *mean = xmalloc(sizeof(float) * (size_t)f.d);

@@ -27,6 +27,11 @@ SaeReduce comm_reduce(Comm *c);
 // Sums buf over the ranks of c, in place (n floats; the gradient buffer).
 void comm_sum_f32(Comm *c, float *buf, size_t n);
 
+// Every rank of comm checked something alike (a deck, a file); returns 1 when
+// all found it ok, else 0 with rank 0 printing msg (its own) once, so that
+// every rank can exit with an error together. Collective.
+int comm_agree(MPI_Comm comm, int ok, const char *msg);
+
 // Rank 0 prints seconds per stage with min / avg / max over the ranks of comm
 // and each stage's share of the last one (the total). Collective.
 void comm_stage_table(MPI_Comm comm, const char *const *names, const double *t, int n);

@@ -17,6 +17,10 @@ void stsae_die_at(const char *file, int line, const char *fmt, ...)
     __attribute__((noreturn, format(printf, 3, 4)));
 #define die(...) stsae_die_at(__FILE__, __LINE__, __VA_ARGS__)
 
+// Writes a message into err (cap bytes) and returns -1: the error path of the
+// functions that report instead of dying (every rank reaches the same verdict).
+int errorf(char *err, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
 void *xmalloc_at(size_t bytes, const char *file, int line);
 void *xcalloc_at(size_t n, size_t size, const char *file, int line);
 void *xrealloc_at(void *p, size_t bytes, const char *file, int line);

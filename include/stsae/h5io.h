@@ -40,5 +40,10 @@ void h5_write_scalar(hid_t f, const char *dset, double v);
 // Attributes on an object (the root: the file id).
 void h5_set_attr_f64(hid_t obj, const char *name, double v);
 void h5_set_attr_str(hid_t obj, const char *name, const char *v);
+// n integers as an int32 attribute: a scalar for n = 1, else 1-D
+// (h5_attr_ints reads either back).
+void h5_set_attr_ints(hid_t obj, const char *name, const int *v, int n);
+// n strings as a 1-D dataset of variable-length UTF-8 strings (h5py: str).
+void h5_write_strings(hid_t f, const char *dset, char *const *s, size_t n);
 
 #endif
