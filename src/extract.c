@@ -334,23 +334,19 @@ static void read_mask(hid_t ds, int n, uint8_t *out) {
 }
 
 // One clip's preprocessed pixels [T_in, 3, S, S]: decoded and preprocessed,
-// or read from the pixels file. 0, or -1 with err (a clip to skip).
-static int clip_pixels(const ClipEntry *c, const char *pixels_file, int index, int T_in, const Preprocess *pp,
-                       float *out, double *t, char *err, size_t cap) {
+// or (pixels_ds >= 0) read from the pixels file's /pixels, whose shape
+// extract_main has checked. 0, or -1 with err (a clip to skip).
+static int clip_pixels(const ClipEntry *c, hid_t pixels_ds, int index, int T_in, const Preprocess *pp, float *out,
+                       double *t, char *err, size_t cap) {
     double t0 = wall_time();
-    if (pixels_file) {
-        hid_t f = h5_open_read(pixels_file);
-        hid_t ds = H5Dopen2(f, "/pixels", H5P_DEFAULT), fs = H5Dget_space(ds);
-        hsize_t dims[5];
-        H5Sget_simple_extent_dims(fs, dims, NULL);
-        if ((int)dims[1] != T_in || (int)dims[3] != pp->crop)
-            die("%s: /pixels holds %llu frames of %llu px; the deck asks T_in = %d at %d px", pixels_file,
-                (unsigned long long)dims[1], (unsigned long long)dims[3], T_in, pp->crop);
-        hsize_t start[5] = {(hsize_t)index, 0, 0, 0, 0}, count[5] = {1, dims[1], 3, dims[3], dims[4]};
+    if (pixels_ds >= 0) {
+        hid_t fs = H5Dget_space(pixels_ds);
+        hsize_t start[5] = {(hsize_t)index, 0, 0, 0, 0},
+                count[5] = {1, (hsize_t)T_in, 3, (hsize_t)pp->crop, (hsize_t)pp->crop};
         H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, count, NULL);
         hid_t ms = H5Screate_simple(5, count, NULL);
-        h5Check(H5Dread(ds, H5T_NATIVE_FLOAT, ms, fs, H5P_DEFAULT, out));
-        H5Sclose(ms), H5Sclose(fs), H5Dclose(ds), H5Fclose(f);
+        h5Check(H5Dread(pixels_ds, H5T_NATIVE_FLOAT, ms, fs, H5P_DEFAULT, out));
+        H5Sclose(ms), H5Sclose(fs);
         t[X_DECODE] += wall_time() - t0;
         return 0;
     }
@@ -443,6 +439,22 @@ int extract_main(int argc, char **argv) {
         backbone_close(bb);
         return 0;
     }
+    // a preprocessed-pixels input must hold T_in frames of the backbone's size
+    hid_t pix_file = -1, pix_ds = -1;
+    if (pixels_file) {
+        pix_file = h5_open_read(pixels_file);
+        pix_ds = H5Dopen2(pix_file, "/pixels", H5P_DEFAULT);
+        hid_t sp = H5Dget_space(pix_ds);
+        hsize_t dims[5];
+        H5Sget_simple_extent_dims(sp, dims, NULL);
+        H5Sclose(sp);
+        snprintf(err, sizeof(err), "%s: /pixels holds %llu frames of %llu px; the deck asks T_in = %d at %d px",
+                 pixels_file, (unsigned long long)dims[1], (unsigned long long)dims[3], su.T_in, su.S);
+        if (!comm_agree(MPI_COMM_WORLD, (int)dims[1] == su.T_in && (int)dims[3] == su.S, err)) {
+            backbone_close(bb);
+            return 1;
+        }
+    }
     const int resume = access(partial, F_OK) == 0;
     if (resume) {
         ok = reopen_file(&o, partial, &su, &l, H5F_ACC_RDWR, err, sizeof(err)) == 0;
@@ -496,7 +508,7 @@ int extract_main(int argc, char **argv) {
         for (int q = r * B; q < n_mine && q < (r + 1) * B; q++) {
             const int c = mine[q];
             char why[1024];
-            if (clip_pixels(&l.clip[c], pixels_file, c, su.T_in, &pp, pixels + pix * (size_t)n_ok, t, why,
+            if (clip_pixels(&l.clip[c], pix_ds, c, su.T_in, &pp, pixels + pix * (size_t)n_ok, t, why,
                             sizeof(why)) == 0) {
                 ok_clips[n_ok++] = c;
             } else {
@@ -555,6 +567,7 @@ int extract_main(int argc, char **argv) {
     comm_stage_table(MPI_COMM_WORLD, XT_NAMES, t, N_XT);
     const int rc = stopped ? 3 : 0;
     backbone_close(bb);
+    if (pix_file >= 0) H5Dclose(pix_ds), H5Fclose(pix_file);
     for (int li = 0; li < su.n_layers; li++) free(feat[li]), free(half[li]);
     free(feat), free(half), free(pixels), free(ok_clips), free(bad_clips), free(mine), free(todo), free(done);
     free(su.layers), free(out_path), free(out_dir), free(model_dir), free(pixels_file);

@@ -150,6 +150,12 @@ def case_ranks(e, w):
         ok = all(np.array_equal(a_[k][...], b_[k][...]) for k in
                  ("features/layer_00", "features/layer_02", "labels", "split"))
     print(f"{'ok  ' if ok else 'FAIL'} extract from the pixels HDF5 input = from the videos")
+    fails += not ok
+    # a pixels file of other frames than the deck asks: one message, every rank stops, nothing written
+    p = e.run(3, "extract", f"{w}/pix.yaml", "extract.out=fp8.h5", "extract.frames=8", check=False)
+    ok = p.returncode != 0 and p.stderr.count("/pixels holds 6 frames of 32 px; the deck asks T_in = 8") == 1 \
+        and not glob.glob(f"{w}/fp8.h5*")
+    print(f"{'ok  ' if ok else 'FAIL'} pixels input of other frames: exit {p.returncode}, one message, no file")
     return fails + (not ok)
 
 
