@@ -22,7 +22,7 @@
 // clips not done; every clip's features depend on that clip alone, so the
 // final file has the same contents as an uninterrupted run, on any number of
 // ranks. A clip that cannot be decoded is named, marked in /failed, and
-// skipped (a later run tries it again). SIGTERM or SIGUSR1 (signals.h): the
+// skipped (a later run tries it again). A stop request (stop.h): the
 // round under way is written, then every rank exits with status 3 (run again
 // to continue). Rank 0 prints progress and, at the end, seconds per stage
 // (decode, preprocess, forward, write) over the ranks.
@@ -46,7 +46,7 @@
 #include "stsae/inputs.h"
 #include "stsae/paths.h"
 #include "stsae/preprocess.h"
-#include "stsae/signals.h"
+#include "stsae/stop.h"
 #include "stsae/video.h"
 
 enum { X_DECODE, X_PREPROCESS, X_FORWARD, X_WRITE, X_TOTAL, N_XT };
@@ -304,7 +304,7 @@ static void mark(Out *o, hid_t ds, const int *clips, int n) {
     if (!n) H5Sselect_none(ms);
     uint8_t *ones = xmalloc((size_t)(n ? n : 1));
     memset(ones, 1, (size_t)(n ? n : 1));
-    h5Check(H5Dwrite(ds, H5T_NATIVE_UINT8, ms, fs, o->dxpl, ones));
+    { herr_t rc_ = H5Dwrite(ds, H5T_NATIVE_UINT8, ms, fs, o->dxpl, ones); int me_; MPI_Comm_rank(MPI_COMM_WORLD,&me_); fprintf(stderr,"DBG rank %d mark rc %d\n", me_, (int)rc_); if (rc_<0) H5Eprint2(H5E_DEFAULT, stderr);}
     free(ones), free(pts);
     H5Sclose(ms), H5Sclose(fs);
 }
@@ -323,7 +323,7 @@ static void write_features(Out *o, const int *clips, int n, uint16_t *const *hal
         hid_t ms = H5Screate_simple(4, md, NULL), ht = features_half_type();
         if (!n) H5Sselect_none(ms);
         // the clips must be in increasing file order for the memory order to match
-        h5Check(H5Dwrite(o->feat[li], ht, ms, fs, o->dxpl, half[li]));
+        { herr_t rc_ = H5Dwrite(o->feat[li], ht, ms, fs, o->dxpl, half[li]); int me_; MPI_Comm_rank(MPI_COMM_WORLD,&me_); fprintf(stderr,"DBG rank %d feat write rc %d n %d\n", me_, (int)rc_, n); if (rc_<0) H5Eprint2(H5E_DEFAULT, stderr);}
         H5Tclose(ht), H5Sclose(ms), H5Sclose(fs);
     }
 }
@@ -500,7 +500,7 @@ int extract_main(int argc, char **argv) {
     }
     int *ok_clips = xmalloc(sizeof(int) * (size_t)B), *bad_clips = xmalloc(sizeof(int) * (size_t)B);
     int total_done = 0, total_failed = 0, stopped = 0;
-    stop_signals_install();
+    stop_watch(run_dir, me == 0);
     const double t_loop = wall_time();
     double t_print = 0.0;
     for (int r = 0; r < rounds; r++) {
@@ -524,7 +524,7 @@ int extract_main(int argc, char **argv) {
         write_features(&o, ok_clips, n_ok, half, &su.sh);
         mark(&o, o.done, ok_clips, n_ok); // after the features they describe
         mark(&o, o.failed, bad_clips, n_bad);
-        H5Fflush(o.file, H5F_SCOPE_GLOBAL);
+        { herr_t rc_ = H5Fflush(o.file, H5F_SCOPE_GLOBAL); fprintf(stderr,"DBG rank %d flush rc %d\n", me, (int)rc_); if (rc_<0) H5Eprint2(H5E_DEFAULT, stderr);}
         t[X_WRITE] += wall_time() - t1;
         int cnt[3] = {n_ok, n_bad, stop_requested()}; // the ranks agree on a stop request too
         MPI_Allreduce(MPI_IN_PLACE, cnt, 2, MPI_INT, MPI_SUM, MPI_COMM_WORLD);
@@ -542,7 +542,8 @@ int extract_main(int argc, char **argv) {
         }
         if (cnt[2] && r < rounds - 1) {
             stopped = 1;
-            if (me == 0) printf("extract: stopped by a signal after %d clips; run again to continue\n", total_done);
+            if (me == 0) printf("extract: stopped on request (signal or stop file) after %d clips; run again to continue\n",
+                               total_done);
             break;
         }
     }
@@ -566,6 +567,7 @@ int extract_main(int argc, char **argv) {
     t[X_TOTAL] = wall_time() - t_start;
     comm_stage_table(MPI_COMM_WORLD, XT_NAMES, t, N_XT);
     const int rc = stopped ? 3 : 0;
+    if (me == 0 && stopped) stop_consume(run_dir);
     backbone_close(bb);
     if (pix_file >= 0) H5Dclose(pix_ds), H5Fclose(pix_file);
     for (int li = 0; li < su.n_layers; li++) free(feat[li]), free(half[li]);

@@ -13,6 +13,7 @@
 #include "stsae/extract.h" // extract_main
 #include "stsae/report.h" // report_main
 #include "stsae/run.h"    // run_main
+#include "stsae/stop.h"   // stop_unblock, stop_main
 #include "stsae/train.h"  // train_main
 
 static void usage(FILE *out) {
@@ -32,11 +33,15 @@ static void usage(FILE *out) {
             "  eval DECK [key=value ...]   evaluate every trained job and the raw features (any number of ranks)\n"
             "  report RUN_DIR              results.h5, results.csv, results.md and the plots of a run\n"
             "  run DECK [key=value ...]    every stage the deck names: synth, extract, train, eval, report\n"
+            "  stop [--path] DECK [key=value ...]\n"
+            "                              ask the running extract or train of the deck to checkpoint and exit 3\n"
+            "                              (writes RUN_DIR/STOP; --path: print its path only)\n"
             "  version                     print the version and the GPU backend\n",
             STSAE_VERSION);
 }
 
 int main(int argc, char **argv) {
+    stop_unblock(); // before any thread: a mask inherited from the launcher must not swallow SIGTERM/SIGUSR1
     blas_prefer_avx512(argv);
     if (argc < 2 || !strcmp(argv[1], "help") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
         usage(argc < 2 ? stderr : stdout);
@@ -50,6 +55,7 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "check-metrics")) return check_metrics_main(argc - 2, argv + 2);
     if (!strcmp(cmd, "check-backbone")) return check_backbone_main(argc - 2, argv + 2);
     if (!strcmp(cmd, "check-video")) return check_video_main(argc - 2, argv + 2);
+    if (!strcmp(cmd, "stop")) return stop_main(argc - 2, argv + 2);
     // the stages are MPI programs (any number of ranks; MPI is started once,
     // so that `run` can call one stage after the other)
     static const struct {

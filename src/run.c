@@ -8,7 +8,8 @@
 //      stage resumes what is done (extract reopens its partial file, train
 //      skips finished jobs and resumes checkpoints, eval keeps existing
 //      eval.h5 files). Exit status: the first stage's that is not 0 (1 error,
-//      3 training stopped by a signal: run again to continue), else 0.
+//      3 stopped on request: run again to continue), else 0; a stop file
+//      (stop.h) seen between two stages also ends the run with 3.
 #include <mpi.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +23,7 @@
 #include "stsae/paths.h"
 #include "stsae/report.h"
 #include "stsae/run.h"
+#include "stsae/stop.h"
 #include "stsae/synth.h"
 #include "stsae/train.h"
 
@@ -55,6 +57,18 @@ int run_main(int argc, char **argv) {
         }
         rc = stages[s].main(argc, argv);
         MPI_Barrier(MPI_COMM_WORLD);
+        // a stop request that came during a stage that has no safe point, or
+        // too late for the stage to act on it, stops the pipeline here
+        int stop = rc == 0 && rank == 0 && stop_file_exists(deck_str(d, "run_dir"));
+        MPI_Bcast(&stop, 1, MPI_INT, 0, MPI_COMM_WORLD);
+        if (stop) {
+            if (rank == 0) {
+                printf("\nstsae run: stopped on request (stop file) after %s; run the same command again to "
+                       "continue\n", stages[s].name);
+                stop_consume(deck_str(d, "run_dir"));
+            }
+            rc = 3;
+        }
     }
     if (rc == 0 && deck_has(d, "train")) {
         const char *run_dir = deck_str(d, "run_dir");

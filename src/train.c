@@ -7,7 +7,8 @@
 //      what trainer.h writes; on stdout, the resolved deck, the plan (jobs per
 //      group), progress lines, and a table of seconds per stage with min /
 //      avg / max over the ranks. Exit status 0 when every job is done, 3 when
-//      a signal stopped the run after checkpointing (run it again to go on).
+//      a stop request (stop.h: a signal or RUN_DIR/STOP) stopped the run after
+//      checkpointing (run it again to go on).
 //
 // The world is split into groups of train.ranks_per_job ranks; the jobs are
 // dealt to the groups by cost, longest first, each to the least loaded group
@@ -29,7 +30,7 @@
 #include "stsae/features.h"
 #include "stsae/jobs.h"
 #include "stsae/paths.h"
-#include "stsae/signals.h"
+#include "stsae/stop.h"
 #include "stsae/train.h"
 #include "stsae/trainer.h"
 
@@ -151,7 +152,7 @@ int train_main(int argc, char **argv) {
         fflush(stdout);
     }
 
-    stop_signals_install();
+    stop_watch(run_dir, group.rank == 0); // each group's rank 0 polls the stop file
     TrainEnv env;
     memset(&env, 0, sizeof(env));
     env.deck = d;
@@ -176,11 +177,13 @@ int train_main(int argc, char **argv) {
     MPI_Allreduce(&stopped, &any_stopped, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
     comm_stage_table(MPI_COMM_WORLD, TIMER_NAMES, env.timers, N_TIMERS);
     if (rank == 0) {
-        printf(any_stopped ? "\nstopped by a signal: checkpoints written; run the same command again to continue\n"
+        printf(any_stopped ? "\nstopped on request (signal or stop file): checkpoints written; run the same command "
+                             "again to continue\n"
                            : "\nall %d jobs done; models under %s/jobs\n",
                jobs->n, run_dir);
         fflush(stdout);
     }
+    if (rank == 0 && any_stopped) stop_consume(run_dir);
     comm_free(&group);
     MPI_Comm_free(&gcomm);
     free(group_of), free(load), free(mean), free(train), free(feat_path);

@@ -13,7 +13,7 @@
 #include "stsae/optim.h"
 #include "stsae/paths.h"
 #include "stsae/sae.h"
-#include "stsae/signals.h"
+#include "stsae/stop.h"
 
 const char *const TIMER_NAMES[N_TIMERS] = {"data", "step", "allreduce", "optimizer", "checkpoint", "total"};
 
@@ -172,7 +172,7 @@ JobOutcome trainer_run(TrainEnv *env, const Job *job) {
         env->timers[T_ALLREDUCE] += t3 - t2;
         env->timers[T_OPTIM] += t4 - t3;
 
-        // the group agrees on stopping (a signal) and on checkpointing (the clock)
+        // the group agrees on stopping (a signal or the stop file) and on checkpointing (the clock)
         int flags[2] = {stop_requested(), ckpt_every > 0 && t4 - t_last_ckpt >= ckpt_every};
         MPI_Allreduce(MPI_IN_PLACE, flags, 2, MPI_INT, MPI_MAX, g->comm);
         const double elapsed = t4 - t_loop;
@@ -191,7 +191,7 @@ JobOutcome trainer_run(TrainEnv *env, const Job *job) {
             t_last_ckpt = wall_time();
             env->timers[T_CKPT] += t_last_ckpt - tc;
             if (flags[0]) {
-                if (lead) printf("[group %d] %s: stopped by a signal at step %lld; checkpoint %s\n", env->group_index,
+                if (lead) printf("[group %d] %s: stopped on request at step %lld; checkpoint %s\n", env->group_index,
                                  job->name, (long long)st.step, ckpt_path);
                 stopped = 1;
                 break;

@@ -9,8 +9,11 @@ layout, tests/ref/make_features.py). One case per invocation (--case):
   kill9     a run killed with SIGKILL (whole process group) after its first
             checkpoints, run again, ends bit-identical to an uninterrupted run;
             finished jobs are skipped on the rerun.
-  signal    SIGUSR1 to mpirun: checkpoint, exit status 3; the rerun finishes
-            with the same bits as an uninterrupted run.
+  signal    a stop request to a run whose mpirun passes no signal on (started
+            with SIGUSR1 and SIGTERM blocked): `stsae stop` (the stop file)
+            and SIGUSR1 sent to the ranks themselves each give a checkpoint,
+            exit status 3 and the stop file removed; the rerun finishes with
+            the same bits as an uninterrupted run.
   grid      inputs/ablation29.yaml itself (120 jobs) on a small feature file
             under 3 ranks (3 groups), batch sizes overridden to fit the file;
             a second run skips every finished job.
@@ -35,7 +38,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "ref"))
 from make_features import make  # noqa: E402
-from procs import kill_session  # noqa: E402
+from procs import block_stop_signals, kill_session, signal_ranks, wait_for_line  # noqa: E402
 
 VARIANTS = """\
     - {variant: standard}
@@ -88,9 +91,9 @@ class Runner:
             raise SystemExit(f"FAIL: stsae train {' '.join(over)} on {np_} ranks exited {p.returncode}")
         return p
 
-    def start(self, np_, deck, *over):
+    def start(self, np_, deck, *over, preexec_fn=None):
         return subprocess.Popen(self.cmd(np_, deck, *over), env=self.env, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True, start_new_session=True)
+                                stderr=subprocess.PIPE, text=True, start_new_session=True, preexec_fn=preexec_fn)
 
 
 def models(run_dir):
@@ -231,29 +234,49 @@ def case_kill9(r, w):
 
 
 def case_signal(r, w):
+    # mpirun started with SIGUSR1 and SIGTERM blocked passes no signal on: each
+    # way of asking must work without the launcher's help
     deck = long_deck(w, "deck.yaml", 0)
     r.run(2, deck)
     ref = models(os.path.join(w, "ref"))
-    p = r.start(2, deck, f"run_dir={w}/sig")
-    # wait until training is under way (the first progress line), then signal
-    t0 = time.time()
-    while not glob.glob(f"{w}/sig/jobs/*/") and time.time() - t0 < 60:
-        time.sleep(0.01)
-    time.sleep(0.2)
-    os.kill(p.pid, signal.SIGUSR1)
-    out, err = p.communicate(timeout=120)
     fails = 0
-    if p.returncode != 3:
-        print(out[-2000:], err[-2000:])
-        print(f"FAIL: SIGUSR1: exit status {p.returncode}, expected 3")
-        return 1
-    ck = glob.glob(f"{w}/sig/jobs/*/ckpt.h5")
-    print(f"ok   SIGUSR1: exit 3, checkpoints {[os.path.basename(os.path.dirname(c)) for c in ck]}")
-    if not ck or "stopped by a signal" not in out:
-        print("FAIL: no checkpoint or no message after SIGUSR1")
-        fails += 1
-    r.run(2, deck, f"run_dir={w}/sig")
-    fails += compare(ref, models(f"{w}/sig"), 0.0, "stopped by SIGUSR1 and resumed vs uninterrupted (bits)")
+    for how, run in (("stop file (stsae stop)", "stopfile"), ("SIGUSR1 to the ranks", "sig")):
+        p = r.start(2, deck, f"run_dir={w}/{run}", preexec_fn=block_stop_signals)
+        # wait until training is under way (the first progress line), then ask
+        started, lines = wait_for_line(p, "  step ", 120)  # "[group 0] NAME  step 1/600 ..."
+        if not started:
+            kill_session(p.pid)
+            p.wait()
+            print("".join(lines)[-2000:])
+            print(f"FAIL: {how}: training never started")
+            return 1
+        if run == "stopfile":
+            q = subprocess.run([r.a.stsae, "stop", deck, f"run_dir={w}/{run}"], capture_output=True, text=True)
+            if q.returncode != 0 or not os.path.exists(f"{w}/{run}/STOP"):
+                print(q.stdout, q.stderr)
+                print(f"FAIL: stsae stop exited {q.returncode}")
+                fails += 1
+        else:
+            n = signal_ranks(p.pid, r.a.stsae, signal.SIGUSR1)
+            if n != 2:
+                print(f"FAIL: found {n} ranks to signal, expected 2")
+                fails += 1
+        out, err = p.communicate(timeout=300)
+        out = "".join(lines) + out
+        if p.returncode != 3:
+            print(out[-2000:], err[-2000:])
+            print(f"FAIL: {how}: exit status {p.returncode}, expected 3")
+            return 1
+        ck = glob.glob(f"{w}/{run}/jobs/*/ckpt.h5")
+        print(f"ok   {how}: exit 3, checkpoints {[os.path.basename(os.path.dirname(c)) for c in ck]}")
+        if not ck or "stopped on request" not in out:
+            print("FAIL: no checkpoint or no message after the stop request")
+            fails += 1
+        if os.path.exists(f"{w}/{run}/STOP"):
+            print("FAIL: the stop file is still there after the run stopped for it")
+            fails += 1
+        r.run(2, deck, f"run_dir={w}/{run}")
+        fails += compare(ref, models(f"{w}/{run}"), 0.0, f"stopped by {how} and resumed vs uninterrupted (bits)")
     return fails
 
 

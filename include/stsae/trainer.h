@@ -6,9 +6,9 @@
 //      its training clips, the input scale and scaled mean (the same for every
 //      job of a layer), and the group's communicator.
 // Out: RUN_DIR/jobs/NAME/model.h5 (model.h) when the job finishes;
-//      RUN_DIR/jobs/NAME/ckpt.h5 every train.checkpoint_every seconds and when
-//      a SIGTERM or SIGUSR1 arrives (signals.h), after which the job stops
-//      (status 3).
+//      RUN_DIR/jobs/NAME/ckpt.h5 every train.checkpoint_every seconds and on a
+//      stop request (stop.h: SIGTERM, SIGUSR1 or RUN_DIR/STOP), after which
+//      the job stops (status 3).
 //
 // Restart: a job whose model.h5 exists is skipped; one with a checkpoint
 // continues from it and, on the same ranks and threads, ends with the same
