@@ -11,7 +11,8 @@ layout, tests/ref/make_features.py). One case per invocation (--case):
             finished jobs are skipped on the rerun.
   signal    a stop request to a run whose mpirun passes no signal on (started
             with SIGUSR1 and SIGTERM blocked): `stsae stop` (the stop file)
-            and SIGUSR1 sent to the ranks themselves each give a checkpoint,
+            and SIGUSR1 sent to the ranks themselves, and SIGUSR1 to a rank
+            started directly with the signal blocked, each give a checkpoint,
             exit status 3 and the stop file removed; the rerun finishes with
             the same bits as an uninterrupted run.
   grid      inputs/ablation29.yaml itself (120 jobs) on a small feature file
@@ -234,14 +235,25 @@ def case_kill9(r, w):
 
 
 def case_signal(r, w):
-    # mpirun started with SIGUSR1 and SIGTERM blocked passes no signal on: each
-    # way of asking must work without the launcher's help
+    # Stop requests with no help from the launcher: mpirun started with SIGUSR1
+    # and SIGTERM blocked passes neither on, so each way of asking must work
+    # alone; and a rank started directly (as srun or Slurm start them) with the
+    # signals blocked in the mask it inherits must still hear SIGUSR1.
     deck = long_deck(w, "deck.yaml", 0)
     r.run(2, deck)
-    ref = models(os.path.join(w, "ref"))
+    r.run(1, deck, f"run_dir={w}/ref1", "train.ranks_per_job=1")
+    refs = {2: models(os.path.join(w, "ref")), 1: models(os.path.join(w, "ref1"))}
     fails = 0
-    for how, run in (("stop file (stsae stop)", "stopfile"), ("SIGUSR1 to the ranks", "sig")):
-        p = r.start(2, deck, f"run_dir={w}/{run}", preexec_fn=block_stop_signals)
+    ways = (("stop file (stsae stop)", "stopfile", 2), ("SIGUSR1 to the ranks", "sig", 2),
+            ("SIGUSR1 to a rank launched directly with it blocked", "direct", 1))
+    for how, run, np_ in ways:
+        over = (f"run_dir={w}/{run}", f"train.ranks_per_job={np_}")
+        if run == "direct":
+            p = subprocess.Popen([r.a.stsae, "train", deck] + list(over), env=r.env, stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, text=True, start_new_session=True,
+                                 preexec_fn=block_stop_signals)
+        else:
+            p = r.start(np_, deck, *over, preexec_fn=block_stop_signals)
         # wait until training is under way (the first progress line), then ask
         started, lines = wait_for_line(p, "  step ", 120)  # "[group 0] NAME  step 1/600 ..."
         if not started:
@@ -251,15 +263,15 @@ def case_signal(r, w):
             print(f"FAIL: {how}: training never started")
             return 1
         if run == "stopfile":
-            q = subprocess.run([r.a.stsae, "stop", deck, f"run_dir={w}/{run}"], capture_output=True, text=True)
+            q = subprocess.run([r.a.stsae, "stop", deck] + list(over), capture_output=True, text=True)
             if q.returncode != 0 or not os.path.exists(f"{w}/{run}/STOP"):
                 print(q.stdout, q.stderr)
                 print(f"FAIL: stsae stop exited {q.returncode}")
                 fails += 1
         else:
             n = signal_ranks(p.pid, r.a.stsae, signal.SIGUSR1)
-            if n != 2:
-                print(f"FAIL: found {n} ranks to signal, expected 2")
+            if n != np_:
+                print(f"FAIL: found {n} ranks to signal, expected {np_}")
                 fails += 1
         out, err = p.communicate(timeout=300)
         out = "".join(lines) + out
@@ -275,8 +287,8 @@ def case_signal(r, w):
         if os.path.exists(f"{w}/{run}/STOP"):
             print("FAIL: the stop file is still there after the run stopped for it")
             fails += 1
-        r.run(2, deck, f"run_dir={w}/{run}")
-        fails += compare(ref, models(f"{w}/{run}"), 0.0, f"stopped by {how} and resumed vs uninterrupted (bits)")
+        r.run(np_, deck, *over)
+        fails += compare(refs[np_], models(f"{w}/{run}"), 0.0, f"stopped by {how} and resumed vs uninterrupted (bits)")
     return fails
 
 
