@@ -6,9 +6,12 @@
            split, clip_ids, label_names, done, attributes); the features equal
            a numpy patchify of `stsae check-video`'s preprocessed pixels (the
            pixels backbone's definition) to float16 rounding.
-  resume   a run killed with SIGKILL mid-way (after some clips are done), and
-           one stopped by SIGUSR1 (exit 3), started again compute only the
-           clips not done and end with the same file as an uninterrupted run.
+  resume   a run killed with SIGKILL mid-way (after some clips are done), one
+           stopped by a stop file there at its start, and one stopped by
+           SIGUSR1 sent to its ranks (exit 3; mpirun started with the signals
+           blocked, so that it passes none on), started again compute only
+           the clips not done and end with the same file as an uninterrupted
+           run; the stop file is removed by the run it stopped.
   corrupt  a truncated video and a missing one are named on stderr, marked in
            /failed, skipped; the file is complete without them.
   vit      tiny random DINOv2 and VideoMAE checkpoints (Hugging Face layout)
@@ -39,7 +42,7 @@ import h5py
 import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "ref"))
-from procs import kill_session  # noqa: E402
+from procs import block_stop_signals, kill_session, signal_ranks  # noqa: E402
 
 DECK = """run_dir: {run}
 synth: {{out: data, clips: {clips}, frames: {frames}, size: {size}, seed: 3}}
@@ -191,11 +194,32 @@ def case_resume(e, w):
     ok = same_files(f"{w}/ref.h5", f"{w}/killed.h5")
     print(f"{'ok  ' if ok else 'FAIL'} killed and resumed = uninterrupted (identical files)")
     fails += not ok
-    # SIGUSR1 to mpirun: the round is written, exit 3, the partial file stays; a rerun finishes it
+    # Stop requests with no help from the launcher (mpirun started with SIGUSR1
+    # and SIGTERM blocked passes neither on): the round under way is written,
+    # exit 3, the partial file stays, a rerun finishes it.
+    # (1) a stop file there at the start: one round, then the stop
+    stop = os.path.join(w, "STOP")
+    q = subprocess.run([e.a.stsae, "stop", deck], capture_output=True, text=True)
+    ok = q.returncode == 0 and os.path.exists(stop)
+    p = subprocess.run(e.cmd(2, "extract", deck, "extract.out=stop.h5"), env=e.env, capture_output=True, text=True,
+                       timeout=900, preexec_fn=block_stop_signals)
+    with h5py.File(f"{w}/stop.h5.partial", "r", locking=False) as f:
+        n_done = int(f["done"][...].sum())
+    ok = ok and p.returncode == 3 and "stopped on request" in p.stdout and not os.path.exists(stop) \
+        and 0 < n_done < 240
+    print(f"{'ok  ' if ok else 'FAIL'} stop file: exit {p.returncode}, {n_done} clips done, partial file kept, "
+          f"stop file {'still there' if os.path.exists(stop) else 'removed'}")
+    fails += not ok
+    e.run(2, "extract", deck, "extract.out=stop.h5")
+    ok = same_files(f"{w}/ref.h5", f"{w}/stop.h5")
+    print(f"{'ok  ' if ok else 'FAIL'} stopped by the stop file and resumed = uninterrupted (identical files)")
+    fails += not ok
+    # (2) SIGUSR1 to the ranks themselves, mid-way
     p = subprocess.Popen(e.cmd(2, "extract", deck, "extract.out=sig.h5", "extract.batch_clips=1"), env=e.env,
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                         preexec_fn=block_stop_signals)
     t0 = time.time()
-    while time.time() - t0 < 60 and p.poll() is None:  # until a few clips are done
+    while time.time() - t0 < 120 and p.poll() is None:  # until a few clips are done
         try:
             with h5py.File(f"{w}/sig.h5.partial", "r", locking=False) as f:
                 if int(f["done"][...].sum()) >= 2:
@@ -203,10 +227,10 @@ def case_resume(e, w):
         except (OSError, KeyError):
             pass
         time.sleep(0.005)
-    os.kill(p.pid, signal.SIGUSR1)
-    out, _ = p.communicate(timeout=120)
-    ok = p.returncode == 3 and "stopped by a signal" in out and os.path.exists(f"{w}/sig.h5.partial")
-    print(f"{'ok  ' if ok else 'FAIL'} SIGUSR1: exit {p.returncode}, partial file kept")
+    n = signal_ranks(p.pid, e.a.stsae, signal.SIGUSR1)
+    out, _ = p.communicate(timeout=300)
+    ok = n == 2 and p.returncode == 3 and "stopped on request" in out and os.path.exists(f"{w}/sig.h5.partial")
+    print(f"{'ok  ' if ok else 'FAIL'} SIGUSR1 to the {n} ranks: exit {p.returncode}, partial file kept")
     fails += not ok
     e.run(2, "extract", deck, "extract.out=sig.h5")
     ok = same_files(f"{w}/ref.h5", f"{w}/sig.h5")

@@ -19,14 +19,18 @@ With Slurm (every job 2 tasks x 1 cpu):
       directory holds what the stages write (train.yaml, jobs/NAME/model.h5
       and eval.h5 for every job of `stsae check`, raw/eval.h5, results.*).
       Then a real checkpoint-and-requeue: the same grid for 40000 epochs,
-      SIGUSR1 to the batch shell once training is under way: the job
-      requeues itself once (Restarts=1), COMPLETES, both models written.
-  (d) requeue: a fake STSAE whose `train` waits for SIGUSR1 and exits 3 on its
-      first run, 0 on the rerun; the test sends SIGUSR1 to the batch shell
-      (`scancel -b -s USR1`, what `--signal=B:USR1@T` does). The job must
-      requeue itself (Restarts=1), COMPLETE, and only then release its afterok
-      dependant (eval, then report RUN_DIR). Once through srun (PMIx) and once
-      through mpirun (STSAE_LAUNCHER=mpirun).
+      SIGUSR1 to the batch shell once training is under way (its first
+      progress line is in the log): the job requeues itself once
+      (Restarts=1), COMPLETES, both models written, no stop file left.
+  (d) requeue: a fake STSAE whose `train` waits for a stop request as stsae
+      does (SIGUSR1, or the stop file RUN_DIR/STOP that the batch shell's trap
+      writes, for launchers that pass no signal on) and exits 3 on its first
+      run, 0 on the rerun; the test sends SIGUSR1 to the batch shell
+      (`scancel -b -s USR1`, what `--signal=B:USR1@T` does). Both ranks must
+      hear the request, the job requeue itself (Restarts=1), COMPLETE, leave
+      no stop file, and only then release its afterok dependant (eval, then
+      report RUN_DIR). Once through srun (PMIx) and once through mpirun
+      (STSAE_LAUNCHER=mpirun).
   (e) scancel (SIGTERM to the ranks and the shell): CANCELLED, not requeued,
       the dependant cancelled.
   (f) a failing train (exit 1): the job FAILED 1:0, its dependant cancelled.
@@ -324,26 +328,34 @@ device: cpu
             f.write("eval:\n  embeddings: raw\n")
 
 
-# The fake STSAE of (d)-(f): logs every call to $FAKE_DIR/calls, `check` is the
-# real one; `train` follows $FAKE_MODE: signal (first run: wait for SIGUSR1 or
-# SIGTERM, exit 3; rerun: exit 0) or fail (exit 1).
+# The fake STSAE of (d)-(f): logs every call to $FAKE_DIR/calls, `check` and
+# `stop` are the real ones; `train` follows $FAKE_MODE: signal (first run: wait
+# for a stop request as stsae does, SIGUSR1, SIGTERM or the stop file, exit 3;
+# rerun: exit 0) or fail (exit 1).
 FAKE = r"""#!/bin/bash
 set -u
 rank=${PMIX_RANK:-${OMPI_COMM_WORLD_RANK:-${SLURM_PROCID:-0}}}
 echo "cmd=$1 rank=$rank restart=${SLURM_RESTART_COUNT:-0} omp=${OMP_NUM_THREADS:-} args=${*:2}" >> "$FAKE_DIR/calls"
 case $1 in
-  check) exec "$FAKE_REAL" "$@" ;;
+  check|stop) exec "$FAKE_REAL" "$@" ;;
   train)
     [ "$FAKE_MODE" = fail ] && exit 1
     [ "${SLURM_RESTART_COUNT:-0}" -ge 1 ] && exit 0
+    stopfile=$("$FAKE_REAL" stop --path "${@:2}")
     got=""
     trap 'got=USR1' USR1
     trap 'got=TERM' TERM
     touch "$FAKE_DIR/started.$rank"
     for _ in $(seq 300); do
+      if [ -z "$got" ] && [ -e "$stopfile" ]; then got=STOP; fi
       # (a pause before exiting, as stsae's barrier: mpirun kills the other
       # ranks once one exits non-zero)
-      if [ -n "$got" ]; then echo "rank=$rank got=$got" >> "$FAKE_DIR/signals"; sleep 0.5; exit 3; fi
+      if [ -n "$got" ]; then
+        echo "rank=$rank got=$got" >> "$FAKE_DIR/signals"
+        sleep 0.5
+        if [ "$rank" = 0 ]; then rm -f "$stopfile"; fi
+        exit 3
+      fi
       sleep 0.1
     done
     exit 1 ;;
@@ -568,9 +580,13 @@ def slurm_checks(sl, js, stsae, work, features, env, timeout):
                                                    "omp=1" in c for c in trains), info)
             with open(os.path.join(d, "signals")) if os.path.exists(os.path.join(d, "signals")) else \
                     open(os.devnull) as f:
-                sigs = sorted(f.read().split())
-            report(f"{name}_usr1_reached_ranks", sigs == ["got=USR1", "got=USR1", "rank=0", "rank=1"],
-                   f"{sigs}\n{info}")
+                got = sorted(f.read().splitlines())
+            # each rank heard the stop request: the signal if the launcher passed
+            # it on, else the stop file (both are stsae's ways)
+            report(f"{name}_stop_reached_ranks", len(got) == 2 and got[0].startswith("rank=0 ")
+                   and got[1].startswith("rank=1 ") and all(g.split()[1] in ("got=USR1", "got=STOP") for g in got),
+                   f"{got}\n{info}")
+            report(f"{name}_stop_file_removed", not os.path.exists(os.path.join(run_dir, "STOP")), info)
             ev_calls = [c for c in calls if c.startswith(("cmd=eval", "cmd=report"))]
             report(f"{name}_eval_after_train", ev.get("JobState") == "COMPLETED"
                    and sorted(c.split()[0] for c in ev_calls) == ["cmd=eval", "cmd=eval", "cmd=report"]
@@ -657,9 +673,8 @@ def real_stages(sl, js, stsae, work, features, env, end):
     write_deck(deck, run_dir, features)
     t = time.time()
     ids = submit(sl, js, deck, env, "train.epochs=40000", "train.checkpoint_every=0")
-    started = wait_for(lambda: len(glob.glob(os.path.join(run_dir, "jobs", "*", ""))) == 2,
-                       min(60, end - time.time()))
-    time.sleep(0.3)
+    # once training is under way (its first progress line is in the log)
+    started = wait_for(lambda: "  step " in logs_of(run_dir), min(60, end - time.time()))
     sl.run("scancel", "-b", "--signal=USR1", ids["train"])
     done = sl.wait(ids.values(), max(1, end - time.time()))
     print(f"  real requeue took {time.time() - t:.1f} s", flush=True)
@@ -672,6 +687,7 @@ def real_stages(sl, js, stsae, work, features, env, end):
            and "checkpointed (exit 3); requeueing" in logs, info)
     models = glob.glob(os.path.join(run_dir, "jobs", "*", "model.h5"))
     report("real_requeue_models", len(models) == 2, f"{models}\n{info}")
+    report("real_requeue_stop_file_removed", not os.path.exists(os.path.join(run_dir, "STOP")), info)
 
 
 if __name__ == "__main__":
