@@ -1,8 +1,15 @@
 // hf.c — Hugging Face model directories: config.json and model.safetensors (hf.h).
+//
+// The safetensors header is hostile input until proven otherwise: every
+// element and byte count is computed with overflow checks, every dtype must
+// be one the format defines, and the tensors' data_offsets must tile the data
+// section exactly (sorted, no overlap, no gap, nothing after the last), as the
+// reference implementation requires; only then is any tensor read.
 #define _POSIX_C_SOURCE 200809L // fstat, mmap, open
 #include "stsae/hf.h"
 
 #include <cjson/cJSON.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
@@ -15,6 +22,7 @@
 #include "stsae/common.h"
 
 enum { HF_MAX_RANK = 8 };
+#define HF_MAX_HEADER 100000000ull // bytes of JSON header: the format's own limit
 
 typedef struct {
     const char *name; // points into the parsed header
@@ -51,14 +59,14 @@ static char *join(const char *dir, const char *file) {
 
 static void read_config(HfDir *m) {
     FILE *fp = fopen(m->config_path, "rb");
-    if (!fp) die("%s: cannot open (not a Hugging Face model directory?)", m->config_path);
+    if (!fp) die("%s: cannot open: %s (not a Hugging Face model directory?)", m->config_path, strerror(errno));
     size_t cap = 4096, n = 0;
     char *buf = xmalloc(cap);
     for (size_t got; (got = fread(buf + n, 1, cap - n, fp)) > 0;) {
         n += got;
         if (n == cap) buf = xrealloc(buf, cap *= 2);
     }
-    if (ferror(fp)) die("%s: read error", m->config_path);
+    if (ferror(fp)) die("%s: cannot read: %s", m->config_path, strerror(errno));
     fclose(fp);
     m->config = cJSON_ParseWithLength(buf, n);
     if (!m->config) {
@@ -122,13 +130,15 @@ const char *hf_cfg_str_opt(const HfDir *m, const char *key, const char *def) {
 
 // --- model.safetensors --------------------------------------------------------
 
-static int dtype_bytes(const char *dt) {
-    static const struct { const char *name; int bytes; } table[] = {
-        {"F64", 8}, {"F32", 4}, {"F16", 2}, {"BF16", 2}, {"I64", 8}, {"I32", 4}, {"I16", 2},
-        {"I8", 1},  {"U64", 8}, {"U32", 4}, {"U16", 2},  {"U8", 1},   {"BOOL", 1}, {"F8_E4M3", 1},
-        {"F8_E5M2", 1}};
+// Bits per element of a safetensors dtype (every one the format defines), or 0.
+static int dtype_bits(const char *dt) {
+    static const struct { const char *name; int bits; } table[] = {
+        {"F64", 64},    {"F32", 32},    {"F16", 16},     {"BF16", 16},    {"I64", 64},    {"I32", 32},
+        {"I16", 16},    {"I8", 8},      {"U64", 64},     {"U32", 32},     {"U16", 16},    {"U8", 8},
+        {"BOOL", 8},    {"F8_E4M3", 8}, {"F8_E5M2", 8},  {"F8_E8M0", 8},  {"C64", 64},    {"F6_E2M3", 6},
+        {"F6_E3M2", 6}, {"F4", 4}};
     for (size_t i = 0; i < sizeof(table) / sizeof(table[0]); i++)
-        if (!strcmp(dt, table[i].name)) return table[i].bytes;
+        if (!strcmp(dt, table[i].name)) return table[i].bits;
     return 0;
 }
 
@@ -152,17 +162,27 @@ static void parse_entry(HfDir *m, const cJSON *item, HfEntry *e) {
     if (!cJSON_IsArray(off) || cJSON_GetArraySize(off) != 2)
         die("%s: tensor '%s' has no data_offsets [begin, end]", path, name);
     e->dtype = dt->valuestring;
+    const int bits = dtype_bits(e->dtype);
+    if (!bits) die("%s: tensor '%s' has unknown dtype '%s' (not a safetensors dtype)", path, name, e->dtype);
     e->rank = cJSON_GetArraySize(sh);
     if (e->rank > HF_MAX_RANK) die("%s: tensor '%s' has %d dimensions (at most %d)", path, name, e->rank, HF_MAX_RANK);
-    uint64_t numel = 1;
+    uint64_t numel = 1, nbits;
     for (int i = 0; i < e->rank; i++) {
         e->shape[i] = json_index(cJSON_GetArrayItem(sh, i));
-        if (e->shape[i] < 0 || e->shape[i] > (int64_t)1 << 40)
-            die("%s: tensor '%s' has an invalid shape entry", path, name);
-        numel *= (uint64_t)e->shape[i];
+        if (e->shape[i] < 0)
+            die("%s: tensor '%s': shape entry %d is not an integer 0 .. 2^53", path, name, i);
+        if (__builtin_mul_overflow(numel, (uint64_t)e->shape[i], &numel))
+            die("%s: tensor '%s': its shape's element count overflows 64 bits", path, name);
     }
+    if (__builtin_mul_overflow(numel, (uint64_t)bits, &nbits))
+        die("%s: tensor '%s': %llu elements of %s: the byte count overflows 64 bits", path, name,
+            (unsigned long long)numel, e->dtype);
+    if (nbits % 8) die("%s: tensor '%s': %llu elements of %s do not fill whole bytes", path, name,
+                       (unsigned long long)numel, e->dtype);
+    const uint64_t need = nbits / 8;
     int64_t b = json_index(cJSON_GetArrayItem(off, 0)), en = json_index(cJSON_GetArrayItem(off, 1));
-    if (b < 0 || en < b) die("%s: tensor '%s' has invalid data_offsets", path, name);
+    if (b < 0 || en < b)
+        die("%s: tensor '%s' has invalid data_offsets (two integers 0 .. 2^53, begin <= end)", path, name);
     e->begin = (uint64_t)b;
     e->end = (uint64_t)en;
     if (e->end > m->data_size)
@@ -170,29 +190,73 @@ static void parse_entry(HfDir *m, const cJSON *item, HfEntry *e) {
             "truncated file?)",
             path, name, (unsigned long long)e->begin, (unsigned long long)e->end,
             (unsigned long long)m->data_size);
-    int eb = dtype_bytes(e->dtype);
-    if (eb && e->end - e->begin != numel * (uint64_t)eb)
+    if (e->end - e->begin != need)
         die("%s: tensor '%s': data_offsets span %llu bytes, but %s of that shape needs %llu", path, name,
-            (unsigned long long)(e->end - e->begin), e->dtype, (unsigned long long)(numel * (uint64_t)eb));
+            (unsigned long long)(e->end - e->begin), e->dtype, (unsigned long long)need);
+}
+
+static int cmp_entry_name(const void *a, const void *b) {
+    return strcmp((*(const HfEntry *const *)a)->name, (*(const HfEntry *const *)b)->name);
+}
+
+static int cmp_entry_offsets(const void *a, const void *b) {
+    const HfEntry *x = *(const HfEntry *const *)a, *y = *(const HfEntry *const *)b;
+    if (x->begin != y->begin) return x->begin < y->begin ? -1 : 1;
+    return (x->end > y->end) - (x->end < y->end);
+}
+
+// No name twice; the data_offsets tile [0, data_size) exactly.
+static void check_layout(const HfDir *m) {
+    const char *path = m->weights_path;
+    const int n = m->n_entries;
+    const HfEntry **ord = xmalloc(sizeof(HfEntry *) * (size_t)(n ? n : 1));
+    for (int i = 0; i < n; i++) ord[i] = &m->entries[i];
+    qsort(ord, (size_t)n, sizeof(HfEntry *), cmp_entry_name);
+    for (int i = 1; i < n; i++)
+        if (!strcmp(ord[i]->name, ord[i - 1]->name))
+            die("%s: tensor '%s' is listed twice in the header", path, ord[i]->name);
+    qsort(ord, (size_t)n, sizeof(HfEntry *), cmp_entry_offsets);
+    uint64_t at = 0; // where the data covered so far ends
+    for (int i = 0; i < n; i++) {
+        const HfEntry *e = ord[i];
+        if (e->begin < at)
+            die("%s: tensors '%s' [%llu, %llu] and '%s' [%llu, %llu]: their data_offsets overlap", path,
+                ord[i - 1]->name, (unsigned long long)ord[i - 1]->begin, (unsigned long long)ord[i - 1]->end, e->name,
+                (unsigned long long)e->begin, (unsigned long long)e->end);
+        if (e->begin > at)
+            die("%s: no tensor holds data bytes [%llu, %llu) (before tensor '%s'): data_offsets must leave no gap",
+                path, (unsigned long long)at, (unsigned long long)e->begin, e->name);
+        at = e->end;
+    }
+    if (at != m->data_size)
+        die("%s: %llu bytes after the last tensor%s%s%s (the data section holds %llu; trailing bytes are not allowed)",
+            path, (unsigned long long)(m->data_size - at), n ? " ('" : "", n ? ord[n - 1]->name : "", n ? "')" : "",
+            (unsigned long long)m->data_size);
+    free(ord);
 }
 
 static void read_weights(HfDir *m) {
     const char *path = m->weights_path;
     int fd = open(path, O_RDONLY);
-    if (fd < 0) die("%s: cannot open", path);
+    if (fd < 0) die("%s: cannot open: %s", path, strerror(errno));
     struct stat st;
-    if (fstat(fd, &st) != 0) die("%s: cannot stat", path);
+    if (fstat(fd, &st) != 0) die("%s: cannot stat: %s", path, strerror(errno));
+    if (!S_ISREG(st.st_mode)) die("%s: not a regular file", path);
     m->size = (size_t)st.st_size;
     if (m->size < 8) die("%s: %zu bytes, too short for a safetensors header (truncated file?)", path, m->size);
     void *p = mmap(NULL, m->size, PROT_READ, MAP_PRIVATE, fd, 0);
+    const int map_errno = errno;
     close(fd);
-    if (p == MAP_FAILED) die("%s: cannot map %zu bytes", path, m->size);
+    if (p == MAP_FAILED) die("%s: cannot map %zu bytes: %s", path, m->size, strerror(map_errno));
     m->map = p;
     uint64_t hlen = 0;
     for (int i = 7; i >= 0; i--) hlen = hlen << 8 | m->map[i];
     if (hlen > m->size - 8)
         die("%s: header length %llu runs past the end of the file (%zu bytes; truncated file?)", path,
             (unsigned long long)hlen, m->size);
+    if (hlen > HF_MAX_HEADER)
+        die("%s: header length %llu is over the format's limit of %llu bytes", path, (unsigned long long)hlen,
+            HF_MAX_HEADER);
     m->data = m->map + 8 + hlen;
     m->data_size = m->size - 8 - hlen;
     m->header = cJSON_ParseWithLength((const char *)m->map + 8, (size_t)hlen);
@@ -201,9 +265,13 @@ static void read_weights(HfDir *m) {
     for (const cJSON *it = m->header->child; it; it = it->next) n++;
     m->entries = xcalloc((size_t)n, sizeof(HfEntry));
     for (const cJSON *it = m->header->child; it; it = it->next) {
-        if (!strcmp(it->string, "__metadata__")) continue;
+        if (!strcmp(it->string, "__metadata__")) {
+            if (!cJSON_IsObject(it)) die("%s: the header's '__metadata__' is not an object", path);
+            continue;
+        }
         parse_entry(m, it, &m->entries[m->n_entries++]);
     }
+    check_layout(m);
 }
 
 HfDir *hf_open(const char *dir) {

@@ -5,12 +5,20 @@
 // finishing step numbers the labels, checks that no clip is listed twice and
 // fills the ClipList. JSON files are walked one top-level entry at a time
 // with cJSON, so that an error can name the line where its entry starts.
+//
+// Nothing is allocated from a number a file states: label indices are checked
+// against INPUTS_MAX_LABELS (CSV) or against the number of labels labels.json
+// actually gives before any table is sized by them, so a 17-byte list cannot
+// ask for gigabytes. What is allocated grows with the file's own size (its
+// text, one row per line or entry), and lines or entries past MAX_ROWS are
+// refused so that no count overflows an int.
 #define _POSIX_C_SOURCE 200809L // strcasecmp
 #include "stsae/inputs.h"
 
 #include <cjson/cJSON.h>
 #include <ctype.h>
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +27,8 @@
 
 #include "stsae/common.h"
 #include "stsae/paths.h"
+
+enum { MAX_ROWS = 1 << 28 }; // lines of a CSV, entries of a JSON file
 
 static char *dup(const char *s) {
     size_t n = strlen(s);
@@ -40,11 +50,11 @@ static char *slurp(const char *path, size_t *len, char *err, size_t cap) {
         n += r;
         if (c - n - 1 == 0) buf = xrealloc(buf, c *= 2);
     }
-    int bad = ferror(f);
+    int bad = ferror(f) ? errno : 0;
     fclose(f);
     if (bad) {
         free(buf);
-        errorf(err, cap, "%s: read error", path);
+        errorf(err, cap, "%s: cannot read: %s", path, strerror(bad));
         return NULL;
     }
     buf[n] = 0;
@@ -86,16 +96,43 @@ static int cmp_row_id(const void *a, const void *b) {
     return c ? c : (x->line > y->line) - (x->line < y->line);
 }
 
-// An index 0..INT_MAX written in decimal, or -1.
-static int parse_index(const char *s) {
-    if (!*s) return -1;
-    long v = 0;
-    for (const char *p = s; *p; p++) {
-        if (!isdigit((unsigned char)*p)) return -1;
-        v = v * 10 + (*p - '0');
-        if (v > 1000000000L) return -1;
+// 1 when s is a decimal integer (digits with an optional sign), its value in
+// *v (which stops growing past about 10^17, so never overflows: any such value
+// is out of range anyway); 0 when it is not (a name).
+static int label_integer(const char *s, long long *v) {
+    const char *p = s + (*s == '-' || *s == '+');
+    if (!*p) return 0;
+    long long x = 0;
+    for (; *p; p++) {
+        if (!isdigit((unsigned char)*p)) return 0;
+        if (x < LLONG_MAX / 100) x = x * 10 + (*p - '0');
     }
-    return (int)v;
+    *v = *s == '-' ? -x : x;
+    return 1;
+}
+
+// An index 0 .. INPUTS_MAX_LABELS-1 written in decimal, or -1.
+static int parse_index(const char *s) {
+    long long v;
+    return label_integer(s, &v) && v >= 0 && v < INPUTS_MAX_LABELS ? (int)v : -1;
+}
+
+// "FILE:LINE: label index TEXT ..." for an integer label that is not an index.
+static int index_error(const char *file, int line, const char *text, long long v, char *err, size_t cap) {
+    if (v < 0)
+        return errorf(err, cap, "%s:%d: label index %s is negative (label indices are 0..%d)", file, line, text,
+                      INPUTS_MAX_LABELS - 1);
+    return errorf(err, cap, "%s:%d: label index %s is too large (at most %d, INPUTS_MAX_LABELS - 1; give the labels "
+                            "as names instead)", file, line, text, INPUTS_MAX_LABELS - 1);
+}
+
+int inputs_check_label_values(const char *file, const char *object, const float *v, size_t n, char *err,
+                              size_t errcap) {
+    for (size_t i = 0; i < n; i++)
+        if (!(v[i] >= 0 && v[i] < (float)INPUTS_MAX_LABELS && v[i] == floorf(v[i])))
+            return errorf(err, errcap, "%s: %s[%zu] = %.17g is not a label index (an integer 0..%d)", file, object, i,
+                          (double)v[i], INPUTS_MAX_LABELS - 1);
+    return 0;
 }
 
 // names: given (n_names of them, by index; rows' labels are indices) or NULL
@@ -120,14 +157,17 @@ static int finish(const char *file, Rows *rs, char **names, int n_names, ClipLis
     if (rc == 0 && names) {
         for (int i = 0; i < rs->n; i++) label[i] = parse_index(rs->r[i].label);
     } else if (rc == 0) {
-        int numeric = parse_index(rs->r[0].label) >= 0, max = -1;
+        long long v;
+        int numeric = label_integer(rs->r[0].label, &v), max = -1;
         for (int i = 0; i < rs->n && rc == 0; i++) {
-            int v = parse_index(rs->r[i].label);
-            if ((v >= 0) != numeric)
-                rc = errorf(err, cap, "%s:%d: label '%s' is %s but line %d's is %s; use one kind", file,
-                          rs->r[i].line, rs->r[i].label, numeric ? "a name" : "an index", rs->r[0].line,
-                          numeric ? "an index" : "a name");
-            if (v > max) max = v;
+            const Row *r = &rs->r[i];
+            if (label_integer(r->label, &v) != numeric)
+                rc = errorf(err, cap, "%s:%d: label '%s' is %s but line %d's is %s; use one kind", file, r->line,
+                            r->label, numeric ? "a name" : "an index", rs->r[0].line, numeric ? "an index" : "a name");
+            else if (numeric && (v < 0 || v >= INPUTS_MAX_LABELS))
+                rc = index_error(file, r->line, r->label, v, err, cap);
+            else if (numeric && v > max)
+                max = (int)v;
         }
         if (rc == 0 && numeric) {
             n_names = max + 1;
@@ -146,7 +186,10 @@ static int finish(const char *file, Rows *rs, char **names, int n_names, ClipLis
             for (int i = 0; i < rs->n; i++)
                 if (i == 0 || strcmp(all[i], all[i - 1])) names[n_names++] = dup(all[i]);
             free(all);
-            for (int i = 0; i < rs->n; i++) {
+            if (n_names > INPUTS_MAX_LABELS)
+                rc = errorf(err, cap, "%s: %d distinct labels, more than INPUTS_MAX_LABELS (%d)", file, n_names,
+                            INPUTS_MAX_LABELS);
+            for (int i = 0; i < rs->n && rc == 0; i++) {
                 char **hit = bsearch(&rs->r[i].label, names, (size_t)n_names, sizeof(char *), cmp_str);
                 label[i] = (int)(hit - names);
             }
@@ -247,7 +290,10 @@ static int csv_each(const char *file, CsvRow fn, void *ctx, char *err, size_t ca
         if (nl) *nl = 0;
         size_t n = strlen(s);
         if (n && s[n - 1] == '\r') s[--n] = 0;
-        line++;
+        if (++line > MAX_ROWS) {
+            rc = errorf(err, cap, "%s:%d: more than %d lines", file, line, MAX_ROWS);
+            break;
+        }
         const char *p = s;
         while (*p == ' ' || *p == '\t') p++;
         if (line == 1 && (unsigned char)p[0] == 0xEF && (unsigned char)p[1] == 0xBB && (unsigned char)p[2] == 0xBF)
@@ -372,8 +418,9 @@ int inputs_read_k400(const char *videos, const char *csv, ClipList *out, char *e
         rows_free(&c.rows);
         return -1;
     }
+    long long v;
     for (int i = 0; i < c.rows.n; i++)
-        if (parse_index(c.rows.r[i].label) >= 0) {
+        if (label_integer(c.rows.r[i].label, &v)) {
             rows_free(&c.rows);
             return errorf(err, errcap, "%s:%d: label '%s' is a number; Kinetics labels are class names", csv,
                         c.rows.r[i].line, c.rows.r[i].label);
@@ -399,9 +446,10 @@ static int json_each(const char *file, const char *text, size_t len, char open, 
     int line = 1;
 #define AT(q) (line += count_nl(counted, (q)), counted = (q), line)
     const char close = open == '[' ? ']' : '}';
-    int rc = 0, first = 1;
+    int rc = 0, first = 1, items = 0;
     for (;;) {
         while (p < end && isspace((unsigned char)*p)) p++;
+        if (++items > MAX_ROWS) return errorf(err, cap, "%s:%d: more than %d entries", file, AT(p), MAX_ROWS);
         if (first) {
             if (p == end || *p != open)
                 return errorf(err, cap, "%s:%d: expected a JSON %s", file, AT(p), open == '[' ? "list" : "object");
@@ -453,34 +501,71 @@ static int json_each(const char *file, const char *text, size_t len, char open, 
     return 0;
 }
 
+// labels.json's members in file order; the table by index is built only once
+// their number is known, so an index is bounded by it, not by its value.
+typedef struct {
+    char *name;
+    long long index;
+    int line;
+} LabelItem;
+
 typedef struct {
     const char *file;
-    char **names; // by index
+    LabelItem *item;
     int n, cap;
-    int *line;    // where each index was given
 } LabelsCtx;
 
 static int labels_item(void *vc, const char *key, const cJSON *v, int line, char *err, size_t cap) {
     LabelsCtx *c = vc;
-    int idx = -1;
-    if (cJSON_IsString(v)) idx = parse_index(v->valuestring);
-    else if (cJSON_IsNumber(v) && v->valuedouble >= 0 && v->valuedouble < 1e9 && v->valuedouble == floor(v->valuedouble))
-        idx = (int)v->valuedouble;
-    if (idx < 0) return errorf(err, cap, "%s:%d: '%s': the index must be a non-negative integer", c->file, line, key);
-    if (idx >= c->cap) {
-        int nc = idx + 64;
-        c->names = xrealloc(c->names, sizeof(char *) * (size_t)nc);
-        c->line = xrealloc(c->line, sizeof(int) * (size_t)nc);
-        for (int k = c->cap; k < nc; k++) c->names[k] = NULL;
-        c->cap = nc;
+    long long idx = -1;
+    if (cJSON_IsString(v)) {
+        if (!label_integer(v->valuestring, &idx)) idx = -1;
+    } else if (cJSON_IsNumber(v) && v->valuedouble == floor(v->valuedouble)) {
+        idx = v->valuedouble > 9e18 ? (long long)9e18 : (long long)v->valuedouble;
     }
-    if (c->names[idx])
-        return errorf(err, cap, "%s:%d: '%s' has index %d, as '%s' at line %d", c->file, line, key, idx, c->names[idx],
-                    c->line[idx]);
-    c->names[idx] = dup(key);
-    c->line[idx] = line;
-    if (idx >= c->n) c->n = idx + 1;
+    if (idx < 0) return errorf(err, cap, "%s:%d: '%s': the index must be a non-negative integer", c->file, line, key);
+    if (c->n == c->cap) c->item = xrealloc(c->item, sizeof(LabelItem) * (size_t)(c->cap = 2 * c->cap + 64));
+    c->item[c->n++] = (LabelItem){dup(key), idx, line};
     return 0;
+}
+
+// The names by index (n of them, indices 0..n-1 each given once), or NULL with
+// "FILE:LINE: ..." naming the first member whose index is out of range or taken.
+static char **labels_table(const LabelsCtx *c, int **line_of, char *err, size_t cap) {
+    const int n = c->n;
+    if (n == 0) return errorf(err, cap, "%s: no label", c->file), NULL;
+    if (n > INPUTS_MAX_LABELS)
+        return errorf(err, cap, "%s: %d labels, more than INPUTS_MAX_LABELS (%d)", c->file, n, INPUTS_MAX_LABELS), NULL;
+    char **names = xcalloc((size_t)n, sizeof(char *));
+    int *line = xcalloc((size_t)n, sizeof(int));
+    int rc = 0;
+    for (int i = 0; i < n && rc == 0; i++) {
+        const LabelItem *it = &c->item[i];
+        if (it->index >= n) {
+            for (int j = 0; j < n; j++)
+                if (c->item[j].index < n) line[c->item[j].index] = 1;
+            int missing = 0;
+            while (line[missing]) missing++; // one exists: this index takes no slot below n
+            rc = errorf(err, cap, "%s:%d: '%s' has index %lld, but the file gives %d labels (indices must be 0..%d; no "
+                                  "label has index %d)", c->file, it->line, it->name, it->index, n, n - 1, missing);
+        }
+    }
+    for (int i = 0; i < n && rc == 0; i++) {
+        const LabelItem *it = &c->item[i];
+        const int k = (int)it->index;
+        if (names[k])
+            rc = errorf(err, cap, "%s:%d: '%s' has index %d, as '%s' at line %d", c->file, it->line, it->name, k,
+                        names[k], line[k]);
+        names[k] = it->name;
+        line[k] = it->line;
+    }
+    if (rc != 0) {
+        free(names);
+        free(line);
+        return NULL;
+    }
+    *line_of = line;
+    return names;
 }
 
 typedef struct {
@@ -506,13 +591,16 @@ static int ann_item(void *vc, const char *key, const cJSON *v, int line, char *e
     if (!cJSON_IsObject(v)) return errorf(err, cap, "%s:%d: entry %d is not an object", c->file, line, entry);
     const cJSON *id = cJSON_GetObjectItemCaseSensitive(v, "id");
     const cJSON *tpl = cJSON_GetObjectItemCaseSensitive(v, "template");
-    char idb[64];
+    char num[32];
+    const char *idb = num; // the id as text, whole
     if (cJSON_IsString(id) && id->valuestring[0] && !strchr(id->valuestring, '/'))
-        snprintf(idb, sizeof(idb), "%s", id->valuestring);
-    else if (cJSON_IsNumber(id) && id->valuedouble >= 0 && id->valuedouble == floor(id->valuedouble))
-        snprintf(idb, sizeof(idb), "%.0f", id->valuedouble);
+        idb = id->valuestring;
+    else if (cJSON_IsNumber(id) && id->valuedouble >= 0 && id->valuedouble < 9007199254740992.0 &&
+             id->valuedouble == floor(id->valuedouble))
+        snprintf(num, sizeof(num), "%.0f", id->valuedouble);
     else
-        return errorf(err, cap, "%s:%d: entry %d has no 'id' (a string or a number)", c->file, line, entry);
+        return errorf(err, cap, "%s:%d: entry %d has no 'id' (a string without '/', or an integer 0..2^53)", c->file,
+                      line, entry);
     if (!cJSON_IsString(tpl))
         return errorf(err, cap, "%s:%d: entry %d (id %s) has no 'template'", c->file, line, entry, idb);
     // the class: the template without its brackets
@@ -531,10 +619,13 @@ static int ann_item(void *vc, const char *key, const cJSON *v, int line, char *e
         return rc;
     }
     free(name);
-    char file[80], lab[16];
-    snprintf(file, sizeof(file), "%s.webm", idb);
+    const size_t n_id = strlen(idb);
+    char *file = xmalloc(n_id + 6), lab[16];
+    memcpy(file, idb, n_id);
+    memcpy(file + n_id, ".webm", 6);
     snprintf(lab, sizeof(lab), "%d", found);
     rows_add(&c->rows, path_join(c->videos, file), dup(idb), dup(lab), -1, line);
+    free(file);
     return 0;
 }
 
@@ -547,17 +638,20 @@ int inputs_read_ssv2(const char *videos, const char *annotations, const char *la
     LabelsCtx lc = {.file = labels};
     int rc = json_each(labels, text, len, '{', labels_item, &lc, err, errcap);
     free(text);
-    if (rc == 0 && lc.n == 0) rc = errorf(err, errcap, "%s: no label", labels);
-    for (int k = 0; k < lc.n && rc == 0; k++)
-        if (!lc.names[k]) rc = errorf(err, errcap, "%s: no label has index %d (indices must be 0..%d)", labels, k, lc.n - 1);
+    char **names = NULL; // by index, lc.n of them (the strings belong to lc.item)
+    int *line_of = NULL;
+    if (rc == 0) {
+        names = labels_table(&lc, &line_of, err, errcap);
+        rc = names ? 0 : -1;
+    }
     AnnCtx ac = {.file = annotations, .labels_file = labels, .videos = videos, .n_labels = lc.n};
     if (rc == 0) {
         ac.sorted = xmalloc(sizeof(NamedIndex) * (size_t)lc.n);
-        for (int k = 0; k < lc.n; k++) ac.sorted[k] = (NamedIndex){lc.names[k], k};
+        for (int k = 0; k < lc.n; k++) ac.sorted[k] = (NamedIndex){names[k], k};
         qsort(ac.sorted, (size_t)lc.n, sizeof(NamedIndex), cmp_named);
         for (int k = 1; k < lc.n && rc == 0; k++)
             if (!strcmp(ac.sorted[k].name, ac.sorted[k - 1].name))
-                rc = errorf(err, errcap, "%s:%d: label '%s' is listed twice", labels, lc.line[ac.sorted[k].index],
+                rc = errorf(err, errcap, "%s:%d: label '%s' is listed twice", labels, line_of[ac.sorted[k].index],
                           ac.sorted[k].name);
     }
     if (rc == 0) {
@@ -566,15 +660,16 @@ int inputs_read_ssv2(const char *videos, const char *annotations, const char *la
         free(text);
     }
     free(ac.sorted);
-    free(lc.line);
+    free(line_of);
     if (rc != 0) {
-        for (int k = 0; k < lc.cap; k++) free(lc.names[k]);
-        free(lc.names);
+        for (int k = 0; k < lc.n; k++) free(lc.item[k].name); // the strings `names` points to
+        free(lc.item);
+        free(names);
         rows_free(&ac.rows);
         return -1;
     }
-    for (int k = lc.n; k < lc.cap; k++) free(lc.names[k]);
-    return finish(annotations, &ac.rows, lc.names, lc.n, out, err, errcap);
+    free(lc.item); // its strings now belong to `names`, which finish takes
+    return finish(annotations, &ac.rows, names, lc.n, out, err, errcap);
 }
 
 // --- default split -------------------------------------------------------------------------

@@ -14,7 +14,12 @@ reference suite: tiny random-weight DINOv2 and VideoMAE checkpoints in Hugging
   prefix, q/v biases or final norm, a sequence long enough to split the
   attention into row blocks, and unaligned tensors in the file.
 bad suite: broken checkpoints, configs and inputs; each must exit 1 with one
-  line naming the file and the tensor, key or attribute, and no OUT.h5.
+  line naming the file and the tensor, key or attribute (and the system's
+  reason for a file that cannot be opened), and no OUT.h5. Hostile
+  safetensors headers among them: shapes whose element or byte count
+  overflows 64 bits, overlapping data_offsets, data no tensor holds, bytes
+  after the last tensor, an unknown dtype, a tensor listed twice, more than 8
+  dimensions.
 
   /usr/bin/python3 tests/test_backbone.py --stsae build/stsae
         [--suite reference|bad|all] [--only dinov2,videomae,pixels] [--workdir DIR]
@@ -216,6 +221,53 @@ def remove_file(name):
     return lambda d: os.remove(os.path.join(d, name))
 
 
+def append_bytes(n):
+    def mutate(d):
+        with open(os.path.join(d, "model.safetensors"), "ab") as f:
+            f.write(b"\0" * n)
+    return mutate
+
+
+def header_edit(fn):
+    """Rewrites model.safetensors' JSON header: fn(header dict) returns the new
+    dict, or the new header text as bytes; the data section is kept."""
+    def mutate(d):
+        p = os.path.join(d, "model.safetensors")
+        with open(p, "rb") as f:
+            raw = f.read()
+        n = int.from_bytes(raw[:8], "little")
+        out = fn(json.loads(raw[8:8 + n]))
+        text = out if isinstance(out, bytes) else json.dumps(out).encode()
+        text += b" " * (-len(text) % 8)
+        with open(p, "wb") as f:
+            f.write(len(text).to_bytes(8, "little") + text + raw[8 + n:])
+    return mutate
+
+
+def data_end(h):
+    return max(v["data_offsets"][1] for k, v in h.items() if k != "__metadata__")
+
+
+def add_tensor(name, dtype, shape):
+    """An extra tensor of 0 bytes at the end of the data, whatever its shape claims."""
+    return lambda h: {**h, name: {"dtype": dtype, "shape": shape, "data_offsets": [data_end(h), data_end(h)]}}
+
+
+def share_offsets(name, other):
+    return lambda h: {**h, name: {**h[name], "data_offsets": list(h[other]["data_offsets"])}}
+
+
+def set_dtype(name, dtype):
+    return lambda h: {**h, name: {**h[name], "dtype": dtype}}
+
+
+def listed_twice(name):
+    def fn(h):
+        text = json.dumps(h)
+        return ("{" + json.dumps(name) + ": " + json.dumps(h[name]) + ", " + text[1:]).encode()
+    return fn
+
+
 V = "videomae."
 # (name, model, mutations {cfg, tensors, files, input}, words the message must contain)
 BAD = [
@@ -234,8 +286,28 @@ BAD = [
     ("file too short", "dinov2", {"files": truncate_to(5)}, ["model.safetensors", "too short"]),
     ("header not JSON", "dinov2", {"files": write_file("model.safetensors", (16).to_bytes(8, "little") + b"{not json at all")},
      ["model.safetensors", "header is not a valid JSON"]),
-    ("no safetensors", "dinov2", {"files": remove_file("model.safetensors")}, ["model.safetensors", "cannot open"]),
-    ("no config", "dinov2", {"files": remove_file("config.json")}, ["config.json", "cannot open"]),
+    ("no safetensors", "dinov2", {"files": remove_file("model.safetensors")},
+     ["model.safetensors", "cannot open", "No such file or directory"]),
+    ("no config", "dinov2", {"files": remove_file("config.json")},
+     ["config.json", "cannot open", "No such file or directory"]),
+    ("shape of 2^64 elements in 0 bytes", "dinov2", {"files": header_edit(add_tensor("huge", "F32", [2**32, 2**32]))},
+     ["model.safetensors", "'huge'", "overflow"]),
+    ("shape of 2^64 bytes in 0 bytes", "dinov2", {"files": header_edit(add_tensor("huge", "F32", [2**31, 2**31]))},
+     ["model.safetensors", "'huge'", "overflow"]),
+    ("overlapping data_offsets", "dinov2",
+     {"files": header_edit(share_offsets("encoder.layer.0.norm1.bias", "encoder.layer.0.norm1.weight"))},
+     ["model.safetensors", "overlap", "'encoder.layer.0.norm1.bias'", "'encoder.layer.0.norm1.weight'"]),
+    ("data no tensor holds", "dinov2",
+     {"files": header_edit(lambda h: {k: v for k, v in h.items() if k != "encoder.layer.0.norm1.bias"})},
+     ["model.safetensors", "no tensor holds data bytes", "gap"]),
+    ("bytes after the last tensor", "dinov2", {"files": append_bytes(64)},
+     ["model.safetensors", "64 bytes after the last tensor"]),
+    ("unknown dtype", "dinov2", {"files": header_edit(set_dtype("encoder.layer.0.norm1.bias", "F17"))},
+     ["model.safetensors", "'encoder.layer.0.norm1.bias'", "unknown dtype 'F17'"]),
+    ("tensor listed twice", "dinov2", {"files": header_edit(listed_twice("layernorm.bias"))},
+     ["model.safetensors", "'layernorm.bias'", "twice"]),
+    ("rank above 8", "dinov2", {"files": header_edit(add_tensor("deep", "F32", [1] * 9))},
+     ["model.safetensors", "'deep'", "9 dimensions"]),
     ("broken config JSON", "dinov2", {"files": write_file("config.json", b'{"model_type": "dinov2", "hidden_size": 32,')},
      ["config.json", "not valid JSON"]),
     ("config key missing", "dinov2", {"cfg": cfg_set("num_attention_heads", None)}, ["config.json", "'num_attention_heads'"]),
@@ -258,7 +330,7 @@ BAD = [
     ("pixels not 5-D", "dinov2", {"input": {"pixels_4d": True}}, ["IN.h5", "'pixels'", "dimensions"]),
     ("NaN pixel", "dinov2", {"input": {"nan": True}}, ["IN.h5", "/pixels", "non-finite"]),
     ("pixels backbone without patch", "pixels", {"input": {}}, ["IN.h5", "'patch'"]),
-    ("no such model directory", "missing", {}, ["config.json", "cannot open"]),
+    ("no such model directory", "missing", {}, ["config.json", "cannot open", "No such file or directory"]),
 ]
 
 

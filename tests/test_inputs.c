@@ -8,9 +8,14 @@
 //   zero-padded file name, val -> test;
 //   the stratified default split (counts per label, fixed splits kept,
 //   deterministic);
-//   every kind of bad input: the error names the file and the exact line.
+//   every kind of bad input: the error names the file and the exact line;
+//   label indices bounded (INPUTS_MAX_LABELS for CSV indices and numeric
+//   label values, the number of labels for labels.json), negative ones
+//   refused, before anything is allocated from them; long SSv2 ids kept whole;
+//   a missing file names the system's reason.
 // Usage: test_inputs DIR (a scratch directory). Prints "N passed, M failed";
 // exits 1 on any failure.
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -155,7 +160,40 @@ static void test_csv(void) {
     expect(rc != 0 && strstr(err, "e9.csv: lists no clip"), "csv: no clip");
     snprintf(want, sizeof(want), "%s/missing.csv", dir);
     rc = inputs_read_csv(want, &l, err, sizeof(err));
-    expect(rc != 0 && strstr(err, "missing.csv: cannot open"), "csv: missing file");
+    expect(rc != 0 && strstr(err, "missing.csv: cannot open") && strstr(err, "No such file or directory"),
+           "csv: missing file, with the system's reason");
+
+    // label indices are bounded (INPUTS_MAX_LABELS): a 17-byte file must not allocate gigabytes
+    p = write_file("big1.csv", "a.mp4,1000000000\n");
+    expect_error(inputs_read_csv(p, &l, err, sizeof(err)), err, "big1.csv", 1, "label index 1000000000",
+                 "csv: label index 10^9 refused");
+    p = write_file("big2.csv", "a.mp4,0\nb.mp4,70000\n");
+    expect_error(inputs_read_csv(p, &l, err, sizeof(err)), err, "big2.csv", 2, "at most 65535",
+                 "csv: label index past the cap refused");
+    p = write_file("big3.csv", "a.mp4,99999999999999999999\n");
+    expect_error(inputs_read_csv(p, &l, err, sizeof(err)), err, "big3.csv", 1, "at most 65535",
+                 "csv: an all-digit label too large for an int is an index, refused");
+    p = write_file("neg.csv", "a.mp4,-1\nb.mp4,2\n");
+    expect_error(inputs_read_csv(p, &l, err, sizeof(err)), err, "neg.csv", 1, "negative",
+                 "csv: negative label index refused");
+    p = write_file("cap.csv", "a.mp4,65535\nb.mp4,0\n");
+    rc = inputs_read_csv(p, &l, err, sizeof(err));
+    expect(rc == 0 && l.n_labels == 65536 && l.clip[0].label == 65535, "csv: the largest index allowed reads");
+    if (rc == 0) inputs_free(&l);
+    else printf("     %s\n", err);
+
+    // the same bound for labels given as numbers (the preprocessed-pixels input's /labels)
+    const float ok_v[3] = {0, 3, 65535}, bad_v[][3] = {{0, 1e9f, 1}, {0, -1, 1}, {0, 1.5f, 1}, {0, NAN, 1}};
+    rc = inputs_check_label_values("p.h5", "/labels", ok_v, 3, err, sizeof(err));
+    expect(rc == 0, "label values: 0, 3, 65535 accepted");
+    const char *why[] = {"1000000000", "-1", "1.5", "nan"};
+    for (int k = 0; k < 4; k++) {
+        rc = inputs_check_label_values("p.h5", "/labels", bad_v[k], 3, err, sizeof(err));
+        char name[64];
+        snprintf(name, sizeof(name), "label values: %s refused", why[k]);
+        expect(rc != 0 && strstr(err, "p.h5: /labels[1] = ") && strstr(err, why[k]), name);
+        if (rc == 0 || !strstr(err, why[k])) printf("     rc %d, got '%s'\n", rc, err);
+    }
 }
 
 static void test_ssv2(void) {
@@ -210,11 +248,43 @@ static void test_ssv2(void) {
     expect_error(inputs_read_ssv2("/v", ann, bl, &l, err, sizeof(err)), err, "labels_dup.json", 3,
                  "has index 0, as 'A' at line 2", "ssv2: labels with a repeated index");
     bl = write_file("labels_gap.json", "{\"A\": \"0\", \"B\": \"2\"}");
-    rc = inputs_read_ssv2("/v", ann, bl, &l, err, sizeof(err));
-    expect(rc != 0 && strstr(err, "labels_gap.json: no label has index 1"), "ssv2: labels with a gap");
+    expect_error(inputs_read_ssv2("/v", ann, bl, &l, err, sizeof(err)), err, "labels_gap.json", 1,
+                 "no label has index 1", "ssv2: labels with a gap");
     bl = write_file("labels_bad.json", "{\n\"A\": \"0\",\n\"B\": \"x\"\n}");
     expect_error(inputs_read_ssv2("/v", ann, bl, &l, err, sizeof(err)), err, "labels_bad.json", 3,
                  "non-negative integer", "ssv2: label index not a number");
+    // an index is bounded by the number of labels the file gives: no table of 10^9 entries
+    bl = write_file("labels_huge.json", "{\n\"A\": \"0\",\n\"B\": \"999999999\"\n}");
+    expect_error(inputs_read_ssv2("/v", ann, bl, &l, err, sizeof(err)), err, "labels_huge.json", 3,
+                 "index 999999999, but the file gives 2 labels", "ssv2: label index 999999999 refused");
+    bl = write_file("labels_far.json", "{\n\"A\": 0,\n\"B\": 5000000\n}");
+    expect_error(inputs_read_ssv2("/v", ann, bl, &l, err, sizeof(err)), err, "labels_far.json", 3,
+                 "indices must be 0..1", "ssv2: label index past the count refused at its line");
+    bl = write_file("labels_neg.json", "{\n\"A\": 0,\n\"B\": -1\n}");
+    expect_error(inputs_read_ssv2("/v", ann, bl, &l, err, sizeof(err)), err, "labels_neg.json", 3,
+                 "non-negative integer", "ssv2: negative label index refused");
+    // ids are kept whole, however long
+    char idtext[1024], longid[201];
+    memset(longid, '7', 200);
+    longid[200] = 0;
+    snprintf(idtext, sizeof(idtext), "[{\"id\": \"%s\", \"template\": \"Holding [something]\"},\n"
+                                     " {\"id\": \"%.199s8\", \"template\": \"Holding [something]\"}]", longid, longid);
+    bad = write_file("longid.json", idtext);
+    labels = write_file("labels_h.json", "{\"Holding something\": \"0\"}"); // write_file's paths are reused
+    rc = inputs_read_ssv2("/v", bad, labels, &l, err, sizeof(err));
+    expect(rc == 0 && l.n == 2, "ssv2: two long ids that share a 199-character prefix read");
+    if (rc == 0) {
+        char want[300];
+        snprintf(want, sizeof(want), "/v/%s.webm", longid);
+        expect_str(l.clip[0].clip_id, longid, "ssv2: a 200-character id kept whole");
+        expect_str(l.clip[0].path, want, "ssv2: its path VIDEOS/<id>.webm whole");
+        inputs_free(&l);
+    } else {
+        printf("     %s\n", err);
+    }
+    rc = inputs_read_ssv2("/v", ann, "/nonexistent/labels.json", &l, err, sizeof(err));
+    expect(rc != 0 && strstr(err, "/nonexistent/labels.json: cannot open: No such file or directory"),
+           "ssv2: missing labels.json, with the system's reason");
 }
 
 static void test_k400(void) {

@@ -11,13 +11,35 @@
 // different training groups read the same file at their own pace, so no read
 // is collective. Every check that can fail on a user's file (missing layer,
 // wrong shapes, wrong type, clips not done) is reported by features_open as a
-// message naming the file and dataset, so every rank can fail together.
+// message naming the file and dataset (or attribute) and what was found, so
+// every rank can fail together.
+//
+// What features_open accepts, and why:
+// - /features/layer_LL must be IEEE binary16 (sign bit 15, 5 exponent bits,
+//   bias 15, 10 mantissa bits; either byte order), rank 4 [clips, T, N, d].
+//   Anything else (bfloat16, float32, integers) is refused naming the type
+//   found: HDF5 would convert it to float16 silently on read, rounding
+//   bfloat16's range away or doubling the file for nothing. Write float16
+//   (h5py: dtype=np.float16; from bfloat16 or float32, convert first).
+// - root attributes T, H, W, N, d: one integer each (any integer type, or a
+//   float holding a whole number), 1 .. 2^31-1, with N = H x W (in 64 bits)
+//   and T, N, d equal to the dataset's dims.
+// - per clip T x N x d <= FEATURES_MAX_CLIP_VALUES (2^31 - 1 values, 4 GiB of
+//   float16; real clips are a few million) so that the readers' int token and
+//   value counts cannot overflow; clips <= 2^31 - 1; every product in 64 bits.
+// - /labels, /split, /done: integer datasets of one entry per clip; /clip_ids
+//   one string per clip; /label_names at most INPUTS_MAX_LABELS (inputs.h)
+//   strings; fixed-length strings at most 64 KiB each. Counts are checked
+//   before anything is allocated from them.
 #ifndef STSAE_FEATURES_H
 #define STSAE_FEATURES_H
 
 #include <hdf5.h>
 #include <stddef.h>
 #include <stdint.h>
+
+// The most values (T x N x d) one clip of a feature file may hold.
+#define FEATURES_MAX_CLIP_VALUES 2147483647
 
 // IEEE binary16 little-endian, as h5py reads float16 (HDF5 1.10 has no
 // predefined half type). H5Tclose it after use.

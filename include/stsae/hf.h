@@ -8,10 +8,17 @@
 //
 // Every failure is one line naming the file and the key or tensor (bad JSON,
 // a missing key, a truncated file, offsets past its end, a missing tensor, a
-// wrong dtype or shape), then exit 1: the loader never crashes on a bad
+// wrong dtype or shape) and, for a file that cannot be opened or read, the
+// system's reason; then exit 1: the loader never crashes on a bad
 // checkpoint. The safetensors header is validated in full when the directory
-// is opened; tensor data are read in place from the mapping (copied only when
-// a tensor is not 4-byte aligned). Little-endian hosts only, like the format.
+// is opened, as the reference implementation does: header length within the
+// file and at most 100 MB; each tensor a known dtype, at most 8 dimensions
+// of integers below 2^53, its element and byte counts computed with overflow
+// checks and equal to its data_offsets' span; no tensor named twice; the
+// data_offsets tiling the data section exactly (no overlap, no gap, no byte
+// after the last tensor). Tensor data are read in place from the mapping
+// (copied only when a tensor is not 4-byte aligned). Little-endian hosts
+// only, like the format.
 #ifndef STSAE_HF_H
 #define STSAE_HF_H
 
