@@ -12,6 +12,13 @@
 // defaults (parsed like overrides, so the table's defaults are checked too),
 // and rewrites numbers in canonical form. libyaml does no typing: every
 // scalar is text, and the schema decides what it must parse as.
+//
+// libyaml keeps an alias as a reference to its anchor; convert() copies the
+// anchored value at every use, so a few hundred bytes of nested aliases
+// ("billion laughs") would expand to billions of nodes. convert() counts the
+// nodes it makes and stops at MAX_NODES (100,000: a deck of the paper's grid
+// holds a few hundred) with a `FILE:LINE: key` error. Integers must fit
+// int64_t (no silent LLONG_MAX) and then the schema's range.
 #include "stsae/deck.h"
 
 #include <ctype.h>
@@ -27,6 +34,7 @@
 #define PATH_CAP 256 // longest dotted path, indices included
 #define MAX_SEGS 16  // segments of a dotted path
 #define MAX_DEPTH 32 // nesting of a deck (also stops self-referencing aliases)
+#define MAX_NODES 100000 // values of one load, aliases expanded (stops "billion laughs")
 #define COMMENT_COL 44
 
 typedef enum { N_SCALAR, N_LIST, N_MAP } Kind;
@@ -56,6 +64,8 @@ typedef struct {
     Deck *d;
     char *err;
     size_t cap;
+    long nodes;   // converted so far (file, overrides, defaults), against MAX_NODES
+    int key_line; // line of the innermost key being converted (aliases keep their anchor's lines)
 } Ctx;
 
 // --- nodes --------------------------------------------------------------------
@@ -319,7 +329,10 @@ static int convert_map(Ctx *c, Node *n, yaml_document_t *doc, yaml_node_t *y, co
         join(kp, path, key);
         const Node *first = node_child(n, key);
         if (first) return fail(c, &here, kp, "duplicate key (first given at line %d)", first->line);
+        const int outer = c->key_line;
+        c->key_line = here.line;
         Node *kid = convert(c, doc, yaml_document_get_node(doc, pr->value), origin, is_file, kp, depth + 1);
+        c->key_line = outer;
         if (!kid) return -1;
         kid->key = xstrdup(key);
         kid->line = here.line; // a key's value is reported at the key's line
@@ -348,6 +361,9 @@ static Node *convert(Ctx *c, yaml_document_t *doc, yaml_node_t *y, const char *o
     int bad = 0;
     if (depth > MAX_DEPTH) {
         bad = fail(c, n, path, "nested too deeply");
+    } else if (++c->nodes > MAX_NODES) { // an alias is converted once per use: count every copy
+        Node at = {.origin = origin, .line = c->key_line};
+        bad = fail(c, &at, path, "the deck holds more than %d values (YAML aliases expanded)", MAX_NODES);
     } else if (kind == N_SCALAR) {
         n->text = xstrdup((const char *)y->data.scalar.value);
         n->quoted = y->data.scalar.style != YAML_PLAIN_SCALAR_STYLE;
@@ -524,13 +540,18 @@ static int in_range(const DeckKey *k, double v) {
     return (r.lo_open ? v > r.lo : v >= r.lo) && (r.hi_open ? v < r.hi : v <= r.hi);
 }
 
+// A decimal integer that fits int64_t; beyond it (strtoll's ERANGE) is not an
+// integer at all, never LLONG_MAX. The schema's ranges then bound it further.
 static int parse_int(const char *s, int64_t *v) {
     const char *p = s + (*s == '+' || *s == '-');
     if (!isdigit((unsigned char)*p) || (p[0] == '0' && p[1]) || strspn(p, "0123456789") != strlen(p))
         return 0;
+    char *end;
     errno = 0;
-    *v = strtoll(s, NULL, 10);
-    return errno == 0;
+    long long x = strtoll(s, &end, 10);
+    if (errno == ERANGE || *end) return 0;
+    *v = (int64_t)x;
+    return 1;
 }
 
 static int parse_num(const char *s, double *v) {
@@ -702,7 +723,7 @@ Deck *deck_load(const char *path, const DeckKey *schema, int n_over, char *const
     d->schema = schema;
     d->file = xstrdup(path);
     d->origins = xcalloc((size_t)n_over, sizeof(char *));
-    Ctx c = {d, err, errcap};
+    Ctx c = {d, err, errcap, 0, 0};
     if (errcap) err[0] = 0;
     FILE *f = fopen(path, "rb");
     if (!f) {

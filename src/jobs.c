@@ -1,7 +1,9 @@
 // jobs.c — grid expansion (see jobs.h).
 //
 // In:  a validated deck (train.grid, the train-level values).
-// Out: the job list, or one error naming the grid entry's file and line.
+// Out: the job list, or one error naming the grid entry's file and line;
+//      jobs_check: a verdict on every job against the data, the same on
+//      every rank.
 //
 // An entry's keys other than variant, name and seeds are its axes (each a
 // list after validation: a lone value is a one-element list). Combination c
@@ -9,6 +11,7 @@
 // seeds vary fastest of all.
 #include "stsae/jobs.h"
 
+#include <limits.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -79,6 +82,12 @@ uint64_t job_hash_text(const char *text) {
 
 double job_lr(const Job *job, int d) {
     return job->lr > 0 ? job->lr : 2e-4 / sqrt((double)job->expansion * d / 16384.0);
+}
+
+int64_t job_latents(const Job *job, int d) { return (int64_t)job->expansion * d; }
+
+int64_t job_m_high(const Job *job, int64_t m) {
+    return job->high_frac > 0 ? (int64_t)floor(job->high_frac * (double)m + 0.5) : 0;
 }
 
 static const Variant *variant_of(const char *name) {
@@ -321,6 +330,83 @@ JobList *jobs_expand(const Deck *d, char *err, size_t errcap) {
     if (!bad) return c.out;
     jobs_free(c.out);
     return NULL;
+}
+
+// --- the jobs against the data (jobs_check) ------------------------------------------
+
+// The key that set a job's value of `knob`: its grid entry's own, else the
+// train-level one.
+static const char *knob_key(const Ctx *c, const Job *j, const char *knob, char *buf, size_t cap) {
+    snprintf(buf, cap, "train.grid[%d].%s", j->entry, knob);
+    if (!deck_has(c->d, buf)) snprintf(buf, cap, "train.%s", knob);
+    return buf;
+}
+
+static int check_job(Ctx *c, const Job *j, const DataShape *s) {
+    static const char *batch_key[] = {"train.batch_tokens", "train.batch_clips", "train.batch_pairs"};
+    static const char *unit[] = {"tokens", "clips", "pairs"};
+    char key[96], var[64];
+    const char *n = j->name;
+    snprintf(var, sizeof(var), "train.grid[%d].variant", j->entry);
+    const int64_t m = job_latents(j, s->d), tn = (int64_t)s->T * s->H * s->W;
+    if (m > INT_MAX)
+        return jfail(c, knob_key(c, j, "expansion", key, sizeof(key)),
+                     "job %s: m = expansion x d = %d x %d = %lld latents is more than %d", n, j->expansion, s->d,
+                     (long long)m, INT_MAX);
+    if (j->k > m)
+        return jfail(c, knob_key(c, j, "k", key, sizeof(key)),
+                     "job %s: k = %d exceeds the m = %lld latents (expansion %d x d %d of %s)", n, j->k,
+                     (long long)m, j->expansion, s->d, s->source);
+    if (j->k_aux > m)
+        return jfail(c, "train.k_aux",
+                     "job %s: k_aux = %d exceeds the m = %lld latents (expansion %d x d %d of %s); at most m, "
+                     "or 0 for no AuxK", n, j->k_aux, (long long)m, j->expansion, s->d, s->source);
+    const int64_t mh = job_m_high(j, m);
+    if (j->high_frac > 0 && (mh < 1 || mh >= m))
+        return jfail(c, knob_key(c, j, "high_frac", key, sizeof(key)),
+                     "job %s: high_frac %g of m = %lld latents gives a high-level group of m_h = %lld; +M needs "
+                     "1 <= m_h < m", n, j->high_frac, (long long)m, (long long)mh);
+    if (j->batch_kind == BATCH_CLIPS && s->T < 2)
+        return jfail(c, var, "job %s: variant %s compares time steps and needs clips of T >= 2 (%s has T = %d)", n,
+                     j->variant, s->source, s->T);
+    if (!strncmp(j->variant, "separate", 8) && s->W < 2)
+        return jfail(c, var, "job %s: variant %s compares right neighbours and needs W >= 2 patches per row (%s has "
+                     "W = %d)", n, j->variant, s->source, s->W);
+    if (j->batch_kind == BATCH_PAIRS && (tn - 1) / 2 < 1)
+        return jfail(c, var, "job %s: clips of T x H x W = %lld tokens hold no raster pair (%s; needs at least 3)", n,
+                     (long long)tn, s->source);
+    const int64_t tokens = j->batch_kind == BATCH_CLIPS ? j->batch * tn : j->batch_kind == BATCH_PAIRS ? 2 * j->batch
+                                                                                                      : j->batch;
+    if (tokens > INT_MAX)
+        return jfail(c, batch_key[j->batch_kind], "job %s: a batch of %lld %s is %lld tokens, more than %d", n,
+                     (long long)j->batch, unit[j->batch_kind], (long long)tokens, INT_MAX);
+    if (j->batch_kind != BATCH_CLIPS && (int64_t)deck_int(c->d, "train.mix_clips") * tn > INT_MAX)
+        return jfail(c, "train.mix_clips", "job %s: %lld clips of %lld tokens are more than %d tokens in a window", n,
+                     (long long)deck_int(c->d, "train.mix_clips"), (long long)tn, INT_MAX);
+    if (s->n_train < 0) return 0;
+    if (j->batch_kind == BATCH_CLIPS && j->batch > s->n_train)
+        return jfail(c, batch_key[j->batch_kind], "job %s: a batch of %lld clips exceeds the %lld training clips of %s",
+                     n, (long long)j->batch, (long long)s->n_train, s->source);
+    // an epoch: every training clip, token, or pair (data.h); one full batch at least
+    const int64_t per_clip = j->batch_kind == BATCH_CLIPS ? 1 : j->batch_kind == BATCH_PAIRS ? (tn - 1) / 2 : tn;
+    const int64_t epochs = deck_int(c->d, "train.epochs"), per_epoch = s->n_train * per_clip;
+    if (per_epoch > INT64_MAX / epochs)
+        return jfail(c, "train.epochs", "job %s: %lld epochs of %lld %s overflow a 64-bit count", n, (long long)epochs,
+                     (long long)per_epoch, unit[j->batch_kind]);
+    if (epochs * per_epoch < j->batch)
+        return jfail(c, batch_key[j->batch_kind],
+                     "job %s: the %lld training clips of %s hold %lld %s: no full batch of %lld %s in train.epochs = "
+                     "%lld", n, (long long)s->n_train, s->source, (long long)per_epoch, unit[j->batch_kind],
+                     (long long)j->batch, unit[j->batch_kind], (long long)epochs);
+    return 0;
+}
+
+int jobs_check(const Deck *d, const JobList *jobs, const DataShape *data, char *err, size_t errcap) {
+    Ctx c = {.d = d, .err = err, .cap = errcap};
+    if (errcap) err[0] = 0;
+    for (int i = 0; i < jobs->n; i++)
+        if (check_job(&c, &jobs->job[i], data)) return -1;
+    return 0;
 }
 
 void jobs_free(JobList *jobs) {

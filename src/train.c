@@ -125,6 +125,11 @@ int train_main(int argc, char **argv) {
     if (!comm_agree(MPI_COMM_WORLD, n_train > 0, err)) {
         return 1;
     }
+    // every job against this data before any job trains (k <= m, batches, T, W, ...)
+    const DataShape shape = {f.d, f.T, f.H, f.W, n_train, feat_path};
+    if (!comm_agree(MPI_COMM_WORLD, jobs_check(d, jobs, &shape, err, sizeof(err)) == 0, err)) {
+        return 1;
+    }
     float *mean = xmalloc(sizeof(float) * (size_t)f.d);
     const double t_scale = wall_time();
     const float scale = data_input_scale(&f, train, n_train, deck_int(d, "train.scale_sample"), MPI_COMM_WORLD, mean);

@@ -1,6 +1,8 @@
 // trainer.c — one training job on the ranks of its group (trainer.h).
 #include "stsae/trainer.h"
 
+#include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,22 +20,25 @@
 const char *const TIMER_NAMES[N_TIMERS] = {"data", "step", "allreduce", "optimizer", "checkpoint", "total"};
 
 // The SaeConfig of a job on features of width d (jobs.h has resolved every
-// value by the variant's rules).
+// value by the variant's rules; train.c's jobs_check has refused, before any
+// job ran, every job whose sizes do not fit: the die() below is an assertion).
 static void job_config(const Job *job, int d, SaeConfig *cfg) {
-    const int m = job->expansion * d;
+    const int64_t m64 = job_latents(job, d);
+    if (m64 > INT_MAX || job->k > m64)
+        die("job %s: k = %d, m = %lld: not checked by jobs_check (a bug)", job->name, job->k, (long long)m64);
+    const int m = (int)m64;
     if (sae_config_init(cfg, job->variant, d, m) != 0) die("job %s: unknown variant '%s'", job->name, job->variant);
     cfg->k = job->k;
     cfg->k_aux = job->k_aux;
     cfg->alpha = (float)job->alpha;
     cfg->beta = (float)job->beta;
-    cfg->m_high = cfg->m_high > 0 ? (int)floor(job->high_frac * m + 0.5) : 0;
+    cfg->m_high = (int)job_m_high(job, m); // 0 without +M (jobs.h)
     cfg->lambda_t = (float)job->lambda_t;
     cfg->lambda_s = (float)job->lambda_s;
     cfg->lambda_r = (float)job->lambda_r;
     if (job->tau > 0) cfg->tau = (float)job->tau;
     if (job->T_s > 0) cfg->temp_s = (float)job->T_s;
     if ((cfg->select == SEL_SPARSEMAX || cfg->select == SEL_ENTMAX15) && cfg->lambda_t > 0) cfg->contrast = CTR_TEMPORAL;
-    if (cfg->k > m) die("job %s: k = %d exceeds m = %d", job->name, cfg->k, m);
 }
 
 static void fmt_duration(double s, char *buf, size_t cap) {

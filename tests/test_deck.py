@@ -2,6 +2,7 @@
 """`stsae check` on decks: the paper's grid, overrides, and every kind of bad deck.
 
   /usr/bin/python3 tests/test_deck.py --stsae build/stsae --deck inputs/ablation29.yaml [--workdir DIR]
+                                      [--mpirun mpirun --mpi-flags=--oversubscribe]
 
 (a) inputs/ablation29.yaml expands to exactly the paper's jobs (per variant),
     with unique names and hashes, and its output loads again as the same deck;
@@ -9,11 +10,22 @@
     job, train.seeds=[5] replaces the seeds, a grid entry can be overridden);
 (c) bad decks written here: each must exit 1 with one message on stderr that
     starts with `FILE:LINE: KEY:` (the line marked `#<-` in the deck) or
-    `command line: ARG: KEY:`, and names what is wrong.
+    `command line: ARG: KEY:`, and names what is wrong; among them integers
+    beyond the range of their key (never cut to 32 bits), and jobs that
+    cannot run on the data the deck's extract section makes (k > m, k_aux > m,
+    a +M high-level group of 0 or all latents, T = 1 for temporal, W = 1 for
+    separate, clips without a raster pair);
+(d) a "billion laughs" deck of YAML aliases fails fast with one FILE:LINE
+    error (under a 1 GiB memory limit), on 1 and (with --mpirun) 3 ranks;
+(e) the jobs checked against an existing feature file (batches larger than
+    the training clips, no full batch in the epochs, k > m); a note when no
+    data shape is known; and `stsae train` on 3 ranks failing on a later
+    job's k > m before any job trains (with --mpirun).
 Prints one line per case and `N passed, M failed`; exit status 1 on failure.
 """
 
 import argparse
+import glob
 import os
 import re
 import subprocess
@@ -83,6 +95,8 @@ def test_ablation(stsae, deck, work):
     report("ablation29: sparsemax T_s sweep with lambda_t 0.1",
            ts == [0.1, 0.5, 1, 2, 5, 10, 20, 50] and
            all(j["lambda_t"] == "0.1" for j in jobs if j["variant"] == "sparsemax"), str(ts))
+    report("ablation29: no feature file, no model directory: the data checks are skipped, with a note",
+           "# note: data checks skipped" in out)
     summary = out.strip().splitlines()[-1]
     report("ablation29: summary line", summary.startswith("# 120 jobs: standard 3,"), summary)
     again = os.path.join(work, "resolved.yaml")
@@ -140,6 +154,8 @@ def test_overrides(stsae, work):
 # error (FILE:LINE:COL:). A deck of None means the deck file does not exist.
 
 GRID = "  grid:\n    - {variant: standard}\n"
+PIX = "extract:\n  input: {csv: clips.csv}\n  patch: 4\n  image_size: 8\n  frames: 4\n"
+TR = "train:\n  expansion: 1\n  k: 8\n  k_aux: 8\n"
 
 BAD = [
     ("YAML syntax error", "run_dir: a\ntrain:\n  k: 3: 4   #<-\n" + GRID, [], None, ["mapping values are not allowed"]),
@@ -150,10 +166,10 @@ BAD = [
      [], "train.grid[1].lamda", ["unknown key", "did you mean 'lambda'"]),
     ("unknown key, far from any", "train:\n" + GRID + "  zzzzzz: 1   #<-\n", [], "train.zzzzzz", ["unknown key"]),
     ("string where an integer goes", "train:\n  k: abc   #<-\n" + GRID, [], "train.k",
-     ["expected an integer >= 1 (got 'abc')"]),
+     ["expected an integer in [1, 65536] (got 'abc')"]),
     ("a map where a number goes", "train:\n  tau:   #<-\n    a: 1\n" + GRID, [], "train.tau", ["expected a number > 0 (got a map)"]),
     ("integer with a leading zero", "train:\n  k: 010   #<-\n" + GRID, [], "train.k", ["expected an integer", "'010'"]),
-    ("k = 0", "train:\n  k: 0   #<-\n" + GRID, [], "train.k", ["expected an integer >= 1 (got '0')"]),
+    ("k = 0", "train:\n  k: 0   #<-\n" + GRID, [], "train.k", ["expected an integer in [1, 65536] (got '0')"]),
     ("tau = -1", "train:\n  tau: -1   #<-\n" + GRID, [], "train.tau", ["expected a number > 0 (got '-1')"]),
     ("high_frac = 1.5", "train:\n  high_frac: 1.5   #<-\n" + GRID, [], "train.high_frac",
      ["expected a number in (0, 1] (got '1.5')"]),
@@ -182,13 +198,55 @@ BAD = [
     ("two documents", "run_dir: a\n---   #<-\nrun_dir: b\n", [], "deck", ["one YAML document"]),
     ("bad override: unknown key", "train:\n" + GRID, ["train.kk=3"], "train.kk", ["unknown key", "did you mean 'k'"]),
     ("bad override: unknown section", "train:\n" + GRID, ["trian.k=3"], "trian", ["unknown key", "did you mean 'train'"]),
-    ("bad override: bad value", "train:\n" + GRID, ["train.k=abc"], "train.k", ["expected an integer >= 1 (got 'abc')"]),
+    ("bad override: bad value", "train:\n" + GRID, ["train.k=abc"], "train.k", ["expected an integer in [1, 65536] (got 'abc')"]),
     ("bad override: bad list value", "train:\n" + GRID, ["train.seeds=[0,x]"], "train.seeds[1]",
-     ["expected an integer >= 0 (got 'x')"]),
+     ["expected an integer in [0, 4294967295] (got 'x')"]),
     ("bad override: YAML syntax", "train:\n" + GRID, ["train.seeds=[0,"], "", ["did not find expected node content"]),
     ("bad override: no '='", "train:\n" + GRID, ["train.k"], "", ["expected KEY=VALUE"]),
     ("bad override: no such grid entry", "train:\n" + GRID, ["train.grid[4].lambda=1"], "train.grid[4]", ["not in the deck"]),
     ("missing deck file", None, [], "", ["cannot open deck"]),
+    # integers that would not fit the int they go into: refused, never cut to 32 bits
+    ("k beyond 32 bits", "train:\n  k: 4294967297   #<-\n" + GRID, [], "train.k",
+     ["expected an integer in [1, 65536] (got '4294967297')"]),
+    ("k_aux beyond 32 bits (override)", "train:\n" + GRID, ["train.k_aux=4294967296"], "train.k_aux",
+     ["expected an integer in [0, 65536] (got '4294967296')"]),
+    ("expansion beyond 32 bits in a grid list",
+     "train:\n  grid:\n    - {variant: standard, expansion: [8, 4294967304]}   #<-\n", [],
+     "train.grid[0].expansion[1]", ["expected an integer in [1, 1024] (got '4294967304')"]),
+    ("integer beyond 64 bits", "train:\n  epochs: 99999999999999999999   #<-\n" + GRID, [], "train.epochs",
+     ["expected an integer in [1, ", "(got '99999999999999999999')"]),
+    ("negative integer beyond 64 bits", "train:\n" + GRID, ["train.max_steps=-99999999999999999999"],
+     "train.max_steps", ["expected an integer in [1, "]),
+    ("seed beyond 32 bits", "train:\n" + GRID, ["train.seeds=[0,9223372036854775807]"], "train.seeds[1]",
+     ["expected an integer in [0, 4294967295]"]),
+    ("batch of tokens beyond an int", "train:\n  batch_tokens: 2147483648   #<-\n" + GRID, [], "train.batch_tokens",
+     ["expected an integer in [1, "]),
+    ("patch beyond any frame", "extract:\n  input: {csv: a.csv}\n  patch: 65536   #<-\n", [], "extract.patch",
+     ["expected an integer in [1, "]),
+    # every job checked against the data before anything runs; here the data
+    # shape comes from the extract section (pixels: d = 3 patch^2 = 48, T = 4, H = W = 2)
+    ("k larger than m (pixels, d = 48)", PIX + "train:\n  expansion: 1\n  k_aux: 8\n  k: 64   #<-\n" + GRID, [],
+     "train.k", ["job standard_seed0", "k = 64 exceeds", "m = 48"]),
+    ("k of a later grid entry larger than m",
+     PIX + TR + "  grid:\n    - {variant: standard}\n    - {variant: standard, name: big, k: [6, 100]}   #<-\n", [],
+     "train.grid[1].k", ["job big_k100_seed0", "k = 100 exceeds", "m = 48"]),
+    ("k_aux larger than m", PIX + "train:\n  expansion: 1\n  k: 8\n  k_aux: 64   #<-\n" + GRID, [], "train.k_aux",
+     ["job standard_seed0", "k_aux = 64 exceeds", "m = 48"]),
+    ("+M: high_frac 1 leaves no low-level latent",
+     PIX + TR + "  grid:\n    - {variant: standard+M, high_frac: 1.0}   #<-\n", [], "train.grid[0].high_frac",
+     ["job standard+M_high_frac1_seed0", "m_h = 48"]),
+    ("+M: high_frac too small for m", PIX + TR + "  high_frac: 0.001   #<-\n  grid:\n    - {variant: temporal+M, lambda: 0.1}\n",
+     [], "train.high_frac", ["m_h = 0"]),
+    ("temporal on clips of one frame", PIX.replace("frames: 4", "frames: 1") + TR +
+     "  grid:\n    - {variant: temporal, lambda: 0.1}   #<-\n", [], "train.grid[0].variant", ["T = 1"]),
+    ("separate on a grid one patch wide", PIX.replace("image_size: 8", "image_size: 4") + TR +
+     "  grid:\n    - {variant: separate, lambda: 0.1}   #<-\n", [], "train.grid[0].variant", ["W = 1"]),
+    ("raster on clips of one token", PIX.replace("image_size: 8", "image_size: 4").replace("frames: 4", "frames: 1") + TR +
+     "  grid:\n    - {variant: raster, lambda: 0.1}   #<-\n", [], "train.grid[0].variant", ["raster pair"]),
+    ("pixels: image_size not a multiple of patch", PIX.replace("image_size: 8", "image_size: 10   #<-") + TR + GRID, [],
+     "extract.image_size", ["multiple of extract.patch"]),
+    ("train.layer not among extract.layers", PIX + "  layers: [0, 1]\ntrain:\n  layer: 11   #<-\n  expansion: 1\n"
+     "  k: 8\n  k_aux: 8\n" + GRID, [], "train.layer", ["extract.layers"]),
 ]
 
 
@@ -224,17 +282,122 @@ def test_bad(stsae, work):
         report(f"bad deck: {name}", ok, why)
 
 
+# --- (d) YAML aliases that expand without limit -------------------------------------------
+
+def laughs_deck(levels=9, width=9):
+    """A "billion laughs" deck: level i is a list of `width` aliases of level i-1,
+    so the last one expands to width^levels scalars from about 500 bytes."""
+    lines = ["l0: &l0 [" + ", ".join(["lol"] * width) + "]"]
+    for i in range(1, levels):
+        lines.append(f"l{i}: &l{i} [" + ", ".join([f"*l{i - 1}"] * width) + "]")
+    return "\n".join(lines) + "\n"
+
+
+def limit_memory():
+    import resource
+    resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))  # 1 GiB: a regression fails, it cannot swap the machine
+
+
+def test_laughs(stsae, work, mpirun, mpi_flags):
+    path = os.path.join(work, "laughs.yaml")
+    text = laughs_deck()
+    with open(path, "w") as f:
+        f.write(text)
+    want = re.compile(re.escape(path) + r":\d+: l\d(\[\d+\])*: .*more than 100000 values")
+    try:
+        p = subprocess.run([stsae, "check", path], capture_output=True, text=True, timeout=30,
+                           preexec_fn=limit_memory)
+        rc, err = p.returncode, p.stderr.strip()
+    except subprocess.TimeoutExpired:
+        rc, err = "timeout", ""
+    ok = rc == 1 and len(err.splitlines()) == 1 and want.match(err) is not None
+    report(f"billion laughs ({len(text)} bytes): one FILE:LINE error, exit 1", ok, f"rc={rc}, stderr={err[:300]!r}")
+    if not ok or not mpirun:
+        return
+    env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
+    try:
+        p = subprocess.run([mpirun, "-np", "3", *mpi_flags.split(), stsae, "check", path], capture_output=True,
+                           text=True, timeout=60, env=env)
+        rc, errs = p.returncode, [l for l in p.stderr.splitlines() if want.match(l)]
+    except subprocess.TimeoutExpired:
+        rc, errs = "timeout", []
+    # stsae check is no MPI program: mpirun ends the other ranks once one exits 1, so at least one message
+    report("billion laughs on 3 ranks: exit 1, the message, no crash",
+           rc == 1 and len(errs) >= 1 and not re.search(r"signal|segmentation|core dumped", p.stderr, re.I),
+           f"rc={rc}, stderr={p.stderr[:400] if rc != 'timeout' else ''!r}")
+
+
+# --- (e) every job checked against the data before anything trains -------------------------
+
+def test_data(stsae, work, mpirun, mpi_flags):
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "ref"))
+    from make_features import make  # h5py + numpy, as the train tests
+    feat = os.path.join(work, "f.h5")
+    make(feat, clips=12, T=3, H=2, W=2, d=8, seed=3)  # 9 training clips of 3 x 4 tokens, d = 8
+    base = f"run_dir: {work}/run\ntrain:\n  features: {feat}\n  layer: 0\n  expansion: 2\n  k: 4\n  k_aux: 4\n" \
+           "  epochs: 1\n  batch_tokens: 16\n  batch_clips: 4\n  batch_pairs: 8\n  streams: 2\n  seeds: [0]\n"
+    grid = "  grid:\n    - {variant: standard}\n    - {variant: temporal, lambda: 0.1}\n"
+    good = os.path.join(work, "data_good.yaml")
+    with open(good, "w") as f:
+        f.write(base + grid)
+    rc, out, err = check(stsae, good)
+    report("feature file present: the jobs are checked against it",
+           rc == 0 and f"# data: {feat}, layer 0: d=8, T=3, H=2, W=2, 9 training clips" in out, err.strip() or out[-300:])
+    rc, out, err = check(stsae, good, f"train.features={work}/absent.h5")
+    report("no feature file, no extract section: a note says the data checks were skipped",
+           rc == 0 and "# note: data checks skipped" in out, err.strip())
+    cases = [
+        ("batch of clips larger than the training clips", base.replace("batch_clips: 4", "batch_clips: 20   #<-") + grid,
+         "train.batch_clips", ["job temporal_lambda0.1_seed0", "20 clips", "9 training clips"]),
+        ("no full batch of tokens in the epochs", base.replace("batch_tokens: 16", "batch_tokens: 200   #<-") + grid,
+         "train.batch_tokens", ["job standard_seed0", "no full batch of 200 tokens"]),
+        ("k larger than m of the file's d", base.replace("k: 4\n", "k: 17   #<-\n") + grid, "train.k",
+         ["job standard_seed0", "k = 17 exceeds", "m = 16"]),
+    ]
+    for i, (name, text, key, words) in enumerate(cases):
+        path = os.path.join(work, f"data_bad{i}.yaml")
+        with open(path, "w") as f:
+            f.write(text)
+        rc, out, err = check(stsae, path)
+        prefix = expected_prefix(path, text, [], key)
+        msg = err.strip().splitlines()[0] if err.strip() else ""
+        missing = [w for w in words if w not in msg]
+        report(f"feature file: {name}", rc == 1 and out == "" and msg.startswith(prefix) and not missing,
+               f"rc={rc}, stderr={err.strip()!r}, expected prefix {prefix!r}, missing {missing}")
+    if not mpirun:
+        return
+    # stsae train: a job that cannot run fails the whole run before any job trains
+    path = os.path.join(work, "data_train.yaml")
+    text = base.replace(f"{work}/run", f"{work}/run_train") + \
+        "  grid:\n    - {variant: standard}\n    - {variant: standard, name: big, k: 100}   #<-\n"
+    with open(path, "w") as f:
+        f.write(text)
+    env = dict(os.environ, OMP_NUM_THREADS="1", OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
+    p = subprocess.run([mpirun, "-np", "3", *mpi_flags.split(), stsae, "train", path], capture_output=True, text=True,
+                       timeout=120, env=env)
+    prefix = expected_prefix(path, text, [], "train.grid[1].k")
+    hits = [l for l in p.stderr.splitlines() if l.startswith(prefix) and "job big_k100_seed0: k = 100 exceeds" in l]
+    trained = glob.glob(f"{work}/run_train/jobs/*/model.h5")
+    report("stsae train on 3 ranks: k > m of a later job stops the run before any job trains",
+           p.returncode == 1 and len(hits) == 1 and not trained and "starting," not in p.stdout,
+           f"rc={p.returncode}, {len(trained)} models, stderr={p.stderr.strip()[:400]!r}")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--stsae", required=True)
     ap.add_argument("--deck", required=True, help="inputs/ablation29.yaml")
     ap.add_argument("--workdir", default=None)
+    ap.add_argument("--mpirun", default=None, help="for the 3-rank cases (skipped without it)")
+    ap.add_argument("--mpi-flags", default="--oversubscribe")
     a = ap.parse_args()
     work = a.workdir or tempfile.mkdtemp(prefix="stsae_deck_")
     os.makedirs(work, exist_ok=True)
     test_ablation(a.stsae, a.deck, work)
     test_overrides(a.stsae, work)
     test_bad(a.stsae, work)
+    test_laughs(a.stsae, work, a.mpirun, a.mpi_flags)
+    test_data(a.stsae, work, a.mpirun, a.mpi_flags)
     failed = RESULTS.count(False)
     print(f"{len(RESULTS) - failed} passed, {failed} failed")
     sys.exit(1 if failed else 0)

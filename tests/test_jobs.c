@@ -8,9 +8,17 @@
 //   getters: lines, defaults, optional keys, lone values as one-element lists,
 //   key order, overrides; the resolved deck written, reloaded and rewritten
 //   byte for byte; every schema default valid (a deck with every section);
-//   error messages with their exact line.
+//   error messages with their exact line;
+//   every integer key of the schema with a bounded range (values that go
+//   into an int never wrap), integers beyond it or beyond 64 bits refused;
+//   a "billion laughs" deck of YAML aliases refused after 100,000 values;
+//   jobs_check: each job against the data (m = expansion x d in 64 bits,
+//   k and k_aux <= m, +M's 1 <= m_h < m, T >= 2, W >= 2, raster pairs,
+//   batch tokens within an int, clip batches within the training clips, at
+//   least one full batch), with the exact message of the first bad job.
 // Usage: test_jobs DIR (a scratch directory). Prints "N passed, M failed";
 // exits 1 on any failure.
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -199,7 +207,7 @@ static void test_errors(void) {
     char path[600], err[512], want[1600];
     write_deck("bad_k.yaml", "run_dir: r\ntrain:\n  k: 0\n  grid: [{variant: standard}]\n", path, sizeof(path));
     Deck *d = deck_load(path, stsae_schema, 0, NULL, err, sizeof(err));
-    snprintf(want, sizeof(want), "%s:3: train.k: expected an integer >= 1 (got '0')", path);
+    snprintf(want, sizeof(want), "%s:3: train.k: expected an integer in [1, 65536] (got '0')", path);
     expect(d == NULL, "k = 0 is rejected");
     expect_str(err, want, "the exact message");
     write_deck("dup.yaml", "train:\n  grid:\n    - {variant: raster, lambda: [0.1, 0.2]}\n    - {variant: raster, lambda: 0.2}\n",
@@ -211,6 +219,186 @@ static void test_errors(void) {
     expect(d && !l, "identical jobs are rejected");
     expect_str(err, want, "the duplicate names both lines");
     deck_free(d);
+}
+
+// Every DECK_INT / DECK_INT_LIST row has a range "[lo, hi]" with both ends
+// finite; hi fits an int, except the keys read as int64_t (seeds, token and
+// step counts), which stay within 2^53 (exact in the double the range check uses).
+static void test_int_ranges(void) {
+    static const char *wide[] = {"synth.seed", "extract.split_seed", "train.dead_tokens", "train.max_steps",
+                                 "train.seeds", "train.grid.seeds"};
+    for (const DeckKey *k = stsae_schema; k->key; k++) {
+        if (k->type != DECK_INT && k->type != DECK_INT_LIST) continue;
+        char what[200];
+        double lo = NAN, hi = NAN;
+        char *end = NULL;
+        if (k->allowed && k->allowed[0] == '[') {
+            lo = strtod(k->allowed + 1, &end);
+            if (*end == ',') hi = strtod(end + 1, &end);
+        }
+        int is_wide = 0;
+        for (size_t i = 0; i < sizeof(wide) / sizeof(*wide); i++) is_wide |= !strcmp(wide[i], k->key);
+        snprintf(what, sizeof(what), "%s: a bounded integer range (got '%s')", k->key, k->allowed ? k->allowed : "none");
+        expect(isfinite(lo) && isfinite(hi) && end && *end == ']' && lo >= 0 && lo <= hi &&
+                   hi <= (is_wide ? 9007199254740992.0 : (double)INT_MAX),
+               what);
+    }
+}
+
+// Values beyond the range of their key, or beyond 64 bits, are errors naming the key.
+static void test_big_integers(void) {
+    char path[600], err[512], want[1600];
+    write_deck("big.yaml", "run_dir: r\ntrain:\n  grid: [{variant: standard}]\n", path, sizeof(path));
+    static const struct {
+        const char *over, *msg;
+    } cases[] = {
+        {"train.k=4294967297", "train.k: expected an integer in [1, 65536] (got '4294967297')"},
+        {"train.k_aux=4294967296", "train.k_aux: expected an integer in [0, 65536] (got '4294967296')"},
+        {"train.expansion=4294967304", "train.expansion: expected an integer in [1, 1024] (got '4294967304')"},
+        {"train.epochs=99999999999999999999", "train.epochs: expected an integer in [1, 1000000] (got '99999999999999999999')"},
+        {"train.epochs=-9223372036854775809", "train.epochs: expected an integer in [1, 1000000] (got '-9223372036854775809')"},
+        {"train.seeds=[9223372036854775807]", "train.seeds[0]: expected an integer in [0, 4294967295] (got '9223372036854775807')"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
+        char *over[] = {(char *)cases[i].over};
+        Deck *d = deck_load(path, stsae_schema, 1, over, err, sizeof(err));
+        snprintf(want, sizeof(want), "command line: %s: %s", cases[i].over, cases[i].msg);
+        expect(d == NULL, cases[i].over);
+        expect_str(err, want, "an integer beyond its range: the exact message");
+        deck_free(d);
+    }
+}
+
+// A few hundred bytes of nested aliases would expand to 9^9 values.
+static void test_laughs(void) {
+    char path[600], err[512], want[1600], text[2048] = "l0: &l0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n";
+    for (int i = 1; i < 9; i++) {
+        size_t n = strlen(text);
+        n += (size_t)snprintf(text + n, sizeof(text) - n, "l%d: &l%d [", i, i);
+        for (int j = 0; j < 9; j++) n += (size_t)snprintf(text + n, sizeof(text) - n, "%s*l%d", j ? ", " : "", i - 1);
+        snprintf(text + n, sizeof(text) - n, "]\n");
+    }
+    write_deck("laughs.yaml", text, path, sizeof(path));
+    Deck *d = deck_load(path, stsae_schema, 0, NULL, err, sizeof(err));
+    snprintf(want, sizeof(want), "%s:6: l5[", path); // 74,733 values up to l4; l5 crosses 100,000
+    expect(d == NULL && !strncmp(err, want, strlen(want)) &&
+               strstr(err, "]: the deck holds more than 100000 values (YAML aliases expanded)"),
+           "billion laughs: refused at 100,000 values, at the key being expanded");
+    if (d || strncmp(err, want, strlen(want))) printf("     got  '%s'\n", err);
+    deck_free(d);
+    // a deck with a few aliases is fine
+    write_deck("alias.yaml", "train:\n  seeds: &s [1, 2]\n  grid:\n    - {variant: standard, seeds: *s}\n", path,
+               sizeof(path));
+    d = deck_load(path, stsae_schema, 0, NULL, err, sizeof(err));
+    expect(d && deck_len(d, "train.grid[0].seeds") == 2, "an ordinary alias still works");
+    deck_free(d);
+}
+
+// jobs_check on one deck with overrides, against a data shape; NULL msg: must pass.
+static void check_case(const char *what, int n_over, char **over, DataShape s, const char *msg) {
+    static const char *deck =
+        "run_dir: r\n"                                                         // 1
+        "train:\n"                                                             // 2
+        "  expansion: 2\n"                                                     // 3
+        "  k: 4\n"                                                             // 4
+        "  k_aux: 4\n"                                                         // 5
+        "  epochs: 1\n"                                                        // 6
+        "  batch_tokens: 108\n"                                                // 7
+        "  batch_clips: 9\n"                                                   // 8
+        "  batch_pairs: 45\n"                                                  // 9
+        "  seeds: [0]\n"                                                       // 10
+        "  grid:\n"                                                            // 11
+        "    - {variant: standard}\n"                                          // 12
+        "    - {variant: temporal+M, lambda: 0.1, high_frac: [0.2, 0.9]}\n"    // 13
+        "    - {variant: separate, lambda: 0.1}\n"                             // 14
+        "    - {variant: raster, lambda: 0.1}\n"                               // 15
+        "    - {variant: sparsemax, lambda: 0}\n";                             // 16
+    char path[600], err[512], want[1600];
+    write_deck("check.yaml", deck, path, sizeof(path));
+    Deck *d = deck_load(path, stsae_schema, n_over, over, err, sizeof(err));
+    JobList *l = d ? jobs_expand(d, err, sizeof(err)) : NULL;
+    if (!l) {
+        expect(0, what);
+        printf("     the deck: %s\n", err);
+        deck_free(d);
+        return;
+    }
+    int rc = jobs_check(d, l, &s, err, sizeof(err));
+    if (!msg) {
+        expect(rc == 0, what);
+        if (rc) printf("     %s\n", err);
+    } else {
+        snprintf(want, sizeof(want), msg, path);
+        expect(rc == -1, what);
+        expect_str(err, want, what);
+    }
+    jobs_free(l);
+    deck_free(d);
+}
+
+static void test_jobs_check(void) {
+    // 9 training clips of T x H x W = 3 x 2 x 2 tokens of d = 8: m = 16, 108 tokens, 45 pairs an epoch
+    const DataShape s = {8, 3, 2, 2, 9, "f.h5"};
+    check_case("every job fits the data", 0, NULL, s, NULL);
+    char *k17[] = {"train.k=17"};
+    check_case("k > m", 1, k17, s, "command line: train.k=17: train.k: job standard_seed0: k = 17 exceeds the m = 16 latents (expansion 2 x d 8 of f.h5)");
+    char *k16[] = {"train.k=16", "train.k_aux=16"};
+    check_case("k = m and k_aux = m are fine", 2, k16, s, NULL);
+    char *kaux[] = {"train.k_aux=17"};
+    check_case("k_aux > m (sparsemax has none)", 1, kaux, s,
+               "command line: train.k_aux=17: train.k_aux: job standard_seed0: k_aux = 17 exceeds the m = 16 latents (expansion 2 x d 8 of "
+               "f.h5); at most m, or 0 for no AuxK");
+    char *gk[] = {"train.grid[2].k=[4, 32]"};
+    check_case("a grid entry's own k is the key named", 1, gk, s,
+               "command line: train.grid[2].k=[4, 32]: train.grid[2].k: job separate_lambda0.1_k32_seed0: k = 32 exceeds "
+               "the m = 16 latents (expansion 2 x d 8 of f.h5)");
+    const DataShape wide = {4000000, 3, 2, 2, 9, "f.h5"};
+    char *big[] = {"train.expansion=1024"};
+    check_case("m = expansion x d beyond an int", 1, big, wide,
+               "command line: train.expansion=1024: train.expansion: job standard_seed0: m = expansion x d = 1024 x "
+               "4000000 = 4096000000 latents is more than 2147483647");
+    char *hf[] = {"train.grid[1].high_frac=0.99"};
+    check_case("+M: m_h = m", 1, hf, s,
+               "command line: train.grid[1].high_frac=0.99: train.grid[1].high_frac: job temporal+M_lambda0.1_high_frac0.99_seed0: "
+               "high_frac 0.99 of m = 16 latents gives a high-level group of m_h = 16; +M needs 1 <= m_h < m");
+    char *hf0[] = {"train.grid[1].high_frac=0.03"};
+    check_case("+M: m_h = 0", 1, hf0, s,
+               "command line: train.grid[1].high_frac=0.03: train.grid[1].high_frac: job temporal+M_lambda0.1_high_frac0.03_seed0: "
+               "high_frac 0.03 of m = 16 latents gives a high-level group of m_h = 0; +M needs 1 <= m_h < m");
+    const DataShape t1 = {8, 1, 2, 2, 100, "f.h5"};
+    check_case("T = 1 with a temporal term", 0, NULL, t1,
+               "%s:13: train.grid[1].variant: job temporal+M_lambda0.1_high_frac0.2_seed0: variant temporal+M compares "
+               "time steps and needs clips of T >= 2 (f.h5 has T = 1)");
+    const DataShape w1 = {8, 3, 4, 1, 9, "f.h5"};
+    check_case("W = 1 for separate", 0, NULL, w1,
+               "%s:14: train.grid[2].variant: job separate_lambda0.1_seed0: variant separate compares right neighbours "
+               "and needs W >= 2 patches per row (f.h5 has W = 1)");
+    const DataShape tn2 = {8, 2, 1, 1, 100, "f.h5"};
+    char *no_sep[] = {"train.grid[2].variant=temporal"};
+    check_case("raster: T x N = 2 holds no pair", 1, no_sep, tn2,
+               "%s:15: train.grid[3].variant: job raster_lambda0.1_seed0: clips of T x H x W = 2 tokens hold no raster "
+               "pair (f.h5; needs at least 3)");
+    const DataShape huge = {8, 16, 64, 64, 100000, "f.h5"};
+    char *bc[] = {"train.batch_clips=65536"};
+    check_case("clip batch tokens beyond an int", 1, bc, huge,
+               "command line: train.batch_clips=65536: train.batch_clips: job temporal+M_lambda0.1_high_frac0.2_seed0: "
+               "a batch of 65536 clips is 4294967296 tokens, more than 2147483647");
+    char *bc10[] = {"train.batch_clips=10"};
+    check_case("clip batch > training clips", 1, bc10, s,
+               "command line: train.batch_clips=10: train.batch_clips: job temporal+M_lambda0.1_high_frac0.2_seed0: a "
+               "batch of 10 clips exceeds the 9 training clips of f.h5");
+    const DataShape unknown = {8, 3, 2, 2, -1, "the extract section"};
+    check_case("training clips unknown: not checked", 1, bc10, unknown, NULL);
+    char *bt[] = {"train.batch_tokens=109"};
+    check_case("no full batch of tokens in the epochs", 1, bt, s,
+               "command line: train.batch_tokens=109: train.batch_tokens: job standard_seed0: the 9 training clips of "
+               "f.h5 hold 108 tokens: no full batch of 109 tokens in train.epochs = 1");
+    char *bt2[] = {"train.batch_tokens=109", "train.epochs=2"};
+    check_case("two epochs make that batch", 2, bt2, s, NULL);
+    char *bp[] = {"train.batch_pairs=46"};
+    check_case("no full batch of pairs", 1, bp, s,
+               "command line: train.batch_pairs=46: train.batch_pairs: job raster_lambda0.1_seed0: the 9 training clips "
+               "of f.h5 hold 45 pairs: no full batch of 46 pairs in train.epochs = 1");
 }
 
 int main(int argc, char **argv) {
@@ -235,6 +423,10 @@ int main(int argc, char **argv) {
     test_overrides(path);
     test_all_sections();
     test_errors();
+    test_int_ranges();
+    test_big_integers();
+    test_laughs();
+    test_jobs_check();
     jobs_free(l);
     deck_free(d);
     printf("%d passed, %d failed\n", passed, failed);

@@ -294,8 +294,8 @@ def case_signal(r, w):
 
 def case_grid(r, w):
     make(os.path.join(w, "f.h5"), clips=30, T=4, H=3, W=3, d=16, layers=(11,), seed=4)
-    over = [f"run_dir={w}/abl", f"train.features={w}/f.h5", "train.k=4", "train.batch_tokens=64",
-            "train.batch_clips=4", "train.batch_pairs=32", "train.epochs=2", "train.streams=6"]
+    over = [f"run_dir={w}/abl", f"train.features={w}/f.h5", "train.k=4", "train.k_aux=64", "train.batch_tokens=64",
+            "train.batch_clips=4", "train.batch_pairs=32", "train.epochs=2", "train.streams=6"]  # k_aux <= m = 8 x 16
     out = r.run(3, r.a.deck, *over).stdout
     n = len(glob.glob(f"{w}/abl/jobs/*/model.h5"))
     fails = 0

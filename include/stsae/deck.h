@@ -15,7 +15,10 @@
 // `command line: train.k=abc: train.k: ...` for an override, and
 // `FILE:LINE:COL: PROBLEM` for a YAML syntax error. Unknown keys, duplicate
 // keys, wrong types, values out of range and missing required keys are all
-// errors. The getters die() when asked for a key the deck does not hold or
+// errors, and so is a deck of more than 100,000 values once its YAML aliases
+// are expanded (each use counts: "billion laughs" decks fail fast). Integers
+// must fit int64_t and their key's range; schemas give every integer a
+// bounded range, so a value never wraps in the C int it goes into. The getters die() when asked for a key the deck does not hold or
 // with the wrong type: that is a bug in the caller, not in the deck.
 #ifndef STSAE_DECK_H
 #define STSAE_DECK_H
@@ -27,7 +30,7 @@
 typedef enum {
     DECK_STR,      // non-empty text
     DECK_PATH,     // non-empty text naming a file or directory (kept as written)
-    DECK_INT,      // decimal integer, no leading zeros
+    DECK_INT,      // decimal integer, no leading zeros; give it a bounded range "[lo, hi]"
     DECK_NUM,      // finite decimal number (1, 0.5, 1.0e-8)
     DECK_BOOL,     // true | false
     DECK_ENUM,     // one of `allowed`

@@ -18,6 +18,19 @@
 // same canonical text; a grid entry that sets a value its variant does not
 // use is an error, and so are two jobs with the same text or the same name.
 //
+// Before anything trains, jobs_check tests every job against the data it will
+// see (the width d and the T x H x W token grid of the feature file's layer,
+// and its training clips): the things that would otherwise fail only when
+// that job starts, after other jobs have trained (SPEC §1): m = expansion * d
+// fits an int; k <= m and k_aux <= m; +M's high-level group
+// m_h = round(high_frac * m) with 1 <= m_h < m; clip batches (temporal,
+// separate, sparsemax with L_temp) need T >= 2, separate also W >= 2, raster
+// a pair per clip (T * N >= 3); a global batch's tokens fit an int; and,
+// when the training clips are known, a clip batch no larger than them and at
+// least one full batch in train.epochs. `stsae train` calls it on every rank
+// once the feature file is open; `stsae check` with the feature file's shape,
+// or the shape the deck's extract section will produce.
+//
 // Cost model (rough, documented): an epoch is the same tokens for every job,
 // and the encoder GEMM (m = expansion * d columns) dominates, so
 // cost = expansion * (1.25 with a contrastive term) * (1.15 with +M).
@@ -59,6 +72,25 @@ void jobs_free(JobList *jobs);
 
 // The learning rate of a job on features of width d.
 double job_lr(const Job *job, int d);
+
+// m = expansion * d, in 64 bits (jobs_check refuses jobs where it exceeds INT_MAX).
+int64_t job_latents(const Job *job, int d);
+// +M: the high-level group m_h = round(high_frac * m); 0 without +M.
+int64_t job_m_high(const Job *job, int64_t m);
+
+// The data the jobs train on, for jobs_check.
+typedef struct {
+    int d, T, H, W;      // token width; tokens per clip T x H x W
+    int64_t n_train;     // training clips; < 0: unknown (checks against the clips skipped)
+    const char *source;  // where the shape comes from, for messages (a file, "the extract section")
+} DataShape;
+
+// Checks every job against the deck and the data (above). 0, or -1 with one
+// message "WHERE: KEY: job NAME: what is wrong" for the first job (in index
+// order) that cannot run, KEY being the deck key to change (the grid entry's
+// own value when it sets one) and WHERE its file:line. Like jobs_expand it
+// prints nothing and never exits: every rank reaches the same verdict.
+int jobs_check(const Deck *d, const JobList *jobs, const DataShape *data, char *err, size_t errcap);
 
 // FNV-1a, 64 bit, of a NUL-terminated text.
 uint64_t job_hash_text(const char *text);
