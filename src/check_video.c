@@ -37,7 +37,7 @@ static void write_ints(hid_t f, const char *name, hid_t ftype, hid_t mtype, cons
     hid_t sp = H5Screate_simple(rank, dims, NULL);
     hid_t ds = H5Dcreate2(f, name, ftype, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
     if (ds < 0) die("cannot create dataset '%s'", name);
-    if (dims[0]) h5Check(H5Dwrite(ds, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, v));
+    if (dims[0]) h5_check(H5Dwrite(ds, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, v), ds, "cannot write dataset '%s'", name);
     H5Dclose(ds);
     H5Sclose(sp);
 }
@@ -101,7 +101,7 @@ int check_video_main(int argc, char **argv) {
     hsize_t dims[5] = {0, (hsize_t)T, 3, (hsize_t)S, (hsize_t)S}, maxd[5] = {H5S_UNLIMITED, dims[1], 3, dims[3], dims[4]};
     hsize_t chunk[5] = {1, dims[1], 3, dims[3], dims[4]};
     hid_t sp = H5Screate_simple(5, dims, maxd), dcpl = H5Pcreate(H5P_DATASET_CREATE);
-    h5Check(H5Pset_chunk(dcpl, 5, chunk));
+    h5_check(H5Pset_chunk(dcpl, 5, chunk), f, "cannot set the chunks of dataset 'pixels'");
     hid_t pix = H5Dcreate2(f, "pixels", H5T_IEEE_F32LE, sp, H5P_DEFAULT, dcpl, H5P_DEFAULT);
     if (pix < 0) die("%s: cannot create dataset 'pixels'", out_path);
     H5Sclose(sp);
@@ -148,10 +148,12 @@ int check_video_main(int argc, char **argv) {
                         ce->path, s->clip.n_skipped);
             frames_decoded += s->clip.n_frames;
             hsize_t start[5] = {(hsize_t)n_ok, 0, 0, 0, 0}, ext[5] = {(hsize_t)n_ok + 1, dims[1], 3, dims[3], dims[4]};
-            h5Check(H5Dset_extent(pix, ext));
+            h5_check(H5Dset_extent(pix, ext), pix, "cannot extend dataset 'pixels' to %d clips", n_ok + 1);
             hid_t fs = H5Dget_space(pix), ms = H5Screate_simple(5, chunk, NULL);
-            h5Check(H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, chunk, NULL));
-            h5Check(H5Dwrite(pix, H5T_NATIVE_FLOAT, ms, fs, H5P_DEFAULT, s->pix));
+            h5_check(H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, chunk, NULL), pix,
+                     "cannot select clip %d of dataset 'pixels'", n_ok);
+            h5_check(H5Dwrite(pix, H5T_NATIVE_FLOAT, ms, fs, H5P_DEFAULT, s->pix), pix,
+                     "cannot write clip %d of dataset 'pixels'", n_ok);
             H5Sclose(ms);
             H5Sclose(fs);
             labels[n_ok] = ce->label;

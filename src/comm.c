@@ -1,9 +1,13 @@
 // comm.c — MPI implementation of comm.h.
+#define _POSIX_C_SOURCE 200809L // nanosleep
 #include "stsae/comm.h"
 
+#include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <time.h>
 
 #include "stsae/common.h"
 
@@ -136,4 +140,52 @@ int comm_agree(MPI_Comm comm, int ok, const char *msg) {
     mpiCheck(MPI_Comm_rank(comm, &rank));
     if (!all && rank == 0) fprintf(stderr, "%s\n", ok ? "stsae: error on another rank" : msg);
     return all;
+}
+
+double comm_collective_timeout(void) {
+    const char *e = getenv("STSAE_COLLECTIVE_TIMEOUT");
+    const double v = e ? atof(e) : 0.0;
+    return v > 0 ? v : 300.0;
+}
+
+// Completes rq, polling (a rank that waits here leaves the CPU to the
+// others); past the deadline (timeout_s > 0) this rank prints `mine` and
+// takes every rank down.
+static void wait_or_abort(MPI_Request *rq, MPI_Comm comm, double timeout_s, const char *mine) {
+    const double t0 = wall_time();
+    const struct timespec nap = {0, 200000}; // 0.2 ms
+    for (;;) {
+        int done = 0;
+        mpiCheck(MPI_Test(rq, &done, MPI_STATUS_IGNORE));
+        if (done) return;
+        if (timeout_s > 0 && wall_time() - t0 > timeout_s) {
+            int rank = 0;
+            MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+            fprintf(stderr,
+                    "stsae: error (rank %d): %s%sother ranks did not answer within %.0f s (left waiting inside a "
+                    "collective call that failed elsewhere?): aborting every rank\n",
+                    rank, mine ? mine : "", mine ? "; " : "", timeout_s);
+            fflush(stderr);
+            MPI_Abort(comm, 1);
+        }
+        nanosleep(&nap, NULL);
+    }
+}
+
+int comm_agree_msg(MPI_Comm comm, int ok, char *msg, size_t cap, double timeout_s) {
+    int rank = 0, first = INT_MAX;
+    mpiCheck(MPI_Comm_rank(comm, &rank));
+    int mine = ok ? INT_MAX : rank;
+    MPI_Request rq;
+    mpiCheck(MPI_Iallreduce(&mine, &first, 1, MPI_INT, MPI_MIN, comm, &rq));
+    wait_or_abort(&rq, comm, timeout_s, ok ? NULL : msg);
+    if (first == INT_MAX) return 1;
+    char buf[COMM_MSG_MAX];
+    memset(buf, 0, sizeof(buf));
+    if (rank == first) snprintf(buf, sizeof(buf), "%s", msg);
+    mpiCheck(MPI_Ibcast(buf, COMM_MSG_MAX, MPI_CHAR, first, comm, &rq));
+    wait_or_abort(&rq, comm, timeout_s, ok ? NULL : msg);
+    buf[COMM_MSG_MAX - 1] = 0;
+    snprintf(msg, cap, "%s", buf);
+    return 0;
 }

@@ -1,5 +1,8 @@
 // eval.c — `stsae eval DECK`: the metrics of SPEC §2 for every trained job and
-// for the raw features (eval.h).
+// for the raw features (eval.h). Each eval.h5 is written whole and on disk or
+// not at all (h5io.h); a write that fails on one rank (a full disk) ends the
+// run on every rank with status 1 and that rank's message (file, dataset or
+// attribute, reason), once every rank's items are through.
 #define _POSIX_C_SOURCE 200809L // access
 #include "stsae/eval.h"
 
@@ -154,40 +157,41 @@ static void timeline(const SparseCodes *z, int T, int N, int m, int32_t *lat, fl
 }
 
 // Writes eval.h5 (eval.h); wnorm and the timeline (tl [T, TIMELINE_LATENTS]
-// of the latents tl_lat on clip tl_clip) may be NULL.
-static void write_eval(const char *path, const Row *row, const char *job, const char *variant, int m, const double *rho,
-                       const double *ms, const int32_t *top, const float *mean_value, const double *wnorm, int T,
-                       const int32_t *tl_lat, const float *tl, const char *tl_clip, const double *sec) {
-    hid_t f = h5_create_tmp(path);
-    h5_set_attr_str(f, "job", job);
-    h5_set_attr_str(f, "variant", variant);
-    for (int i = 0; i < row->n; i++) h5_set_attr_f64(f, row->name[i], row->v[i]);
+// of the latents tl_lat on clip tl_clip) may be NULL. Under a temporary name,
+// every return checked (h5io.h): 0, or -1 with the file, the object and the
+// reason in err, and no eval.h5 (the item counts as not evaluated).
+static int write_eval(const char *path, const Row *row, const char *job, const char *variant, int m, const double *rho,
+                      const double *ms, const int32_t *top, const float *mean_value, const double *wnorm, int T,
+                      const int32_t *tl_lat, const float *tl, const char *tl_clip, const double *sec, char *err,
+                      size_t cap) {
+    H5W w;
+    if (h5w_create(&w, path) != 0) return errorf(err, cap, "%s", w.err);
+    h5w_attr_str(&w, "job", job);
+    h5w_attr_str(&w, "variant", variant);
+    for (int i = 0; i < row->n; i++) h5w_attr_f64(&w, row->name[i], row->v[i]);
     hsize_t dm[1] = {(hsize_t)m}, dt[2] = {(hsize_t)m, 8};
-    h5_write_f64(f, "rho", rho, 1, dm);
-    h5_write_f64(f, "ms", ms, 1, dm);
+    h5w_f64(&w, "rho", rho, 1, dm);
+    h5w_f64(&w, "ms", ms, 1, dm);
     double *t = xmalloc(sizeof(double) * (size_t)m * 8);
     for (size_t i = 0; i < (size_t)m * 8; i++) t[i] = top[i];
-    h5_write_f64(f, "top_clips", t, 2, dt);
+    h5w_f64(&w, "top_clips", t, 2, dt);
     free(t);
-    float *mv = xmalloc(sizeof(float) * (size_t)m);
-    memcpy(mv, mean_value, sizeof(float) * (size_t)m);
-    h5_write_f32(f, "mean_clip_value", mv, 1, dm);
-    free(mv);
-    if (wnorm) h5_write_f64(f, "probe_weight_norm", wnorm, 1, dm);
+    h5w_f32(&w, "mean_clip_value", mean_value, 1, dm);
+    if (wnorm) h5w_f64(&w, "probe_weight_norm", wnorm, 1, dm);
     if (sec) {
         hsize_t ds[1] = {N_S};
-        h5_write_f64(f, "seconds", sec, 1, ds);
-        h5_set_attr_str(f, "seconds_names", S_NAMES);
+        h5w_f64(&w, "seconds", sec, 1, ds);
+        h5w_attr_str(&w, "seconds_names", S_NAMES);
     }
     if (tl) {
         hsize_t dt2[2] = {(hsize_t)T, TIMELINE_LATENTS}, dl[1] = {TIMELINE_LATENTS};
-        h5_write_f32(f, "timeline", tl, 2, dt2);
+        h5w_f32(&w, "timeline", tl, 2, dt2);
         double l[TIMELINE_LATENTS];
         for (int q = 0; q < TIMELINE_LATENTS; q++) l[q] = tl_lat[q];
-        h5_write_f64(f, "timeline_latents", l, 1, dl);
-        h5_set_attr_str(f, "timeline_clip", tl_clip);
+        h5w_f64(&w, "timeline_latents", l, 1, dl);
+        h5w_attr_str(&w, "timeline_clip", tl_clip);
     }
-    h5_commit(f, path);
+    return h5w_commit(&w, err, cap);
 }
 
 static void column_means(const float *V, int n, int m, float *out) {
@@ -199,8 +203,9 @@ static void column_means(const float *V, int n, int m, float *out) {
 }
 
 // The raw features as a row of their own: lag-1 over the d channels, the
-// clip-level metrics over channels, probe and retrieval.
-static void eval_raw(const Eval *ev, const char *path) {
+// clip-level metrics over channels, probe and retrieval. 0, or -1 with err
+// (writing eval.h5 failed).
+static int eval_raw(const Eval *ev, const char *path, char *err, size_t cap) {
     const int T = ev->f.T, N = ev->f.N, d = ev->f.d, tn = T * N;
     uint16_t *h = xmalloc(sizeof(uint16_t) * (size_t)tn * d);
     float *x = xmalloc(sizeof(float) * (size_t)tn * d);
@@ -231,9 +236,10 @@ static void eval_raw(const Eval *ev, const char *path) {
     put(&row, "r_at_5", r5);
     float *mv = xmalloc(sizeof(float) * (size_t)d);
     column_means(Xte, ev->n_test, d, mv);
-    write_eval(path, &row, "raw", "raw", d, rho, ms, top, mv, NULL, 0, NULL, NULL, NULL, NULL);
+    const int rc = write_eval(path, &row, "raw", "raw", d, rho, ms, top, mv, NULL, 0, NULL, NULL, NULL, NULL, err, cap);
     lag1_free(&l);
     free(h), free(x), free(Xtr), free(Xte), free(rho), free(ms), free(live), free(top), free(mv);
+    return rc;
 }
 
 // Per clip list: clip values of the codes (and of each smoothing) and clip
@@ -244,7 +250,8 @@ typedef struct {
     float *Vs[17];   // smoothed codes' clip values: EMA per factor, then union TopK
 } Pooled;
 
-static void eval_job(const Eval *ev, const Job *job, const char *model_path, const char *path) {
+// One job's row (as eval_raw): 0, or -1 with err.
+static int eval_job(const Eval *ev, const Job *job, const char *model_path, const char *path, char *err, size_t cap) {
     SaeConfig cfg;
     ModelInfo info;
     float *params = model_load(model_path, &cfg, &info);
@@ -440,8 +447,8 @@ static void eval_job(const Eval *ev, const Job *job, const char *model_path, con
     put(&row, "train_tokens_per_s", info.tokens_per_s);
     float *mv = xmalloc(sizeof(float) * (size_t)m);
     column_means(P[1].V, ev->n_test, m, mv);
-    write_eval(path, &row, job->name, job->variant, m, rho, ms, top, mv, wnorm, T, tl_lat, tl,
-               ev->f.clip_ids[ev->test[0]], sec);
+    const int rc = write_eval(path, &row, job->name, job->variant, m, rho, ms, top, mv, wnorm, T, tl_lat, tl,
+                              ev->f.clip_ids[ev->test[0]], sec, err, cap);
 
     probe_free(&pr);
     lag1_free(&l);
@@ -454,6 +461,7 @@ static void eval_job(const Eval *ev, const Job *job, const char *model_path, con
     codes_free(&z), codes_free(&zs);
     free(params), free(h), free(x), free(xh), free(scratch), free(sx), free(sxx), free(Xte), free(rho), free(ms),
         free(live), free(top), free(wnorm), free(rank), free(drop), free(perm), free(mv), free(tl);
+    return rc;
 }
 
 // Unit clip embeddings of the test clips: the mean raw token (eval.embeddings
@@ -561,11 +569,15 @@ int eval_main(int argc, char **argv) {
 
     // the items: raw, then every trained job; dealt round-robin over the ranks
     char *raw_dir = path_join(ev.run_dir, "raw");
-    if (rank == 0 && path_mkdirs(raw_dir, err, sizeof(err)) != 0) die("%s", err);
-    MPI_Barrier(MPI_COMM_WORLD);
+    char werr[COMM_MSG_MAX] = "";
+    ok = rank != 0 || path_mkdirs(raw_dir, werr, sizeof(werr)) == 0;
+    int failed = !comm_agree_msg(MPI_COMM_WORLD, ok, werr, sizeof(werr), 0);
     const double t0 = wall_time();
     int done_here = 0, skipped = 0, missing = 0;
-    for (int item = 0; item <= jobs->n; item++) {
+    // a rank whose write fails (a full disk) stops its items; the others
+    // learn it when theirs are through, and every rank exits 1 naming the
+    // file and the reason (the items whose eval.h5 exists stay done)
+    for (int item = 0; item <= jobs->n && !failed; item++) {
         if (item % size != rank) continue;
         char *dir = item == 0 ? strdup(raw_dir) : NULL;
         if (item > 0) {
@@ -582,13 +594,25 @@ int eval_main(int argc, char **argv) {
             missing++;
         } else {
             const double t1 = wall_time();
-            if (item == 0) eval_raw(&ev, out);
-            else eval_job(&ev, &jobs->job[item - 1], model, out);
-            done_here++;
-            printf("eval [rank %d]: %s in %.1f s -> %s\n", rank, name, wall_time() - t1, out);
-            fflush(stdout);
+            failed = (item == 0 ? eval_raw(&ev, out, werr, sizeof(werr))
+                                : eval_job(&ev, &jobs->job[item - 1], model, out, werr, sizeof(werr))) != 0;
+            if (!failed) {
+                done_here++;
+                printf("eval [rank %d]: %s in %.1f s -> %s\n", rank, name, wall_time() - t1, out);
+                fflush(stdout);
+            }
         }
         free(dir), free(out), free(model);
+    }
+    if (!comm_agree_msg(MPI_COMM_WORLD, !failed, werr, sizeof(werr), 0)) {
+        fprintf(stderr, "stsae: error (rank %d): eval: %s\n", rank, werr);
+        fflush(stderr);
+        free(raw_dir), free(feat_path);
+        free(ev.train), free(ev.test), free(ev.y_train), free(ev.y_test), free(ev.E), free(ev.text);
+        features_close(&ev.f);
+        jobs_free(jobs);
+        deck_free(d);
+        return 1;
     }
     int counts[3] = {done_here, skipped, missing};
     MPI_Allreduce(MPI_IN_PLACE, counts, 3, MPI_INT, MPI_SUM, MPI_COMM_WORLD);

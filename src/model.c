@@ -11,7 +11,8 @@
 #include "stsae/common.h"
 #include "stsae/h5io.h"
 
-void model_write_tensors(hid_t f, const char *prefix, const SaeConfig *cfg, const float *flat) {
+// The four tensors into w (W_dec transposed to [d, m]); 0, or -1 with w->err.
+static int put_tensors(H5W *w, const char *prefix, const SaeConfig *cfg, const float *flat) {
     const int d = cfg->d, m = cfg->m;
     SaeTensors t;
     sae_carve((float *)flat, cfg, &t);
@@ -22,14 +23,23 @@ void model_write_tensors(hid_t f, const char *prefix, const SaeConfig *cfg, cons
     for (int i = 0; i < d; i++)
         for (int j = 0; j < m; j++) wd[(size_t)i * m + j] = t.D[(size_t)j * d + i];
     snprintf(name, sizeof(name), "%s/W_enc", prefix);
-    h5_write_f32(f, name, t.W_enc, 2, dmd);
+    h5w_f32(w, name, t.W_enc, 2, dmd);
     snprintf(name, sizeof(name), "%s/b_enc", prefix);
-    h5_write_f32(f, name, t.b_enc, 1, dm);
+    h5w_f32(w, name, t.b_enc, 1, dm);
     snprintf(name, sizeof(name), "%s/W_dec", prefix);
-    h5_write_f32(f, name, wd, 2, ddm);
+    h5w_f32(w, name, wd, 2, ddm);
     snprintf(name, sizeof(name), "%s/b_dec", prefix);
-    h5_write_f32(f, name, t.b_dec, 1, dd);
+    h5w_f32(w, name, t.b_dec, 1, dd);
     free(wd);
+    return w->failed ? -1 : 0;
+}
+
+void model_write_tensors(hid_t f, const char *prefix, const SaeConfig *cfg, const float *flat) {
+    char name[4096];
+    if (H5Fget_name(f, name, sizeof(name)) < 0) snprintf(name, sizeof(name), "(unnamed HDF5 file)");
+    H5W w;
+    h5w_wrap(&w, f, name);
+    if (put_tensors(&w, prefix, cfg, flat) != 0) die("%s", w.err);
 }
 
 static float *read_checked(hid_t f, const char *path, const char *prefix, const char *what, int rank,
@@ -84,14 +94,16 @@ uint64_t model_job_hash(const char *path) {
     return h;
 }
 
-void model_save(const char *path, const SaeConfig *cfg, const float *params, const ModelInfo *info) {
-    hid_t f = h5_create_tmp(path);
-    model_write_tensors(f, "params", cfg, params);
+int model_save(const char *path, const SaeConfig *cfg, const float *params, const ModelInfo *info, char *err,
+               size_t cap) {
+    H5W w;
+    if (h5w_create(&w, path) != 0) return errorf(err, cap, "%s", w.err);
+    put_tensors(&w, "params", cfg, params);
     char h[32];
     hash_text(info->hash, h, sizeof(h));
-    h5_set_attr_str(f, "variant", sae_variant_name(cfg));
-    h5_set_attr_str(f, "job", info->name);
-    h5_set_attr_str(f, "job_hash", h);
+    h5w_attr_str(&w, "variant", sae_variant_name(cfg));
+    h5w_attr_str(&w, "job", info->name);
+    h5w_attr_str(&w, "job_hash", h);
     const struct {
         const char *name;
         double v;
@@ -114,11 +126,11 @@ void model_save(const char *path, const SaeConfig *cfg, const float *params, con
                {"steps", (double)info->steps},
                {"tokens", (double)info->tokens},
                {"train_tokens_per_s", info->tokens_per_s}};
-    for (size_t i = 0; i < sizeof(num) / sizeof(*num); i++) h5_set_attr_f64(f, num[i].name, num[i].v);
-    for (int i = 0; i < 7; i++) h5_set_attr_f64(f, LOSS_NAMES[i], info->loss[i]);
-    h5_set_attr_f64(f, "l0", info->l0);
-    h5_set_attr_f64(f, "dead_frac", info->dead_frac);
-    h5_commit(f, path);
+    for (size_t i = 0; i < sizeof(num) / sizeof(*num); i++) h5w_attr_f64(&w, num[i].name, num[i].v);
+    for (int i = 0; i < 7; i++) h5w_attr_f64(&w, LOSS_NAMES[i], info->loss[i]);
+    h5w_attr_f64(&w, "l0", info->l0);
+    h5w_attr_f64(&w, "dead_frac", info->dead_frac);
+    return h5w_commit(&w, err, cap);
 }
 
 float *model_load(const char *path, SaeConfig *cfg, ModelInfo *info) {
@@ -160,23 +172,24 @@ float *model_load(const char *path, SaeConfig *cfg, ModelInfo *info) {
     return params;
 }
 
-void ckpt_save(const char *path, const SaeConfig *cfg, const float *params, const float *m1, const float *m2,
-               const int64_t *last_fired, const TrainState *st) {
-    hid_t f = h5_create_tmp(path);
+int ckpt_save(const char *path, const SaeConfig *cfg, const float *params, const float *m1, const float *m2,
+              const int64_t *last_fired, const TrainState *st, char *err, size_t cap) {
+    H5W w;
+    if (h5w_create(&w, path) != 0) return errorf(err, cap, "%s", w.err);
     hsize_t np = (hsize_t)sae_num_params(cfg), m = (hsize_t)cfg->m;
-    h5_write_f32(f, "params", params, 1, &np);
-    h5_write_f32(f, "adam_m", m1, 1, &np);
-    h5_write_f32(f, "adam_v", m2, 1, &np);
-    h5_write_i64(f, "last_fired", last_fired, 1, &m);
+    h5w_f32(&w, "params", params, 1, &np);
+    h5w_f32(&w, "adam_m", m1, 1, &np);
+    h5w_f32(&w, "adam_v", m2, 1, &np);
+    h5w_i64(&w, "last_fired", last_fired, 1, &m);
     char h[32];
     hash_text(st->hash, h, sizeof(h));
-    h5_set_attr_str(f, "job_hash", h);
-    h5_set_attr_f64(f, "step", (double)st->step);
-    h5_set_attr_f64(f, "tokens", (double)st->tokens);
-    h5_set_attr_f64(f, "theta", st->theta);
-    h5_set_attr_f64(f, "scale", st->scale);
-    h5_set_attr_f64(f, "train_s", st->train_s);
-    h5_commit(f, path);
+    h5w_attr_str(&w, "job_hash", h);
+    h5w_attr_f64(&w, "step", (double)st->step);
+    h5w_attr_f64(&w, "tokens", (double)st->tokens);
+    h5w_attr_f64(&w, "theta", st->theta);
+    h5w_attr_f64(&w, "scale", st->scale);
+    h5w_attr_f64(&w, "train_s", st->train_s);
+    return h5w_commit(&w, err, cap);
 }
 
 static void read_flat(hid_t f, const char *path, const char *name, size_t n, float *out) {

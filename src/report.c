@@ -13,7 +13,9 @@
 //      (mean ± std over seeds of each configuration) and the reconstruction /
 //      coherence frontier. Then `analysis/plots.py RUN_DIR` draws the PNGs
 //      (skipped with a note where Python or matplotlib is missing).
-// Every file is written under a temporary name and renamed.
+// Every file is written under a temporary name, synced and renamed, every
+// return checked (paths.h, h5io.h): a full disk leaves no half file under a
+// final name, and report exits 1 with the file and the reason.
 #define _POSIX_C_SOURCE 200809L // strdup, popen
 #include <math.h>
 #include <stdio.h>
@@ -122,9 +124,11 @@ static int *column_order(const Table *t, int *n) {
     return o;
 }
 
-static void write_csv(const Table *t, const char *path) {
+// results.csv; 0, or -1 with the file and the reason in err.
+static int write_csv(const Table *t, const char *path, char *err, size_t cap) {
     char tmp[4200];
-    FILE *fp = path_create_tmp(path, tmp, sizeof(tmp));
+    FILE *fp = path_tmp_open(path, tmp, sizeof(tmp), err, cap);
+    if (!fp) return -1;
     int n;
     int *o = column_order(t, &n);
     // every SPEC column appears, empty where no row has it
@@ -154,7 +158,7 @@ static void write_csv(const Table *t, const char *path) {
         fprintf(fp, "\n");
     }
     free(o);
-    path_commit(fp, tmp, path);
+    return path_tmp_commit(fp, tmp, path, err, cap);
 }
 
 // --- montages -------------------------------------------------------------------
@@ -169,7 +173,7 @@ static void write_csv(const Table *t, const char *path) {
 // (frames uint8 [F, 8, px, px, 3], jobs, latents) for analysis/plots.py.
 // Skipped, with a note, when the videos cannot be found (a pixels input, or
 // no extract section in the deck).
-static void write_montage(const Table *t, const Deck *d, const char *run_dir, hid_t f) {
+static void write_montage(const Table *t, const Deck *d, const char *run_dir, H5W *w) {
     if (!deck_has(d, "extract") || deck_has(d, "extract.input.pixels")) {
         printf("report: no montages (the deck names no videos)\n");
         return;
@@ -242,22 +246,19 @@ static void write_montage(const Table *t, const Deck *d, const char *run_dir, hi
     }
     if (n_f) {
         hsize_t dims[5] = {(hsize_t)n_f, 8, MONTAGE_PX, MONTAGE_PX, 3}, dn[1] = {(hsize_t)n_f};
-        hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
-        H5Pset_create_intermediate_group(lcpl, 1);
-        hid_t sp = H5Screate_simple(5, dims, NULL);
-        hid_t ds = H5Dcreate2(f, "montage/frames", H5T_STD_U8LE, sp, lcpl, H5P_DEFAULT, H5P_DEFAULT);
-        h5Check(H5Dwrite(ds, H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, frames));
-        H5Dclose(ds), H5Sclose(sp), H5Pclose(lcpl);
-        h5_write_f64(f, "montage/latents", lat, 1, dn);
-        h5_write_strings(f, "montage/jobs", jobs, (size_t)n_f);
+        h5w_u8(w, "montage/frames", frames, 5, dims);
+        h5w_f64(w, "montage/latents", lat, 1, dn);
+        h5w_strings(w, "montage/jobs", jobs, (size_t)n_f);
     }
     free(frames), free(jobs), free(lat), free(test), free(feat_path), free(pixels);
     features_close(&ff);
     inputs_free(&l);
 }
 
-static void write_h5(const Table *t, const char *path, const Deck *d, const char *run_dir) {
-    hid_t f = h5_create_tmp(path);
+// results.h5; 0, or -1 with the file, the object and the reason in err.
+static int write_h5(const Table *t, const char *path, const Deck *d, const char *run_dir, char *err, size_t cap) {
+    H5W w;
+    if (h5w_create(&w, path) != 0) return errorf(err, cap, "%s", w.err);
     int n;
     int *o = column_order(t, &n);
     char **names = xmalloc(sizeof(char *) * (size_t)(n + 1));
@@ -265,15 +266,15 @@ static void write_h5(const Table *t, const char *path, const Deck *d, const char
     for (int i = 0; i < n; i++) names[i] = t->cols[o[i]];
     for (int r = 0; r < t->n_rows; r++)
         for (int i = 0; i < n; i++) tab[(size_t)r * n + i] = t->v[(size_t)r * MAX_COLS + o[i]];
-    h5_write_strings(f, "columns", names, (size_t)n);
-    h5_write_strings(f, "rows", t->job, (size_t)t->n_rows);
-    h5_write_strings(f, "variants", t->variant, (size_t)t->n_rows);
+    h5w_strings(&w, "columns", names, (size_t)n);
+    h5w_strings(&w, "rows", t->job, (size_t)t->n_rows);
+    h5w_strings(&w, "variants", t->variant, (size_t)t->n_rows);
     hsize_t dims[2] = {(hsize_t)t->n_rows, (hsize_t)n};
-    h5_write_f64(f, "table", tab, 2, dims);
+    h5w_f64(&w, "table", tab, 2, dims);
     // per-latent arrays of every row
     static const char *const arrays[] = {"rho", "ms", "top_clips", "mean_clip_value", "timeline", "timeline_latents"};
     static const int ranks[] = {1, 1, 2, 1, 2, 1};
-    for (int r = 0; r < t->n_rows; r++) {
+    for (int r = 0; r < t->n_rows && !w.failed; r++) {
         hid_t src = h5_open_read(t->path[r]);
         for (size_t a = 0; a < sizeof(arrays) / sizeof(*arrays); a++) {
             if (!h5_exists(src, arrays[a])) continue;
@@ -282,14 +283,14 @@ static void write_h5(const Table *t, const char *path, const Deck *d, const char
             hsize_t dims2[2];
             const int rank = ranks[a];
             float *x = h5_read_f32(src, t->path[r], arrays[a], rank, dims2);
-            h5_write_f32(f, dst, x, rank, dims2);
+            h5w_f32(&w, dst, x, rank, dims2);
             free(x);
         }
         H5Fclose(src);
     }
-    write_montage(t, d, run_dir, f);
-    h5_commit(f, path);
+    if (!w.failed) write_montage(t, d, run_dir, &w);
     free(o), free(names), free(tab);
+    return h5w_commit(&w, err, cap);
 }
 
 // --- results.md ---------------------------------------------------------------
@@ -376,9 +377,11 @@ static int best_per_variant(const Table *t, const Config *c, int nc, const char 
     return n;
 }
 
-static void write_md(const Table *t, const char *path, const char *run_dir) {
+// results.md; 0, or -1 with the file and the reason in err.
+static int write_md(const Table *t, const char *path, const char *run_dir, char *err, size_t cap) {
     char tmp[4200];
-    FILE *fp = path_create_tmp(path, tmp, sizeof(tmp));
+    FILE *fp = path_tmp_open(path, tmp, sizeof(tmp), err, cap);
+    if (!fp) return -1;
     Config *c = xmalloc(sizeof(Config) * 512);
     const int nc = configs_of(t, c, 512);
     int *best = xmalloc(sizeof(int) * 512), *all = xmalloc(sizeof(int) * 512);
@@ -454,7 +457,7 @@ static void write_md(const Table *t, const char *path, const char *run_dir) {
     header(fp, "configuration", t3, 10);
     table_rows(fp, t, c, all, nc, t3, 10);
     free(c), free(best), free(all), free(soft), free(front);
-    path_commit(fp, tmp, path);
+    return path_tmp_commit(fp, tmp, path, err, cap);
 }
 
 // The plots: analysis/plots.py beside the sources (STSAE_ANALYSIS overrides).
@@ -511,17 +514,24 @@ int report_main(int argc, char **argv) {
     if (t.n_rows == 0) die("%s: no evaluation found (run stsae eval first)", run_dir);
     char *csv = path_join(run_dir, "results.csv"), *h5 = path_join(run_dir, "results.h5"),
          *md = path_join(run_dir, "results.md");
-    write_csv(&t, csv);
-    write_h5(&t, h5, d, run_dir);
-    write_md(&t, md, run_dir);
-    printf("report: %d rows (%d jobs not evaluated) -> %s, %s, %s\n", t.n_rows, missing, md, csv, h5);
-    fflush(stdout);
-    run_plots(run_dir);
+    // each file whole and on disk, or none under its name; a failure (a full
+    // disk) is one message naming the file and the reason, and exit status 1
+    char werr[8704];
+    const int ok = write_csv(&t, csv, werr, sizeof(werr)) == 0 && write_h5(&t, h5, d, run_dir, werr, sizeof(werr)) == 0 &&
+                   write_md(&t, md, run_dir, werr, sizeof(werr)) == 0;
+    if (ok) {
+        printf("report: %d rows (%d jobs not evaluated) -> %s, %s, %s\n", t.n_rows, missing, md, csv, h5);
+        fflush(stdout);
+        run_plots(run_dir);
+    } else {
+        fprintf(stderr, "stsae: error: report: %s\n", werr);
+        fflush(stderr);
+    }
     for (int r = 0; r < t.n_rows; r++) free(t.job[r]), free(t.variant[r]), free(t.config[r]), free(t.path[r]);
     for (int i = 0; i < t.n_cols; i++) free(t.cols[i]);
     free(t.cols), free(t.job), free(t.variant), free(t.config), free(t.path), free(t.v);
     free(csv), free(h5), free(md), free(deck_path);
     jobs_free(jobs);
     deck_free(d);
-    return 0;
+    return ok ? 0 : 1;
 }

@@ -8,7 +8,9 @@
 //      group), progress lines, and a table of seconds per stage with min /
 //      avg / max over the ranks. Exit status 0 when every job is done, 3 when
 //      a stop request (stop.h: a signal or RUN_DIR/STOP) stopped the run after
-//      checkpointing (run it again to go on).
+//      checkpointing (run it again to go on), 1 on every rank when a write
+//      failed (train.yaml, a job's directory, ckpt.h5, model.h5: a full disk),
+//      each rank naming the file and the reason.
 //
 // The world is split into groups of train.ranks_per_job ranks; the jobs are
 // dealt to the groups by cost, longest first, each to the least loaded group
@@ -34,15 +36,27 @@
 #include "stsae/train.h"
 #include "stsae/trainer.h"
 
-// Writes the resolved deck to RUN_DIR/train.yaml (temporary name, then rename).
-static void save_deck(const Deck *d, const char *run_dir, const char *deck_path) {
+// Writes the resolved deck to RUN_DIR/train.yaml (temporary name, synced,
+// renamed: paths.h). 0, or -1 with the file and the reason in err.
+static int save_deck(const Deck *d, const char *run_dir, const char *deck_path, char *err, size_t cap) {
     char *path = path_join(run_dir, "train.yaml");
     char tmp[4200];
-    FILE *fp = path_create_tmp(path, tmp, sizeof(tmp));
-    fprintf(fp, "# stsae %s train: %s as run (defaults filled in)\n", STSAE_VERSION, deck_path);
-    deck_write(d, fp);
-    path_commit(fp, tmp, path);
+    FILE *fp = path_tmp_open(path, tmp, sizeof(tmp), err, cap);
+    int rc = -1;
+    if (fp) {
+        fprintf(fp, "# stsae %s train: %s as run (defaults filled in)\n", STSAE_VERSION, deck_path);
+        deck_write(d, fp);
+        rc = path_tmp_commit(fp, tmp, path, err, cap);
+    }
     free(path);
+    return rc;
+}
+
+// A write that failed on some rank (its message agreed on: comm.h), said by
+// every rank: each exits with status 1 knowing the file and the reason.
+static void say_failed(int rank, const char *msg) {
+    fprintf(stderr, "stsae: error (rank %d): train: %s\n", rank, msg);
+    fflush(stderr);
 }
 
 // Longest processing time first: jobs by decreasing cost (ties by index),
@@ -109,7 +123,12 @@ int train_main(int argc, char **argv) {
     if (!comm_agree(MPI_COMM_WORLD, ok, err)) {
         return 1;
     }
-    if (rank == 0) save_deck(d, run_dir, argv[0]);
+    char werr[COMM_MSG_MAX] = "";
+    ok = rank != 0 || save_deck(d, run_dir, argv[0], werr, sizeof(werr)) == 0;
+    if (!comm_agree_msg(MPI_COMM_WORLD, ok, werr, sizeof(werr), 0)) {
+        say_failed(rank, werr);
+        return 1;
+    }
 
     // the feature file, its training clips, the input scale
     char *feat_path = path_join(run_dir, deck_str(d, "train.features"));
@@ -170,13 +189,29 @@ int train_main(int argc, char **argv) {
     env.group = &group;
     env.group_index = gi;
     env.n_groups = n_groups;
-    int stopped = 0, done = 0, skipped = 0;
-    for (int i = 0; i < jobs->n && !stopped; i++) {
+    int stopped = 0, done = 0, skipped = 0, failed = 0;
+    for (int i = 0; i < jobs->n && !stopped && !failed; i++) {
         if (group_of[i] != gi) continue;
         JobOutcome o = trainer_run(&env, &jobs->job[i]);
         stopped = o == JOB_STOPPED;
+        failed = o == JOB_FAILED;
         done += o == JOB_FINISHED;
         skipped += o == JOB_SKIPPED;
+    }
+    // a group whose write failed (a full disk) stopped at once; the others
+    // learn it when their own jobs are through, and every rank exits 1 with
+    // the first failing rank's message (finished jobs stay done, the rest
+    // resume from their last checkpoint on the next run)
+    snprintf(werr, sizeof(werr), "%s", env.err);
+    if (!comm_agree_msg(MPI_COMM_WORLD, !failed, werr, sizeof(werr), 0)) {
+        say_failed(rank, werr);
+        comm_free(&group);
+        MPI_Comm_free(&gcomm);
+        free(group_of), free(load), free(mean), free(train), free(feat_path);
+        features_close(&f);
+        jobs_free(jobs);
+        deck_free(d);
+        return 1;
     }
     int any_stopped = 0;
     MPI_Allreduce(&stopped, &any_stopped, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);

@@ -88,8 +88,13 @@ JobOutcome trainer_run(TrainEnv *env, const Job *job) {
         free(dir), free(model_path), free(ckpt_path);
         return JOB_SKIPPED;
     }
-    char err[1024];
-    if (lead && path_mkdirs(dir, err, sizeof(err)) != 0) die("%s", err);
+    // the job's directory: made by the lead, agreed on by the group (a full
+    // disk or a read-only run_dir stops every rank with the lead's message)
+    const int made = !lead || path_mkdirs(dir, env->err, sizeof(env->err)) == 0;
+    if (!comm_agree_msg(g->comm, made, env->err, sizeof(env->err), 0)) {
+        free(dir), free(model_path), free(ckpt_path);
+        return JOB_FAILED;
+    }
 
     SaeConfig cfg;
     job_config(job, d, &cfg);
@@ -104,7 +109,6 @@ JobOutcome trainer_run(TrainEnv *env, const Job *job) {
     sae_carve(grads, &cfg, &gr);
 
     TrainState st = {0, 0, 0.0f, env->scale, job->hash, 0.0};
-    MPI_Barrier(g->comm); // the directory exists
     const int resumed = ckpt_load(ckpt_path, &cfg, params, m1, m2, last_fired, &st) == 0;
     if (!resumed) sae_init(&cfg, &p, (uint64_t)job->seed, env->mean);
 
@@ -143,7 +147,7 @@ JobOutcome trainer_run(TrainEnv *env, const Job *job) {
     memset(&L, 0, sizeof(L));
     double t_last_ckpt = wall_time(), t_last_print = 0.0, t_loop = wall_time();
     const int64_t step0 = st.step, tokens0 = st.tokens;
-    int n_dead = 0, stopped = 0;
+    int n_dead = 0, stopped = 0, failed = 0;
     while (st.step < steps) {
         double t0 = wall_time();
         SaeBatch b = data_batch(dl, st.step, st.scale, x);
@@ -191,8 +195,14 @@ JobOutcome trainer_run(TrainEnv *env, const Job *job) {
             double tc = wall_time();
             st.train_s += tc - t_loop;
             t_loop = tc;
-            if (lead) ckpt_save(ckpt_path, &cfg, params, m1, m2, last_fired, &st);
-            MPI_Barrier(g->comm);
+            // on disk on the lead, agreed by the group; a failed save leaves
+            // the previous checkpoint and stops the job on every rank
+            const int saved =
+                !lead || ckpt_save(ckpt_path, &cfg, params, m1, m2, last_fired, &st, env->err, sizeof(env->err)) == 0;
+            if (!comm_agree_msg(g->comm, saved, env->err, sizeof(env->err), 0)) {
+                failed = 1;
+                break;
+            }
             t_last_ckpt = wall_time();
             env->timers[T_CKPT] += t_last_ckpt - tc;
             if (flags[0]) {
@@ -203,7 +213,7 @@ JobOutcome trainer_run(TrainEnv *env, const Job *job) {
             }
         }
     }
-    if (!stopped) {
+    if (!stopped && !failed) {
         st.train_s += wall_time() - t_loop;
         ModelInfo info;
         memset(&info, 0, sizeof(info));
@@ -220,20 +230,24 @@ JobOutcome trainer_run(TrainEnv *env, const Job *job) {
         memcpy(info.loss, lv, sizeof(lv));
         info.l0 = L.l0;
         info.dead_frac = (double)n_dead / m;
-        if (lead) {
-            model_save(model_path, &cfg, params, &info);
-            unlink(ckpt_path);
+        // model.h5 marks the job done: it exists only whole and on disk
+        // (model.h), and only then is the checkpoint removed
+        const int saved = !lead || model_save(model_path, &cfg, params, &info, env->err, sizeof(env->err)) == 0;
+        if (lead && saved) {
+            if (unlink(ckpt_path) != 0 && errno != ENOENT)
+                printf("[group %d] %s: note: cannot remove %s (%s); the job is done all the same\n", env->group_index,
+                       job->name, ckpt_path, strerror(errno));
             printf("[group %d] %s: done, %lld steps, %.0f tok/s, final loss %.4f (rec %.4f), L0 %.1f, dead %.1f%% -> %s\n",
                    env->group_index, job->name, (long long)st.step, info.tokens_per_s, L.total, L.rec, L.l0,
                    100.0 * n_dead / m, model_path);
             fflush(stdout);
         }
-        MPI_Barrier(g->comm);
+        failed = !comm_agree_msg(g->comm, saved, env->err, sizeof(env->err), 0);
     }
     env->timers[T_TOTAL] += wall_time() - t_start;
     data_free(dl);
     sae_work_free(w);
     free(x), free(params), free(grads), free(m1), free(m2), free(last_fired), free(fired), free(dead);
     free(dir), free(model_path), free(ckpt_path);
-    return stopped ? JOB_STOPPED : JOB_FINISHED;
+    return stopped ? JOB_STOPPED : failed ? JOB_FAILED : JOB_FINISHED;
 }

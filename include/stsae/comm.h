@@ -32,6 +32,27 @@ void comm_sum_f32(Comm *c, float *buf, size_t n);
 // every rank can exit with an error together. Collective.
 int comm_agree(MPI_Comm comm, int ok, const char *msg);
 
+// The verdict on an error one rank may see alone (a write that failed, a full
+// disk), so that every rank takes the same branch and makes the same next
+// collective call. Every rank passes ok and, when !ok, its message in msg;
+// returns 1 when every rank was ok, else 0 with msg (cap bytes) replaced, on
+// every rank, by the message of the lowest failing rank (at most
+// COMM_MSG_MAX - 1 characters of it). Collective over comm.
+// timeout_s > 0 is the last resort for a rank that never arrives because it
+// is still waiting inside a collective MPI-IO or HDF5 call that a failing
+// rank left early (Open MPI's OMPIO does this after a failed write): after
+// that many seconds the ranks that did arrive print their message and that
+// they waited in vain, and call MPI_Abort (non-zero exit everywhere).
+// timeout_s <= 0 waits as long as it takes (ranks of other training groups
+// may still be working).
+#define COMM_MSG_MAX 2048
+int comm_agree_msg(MPI_Comm comm, int ok, char *msg, size_t cap, double timeout_s);
+
+// The timeout_s for an agreement right after a collective write, when every
+// rank should arrive within moments: 300 s, or the environment's
+// STSAE_COLLECTIVE_TIMEOUT (seconds).
+double comm_collective_timeout(void);
+
 // Rank 0 prints seconds per stage with min / avg / max over the ranks of comm
 // and each stage's share of the last one (the total). Collective.
 void comm_stage_table(MPI_Comm comm, const char *const *names, const double *t, int n);

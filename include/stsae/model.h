@@ -1,6 +1,7 @@
 // model.h — a trained SAE and a training checkpoint on disk (HDF5, one file
-// each, written under a temporary name and renamed: a kill never leaves a
-// half-written file under the final name).
+// each, written under a temporary name, synced and renamed, every return
+// checked: a kill or a full disk never leaves a half-written file under the
+// final name, and a model.h5 that exists is a finished job).
 //
 // model.h5 (the product of a job; eval reads it): params/W_enc [m,d],
 // params/b_enc [m], params/W_dec [d,m] (SPEC's orientation), params/b_dec [d],
@@ -38,11 +39,15 @@ typedef struct {
 
 // The four tensors of a flat buffer under prefix/ (W_dec written as [d, m]),
 // and back; the read checks the shapes against cfg and that every value is
-// finite, dying with the file and dataset named.
+// finite. Both die naming the file, the dataset and the reason (check-step).
 void model_write_tensors(hid_t f, const char *prefix, const SaeConfig *cfg, const float *flat);
 void model_read_tensors(hid_t f, const char *path, const char *prefix, const SaeConfig *cfg, float *flat);
 
-void model_save(const char *path, const SaeConfig *cfg, const float *params, const ModelInfo *info);
+// Writes path (via path.tmp, renamed once synced: h5io.h). 0, or -1 with
+// "FILE: what: reason" in err (cap bytes) and no file left behind; the caller
+// decides how the ranks stop (a full disk is one rank's error).
+int model_save(const char *path, const SaeConfig *cfg, const float *params, const ModelInfo *info, char *err,
+               size_t cap);
 // Reads a model file: fills cfg and info, returns the flat parameters (malloc'ed).
 float *model_load(const char *path, SaeConfig *cfg, ModelInfo *info);
 // The job hash of a model file alone (resume checks; dies naming the file).
@@ -56,8 +61,10 @@ typedef struct {
     double train_s; // seconds of training so far (for tokens/s across restarts)
 } TrainState;
 
-void ckpt_save(const char *path, const SaeConfig *cfg, const float *params, const float *m1, const float *m2,
-               const int64_t *last_fired, const TrainState *st);
+// As model_save: 0, or -1 with the message in err; a failed save leaves the
+// previous checkpoint (if any) in place.
+int ckpt_save(const char *path, const SaeConfig *cfg, const float *params, const float *m1, const float *m2,
+              const int64_t *last_fired, const TrainState *st, char *err, size_t cap);
 // 0: loaded; -1: no checkpoint at path. Dies naming the file if it is
 // unreadable, of another job (hash) or of another shape.
 int ckpt_load(const char *path, const SaeConfig *cfg, float *params, float *m1, float *m2, int64_t *last_fired,

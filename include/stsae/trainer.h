@@ -37,9 +37,13 @@ typedef struct {
     Comm *group;            // the ranks training this job together
     int group_index, n_groups;
     double timers[N_TIMERS];
+    char err[2048];         // JOB_FAILED: what failed (file, object, reason), on every rank of the group
 } TrainEnv;
 
-typedef enum { JOB_FINISHED, JOB_SKIPPED, JOB_STOPPED } JobOutcome;
+// JOB_FAILED: a write failed (the job's directory, ckpt.h5, model.h5: a full
+// disk); every rank of the group returns it with the message in env->err, and
+// nothing of the job was marked done (its model.h5 exists only when whole).
+typedef enum { JOB_FINISHED, JOB_SKIPPED, JOB_STOPPED, JOB_FAILED } JobOutcome;
 JobOutcome trainer_run(TrainEnv *env, const Job *job);
 
 #endif
