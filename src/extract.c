@@ -109,12 +109,30 @@ int extract_clip_list(const Deck *d, const char *run_dir, ClipList *l, char **pi
         H5Fclose(f);
         return snprintf(err, cap, "%s: /pixels must be float32 [clips, T_in, 3, S, S]", *pixels), -1;
     }
-    hsize_t dl[1];
+    if (dims[0] < 1 || dims[0] > INPUTS_MAX_ROWS) {
+        H5Fclose(f);
+        return snprintf(err, cap, "%s: /pixels holds %llu clips (1 .. %d)", *pixels, (unsigned long long)dims[0],
+                        INPUTS_MAX_ROWS), -1;
+    }
+    hsize_t dl[1], dsp[1] = {0};
     float *lab = h5_read_f32(f, *pixels, "/labels", 1, dl);
-    uint8_t *sp = h5_exists(f, "/split") ? h5_read_u8(f, *pixels, "/split", 1, dl) : NULL;
+    uint8_t *sp = h5_exists(f, "/split") ? h5_read_u8(f, *pixels, "/split", 1, dsp) : NULL;
     H5Fclose(f);
-    if (dl[0] != dims[0]) return snprintf(err, cap, "%s: /labels has %llu entries, /pixels %llu clips", *pixels,
-                                          (unsigned long long)dl[0], (unsigned long long)dims[0]), -1;
+    int bad = dl[0] != dims[0] || (sp && dsp[0] != dims[0]);
+    if (bad)
+        snprintf(err, cap, "%s: /labels has %llu entries%s%llu, /pixels %llu clips: one each per clip", *pixels,
+                 (unsigned long long)dl[0], sp ? ", /split " : "", sp ? (unsigned long long)dsp[0] : 0ull,
+                 (unsigned long long)dims[0]);
+    else
+        bad = inputs_check_label_values(*pixels, "/labels", lab, (size_t)dl[0], err, cap) != 0;
+    for (hsize_t i = 0; !bad && sp && i < dims[0]; i++)
+        if (sp[i] > 1)
+            bad = 1, snprintf(err, cap, "%s: /split[%llu] = %u: 0 (train) or 1 (test)", *pixels, (unsigned long long)i,
+                              sp[i]);
+    if (bad) {
+        free(lab), free(sp);
+        return -1;
+    }
     l->n = (int)dims[0];
     l->clip = xcalloc((size_t)l->n, sizeof(ClipEntry));
     int max_label = -1;

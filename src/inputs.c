@@ -28,7 +28,7 @@
 #include "stsae/common.h"
 #include "stsae/paths.h"
 
-enum { MAX_ROWS = 1 << 28 }; // lines of a CSV, entries of a JSON file
+enum { MAX_ROWS = INPUTS_MAX_ROWS }; // lines of a CSV, entries of a JSON file
 
 static char *dup(const char *s) {
     size_t n = strlen(s);

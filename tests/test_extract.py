@@ -159,7 +159,31 @@ def case_ranks(e, w):
     ok = p.returncode != 0 and p.stderr.count("/pixels holds 6 frames of 32 px; the deck asks T_in = 8") == 1 \
         and not glob.glob(f"{w}/fp8.h5*")
     print(f"{'ok  ' if ok else 'FAIL'} pixels input of other frames: exit {p.returncode}, one message, no file")
-    return fails + (not ok)
+    fails += not ok
+    # hostile /labels and /split beside good /pixels: one message naming the file and object, nothing written
+    for what, edit, needle in (("short /labels", lambda f: f.create_dataset("labels", data=f["lab0"][:-1]),
+                                "/labels has"),
+                               ("a label 2.5", lambda f: f.create_dataset("labels", data=np.where(
+                                   np.arange(len(f["lab0"])) == 1, 2.5, f["lab0"][...]).astype(np.float32)),
+                                "/labels[1] = 2.5"),
+                               ("a split 7", lambda f: (f.create_dataset("labels", data=f["lab0"][...]),
+                                                        f.__delitem__("split"),
+                                                        f.create_dataset("split", data=np.full(len(f["lab0"]), 7,
+                                                                                               np.uint8))),
+                                "/split[0] = 7")):
+        shutil.copy(f"{w}/pix.h5", f"{w}/pixbad.h5")
+        with h5py.File(f"{w}/pixbad.h5", "a") as f:
+            f["lab0"] = f["labels"][...]
+            del f["labels"]
+            edit(f)
+        open(f"{w}/pixbad.yaml", "w").write(open(f"{w}/pix.yaml").read().replace("pix.h5", "pixbad.h5"))
+        p = e.run(3, "extract", f"{w}/pixbad.yaml", "extract.out=fbad.h5", check=False)
+        ok = p.returncode != 0 and p.stderr.count(needle) == 1 and "pixbad.h5" in p.stderr \
+            and not glob.glob(f"{w}/fbad.h5*")
+        print(f"{'ok  ' if ok else 'FAIL'} pixels input with {what}: exit {p.returncode}, one message, no file"
+              + ("" if ok else f"\n{p.stderr[-800:]}"))
+        fails += not ok
+    return fails
 
 
 def case_resume(e, w):

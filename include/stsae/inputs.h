@@ -50,6 +50,9 @@
 // action set (Kinetics-700 has 700, SSv2 174, even ImageNet-21k 21841), and
 // small enough that a table of label names costs at most a few MiB.
 #define INPUTS_MAX_LABELS 65536
+// At most this many clips in any list (lines of a CSV, entries of a JSON
+// file, clips of a preprocessed-pixels file): clip counts fit an int.
+#define INPUTS_MAX_ROWS (1 << 28)
 
 typedef struct {
     char *path;    // the video file, resolved
