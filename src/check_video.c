@@ -36,7 +36,7 @@ static void usage(void) {
 static void write_ints(hid_t f, const char *name, hid_t ftype, hid_t mtype, const void *v, int rank, const hsize_t *dims) {
     hid_t sp = H5Screate_simple(rank, dims, NULL);
     hid_t ds = H5Dcreate2(f, name, ftype, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-    if (ds < 0) die("cannot create dataset '%s'", name);
+    h5_check(ds, f, "cannot create dataset '%s'", name);
     if (dims[0]) h5_check(H5Dwrite(ds, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, v), ds, "cannot write dataset '%s'", name);
     H5Dclose(ds);
     H5Sclose(sp);

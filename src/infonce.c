@@ -295,7 +295,9 @@ void infonce_step(const SaeConfig *cfg, const SaeBatch *b, SparseCodes *z, const
         n_sets = 2;
         max_set = units;
     } else {
-        if (b->T < 2) die("the temporal loss needs whole clips of at least 2 steps");
+        if (b->T < 2) // jobs_check refuses such jobs before training: this is an assertion
+            die("the temporal loss needs whole clips of at least 2 steps; this batch has %d clips of T = %d", b->clips,
+                b->T);
         n_sets = b->T;
         max_set = units * b->H * b->W;
     }

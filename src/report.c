@@ -13,11 +13,13 @@
 //      (mean ± std over seeds of each configuration) and the reconstruction /
 //      coherence frontier. Then `analysis/plots.py RUN_DIR` draws the PNGs
 //      (skipped with a note where Python or matplotlib is missing).
+// Under MPI, rank 0 writes the report and every rank exits with its status.
 // Every file is written under a temporary name, synced and renamed, every
 // return checked (paths.h, h5io.h): a full disk leaves no half file under a
 // final name, and report exits 1 with the file and the reason.
 #define _POSIX_C_SOURCE 200809L // strdup, popen
 #include <math.h>
+#include <mpi.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -476,7 +478,7 @@ static void run_plots(const char *run_dir) {
     free(script);
 }
 
-int report_main(int argc, char **argv) {
+static int report_write(int argc, char **argv) {
     if (argc != 1) die("usage: stsae report RUN_DIR");
     const char *run_dir = argv[0];
     Table t;
@@ -534,4 +536,14 @@ int report_main(int argc, char **argv) {
     jobs_free(jobs);
     deck_free(d);
     return ok ? 0 : 1;
+}
+
+// The report is one process's work: under MPI rank 0 writes it (several ranks
+// would race for the same temporary names) and every rank returns its status.
+int report_main(int argc, char **argv) {
+    int rank = 0, rc = 0;
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    if (rank == 0) rc = report_write(argc, argv);
+    MPI_Bcast(&rc, 1, MPI_INT, 0, MPI_COMM_WORLD);
+    return rc;
 }

@@ -75,15 +75,16 @@ int run_main(int argc, char **argv) {
         if (rank == 0) {
             printf("\n=== stsae run: report (%.0f s so far) ===\n", wall_time() - t0);
             fflush(stdout);
-            char *dir = (char *)run_dir;
-            rc = report_main(1, &dir);
+        }
+        char *dir = (char *)run_dir;
+        rc = report_main(1, &dir); // rank 0 writes it, every rank gets its status
+        if (rank == 0 && rc == 0) {
             char *md = path_join(run_dir, "results.md"), *plots = path_join(run_dir, "plots");
             printf("\nstsae run: done in %.0f s.\n  results: %s (tables), results.csv, results.h5\n  plots:   %s/\n",
                    wall_time() - t0, md, plots);
             free(md), free(plots);
             fflush(stdout);
         }
-        MPI_Bcast(&rc, 1, MPI_INT, 0, MPI_COMM_WORLD);
     }
     deck_free(d);
     return rc;

@@ -158,6 +158,14 @@ eval:
             print(f"FAIL eval of {j}: 1 and 2 ranks differ")
     print(f"{'ok  ' if not any(fails) else 'FAIL'} eval on 1 and 2 ranks: identical files")
 
+    # report under 3 ranks: one writer (rank 0), the same results, exit 0 everywhere
+    shutil.copytree(f"{w}/run", f"{w}/run3", ignore=shutil.ignore_patterns("results*", "plots"))
+    p = subprocess.run(mpi + ["-np", "3", a.stsae, "report", f"{w}/run3"], env=env, capture_output=True, text=True)
+    same = p.returncode == 0 and open(f"{w}/run3/results.csv").read() == open(f"{w}/run/results.csv").read() \
+        and not [t for t in os.listdir(f"{w}/run3") if t.endswith(".tmp")]
+    print(f"{'ok  ' if same else 'FAIL'} report on 3 ranks: exit {p.returncode}, the same results.csv, no temporary")
+    fails.append(not same)
+
     # results.csv: every SPEC column, a row per job and raw
     rows = list(csv.DictReader(open(f"{w}/run/results.csv")))
     missing = [c for c in SPEC_COLUMNS if c not in rows[0]]

@@ -13,7 +13,8 @@
 // The work items (raw, then the jobs in grid order) are dealt round-robin to
 // the ranks; each rank streams the clips of its items one at a time (codes,
 // reconstructions and smoothed codes of one clip at a time; only clip-level
-// [clips, m] matrices are held). Exit status 0, or 1 with one message.
+// [clips, m] matrices are held). Exit status 0, or 1 with one message (a
+// failed write: every rank prints it, naming the file and the reason).
 #ifndef STSAE_EVAL_H
 #define STSAE_EVAL_H
 
