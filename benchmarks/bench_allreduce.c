@@ -14,9 +14,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "stsae/codes.h"
-#include "stsae/comm.h"
-#include "stsae/common.h"
+#include "stsae/base/common.h"
+#include "stsae/comm/comm.h"
+#include "stsae/sae/codes.h"
 
 static int cmp(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
@@ -30,6 +30,7 @@ static double median(double *t, int n) {
 
 int main(int argc, char **argv) {
     MPI_Init(&argc, &argv);
+    comm_world_started();
     int d = 768, expansion = 8, k = 64, tokens = 32768, reps = 10;
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--d")) d = atoi(argv[i + 1]);

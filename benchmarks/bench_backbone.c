@@ -22,8 +22,8 @@
 
 #include <cblas.h> // openblas_get_corename: OpenBLAS picks its kernel at load time (OPENBLAS_CORETYPE)
 
-#include "stsae/backbone.h"
-#include "stsae/common.h"
+#include "stsae/base/common.h"
+#include "stsae/io/backbone.h"
 
 enum { D = 768, DEPTH = 12, HEADS = 12, MLP = 3072, FRAMES = 16, SIZE = 224 };
 

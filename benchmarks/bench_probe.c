@@ -11,10 +11,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "stsae/common.h"
-#include "stsae/h5io.h"
-#include "stsae/probe.h"
-#include "stsae/ridge.h"
+#include "stsae/base/common.h"
+#include "stsae/io/h5io.h"
+#include "stsae/metrics/probe.h"
+#include "stsae/metrics/ridge.h"
 
 static int cmp(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;

@@ -18,9 +18,9 @@
 #include <omp.h>
 #endif
 
-#include "stsae/common.h"
-#include "stsae/optim.h"
-#include "stsae/sae.h"
+#include "stsae/base/common.h"
+#include "stsae/sae/optim.h"
+#include "stsae/sae/sae.h"
 
 static int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;

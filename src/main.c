@@ -4,17 +4,19 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "stsae/blas_setup.h" // blas_prefer_avx512, blas_kernel
-#include "stsae/check.h"  // check_step_main, check_deck_main
-#include "stsae/common.h" // STSAE_VERSION
-#include "stsae/device.h" // device_describe
-#include "stsae/synth.h"  // synth_main
-#include "stsae/eval.h"   // eval_main
-#include "stsae/extract.h" // extract_main
-#include "stsae/report.h" // report_main
-#include "stsae/run.h"    // run_main
-#include "stsae/stop.h"   // stop_unblock, stop_main
-#include "stsae/train.h"  // train_main
+#include "stsae/base/blas_setup.h" // blas_prefer_avx512, blas_kernel
+#include "stsae/base/common.h" // STSAE_VERSION
+#include "stsae/base/stop_request.h" // stop_unblock
+#include "stsae/comm/comm.h" // comm_world_started
+#include "stsae/comm/device.h" // device_describe
+#include "stsae/stages/eval.h" // eval_main
+#include "stsae/stages/extract.h" // extract_main
+#include "stsae/stages/report.h" // report_main
+#include "stsae/stages/run.h" // run_main
+#include "stsae/stages/stop.h" // stop_main
+#include "stsae/stages/synth.h" // synth_main
+#include "stsae/stages/train.h" // train_main
+#include "stsae/tools/check.h" // check_step_main, check_deck_main
 
 static void usage(FILE *out) {
     fprintf(out,
@@ -66,6 +68,7 @@ int main(int argc, char **argv) {
     for (size_t i = 0; i < sizeof(stages) / sizeof(*stages); i++)
         if (!strcmp(cmd, stages[i].name)) {
             MPI_Init(&argc, &argv);
+            comm_world_started();
             const int rc = stages[i].main(argc - 2, argv + 2);
             MPI_Finalize();
             return rc;

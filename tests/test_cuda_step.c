@@ -13,11 +13,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "stsae/common.h"
-#include "stsae/device.h"
-#include "stsae/optim.h"
-#include "stsae/sae.h"
-#include "stsae/sae_cuda.h"
+#include "stsae/base/common.h"
+#include "stsae/comm/device.h"
+#include "stsae/sae/optim.h"
+#include "stsae/sae/sae.h"
+#include "stsae/sae/sae_cuda.h"
 #include "testutil.h"
 
 static int passed, failed;

@@ -14,13 +14,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "stsae/comm.h"
-#include "stsae/common.h"
-#include "stsae/sae.h"
+#include "stsae/base/common.h"
+#include "stsae/comm/comm.h"
+#include "stsae/sae/sae.h"
 #include "testutil.h"
 
 int main(int argc, char **argv) {
     MPI_Init(&argc, &argv);
+    comm_world_started();
     Comm comm;
     comm_init(&comm, MPI_COMM_WORLD);
     SaeReduce red = comm_reduce(&comm);

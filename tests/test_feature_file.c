@@ -18,9 +18,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "stsae/features.h"
-#include "stsae/h5io.h"
-#include "stsae/inputs.h"
+#include "stsae/io/features.h"
+#include "stsae/io/h5io.h"
+#include "stsae/io/inputs.h"
 
 static int passed, failed;
 static char dir[512];

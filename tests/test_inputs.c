@@ -20,7 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "stsae/inputs.h"
+#include "stsae/io/inputs.h"
 
 static int passed, failed;
 static char dir[512];

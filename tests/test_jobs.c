@@ -24,9 +24,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "stsae/deck.h"
-#include "stsae/deck_schema.h"
-#include "stsae/jobs.h"
+#include "stsae/deck/deck.h"
+#include "stsae/deck/deck_schema.h"
+#include "stsae/deck/jobs.h"
 
 static int passed, failed;
 static char dir[256];

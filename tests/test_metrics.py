@@ -1,4 +1,4 @@
-"""The label-free metrics of SPEC §2 (src/metrics.c, through `stsae
+"""The label-free metrics of SPEC §2 (src/metrics/metrics.c, through `stsae
 check-metrics`) against numpy brute force written here from the SPEC's
 formulas: lag-1 coherence per latent and its summaries, MonoSemanticity by the
 pairwise sum over clips c != c', top-8 clips (stable ties), action purity,

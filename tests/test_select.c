@@ -10,8 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "stsae/common.h"
-#include "stsae/select.h"
+#include "stsae/base/common.h"
+#include "stsae/sae/select.h"
 
 static int passed, failed;
 

@@ -14,8 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "stsae/common.h"
-#include "stsae/sae.h"
+#include "stsae/base/common.h"
+#include "stsae/sae/sae.h"
 #include "testutil.h"
 
 // Same kept (latent, value) pairs, row by row, in any order within a row.

@@ -20,7 +20,7 @@
 
 #include <libavcodec/avcodec.h>
 
-#include "stsae/video.h"
+#include "stsae/io/video.h"
 
 static int passed, failed;
 static char dir[512];

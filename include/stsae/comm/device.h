@@ -1,0 +1,13 @@
+// device.h — what accelerators this build and this machine have. The CUDA
+// build implements it in cuda/comm/device.cu, the CPU-only build in
+// src/comm/device_none.c, so callers never need #ifdefs.
+#ifndef STSAE_DEVICE_H
+#define STSAE_DEVICE_H
+
+// Number of usable CUDA devices; 0 when the build has CUDA but no device or
+// driver is present; -1 when the build has no CUDA at all.
+int device_count(void);
+// One line describing the backend, e.g. "CUDA 13.0 runtime, 0 devices".
+const char *device_describe(void);
+
+#endif

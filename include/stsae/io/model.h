@@ -1,0 +1,73 @@
+// model.h — a trained SAE and a training checkpoint on disk (HDF5, one file
+// each, written under a temporary name, synced and renamed, every return
+// checked: a kill or a full disk never leaves a half-written file under the
+// final name, and a model.h5 that exists is a finished job).
+//
+// model.h5 (the product of a job; eval reads it): params/W_enc [m,d],
+// params/b_enc [m], params/W_dec [d,m] (SPEC's orientation), params/b_dec [d],
+// and root attributes: every SaeConfig value (variant, d, m, k, k_aux, alpha,
+// beta, m_high, lambda_t, lambda_s, lambda_r, tau, T_s), the input scale s,
+// BatchTopK's theta, and the job's name, hash, seed, layer, steps, tokens,
+// training tokens/s and the last step's losses (loss_total, loss_rec, ...),
+// l0 and dead_frac.
+//
+// ckpt.h5 (resume): the flat parameter buffer and both Adam moments (sae_carve
+// layout), the dead-latent clocks, and the step, tokens, theta, scale and job
+// hash; enough that a resumed run continues bit for bit (train_data.h makes the data
+// a function of the step).
+#ifndef STSAE_MODEL_H
+#define STSAE_MODEL_H
+
+#include <hdf5.h>
+#include <stdint.h>
+
+#include "stsae/sae/sae.h"
+
+typedef struct {
+    char name[160];
+    uint64_t hash;
+    int64_t seed;
+    int layer;
+    float scale;         // training happened on scale * x
+    float theta;         // BatchTopK evaluation threshold (0 for other selections)
+    int64_t steps, tokens;
+    double tokens_per_s; // training throughput of the job (global tokens / s)
+    // the last training step: loss terms (total, rec, aux, high, temp, spat,
+    // rast), mean L0 and the dead fraction
+    double loss[7], l0, dead_frac;
+} ModelInfo;
+
+// The four tensors of a flat buffer under prefix/ (W_dec written as [d, m]),
+// and back; the read checks the shapes against cfg and that every value is
+// finite. Both die naming the file, the dataset and the reason (check-step).
+void model_write_tensors(hid_t f, const char *prefix, const SaeConfig *cfg, const float *flat);
+void model_read_tensors(hid_t f, const char *path, const char *prefix, const SaeConfig *cfg, float *flat);
+
+// Writes path (via path.tmp, renamed once synced: h5io.h). 0, or -1 with
+// "FILE: what: reason" in err (cap bytes) and no file left behind; the caller
+// decides how the ranks stop (a full disk is one rank's error).
+int model_save(const char *path, const SaeConfig *cfg, const float *params, const ModelInfo *info, char *err,
+               size_t cap);
+// Reads a model file: fills cfg and info, returns the flat parameters (malloc'ed).
+float *model_load(const char *path, SaeConfig *cfg, ModelInfo *info);
+// The job hash of a model file alone (resume checks; dies naming the file).
+uint64_t model_job_hash(const char *path);
+
+typedef struct {
+    int64_t step;   // optimizer steps done
+    int64_t tokens; // global tokens seen
+    float theta, scale;
+    uint64_t hash;  // the job's
+    double train_s; // seconds of training so far (for tokens/s across restarts)
+} TrainState;
+
+// As model_save: 0, or -1 with the message in err; a failed save leaves the
+// previous checkpoint (if any) in place.
+int ckpt_save(const char *path, const SaeConfig *cfg, const float *params, const float *m1, const float *m2,
+              const int64_t *last_fired, const TrainState *st, char *err, size_t cap);
+// 0: loaded; -1: no checkpoint at path. Dies naming the file if it is
+// unreadable, of another job (hash) or of another shape.
+int ckpt_load(const char *path, const SaeConfig *cfg, float *params, float *m1, float *m2, int64_t *last_fired,
+              TrainState *st);
+
+#endif

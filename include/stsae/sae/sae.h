@@ -1,0 +1,143 @@
+// sae.h — the sparse autoencoder of SPEC §1: configuration, parameters carved
+// out of one flat buffer, and one training step (forward + hand-written
+// backward) for every variant.
+//
+// In:  the parameters, a batch of already-scaled tokens x [n, d] laid out as
+//      whole clips [clips, T, H*W, d], raster pairs [P, 2, d] or loose tokens,
+//      and the dead-latent mask (AuxK).
+// Out: every loss term and the raw gradients of the total loss, in a flat
+//      buffer with the same layout as the parameters, so that the allreduce,
+//      the optimizer and a checkpoint each touch one buffer.
+//
+// Pure compute: no MPI, HDF5 or YAML. Quantities that must be taken over the
+// global batch of a data-parallel job (FVU sums, the BatchTopK threshold) go
+// through the optional SaeReduce hooks; NULL means this process holds the
+// whole batch.
+//
+// Cost: the encoder forward is the only dense GEMM (cblas_sgemm over chunks
+// of tokens). Everything else is O(k d) per token: selection by a bounded
+// heap, decoder forward/backward and the encoder weight gradient over the
+// kept latents only, the InfoNCE terms from overlapping code pairs (infonce.h).
+#ifndef STSAE_SAE_H
+#define STSAE_SAE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "stsae/sae/codes.h"
+
+typedef enum { SEL_TOPK, SEL_BATCHTOPK, SEL_SPARSEMAX, SEL_ENTMAX15 } SaeSelect;
+typedef enum { CTR_NONE, CTR_TEMPORAL, CTR_SEPARATE, CTR_RASTER } SaeContrast;
+
+typedef struct {
+    int d;              // input width
+    int m;              // dictionary size
+    int k;              // kept latents per token (TopK), or per token on average (BatchTopK)
+    int k_aux;          // AuxK latents per token (0: AuxK off)
+    SaeSelect select;
+    SaeContrast contrast;
+    int m_high;         // Matryoshka high-level group size; 0 = no L_high
+    int frozen_decoder; // W_dec and b_dec get zero gradient (only the encoder trains)
+    float alpha;        // AuxK weight
+    float beta;         // L_high weight
+    float lambda_t, lambda_s, lambda_r; // InfoNCE weights (temporal, spatial, raster)
+    float tau;          // InfoNCE temperature
+    float temp_s;       // sparsemax / entmax input temperature T_s
+} SaeConfig;
+
+// Fills cfg from a variant name of SPEC §1 ("standard", "temporal", "separate",
+// "raster", "standard+M", "temporal+M", "separate+M", "sparsemax", "entmax15",
+// "frozen") and the defaults of SPEC §1. Returns 0, or -1 for an unknown name.
+int sae_config_init(SaeConfig *cfg, const char *variant, int d, int m);
+// The canonical name of cfg's variant (inverse of sae_config_init).
+const char *sae_variant_name(const SaeConfig *cfg);
+
+// Named tensors carved out of one flat buffer, in this order.
+// Storage note: the decoder is held as its transpose, one contiguous row per
+// latent (row j = column j of SPEC's W_dec [d, m]), because every decoder
+// access is "the atoms of the kept latents". File I/O transposes.
+typedef struct {
+    float *W_enc; // [m, d]
+    float *b_enc; // [m]
+    float *D;     // [m, d]   D[j*d + i] = W_dec[i, j]
+    float *b_dec; // [d]
+} SaeTensors;
+
+size_t sae_num_params(const SaeConfig *cfg);
+void sae_carve(float *flat, const SaeConfig *cfg, SaeTensors *t);
+
+// Initialization of SPEC §1: decoder rows random unit vectors from `seed`,
+// W_enc = D (= W_dec^T), b_enc = 0, b_dec = mean (may be NULL: zeros).
+void sae_init(const SaeConfig *cfg, SaeTensors *p, uint64_t seed, const float *mean);
+
+// Geometry of a batch. Exactly one layout is used:
+//   clips > 0: x is [clips, T, H*W, d], tokens in (clip, t, r, c) order;
+//   pairs > 0: x is [pairs, 2, d], token 2i is an anchor, 2i+1 its partner;
+//   otherwise: x is [n_tok, d] loose tokens.
+typedef struct {
+    int n_tok;
+    int clips, T, H, W;
+    int pairs;
+} SaeBatch;
+
+SaeBatch sae_batch_tokens(int n);
+SaeBatch sae_batch_clips(int clips, int T, int H, int W);
+SaeBatch sae_batch_pairs(int pairs);
+
+// Global reductions for data-parallel steps (comm.h implements them over the
+// ranks of a job). sum_f64 / sum_i64 sum a buffer element-wise over the ranks,
+// in place. The InfoNCE variants also exchange codes: gather_codes
+// concatenates every rank's codes, rows and entries in rank order, into *all
+// and gives this rank's first row and entry in it; return_grad takes one float
+// per entry of `all`, sums it over the ranks, and writes the n_mine sums of
+// this rank's entries to mine.
+typedef struct {
+    void (*sum_f64)(void *ctx, double *buf, int n);
+    void (*sum_i64)(void *ctx, int64_t *buf, int n);
+    void (*gather_codes)(void *ctx, const SparseCodes *mine, SparseCodes *all, int64_t *row0, int64_t *ent0);
+    void (*return_grad)(void *ctx, const float *all_buf, float *mine, int64_t n_mine);
+    void *ctx;
+} SaeReduce;
+
+typedef struct {
+    double rec, aux, high, temp, spat, rast, total;
+    double l0;           // mean kept latents per token
+    float min_kept;      // BatchTopK: the smallest kept activation of the global batch (theta's EMA)
+    int n_dead;          // dead latents in the mask given
+    int64_t n_tok_global;
+} SaeLosses;
+
+typedef struct SaeWork SaeWork;
+// Scratch for batches of up to max_tok tokens (BatchTopK holds the batch's
+// pre-activations densely: max_tok * m floats; the others work in chunks).
+SaeWork *sae_work_create(const SaeConfig *cfg, int max_tok);
+void sae_work_free(SaeWork *w);
+// Tuning (and tests): tokens per encoder GEMM chunk (at most the default,
+// 2048) and tokens per block of the latent-major gradient pass (default 4096:
+// a block's x and dL/dxhat rows, 2 x 4096 x d floats, should fit in the
+// last-level cache). Results depend on neither beyond float rounding.
+void sae_work_set_blocks(SaeWork *w, int chunk_tokens, int grad_block_tokens);
+
+// One forward + backward. x: [n_tok, d] scaled tokens. dead: uint8 [m], 1 = dead
+// (NULL or k_aux == 0: no AuxK). grad: overwritten with the gradient of the
+// local tokens' share of the global total loss (sum it over ranks).
+// red: NULL for a single process. Data-parallel, every rank holds whole clips
+// (temporal, separate) or whole pairs (raster) of the global batch.
+void sae_step(const SaeConfig *cfg, const SaeTensors *p, SaeTensors *grad,
+              const float *x, const SaeBatch *b, const uint8_t *dead,
+              const SaeReduce *red, SaeWork *w, SaeLosses *out);
+
+// The codes of the last sae_step (token-major, for the dead-latent counters
+// and evaluation).
+const SparseCodes *sae_last_codes(const SaeWork *w);
+
+// Encode only (evaluation): codes of x with the selection of cfg; BatchTopK
+// uses the fixed threshold theta (keep a_j > theta).
+void sae_encode(const SaeConfig *cfg, const SaeTensors *p, const float *x, int n,
+                float theta, SaeWork *w, SparseCodes *out);
+
+// Decode (evaluation): xhat [z->n_rows, d] = W_dec z + b_dec; with
+// n_latents < m only the latents j < n_latents count (the +M high-level group).
+void sae_decode(const SaeConfig *cfg, const SaeTensors *p, const SparseCodes *z, int n_latents, float *xhat);
+
+#endif

@@ -1,0 +1,49 @@
+// train_job.h — one training job of the grid on the ranks of its group: data,
+// steps, exact data-parallel reductions, Adam, dead-latent clocks, the
+// BatchTopK threshold, progress lines, checkpoints and the final model.
+//
+// In:  the job (jobs.h), the deck's train section, the open feature file and
+//      its training clips, the input scale and scaled mean (the same for every
+//      job of a layer), and the group's communicator.
+// Out: RUN_DIR/jobs/NAME/model.h5 (model.h) when the job finishes;
+//      RUN_DIR/jobs/NAME/ckpt.h5 every train.checkpoint_every seconds and on a
+//      stop request (stop_request.h: SIGTERM, SIGUSR1 or RUN_DIR/STOP), after which
+//      the job stops (status 3).
+//
+// Restart: a job whose model.h5 exists is skipped; one with a checkpoint
+// continues from it and, on the same ranks and threads, ends with the same
+// bits as a run that was never stopped (the data of a step is a function of
+// the step, every sum has a fixed order, and the checkpoint holds all state).
+#ifndef STSAE_TRAIN_JOB_H
+#define STSAE_TRAIN_JOB_H
+
+#include "stsae/comm/comm.h"
+#include "stsae/deck/deck.h"
+#include "stsae/deck/jobs.h"
+#include "stsae/io/features.h"
+
+// Per-rank seconds by stage, summed over the rank's jobs.
+enum { T_DATA, T_STEP, T_ALLREDUCE, T_OPTIM, T_CKPT, T_TOTAL, N_TIMERS };
+extern const char *const TIMER_NAMES[N_TIMERS];
+
+typedef struct {
+    const Deck *deck;
+    const char *run_dir;
+    const FeatureFile *features;
+    const int32_t *train;   // training clips
+    int n_train;
+    float scale;            // input scale s
+    const float *mean;      // mean of the scaled sample (d), b_dec's initial value
+    Comm *group;            // the ranks training this job together
+    int group_index, n_groups;
+    double timers[N_TIMERS];
+    char err[2048];         // JOB_FAILED: what failed (file, object, reason), on every rank of the group
+} TrainEnv;
+
+// JOB_FAILED: a write failed (the job's directory, ckpt.h5, model.h5: a full
+// disk); every rank of the group returns it with the message in env->err, and
+// nothing of the job was marked done (its model.h5 exists only when whole).
+typedef enum { JOB_FINISHED, JOB_SKIPPED, JOB_STOPPED, JOB_FAILED } JobOutcome;
+JobOutcome trainer_run(TrainEnv *env, const Job *job);
+
+#endif

@@ -1,0 +1,5 @@
+// device_none.c — device.h for a build without CUDA.
+#include "stsae/comm/device.h"
+
+int device_count(void) { return -1; }
+const char *device_describe(void) { return "CPU only (built without CUDA)"; }

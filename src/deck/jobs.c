@@ -1,0 +1,417 @@
+// jobs.c — grid expansion (see jobs.h).
+//
+// In:  a validated deck (train.grid, the train-level values).
+// Out: the job list, or one error naming the grid entry's file and line;
+//      jobs_check: a verdict on every job against the data, the same on
+//      every rank.
+//
+// An entry's keys other than variant, name and seeds are its axes (each a
+// list after validation: a lone value is a one-element list). Combination c
+// of an entry is a mixed-radix number over the axes, last axis fastest; the
+// seeds vary fastest of all.
+#include "stsae/deck/jobs.h"
+
+#include <limits.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "stsae/base/common.h"
+
+#define MAX_JOBS 100000
+#define CANON_CAP 1024
+
+typedef enum { CTR_NO, CTR_T, CTR_S, CTR_R, CTR_T_OPT } Contrast; // T_OPT: temporal when lambda_t > 0
+
+typedef struct {
+    const char *name;
+    Contrast contrast;
+    int matryoshka; // +M: BatchTopK and L_high
+    int soft;       // sparsemax / entmax15: no TopK threshold, no AuxK, uses T_s
+} Variant;
+
+static const Variant VARIANTS[] = {
+    {"standard", CTR_NO, 0, 0},   {"temporal", CTR_T, 0, 0},     {"separate", CTR_S, 0, 0},
+    {"raster", CTR_R, 0, 0},      {"standard+M", CTR_NO, 1, 0},  {"temporal+M", CTR_T, 1, 0},
+    {"separate+M", CTR_S, 1, 0},  {"sparsemax", CTR_T_OPT, 0, 1}, {"entmax15", CTR_T_OPT, 0, 1},
+    {"frozen", CTR_NO, 0, 0},
+};
+
+// The values a grid entry may set (its axes), with train-level defaults.
+enum { K_LAMBDA, K_LAMBDA_T, K_LAMBDA_S, K_TAU, K_HIGH_FRAC, K_T_S, K_ALPHA, K_BETA, K_LR, K_K, K_EXPANSION, N_KNOB };
+static const char *const KNOB[N_KNOB] = {"lambda", "lambda_t", "lambda_s", "tau", "high_frac", "T_s",
+                                         "alpha",  "beta",     "lr",       "k",   "expansion"};
+
+// Train-level values every job shares that shape the trained SAE (in the hash).
+static const char *const SHARED[] = {"features",   "layer",      "dead_tokens", "warmup_frac",
+                                     "adam_beta1", "adam_beta2", "adam_eps",    "epochs",
+                                     "max_steps",  "streams",    "mix_clips",   "scale_sample",
+                                     "theta_decay"};
+
+typedef struct {
+    const Deck *d;
+    char *err;
+    size_t cap;
+    JobList *out;
+    double base[N_KNOB]; // train-level values (NAN: none)
+    int k_aux;
+    int64_t batch[3];    // by JobBatch
+    char shared[CANON_CAP];
+} Ctx;
+
+static int jfail(Ctx *c, const char *key, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+// "WHERE: KEY: message" with WHERE the key's file:line; returns -1.
+static int jfail(Ctx *c, const char *key, const char *fmt, ...) {
+    char where[512], msg[1024];
+    deck_where(c->d, key, where, sizeof(where));
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    return deck_errorf(c->err, c->cap, where, key, "%s", msg);
+}
+
+uint64_t job_hash_text(const char *text) {
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (const unsigned char *p = (const unsigned char *)text; *p; p++) h = (h ^ *p) * 0x100000001b3ull;
+    return h;
+}
+
+double job_lr(const Job *job, int d) {
+    return job->lr > 0 ? job->lr : 2e-4 / sqrt((double)job->expansion * d / 16384.0);
+}
+
+int64_t job_latents(const Job *job, int d) { return (int64_t)job->expansion * d; }
+
+int64_t job_m_high(const Job *job, int64_t m) {
+    return job->high_frac > 0 ? (int64_t)floor(job->high_frac * (double)m + 0.5) : 0;
+}
+
+static const Variant *variant_of(const char *name) {
+    for (size_t i = 0; i < sizeof(VARIANTS) / sizeof(*VARIANTS); i++)
+        if (!strcmp(VARIANTS[i].name, name)) return &VARIANTS[i];
+    die("jobs: variant '%s' is in the schema but has no rules here", name);
+}
+
+static int knob_of(const char *key) {
+    for (int i = 0; i < N_KNOB; i++)
+        if (!strcmp(KNOB[i], key)) return i;
+    return -1;
+}
+
+// Does the variant use this value at all?
+static int uses(const Variant *v, int knob) {
+    switch (knob) {
+    case K_LAMBDA: case K_TAU: return v->contrast != CTR_NO;
+    case K_LAMBDA_T: return v->contrast == CTR_T || v->contrast == CTR_S || v->contrast == CTR_T_OPT;
+    case K_LAMBDA_S: return v->contrast == CTR_S;
+    case K_HIGH_FRAC: case K_BETA: return v->matryoshka;
+    case K_T_S: return v->soft;
+    case K_ALPHA: return !v->soft;
+    default: return 1;
+    }
+}
+
+static void num(char *buf, double v) { deck_format_num(v, buf, 32); }
+
+static void base_values(Ctx *c) {
+    const Deck *d = c->d;
+    for (int i = 0; i < N_KNOB; i++) {
+        char key[64];
+        snprintf(key, sizeof(key), "train.%s", KNOB[i]);
+        c->base[i] = i == K_LAMBDA_T || i == K_LAMBDA_S ? NAN : deck_has(d, key) ? deck_num(d, key) : 0;
+    }
+    c->k_aux = (int)deck_int(d, "train.k_aux");
+    c->batch[BATCH_TOKENS] = deck_int(d, "train.batch_tokens");
+    c->batch[BATCH_CLIPS] = deck_int(d, "train.batch_clips");
+    c->batch[BATCH_PAIRS] = deck_int(d, "train.batch_pairs");
+    size_t n = 0;
+    for (size_t i = 0; i < sizeof(SHARED) / sizeof(*SHARED); i++) {
+        char key[64];
+        snprintf(key, sizeof(key), "train.%s", SHARED[i]);
+        n += (size_t)snprintf(c->shared + n, sizeof(c->shared) - n, " %s=%s", SHARED[i],
+                              deck_has(d, key) ? deck_str(d, key) : "-");
+    }
+}
+
+// Every value of a job from its knobs, by the variant's rules (jobs.h).
+static void resolve(const Ctx *c, const Variant *v, const double *kv, Job *j) {
+    double lam = kv[K_LAMBDA];
+    double lt = isnan(kv[K_LAMBDA_T]) ? lam : kv[K_LAMBDA_T];
+    double ls = isnan(kv[K_LAMBDA_S]) ? lam : kv[K_LAMBDA_S];
+    j->variant = v->name;
+    j->lambda_t = uses(v, K_LAMBDA_T) ? lt : 0;
+    j->lambda_s = uses(v, K_LAMBDA_S) ? ls : 0;
+    j->lambda_r = v->contrast == CTR_R ? lam : 0;
+    int contrastive = j->lambda_t + j->lambda_s + j->lambda_r > 0;
+    j->tau = contrastive ? kv[K_TAU] : 0;
+    j->high_frac = v->matryoshka ? kv[K_HIGH_FRAC] : 0;
+    j->beta = v->matryoshka ? kv[K_BETA] : 0;
+    j->T_s = v->soft ? kv[K_T_S] : 0;
+    j->k_aux = v->soft ? 0 : c->k_aux;
+    j->alpha = j->k_aux ? kv[K_ALPHA] : 0;
+    j->k = (int)kv[K_K];
+    j->expansion = (int)kv[K_EXPANSION];
+    j->lr = kv[K_LR];
+    j->batch_kind = v->contrast == CTR_R                                   ? BATCH_PAIRS
+                    : v->contrast == CTR_NO || (v->soft && j->lambda_t == 0) ? BATCH_TOKENS
+                                                                            : BATCH_CLIPS;
+    j->batch = c->batch[j->batch_kind];
+    j->cost = j->expansion * (contrastive ? 1.25 : 1.0) * (v->matryoshka ? 1.15 : 1.0);
+}
+
+static void canonical(const Ctx *c, Job *j) {
+    static const char *batch_name[] = {"tokens", "clips", "pairs"};
+    char lt[32], ls[32], lr_[32], tau[32], hf[32], ts[32], al[32], be[32], lr[32] = "default";
+    num(lt, j->lambda_t), num(ls, j->lambda_s), num(lr_, j->lambda_r), num(tau, j->tau);
+    num(hf, j->high_frac), num(ts, j->T_s), num(al, j->alpha), num(be, j->beta);
+    if (j->lr > 0) num(lr, j->lr);
+    char buf[2 * CANON_CAP];
+    snprintf(buf, sizeof(buf),
+             "variant=%s lambda_t=%s lambda_s=%s lambda_r=%s tau=%s high_frac=%s T_s=%s k=%d k_aux=%d "
+             "expansion=%d alpha=%s beta=%s lr=%s seed=%lld batch=%lld_%s%s",
+             j->variant, lt, ls, lr_, tau, hf, ts, j->k, j->k_aux, j->expansion, al, be, lr,
+             (long long)j->seed, (long long)j->batch, batch_name[j->batch_kind], c->shared);
+    j->canon = memcpy(xmalloc(strlen(buf) + 1), buf, strlen(buf) + 1);
+    j->hash = job_hash_text(j->canon);
+}
+
+static void push(Ctx *c, Job *j) {
+    JobList *l = c->out;
+    if ((l->n & (l->n - 1)) == 0) l->job = xrealloc(l->job, sizeof(Job) * (size_t)(l->n ? 2 * l->n : 1));
+    j->index = l->n;
+    l->job[l->n++] = *j;
+}
+
+// An entry's name: letters, digits and _ . + - only (it names directories).
+static int check_name(Ctx *c, const char *ep) {
+    char key[96];
+    snprintf(key, sizeof(key), "%s.name", ep);
+    if (!deck_has(c->d, key)) return 0;
+    const char *s = deck_str(c->d, key);
+    if (strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.+-") == strlen(s)) return 0;
+    return jfail(c, key, "expected letters, digits and _ . + - only (got '%s')", s);
+}
+
+typedef struct {
+    int n;
+    int knob[N_KNOB], len[N_KNOB];
+    char key[N_KNOB][96]; // "train.grid[e].lambda"
+    long combos;
+} Axes;
+
+// The entry's axes, in file order; a value its variant does not use is an error.
+static int axes_of(Ctx *c, const char *ep, const Variant *v, Axes *a) {
+    a->n = 0;
+    a->combos = 1;
+    for (int i = 0; i < deck_len(c->d, ep); i++) {
+        const char *name = deck_key_at(c->d, ep, i);
+        int knob = knob_of(name);
+        if (knob < 0) continue; // variant, name, seeds
+        snprintf(a->key[a->n], sizeof(a->key[0]), "%s.%s", ep, name);
+        if (!uses(v, knob)) return jfail(c, a->key[a->n], "variant %s does not use %s", v->name, name);
+        a->knob[a->n] = knob;
+        a->len[a->n] = deck_len(c->d, a->key[a->n]);
+        a->combos *= a->len[a->n];
+        if (a->combos > MAX_JOBS) return jfail(c, ep, "expands to more than %d jobs", MAX_JOBS);
+        a->n++;
+    }
+    return 0;
+}
+
+// Knob values and the name of combination `combo` of an entry.
+static void combination(const Ctx *c, const Axes *a, long combo, double *kv, char *name, size_t cap) {
+    int digit[N_KNOB];
+    for (int j = a->n - 1; j >= 0; j--) {
+        digit[j] = (int)(combo % a->len[j]);
+        combo /= a->len[j];
+    }
+    for (int j = 0; j < a->n; j++) {
+        char el[128];
+        snprintf(el, sizeof(el), "%s[%d]", a->key[j], digit[j]);
+        kv[a->knob[j]] = deck_num(c->d, el);
+        size_t n = strlen(name);
+        snprintf(name + n, cap - n, "_%s%s", KNOB[a->knob[j]], deck_str(c->d, el));
+    }
+}
+
+static int expand_entry(Ctx *c, int e) {
+    char ep[64], key[96], seeds[96];
+    snprintf(ep, sizeof(ep), "train.grid[%d]", e);
+    snprintf(key, sizeof(key), "%s.variant", ep);
+    const Variant *v = variant_of(deck_str(c->d, key));
+    Axes a;
+    if (check_name(c, ep) || axes_of(c, ep, v, &a)) return -1;
+    snprintf(key, sizeof(key), "%s.name", ep);
+    const char *prefix = deck_has(c->d, key) ? deck_str(c->d, key) : v->name;
+    snprintf(seeds, sizeof(seeds), "%s.seeds", ep);
+    if (!deck_has(c->d, seeds)) strcpy(seeds, "train.seeds");
+    int ns = deck_len(c->d, seeds);
+    if (c->out->n + a.combos * ns > MAX_JOBS) return jfail(c, ep, "the grid expands to more than %d jobs", MAX_JOBS);
+    for (long combo = 0; combo < a.combos; combo++) {
+        double kv[N_KNOB];
+        char name[sizeof(((Job *)0)->name) - 32]; // room for "_seed<int64>"
+        memcpy(kv, c->base, sizeof(kv));
+        snprintf(name, sizeof(name), "%s", prefix);
+        combination(c, &a, combo, kv, name, sizeof(name));
+        for (int s = 0; s < ns; s++) {
+            Job j = {.entry = e};
+            char sk[128];
+            snprintf(sk, sizeof(sk), "%s[%d]", seeds, s);
+            resolve(c, v, kv, &j);
+            j.seed = deck_int(c->d, sk);
+            snprintf(j.name, sizeof(j.name), "%s_seed%lld", name, (long long)j.seed);
+            canonical(c, &j);
+            push(c, &j);
+        }
+    }
+    return 0;
+}
+
+static const Job *sort_jobs; // qsort has no context argument
+
+static int by_hash(const void *x, const void *y) {
+    const Job *a = &sort_jobs[*(const int *)x], *b = &sort_jobs[*(const int *)y];
+    return a->hash != b->hash ? (a->hash > b->hash) - (a->hash < b->hash) : a->index - b->index;
+}
+
+static int by_name(const void *x, const void *y) {
+    const Job *a = &sort_jobs[*(const int *)x], *b = &sort_jobs[*(const int *)y];
+    int c = strcmp(a->name, b->name);
+    return c ? c : a->index - b->index;
+}
+
+// The clash (same hash, or same name) whose later job comes first: sort, then
+// compare neighbours. *first gets the earlier job of the pair; -1: none.
+static int first_clash(const JobList *l, int *order, int (*cmp)(const void *, const void *), int *first) {
+    int later = -1;
+    for (int i = 0; i < l->n; i++) order[i] = i;
+    sort_jobs = l->job;
+    qsort(order, (size_t)l->n, sizeof(int), cmp);
+    for (int i = 1; i < l->n; i++) {
+        int a = order[i - 1], b = order[i], same = cmp == by_hash ? l->job[a].hash == l->job[b].hash
+                                                                  : !strcmp(l->job[a].name, l->job[b].name);
+        if (same && (later < 0 || b < later)) later = b, *first = a;
+    }
+    return later;
+}
+
+// Two jobs that would train the same SAE, or share a name, are an error
+// naming both grid entries.
+static int check_unique(Ctx *c) {
+    const JobList *l = c->out;
+    int *order = xmalloc(sizeof(int) * (size_t)(l->n ? l->n : 1)), a, b, named = 0;
+    if ((b = first_clash(l, order, by_hash, &a)) < 0) named = (b = first_clash(l, order, by_name, &a)) >= 0;
+    free(order);
+    if (b < 0) return 0;
+    const Job *ja = &l->job[a], *jb = &l->job[b];
+    char ea[64], eb[64], where[512];
+    snprintf(ea, sizeof(ea), "train.grid[%d]", ja->entry);
+    snprintf(eb, sizeof(eb), "train.grid[%d]", jb->entry);
+    deck_where(c->d, ea, where, sizeof(where));
+    if (named) return jfail(c, eb, "job name '%s' is taken by a job of %s (%s): give the entries different names",
+                            jb->name, ea, where);
+    return jfail(c, eb, "job '%s' %s job '%s' of %s (%s)", jb->name,
+                 strcmp(ja->canon, jb->canon) ? "has the hash (a collision) of" : "has the same values as", ja->name,
+                 ea, where);
+}
+
+JobList *jobs_expand(const Deck *d, char *err, size_t errcap) {
+    Ctx c = {.d = d, .err = err, .cap = errcap, .out = xcalloc(1, sizeof(JobList))};
+    if (errcap) err[0] = 0;
+    if (!deck_has(d, "train")) return c.out;
+    base_values(&c);
+    int bad = 0;
+    for (int e = 0; e < deck_len(d, "train.grid") && !bad; e++) bad = expand_entry(&c, e);
+    if (!bad) bad = check_unique(&c);
+    if (!bad) return c.out;
+    jobs_free(c.out);
+    return NULL;
+}
+
+// --- the jobs against the data (jobs_check) ------------------------------------------
+
+// The key that set a job's value of `knob`: its grid entry's own, else the
+// train-level one.
+static const char *knob_key(const Ctx *c, const Job *j, const char *knob, char *buf, size_t cap) {
+    snprintf(buf, cap, "train.grid[%d].%s", j->entry, knob);
+    if (!deck_has(c->d, buf)) snprintf(buf, cap, "train.%s", knob);
+    return buf;
+}
+
+static int check_job(Ctx *c, const Job *j, const DataShape *s) {
+    static const char *batch_key[] = {"train.batch_tokens", "train.batch_clips", "train.batch_pairs"};
+    static const char *unit[] = {"tokens", "clips", "pairs"};
+    char key[96], var[64];
+    const char *n = j->name;
+    snprintf(var, sizeof(var), "train.grid[%d].variant", j->entry);
+    const int64_t m = job_latents(j, s->d), tn = (int64_t)s->T * s->H * s->W;
+    if (m > INT_MAX)
+        return jfail(c, knob_key(c, j, "expansion", key, sizeof(key)),
+                     "job %s: m = expansion x d = %d x %d = %lld latents is more than %d", n, j->expansion, s->d,
+                     (long long)m, INT_MAX);
+    if (j->k > m)
+        return jfail(c, knob_key(c, j, "k", key, sizeof(key)),
+                     "job %s: k = %d exceeds the m = %lld latents (expansion %d x d %d of %s)", n, j->k,
+                     (long long)m, j->expansion, s->d, s->source);
+    if (j->k_aux > m)
+        return jfail(c, "train.k_aux",
+                     "job %s: k_aux = %d exceeds the m = %lld latents (expansion %d x d %d of %s); at most m, "
+                     "or 0 for no AuxK", n, j->k_aux, (long long)m, j->expansion, s->d, s->source);
+    const int64_t mh = job_m_high(j, m);
+    if (j->high_frac > 0 && (mh < 1 || mh >= m))
+        return jfail(c, knob_key(c, j, "high_frac", key, sizeof(key)),
+                     "job %s: high_frac %g of m = %lld latents gives a high-level group of m_h = %lld; +M needs "
+                     "1 <= m_h < m", n, j->high_frac, (long long)m, (long long)mh);
+    if (j->batch_kind == BATCH_CLIPS && s->T < 2)
+        return jfail(c, var, "job %s: variant %s compares time steps and needs clips of T >= 2 (%s has T = %d)", n,
+                     j->variant, s->source, s->T);
+    if (!strncmp(j->variant, "separate", 8) && s->W < 2)
+        return jfail(c, var, "job %s: variant %s compares right neighbours and needs W >= 2 patches per row (%s has "
+                     "W = %d)", n, j->variant, s->source, s->W);
+    if (j->batch_kind == BATCH_PAIRS && (tn - 1) / 2 < 1)
+        return jfail(c, var, "job %s: clips of T x H x W = %lld tokens hold no raster pair (%s; needs at least 3)", n,
+                     (long long)tn, s->source);
+    const int64_t tokens = j->batch_kind == BATCH_CLIPS ? j->batch * tn : j->batch_kind == BATCH_PAIRS ? 2 * j->batch
+                                                                                                      : j->batch;
+    if (tokens > INT_MAX)
+        return jfail(c, batch_key[j->batch_kind], "job %s: a batch of %lld %s is %lld tokens, more than %d", n,
+                     (long long)j->batch, unit[j->batch_kind], (long long)tokens, INT_MAX);
+    if (j->batch_kind != BATCH_CLIPS && (int64_t)deck_int(c->d, "train.mix_clips") * tn > INT_MAX)
+        return jfail(c, "train.mix_clips", "job %s: %lld clips of %lld tokens are more than %d tokens in a window", n,
+                     (long long)deck_int(c->d, "train.mix_clips"), (long long)tn, INT_MAX);
+    if (s->n_train < 0) return 0;
+    if (j->batch_kind == BATCH_CLIPS && j->batch > s->n_train)
+        return jfail(c, batch_key[j->batch_kind], "job %s: a batch of %lld clips exceeds the %lld training clips of %s",
+                     n, (long long)j->batch, (long long)s->n_train, s->source);
+    // an epoch: every training clip, token, or pair (train_data.h); one full batch at least
+    const int64_t per_clip = j->batch_kind == BATCH_CLIPS ? 1 : j->batch_kind == BATCH_PAIRS ? (tn - 1) / 2 : tn;
+    const int64_t epochs = deck_int(c->d, "train.epochs"), per_epoch = s->n_train * per_clip;
+    if (per_epoch > INT64_MAX / epochs)
+        return jfail(c, "train.epochs", "job %s: %lld epochs of %lld %s overflow a 64-bit count", n, (long long)epochs,
+                     (long long)per_epoch, unit[j->batch_kind]);
+    if (epochs * per_epoch < j->batch)
+        return jfail(c, batch_key[j->batch_kind],
+                     "job %s: the %lld training clips of %s hold %lld %s: no full batch of %lld %s in train.epochs = "
+                     "%lld", n, (long long)s->n_train, s->source, (long long)per_epoch, unit[j->batch_kind],
+                     (long long)j->batch, unit[j->batch_kind], (long long)epochs);
+    return 0;
+}
+
+int jobs_check(const Deck *d, const JobList *jobs, const DataShape *data, char *err, size_t errcap) {
+    Ctx c = {.d = d, .err = err, .cap = errcap};
+    if (errcap) err[0] = 0;
+    for (int i = 0; i < jobs->n; i++)
+        if (check_job(&c, &jobs->job[i], data)) return -1;
+    return 0;
+}
+
+void jobs_free(JobList *jobs) {
+    if (!jobs) return;
+    for (int i = 0; i < jobs->n; i++) free(jobs->job[i].canon);
+    free(jobs->job);
+    free(jobs);
+}

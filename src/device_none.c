@@ -1,5 +1,0 @@
-// device_none.c — device.h for a build without CUDA.
-#include "stsae/device.h"
-
-int device_count(void) { return -1; }
-const char *device_describe(void) { return "CPU only (built without CUDA)"; }

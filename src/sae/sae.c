@@ -1,0 +1,736 @@
+// sae.c — configuration, parameters and the training step of the SAE
+// (sae.h). The step, in order:
+//   1. batch statistics: mean token and the FVU denominator (global);
+//   2. encode in chunks: pre = (x - b_dec) W_enc^T + b_enc by sgemm, then per
+//      token the selection (TopK / sparsemax / entmax) and AuxK's dead-latent
+//      TopK, straight into CSR codes; BatchTopK holds the whole batch's pre
+//      and selects against the global k*B-th largest value;
+//   3. per token, fused: decode over the kept latents (xhat, and xhat_h for
+//      Matryoshka), the loss terms, dL/dxhat, and dL/dz of every kept entry
+//      (decoder row . dL/dxhat) while the token's decoder rows are in cache;
+//      the same for AuxK (ehat) once its global denominator is known;
+//   4. the InfoNCE terms on dL/dz;
+//   5. through the selection to dL/dpre;
+//   6. parameter gradients latent by latent over the latent-major index:
+//      dD_j, dW_enc_j, db_enc_j; then db_dec.
+#include "stsae/sae/sae.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "stsae/base/common.h"
+#include "stsae/sae/infonce.h"
+#include "stsae/sae/select.h"
+
+enum { CHUNK_TOKENS = 2048 };      // tokens per encoder GEMM (TopK and simplex selections)
+enum { GRAD_BLOCK_TOKENS = 4096 }; // tokens per block of the latent-major gradient pass
+
+int sae_config_init(SaeConfig *cfg, const char *variant, int d, int m) {
+    memset(cfg, 0, sizeof(*cfg));
+    cfg->d = d;
+    cfg->m = m;
+    cfg->k = 64;
+    cfg->k_aux = 512;
+    cfg->alpha = 1.0f / 32.0f;
+    cfg->beta = 1.0f;
+    cfg->tau = 0.1f;
+    cfg->temp_s = 1.0f;
+    char base[32];
+    size_t n = strlen(variant);
+    int plus_m = n > 2 && strcmp(variant + n - 2, "+M") == 0;
+    if (n - 2 * plus_m >= sizeof(base)) return -1;
+    memcpy(base, variant, n - 2 * plus_m);
+    base[n - 2 * plus_m] = 0;
+    if (!strcmp(base, "standard")) {
+    } else if (!strcmp(base, "temporal")) {
+        cfg->contrast = CTR_TEMPORAL;
+    } else if (!strcmp(base, "separate")) {
+        cfg->contrast = CTR_SEPARATE;
+    } else if (!strcmp(base, "raster") && !plus_m) {
+        cfg->contrast = CTR_RASTER;
+    } else if (!strcmp(base, "frozen") && !plus_m) {
+        cfg->frozen_decoder = 1;
+    } else if (!strcmp(base, "sparsemax") && !plus_m) {
+        cfg->select = SEL_SPARSEMAX;
+        cfg->k_aux = 0;
+    } else if (!strcmp(base, "entmax15") && !plus_m) {
+        cfg->select = SEL_ENTMAX15;
+        cfg->k_aux = 0;
+    } else {
+        return -1;
+    }
+    if (plus_m) {
+        cfg->select = SEL_BATCHTOPK;
+        cfg->m_high = (int)floor(0.2 * m + 0.5);
+    }
+    return 0;
+}
+
+const char *sae_variant_name(const SaeConfig *cfg) {
+    if (cfg->select == SEL_SPARSEMAX) return "sparsemax";
+    if (cfg->select == SEL_ENTMAX15) return "entmax15";
+    if (cfg->frozen_decoder) return "frozen";
+    int plus_m = cfg->select == SEL_BATCHTOPK;
+    switch (cfg->contrast) {
+    case CTR_TEMPORAL: return plus_m ? "temporal+M" : "temporal";
+    case CTR_SEPARATE: return plus_m ? "separate+M" : "separate";
+    case CTR_RASTER: return "raster";
+    default: return plus_m ? "standard+M" : "standard";
+    }
+}
+
+size_t sae_num_params(const SaeConfig *cfg) {
+    size_t d = (size_t)cfg->d, m = (size_t)cfg->m;
+    return m * d + m + m * d + d;
+}
+
+void sae_carve(float *flat, const SaeConfig *cfg, SaeTensors *t) {
+    size_t d = (size_t)cfg->d, m = (size_t)cfg->m;
+    t->W_enc = flat;
+    t->b_enc = t->W_enc + m * d;
+    t->D = t->b_enc + m;
+    t->b_dec = t->D + m * d;
+}
+
+void sae_init(const SaeConfig *cfg, SaeTensors *p, uint64_t seed, const float *mean) {
+    const int d = cfg->d, m = cfg->m;
+    uint64_t s = seed * 0x2545F4914F6CDD1Dull + 1;
+    for (int j = 0; j < m; j++) {
+        float *row = p->D + (size_t)j * d;
+        double nrm = 0.0;
+        for (int i = 0; i < d; i++) {
+            row[i] = (float)rng_normal(&s);
+            nrm += (double)row[i] * row[i];
+        }
+        float inv = (float)(1.0 / sqrt(nrm));
+        for (int i = 0; i < d; i++) row[i] *= inv;
+    }
+    memcpy(p->W_enc, p->D, sizeof(float) * (size_t)m * d);
+    memset(p->b_enc, 0, sizeof(float) * (size_t)m);
+    for (int i = 0; i < d; i++) p->b_dec[i] = mean ? mean[i] : 0.0f;
+}
+
+SaeBatch sae_batch_tokens(int n) { return (SaeBatch){.n_tok = n}; }
+SaeBatch sae_batch_clips(int clips, int T, int H, int W) {
+    return (SaeBatch){.n_tok = clips * T * H * W, .clips = clips, .T = T, .H = H, .W = W};
+}
+SaeBatch sae_batch_pairs(int pairs) { return (SaeBatch){.n_tok = 2 * pairs, .pairs = pairs}; }
+
+struct SaeWork {
+    int max_tok, rows_pre;   // rows_pre: rows of the pre buffer (a chunk, or the batch)
+    int chunk, grad_block;   // tokens per encoder GEMM (<= rows_pre) and per gradient block
+    float *pre;              // [rows_pre, m]
+    float *xc;               // [rows_pre, d]
+    float *simplex_scratch;  // [threads, m]
+    float *tau_row;          // [max_tok] sparsemax/entmax thresholds
+    int32_t *dead_list;      // [m]
+    SparseCodes z, aux;
+    LatentIndex lz, laux;
+    float *g, *gsum, *gaux;  // [max_tok, d]: dL/dxhat, + dL/dxhat_h, AuxK residual then dL/dehat
+    double *row_sq, *row_sqh; // [max_tok] per-token squared distances
+    double *gb;               // [m] db_enc accumulated over token blocks
+    int64_t *cur, *cur_aux;   // [m] per-latent cursors into the latent indices
+    // AuxK as dense products over the n_dead dead columns (aux_dense_*)
+    float *za_d, *pa_d;       // [n, n_dead] aux codes, then dL/dpre on them
+    float *eh_d;              // [n, d] ehat
+    float *dd, *g1, *g2;      // [n_dead, d] dead decoder rows; their dD and dW_enc
+    double *gbd;              // [n_dead] their db_enc
+    int32_t *dead_pos;        // [m] column of a dead latent, -1 otherwise
+    size_t cap_nd;            // n * n_dead allocated in za_d, pa_d
+    int cap_eh, cap_dead;     // rows allocated in eh_d; dead rows in dd, g1, g2, gbd
+    InfoNceWork *nce;
+};
+
+SaeWork *sae_work_create(const SaeConfig *cfg, int max_tok) {
+    const size_t d = (size_t)cfg->d, m = (size_t)cfg->m, n = (size_t)max_tok;
+    SaeWork *w = xcalloc(1, sizeof(SaeWork));
+    const int threads = max_threads();
+    w->max_tok = max_tok;
+    w->rows_pre = cfg->select == SEL_BATCHTOPK ? max_tok : (max_tok < CHUNK_TOKENS ? max_tok : CHUNK_TOKENS);
+    w->chunk = w->rows_pre;
+    w->grad_block = GRAD_BLOCK_TOKENS;
+    w->pre = xmalloc(sizeof(float) * (size_t)w->rows_pre * m);
+    w->xc = xmalloc(sizeof(float) * (size_t)w->rows_pre * d);
+    w->simplex_scratch = xmalloc(sizeof(float) * (size_t)threads * m);
+    w->tau_row = xmalloc(sizeof(float) * n);
+    w->dead_list = xmalloc(sizeof(int32_t) * m);
+    int64_t per_tok = cfg->select == SEL_TOPK ? cfg->k : 2 * cfg->k;
+    codes_alloc(&w->z, max_tok, (int64_t)n * per_tok);
+    codes_alloc(&w->aux, max_tok, cfg->k_aux > 0 ? (int64_t)n * cfg->k_aux : 1);
+    w->gb = xmalloc(sizeof(double) * m);
+    w->dead_pos = xmalloc(sizeof(int32_t) * m);
+    w->cur = xmalloc(sizeof(int64_t) * m);
+    w->cur_aux = xmalloc(sizeof(int64_t) * m);
+    w->row_sq = xmalloc(sizeof(double) * n);
+    w->row_sqh = xmalloc(sizeof(double) * n);
+    w->g = xmalloc(sizeof(float) * n * d);
+    w->gsum = cfg->m_high > 0 ? xmalloc(sizeof(float) * n * d) : NULL;
+    w->gaux = cfg->k_aux > 0 ? xmalloc(sizeof(float) * n * d) : NULL;
+    w->nce = cfg->contrast != CTR_NONE ? infonce_work_create() : NULL;
+    return w;
+}
+
+void sae_work_free(SaeWork *w) {
+    if (!w) return;
+    free(w->pre);
+    free(w->xc);
+    free(w->simplex_scratch);
+    free(w->tau_row);
+    free(w->dead_list);
+    codes_free(&w->z);
+    codes_free(&w->aux);
+    latent_index_free(&w->lz);
+    latent_index_free(&w->laux);
+    free(w->gb);
+    free(w->dead_pos);
+    free(w->za_d);
+    free(w->pa_d);
+    free(w->eh_d);
+    free(w->dd);
+    free(w->g1);
+    free(w->g2);
+    free(w->gbd);
+    free(w->cur);
+    free(w->cur_aux);
+    free(w->row_sq);
+    free(w->row_sqh);
+    free(w->g);
+    free(w->gsum);
+    free(w->gaux);
+    infonce_work_free(w->nce);
+    free(w);
+}
+
+const SparseCodes *sae_last_codes(const SaeWork *w) { return &w->z; }
+
+void sae_work_set_blocks(SaeWork *w, int chunk_tokens, int grad_block_tokens) {
+    if (chunk_tokens >= 1 && chunk_tokens <= w->rows_pre) w->chunk = chunk_tokens;
+    if (grad_block_tokens >= 1) w->grad_block = grad_block_tokens;
+}
+
+// y += a x
+static inline void axpy(int d, float a, const float *restrict x, float *restrict y) {
+    for (int i = 0; i < d; i++) y[i] += a * x[i];
+}
+
+// y1 += a1 x1 and y2 += a2 x2 in one sweep
+static inline void axpy2(int d, float a1, const float *restrict x1, float *restrict y1, float a2,
+                         const float *restrict x2, float *restrict y2) {
+    for (int i = 0; i < d; i++) {
+        y1[i] += a1 * x1[i];
+        y2[i] += a2 * x2[i];
+    }
+}
+
+// w->pre[r] = (x[r0 + r] - b_dec) W_enc^T + b_enc for r < n. The bias is
+// added by the selection, row by row while the row is in cache (TopK), or
+// in a pass of its own (the others).
+static void encode_rows(const SaeConfig *cfg, const SaeTensors *p, const float *x, int r0, int n,
+                        SaeWork *w) {
+    const int d = cfg->d, m = cfg->m;
+#pragma omp parallel for schedule(static)
+    for (int r = 0; r < n; r++) {
+        const float *xr = x + (size_t)(r0 + r) * d;
+        float *xc = w->xc + (size_t)r * d;
+        for (int i = 0; i < d; i++) xc[i] = xr[i] - p->b_dec[i];
+    }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, m, d, 1.0f, w->xc, d, p->W_enc, d, 0.0f,
+                w->pre, m);
+    if (cfg->select != SEL_TOPK) {
+#pragma omp parallel for schedule(static)
+        for (int r = 0; r < n; r++) axpy(m, 1.0f, p->b_enc, w->pre + (size_t)r * m);
+    }
+}
+
+// Removes the gaps left by rows that kept fewer than `width` entries of their
+// fixed slots [r * width, r * width + width), rows [r0, r0 + n) of c, whose
+// entries start at c->row_ptr[r0]; counts[r] holds each row's count.
+static void compact_rows(SparseCodes *c, int r0, int n, int width, const int *counts) {
+    int64_t base = c->row_ptr[r0], at = base;
+    for (int r = 0; r < n; r++) {
+        int64_t from = base + (int64_t)r * width;
+        if (from != at) {
+            memmove(c->idx + at, c->idx + from, sizeof(int32_t) * (size_t)counts[r]);
+            memmove(c->val + at, c->val + from, sizeof(float) * (size_t)counts[r]);
+        }
+        at += counts[r];
+        c->row_ptr[r0 + r + 1] = at;
+    }
+    c->nnz = at;
+}
+
+// Per-row selection of a chunk of pre-activations (rows [r0, r0 + n) of the
+// batch, held in w->pre) into z, and AuxK's codes into w->aux.
+static void select_rows(const SaeConfig *cfg, const float *b_enc, int r0, int n, SparseCodes *z,
+                        int n_dead, int k_aux_eff, SaeWork *w, int *counts) {
+    const int m = cfg->m;
+    float *pre = w->pre;
+    if (cfg->select == SEL_TOPK) {
+        codes_reserve(z, z->row_ptr[r0] + (int64_t)n * cfg->k);
+#pragma omp parallel for schedule(static)
+        for (int r = 0; r < n; r++) {
+            int64_t e = z->row_ptr[r0] + (int64_t)r * cfg->k;
+            axpy(m, 1.0f, b_enc, pre + (size_t)r * m);
+            counts[r] = topk_row(pre + (size_t)r * m, m, cfg->k, z->idx + e, z->val + e);
+        }
+        compact_rows(z, r0, n, cfg->k, counts);
+    } else if (cfg->select == SEL_SPARSEMAX || cfg->select == SEL_ENTMAX15) {
+        const float inv_T = 1.0f / cfg->temp_s;
+        const int sm = cfg->select == SEL_SPARSEMAX;
+#pragma omp parallel for schedule(static)
+        for (int r = 0; r < n; r++) {
+            const float *pr = pre + (size_t)r * m;
+            float *scr = w->simplex_scratch + (size_t)thread_id() * m;
+            float tau = sm ? sparsemax_threshold(pr, m, inv_T, scr) : entmax15_threshold(pr, m, inv_T, scr);
+            w->tau_row[r0 + r] = tau;
+            counts[r] = sm ? sparsemax_fill(pr, m, inv_T, tau, NULL, NULL)
+                           : entmax15_fill(pr, m, inv_T, tau, NULL, NULL);
+        }
+        codes_set_rows(z, r0, n, counts);
+#pragma omp parallel for schedule(static)
+        for (int r = 0; r < n; r++) {
+            const float *pr = pre + (size_t)r * m;
+            int64_t e = z->row_ptr[r0 + r];
+            if (sm) sparsemax_fill(pr, m, inv_T, w->tau_row[r0 + r], z->idx + e, z->val + e);
+            else entmax15_fill(pr, m, inv_T, w->tau_row[r0 + r], z->idx + e, z->val + e);
+        }
+    }
+    if (k_aux_eff > 0) {
+        SparseCodes *xa = &w->aux;
+#pragma omp parallel for schedule(static)
+        for (int r = 0; r < n; r++) {
+            int64_t e = xa->row_ptr[r0] + (int64_t)r * k_aux_eff;
+            counts[r] = topk_row_subset(pre + (size_t)r * m, w->dead_list, n_dead, k_aux_eff,
+                                        xa->idx + e, xa->val + e);
+        }
+        compact_rows(xa, r0, n, k_aux_eff, counts);
+    }
+}
+
+// Appends to z rows [r0, r0 + n) keeping the entries of pre (one row per
+// token) with a > 0 and a >= v (inclusive) or a > v.
+static void keep_above(const float *pre, int n, int m, float v, int inclusive, SparseCodes *z, int r0,
+                       int *counts) {
+#pragma omp parallel for schedule(static)
+    for (int r = 0; r < n; r++) {
+        const float *pr = pre + (size_t)r * m;
+        int c = 0;
+        for (int j = 0; j < m; j++) c += pr[j] > 0.0f && (inclusive ? pr[j] >= v : pr[j] > v);
+        counts[r] = c;
+    }
+    codes_set_rows(z, r0, n, counts);
+#pragma omp parallel for schedule(static)
+    for (int r = 0; r < n; r++) {
+        const float *pr = pre + (size_t)r * m;
+        int64_t e = z->row_ptr[r0 + r];
+        for (int j = 0; j < m; j++)
+            if (pr[j] > 0.0f && (inclusive ? pr[j] >= v : pr[j] > v)) {
+                z->idx[e] = j;
+                z->val[e++] = pr[j];
+            }
+    }
+}
+
+// BatchTopK over the whole batch held in w->pre: keep a >= v, the global
+// (k * tokens)-th largest activation.
+// Returns v.
+static float select_batch(const SaeConfig *cfg, int n, const SaeReduce *red, SaeWork *w, int *counts) {
+    int64_t n_glob = n;
+    if (red) red->sum_i64(red->ctx, &n_glob, 1);
+    float v = kth_largest_positive(w->pre, n, cfg->m, cfg->m, (int64_t)cfg->k * n_glob,
+                                   red ? red->sum_i64 : NULL, red ? red->ctx : NULL);
+    if (PLANTED("batchtopk_strict")) v = nextafterf(v, INFINITY);
+    keep_above(w->pre, n, cfg->m, v, 1, &w->z, 0, counts);
+    return v;
+}
+
+static inline float dot(int d, const float *restrict a, const float *restrict b) {
+    float s = 0.0f;
+#pragma omp simd reduction(+ : s)
+    for (int i = 0; i < d; i++) s += a[i] * b[i];
+    return s;
+}
+
+static inline double sq_dist(int d, const float *restrict a, const float *restrict b) {
+    double t = 0.0;
+#pragma omp simd reduction(+ : t)
+    for (int i = 0; i < d; i++) {
+        double q = (double)a[i] - b[i];
+        t += q * q;
+    }
+    return t;
+}
+
+// Sum of per-row values in row order: the same bits whatever the thread count.
+static double sum_rows(const double *v, int n) {
+    double s = 0.0;
+    for (int r = 0; r < n; r++) s += v[r];
+    return s;
+}
+
+// rows[r] = ||a_r - b||^2 for one fixed row b
+static void sq_dist_rows(const float *a, const float *b, int n, int d, double *rows) {
+#pragma omp parallel for schedule(static)
+    for (int r = 0; r < n; r++) rows[r] = sq_dist(d, a + (size_t)r * d, b);
+}
+
+// The reconstruction losses and their gradients, one token at a time so that
+// the token's decoder rows are read once from memory and then reused from
+// cache. For token r, with xhat = b_dec + sum z_j D_j and xhat_h its part over
+// j < m_high:
+//   g[r]    = gs (xhat - x)          (dL_rec/dxhat)
+//   gsum[r] = g[r] + gsh (xhat_h - x) (adds dL_high/dxhat_h; Matryoshka only)
+//   e[r]    = x - xhat                (AuxK's residual; e may be NULL)
+//   sq[r] = ||x - xhat||^2, sqh[r] = ||x - xhat_h||^2
+//   z->grad of each entry = D_j . (gsum[r] for j < m_high, else g[r])
+static void decode_fused(const SparseCodes *z, const float *D, const float *b_dec, const float *x, int n,
+                         int d, int mh, float gs, float gsh, float *g, float *gsum, float *e, double *sq,
+                         double *sqh) {
+#pragma omp parallel
+    {
+        float *xh = xmalloc(sizeof(float) * 2 * (size_t)d), *xhh = xh + d;
+#pragma omp for schedule(static)
+        for (int r = 0; r < n; r++) {
+            const float *xr = x + (size_t)r * d;
+            float *gr = g + (size_t)r * d;
+            memset(xh, 0, sizeof(float) * (size_t)d);
+            for (int64_t q = z->row_ptr[r]; q < z->row_ptr[r + 1]; q++)
+                if (z->idx[q] < mh) axpy(d, z->val[q], D + (size_t)z->idx[q] * d, xh);
+            if (mh > 0)
+                for (int i = 0; i < d; i++) xhh[i] = xh[i] + b_dec[i];
+            for (int64_t q = z->row_ptr[r]; q < z->row_ptr[r + 1]; q++)
+                if (z->idx[q] >= mh) axpy(d, z->val[q], D + (size_t)z->idx[q] * d, xh);
+            for (int i = 0; i < d; i++) xh[i] += b_dec[i];
+            sq[r] = sq_dist(d, xr, xh);
+            for (int i = 0; i < d; i++) gr[i] = gs * (xh[i] - xr[i]);
+            if (e)
+                for (int i = 0; i < d; i++) e[(size_t)r * d + i] = xr[i] - xh[i];
+            if (mh > 0) {
+                float *gh = gsum + (size_t)r * d;
+                sqh[r] = sq_dist(d, xr, xhh);
+                for (int i = 0; i < d; i++) gh[i] = gr[i] + gsh * (xhh[i] - xr[i]);
+            }
+            for (int64_t q = z->row_ptr[r]; q < z->row_ptr[r + 1]; q++)
+                z->grad[q] = dot(d, D + (size_t)z->idx[q] * d, (z->idx[q] < mh ? gsum : g) + (size_t)r * d);
+        }
+        free(xh);
+    }
+}
+
+// AuxK, one token at a time: ehat = sum zaux_j D_j (no bias),
+// sq[r] = ||e - ehat||^2, then e[r] becomes dL/dehat = s (ehat - e) and each
+// aux entry's grad D_j . that.
+static void aux_fused(const SparseCodes *za, const float *D, int n, int d, float s, float *e, double *sq) {
+#pragma omp parallel
+    {
+        float *eh = xmalloc(sizeof(float) * (size_t)d);
+#pragma omp for schedule(static)
+        for (int r = 0; r < n; r++) {
+            float *er = e + (size_t)r * d;
+            memset(eh, 0, sizeof(float) * (size_t)d);
+            for (int64_t q = za->row_ptr[r]; q < za->row_ptr[r + 1]; q++)
+                axpy(d, za->val[q], D + (size_t)za->idx[q] * d, eh);
+            sq[r] = sq_dist(d, er, eh);
+            for (int i = 0; i < d; i++) er[i] = s * (eh[i] - er[i]);
+            for (int64_t q = za->row_ptr[r]; q < za->row_ptr[r + 1]; q++)
+                za->grad[q] = dot(d, D + (size_t)za->idx[q] * d, er);
+        }
+        free(eh);
+    }
+}
+
+static void sum_f64(const SaeReduce *red, double *buf, int n) {
+    if (red) red->sum_f64(red->ctx, buf, n);
+}
+
+// acc[i] = sum over rows of a[r][i], in double. Threads sum contiguous row
+// blocks, combined in block order: the same result for the same thread count.
+static void column_sums(const float *a, int n, int d, double *acc) {
+    const int nt = max_threads();
+    double *part = xcalloc((size_t)nt * d, sizeof(double));
+#pragma omp parallel num_threads(nt)
+    {
+        double *mine = part + (size_t)thread_id() * d;
+#pragma omp for schedule(static)
+        for (int r = 0; r < n; r++) {
+            const float *ar = a + (size_t)r * d;
+#pragma omp simd
+            for (int i = 0; i < d; i++) mine[i] += ar[i];
+        }
+    }
+    for (int i = 0; i < d; i++) acc[i] = 0.0;
+    for (int t = 0; t < nt; t++)
+        for (int i = 0; i < d; i++) acc[i] += part[(size_t)t * d + i];
+    free(part);
+}
+
+// Global mean row of a (n local rows) into mean (float [d]); scratch double [d + 1].
+static void global_mean(const float *a, int n, int d, const SaeReduce *red, double *acc, float *mean) {
+    column_sums(a, n, d, acc);
+    acc[d] = n;
+    sum_f64(red, acc, d + 1);
+    for (int i = 0; i < d; i++) mean[i] = (float)(acc[i] / acc[d]);
+}
+
+// AuxK pays its way as dense products over the dead columns when few
+// latents are dead: a token keeps k_aux of n_dead of them, so its aux code is
+// dense there, and four sgemms of [n x n_dead x d] beat 4 gathers of k_aux
+// decoder rows per token. Sparse (aux_fused + the latent pass) otherwise.
+enum { AUX_DENSE_RATIO = 4 }; // dense while n_dead <= AUX_DENSE_RATIO * k_aux_eff
+
+static void aux_dense_reserve(SaeWork *w, int n, int d, int nd) {
+    if ((size_t)n * nd > w->cap_nd) {
+        w->cap_nd = (size_t)n * nd;
+        w->za_d = xrealloc(w->za_d, sizeof(float) * w->cap_nd);
+        w->pa_d = xrealloc(w->pa_d, sizeof(float) * w->cap_nd);
+    }
+    if (n > w->cap_eh) {
+        w->cap_eh = n;
+        w->eh_d = xrealloc(w->eh_d, sizeof(float) * (size_t)n * d);
+    }
+    if (nd > w->cap_dead) {
+        w->cap_dead = nd;
+        w->dd = xrealloc(w->dd, sizeof(float) * (size_t)nd * d);
+        w->g1 = xrealloc(w->g1, sizeof(float) * (size_t)nd * d);
+        w->g2 = xrealloc(w->g2, sizeof(float) * (size_t)nd * d);
+        w->gbd = xrealloc(w->gbd, sizeof(double) * (size_t)nd);
+    }
+}
+
+// Dense AuxK forward and its gradient on the aux codes. In: e = x - xhat in
+// e; out: sq[r] = ||e_r - ehat_r||^2, e = s (ehat - e) = dL/dehat, and pa_d =
+// dL/dpre on the kept aux entries (0 elsewhere).
+static void aux_dense_forward(const SaeConfig *cfg, const SaeTensors *p, SaeWork *w, int n, int nd,
+                              float s, float *e, double *sq) {
+    const int d = cfg->d;
+    const SparseCodes *za = &w->aux;
+    for (int j = 0; j < cfg->m; j++) w->dead_pos[j] = -1;
+    for (int c = 0; c < nd; c++) {
+        w->dead_pos[w->dead_list[c]] = c;
+        memcpy(w->dd + (size_t)c * d, p->D + (size_t)w->dead_list[c] * d, sizeof(float) * (size_t)d);
+    }
+#pragma omp parallel for schedule(static)
+    for (int r = 0; r < n; r++) {
+        float *zr = w->za_d + (size_t)r * nd;
+        memset(zr, 0, sizeof(float) * (size_t)nd);
+        for (int64_t q = za->row_ptr[r]; q < za->row_ptr[r + 1]; q++) zr[w->dead_pos[za->idx[q]]] = za->val[q];
+    }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, d, nd, 1.0f, w->za_d, nd, w->dd, d, 0.0f,
+                w->eh_d, d);
+#pragma omp parallel for schedule(static)
+    for (int r = 0; r < n; r++) {
+        float *er = e + (size_t)r * d;
+        const float *eh = w->eh_d + (size_t)r * d;
+        sq[r] = sq_dist(d, er, eh);
+        for (int i = 0; i < d; i++) er[i] = s * (eh[i] - er[i]);
+    }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, nd, d, 1.0f, e, d, w->dd, d, 0.0f, w->pa_d, nd);
+#pragma omp parallel for schedule(static)
+    for (size_t q = 0; q < (size_t)n * nd; q++)
+        if (!(w->za_d[q] > 0.0f)) w->pa_d[q] = 0.0f;
+}
+
+// Adds the dense AuxK parameter gradients of the dead latents:
+// dD = zaux^T dL/dehat, dW_enc = pa^T (x - b_dec), db_enc = column sums of pa.
+static void aux_dense_grads(const SaeConfig *cfg, const SaeTensors *p, SaeTensors *grad, SaeWork *w,
+                            const float *x, int n, int nd) {
+    const int d = cfg->d;
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, nd, d, n, 1.0f, w->za_d, nd, w->gaux, d, 0.0f,
+                w->g1, d);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, nd, d, n, 1.0f, w->pa_d, nd, x, d, 0.0f, w->g2, d);
+    column_sums(w->pa_d, n, nd, w->gbd);
+#pragma omp parallel for schedule(static)
+    for (int c = 0; c < nd; c++) {
+        const int j = w->dead_list[c];
+        const size_t o = (size_t)c * d;
+        axpy(d, 1.0f, w->g2 + o, grad->W_enc + (size_t)j * d);
+        axpy(d, (float)-w->gbd[c], p->b_dec, grad->W_enc + (size_t)j * d);
+        if (!cfg->frozen_decoder) axpy(d, 1.0f, w->g1 + o, grad->D + (size_t)j * d);
+        grad->b_enc[j] += (float)w->gbd[c];
+    }
+}
+
+void sae_step(const SaeConfig *cfg, const SaeTensors *p, SaeTensors *grad, const float *x,
+              const SaeBatch *b, const uint8_t *dead, const SaeReduce *red, SaeWork *w, SaeLosses *out) {
+    const int d = cfg->d, m = cfg->m, n = b->n_tok;
+    if (n > w->max_tok) die("batch of %d tokens exceeds the workspace (%d)", n, w->max_tok);
+    memset(out, 0, sizeof(*out));
+    double *acc = xmalloc(sizeof(double) * ((size_t)d + 4));
+    float *mean = xmalloc(sizeof(float) * (size_t)d);
+    int *counts = xmalloc(sizeof(int) * (size_t)(n > 0 ? n : 1));
+
+    // 1. batch statistics
+    global_mean(x, n, d, red, acc, mean);
+    const int64_t n_glob = (int64_t)acc[d];
+    out->n_tok_global = n_glob;
+    sq_dist_rows(x, mean, n, d, w->row_sq);
+    double den[1] = {sum_rows(w->row_sq, n)};
+    sum_f64(red, den, 1);
+    const double den_rec = den[0] > 0.0 ? den[0] : 1.0;
+
+    // 2. encode and select
+    int n_dead = 0;
+    if (dead && cfg->k_aux > 0)
+        for (int j = 0; j < m; j++)
+            if (dead[j]) w->dead_list[n_dead++] = j;
+    out->n_dead = n_dead;
+    const int k_aux_eff = n_dead < cfg->k_aux ? n_dead : cfg->k_aux;
+    SparseCodes *z = &w->z, *za = &w->aux;
+    z->n_rows = n;
+    za->n_rows = n;
+    z->row_ptr[0] = za->row_ptr[0] = 0;
+    z->nnz = za->nnz = 0;
+    if (k_aux_eff > 0) codes_reserve(za, (int64_t)n * k_aux_eff);
+    const int aux_dense = k_aux_eff > 0 && n_dead <= AUX_DENSE_RATIO * k_aux_eff;
+    const int aux_sparse = k_aux_eff > 0 && !aux_dense;
+    if (cfg->select == SEL_BATCHTOPK) {
+        encode_rows(cfg, p, x, 0, n, w);
+        out->min_kept = select_batch(cfg, n, red, w, counts);
+        select_rows(cfg, p->b_enc, 0, n, z, n_dead, k_aux_eff, w, counts);
+    } else {
+        for (int r0 = 0; r0 < n; r0 += w->chunk) {
+            int nc = n - r0 < w->chunk ? n - r0 : w->chunk;
+            encode_rows(cfg, p, x, r0, nc, w);
+            select_rows(cfg, p->b_enc, r0, nc, z, n_dead, k_aux_eff, w, counts);
+        }
+    }
+    if (k_aux_eff == 0) memset(za->row_ptr, 0, sizeof(int64_t) * ((size_t)n + 1));
+    double l0[1] = {(double)z->nnz};
+    sum_f64(red, l0, 1);
+    out->l0 = l0[0] / (double)(n_glob ? n_glob : 1);
+
+    // 3. decode, losses, dL/dxhat and dL/dz per token
+    const int mh = cfg->m_high;
+    float grec = (float)(2.0 / den_rec);
+    if (PLANTED("rec_scale")) grec *= 1.001f;
+    decode_fused(z, p->D, p->b_dec, x, n, d, mh, grec, (float)(2.0 * cfg->beta / den_rec), w->g, w->gsum,
+                 k_aux_eff > 0 ? w->gaux : NULL, w->row_sq, w->row_sqh);
+    acc[0] = sum_rows(w->row_sq, n);
+    acc[1] = mh > 0 ? sum_rows(w->row_sqh, n) : 0.0;
+    sum_f64(red, acc, 2);
+    out->rec = acc[0] / den_rec;
+    out->high = acc[1] / den_rec;
+    if (k_aux_eff > 0) {
+        // e = x - xhat (a constant) is in gaux; its FVU denominator first
+        float *e = w->gaux;
+        global_mean(e, n, d, red, acc, mean);
+        sq_dist_rows(e, mean, n, d, w->row_sq);
+        acc[1] = sum_rows(w->row_sq, n);
+        sum_f64(red, acc + 1, 1);
+        const double aux_scale = fmin((double)n_dead / cfg->k_aux, 1.0);
+        const double den_e = acc[1] > 0.0 ? acc[1] : 1.0;
+        float s = (float)(cfg->alpha * aux_scale * 2.0 / den_e);
+        if (PLANTED("aux_sign")) s = -s;
+        if (aux_dense) {
+            aux_dense_reserve(w, n, d, n_dead);
+            aux_dense_forward(cfg, p, w, n, n_dead, s, e, w->row_sq);
+        } else {
+            aux_fused(za, p->D, n, d, s, e, w->row_sq);
+        }
+        acc[0] = sum_rows(w->row_sq, n);
+        sum_f64(red, acc, 1);
+        out->aux = aux_scale * acc[0] / den_e;
+    }
+
+    // 4. InfoNCE; 5. the selection backward
+    if (cfg->contrast != CTR_NONE) {
+        InfoNceLoss nl;
+        infonce_step(cfg, b, z, red, w->nce, &nl);
+        out->temp = nl.temp;
+        out->spat = nl.spat;
+        out->rast = nl.rast;
+    }
+    if (cfg->select == SEL_SPARSEMAX || cfg->select == SEL_ENTMAX15) {
+        const float inv_T = 1.0f / cfg->temp_s;
+#pragma omp parallel for schedule(static)
+        for (int r = 0; r < n; r++) {
+            int64_t e0 = z->row_ptr[r];
+            int cnt = (int)(z->row_ptr[r + 1] - e0);
+            if (cfg->select == SEL_SPARSEMAX) sparsemax_backward(z->val + e0, z->grad + e0, cnt, inv_T);
+            else entmax15_backward(z->val + e0, z->grad + e0, cnt, inv_T);
+        }
+    }
+    // TopK / BatchTopK: kept values are positive, so dL/dpre = dL/dz there.
+
+    // 6. parameter gradients, latent by latent, in blocks of tokens whose x
+    //    and dL/dxhat rows stay in cache (the index is sorted by token, so a
+    //    cursor per latent walks it block after block)
+    latent_index_build(&w->lz, z, m);
+    if (aux_sparse) latent_index_build(&w->laux, za, m);
+    const int frozen = cfg->frozen_decoder;
+    // (at least one block: a rank holding no token still zeroes its gradients)
+    for (int r0 = 0; r0 == 0 || r0 < n; r0 += w->grad_block) {
+        const int r1 = n - r0 < w->grad_block ? n : r0 + w->grad_block;
+#pragma omp parallel for schedule(dynamic, 8)
+        for (int j = 0; j < m; j++) {
+            float *gW = grad->W_enc + (size_t)j * d, *gD = grad->D + (size_t)j * d;
+            if (r0 == 0) {
+                memset(gW, 0, sizeof(float) * (size_t)d);
+                memset(gD, 0, sizeof(float) * (size_t)d);
+                w->gb[j] = 0.0;
+                w->cur[j] = w->lz.col_ptr[j];
+                if (aux_sparse) w->cur_aux[j] = w->laux.col_ptr[j];
+            }
+            for (int pass = 0; pass < 1 + aux_sparse; pass++) {
+                const LatentIndex *li = pass ? &w->laux : &w->lz;
+                const SparseCodes *c = pass ? za : z;
+                const float *gd = pass ? w->gaux : j < mh ? w->gsum : w->g;
+                int64_t t = pass ? w->cur_aux[j] : w->cur[j];
+                for (; t < li->col_ptr[j + 1] && li->row[t] < r1; t++) {
+                    const int64_t e = li->ent[t];
+                    const size_t r = (size_t)li->row[t];
+                    axpy2(d, c->grad[e], x + r * d, gW, c->val[e], gd + r * d, gD);
+                    w->gb[j] += c->grad[e];
+                }
+                if (pass) w->cur_aux[j] = t;
+                else w->cur[j] = t;
+            }
+            if (r1 == n) {
+                // gW_j = sum dpre (x - b_dec) = sum dpre x - (sum dpre) b_dec
+                axpy(d, (float)-w->gb[j], p->b_dec, gW);
+                grad->b_enc[j] = (float)w->gb[j];
+                if (frozen) memset(gD, 0, sizeof(float) * (size_t)d);
+            }
+        }
+    }
+    if (aux_dense) aux_dense_grads(cfg, p, grad, w, x, n, n_dead);
+    // db_dec = sum_r dL/dxhat_r (+ dL/dxhat_h_r) - W_enc^T db_enc
+    column_sums(mh > 0 ? w->gsum : w->g, n, d, acc);
+    for (int i = 0; i < d; i++) grad->b_dec[i] = (float)acc[i];
+    cblas_sgemv(CblasRowMajor, CblasTrans, m, d, -1.0f, p->W_enc, d, grad->b_enc, 1, 1.0f, grad->b_dec, 1);
+    if (frozen) memset(grad->b_dec, 0, sizeof(float) * (size_t)d);
+
+    out->total = out->rec + cfg->alpha * out->aux + cfg->beta * out->high + cfg->lambda_t * out->temp +
+                 cfg->lambda_s * out->spat + cfg->lambda_r * out->rast;
+    free(acc);
+    free(mean);
+    free(counts);
+}
+
+void sae_encode(const SaeConfig *cfg, const SaeTensors *p, const float *x, int n, float theta,
+                SaeWork *w, SparseCodes *out) {
+    int *counts = xmalloc(sizeof(int) * (size_t)(w->rows_pre > 0 ? w->rows_pre : 1));
+    out->n_rows = n;
+    out->row_ptr[0] = 0;
+    out->nnz = 0;
+    for (int r0 = 0; r0 < n; r0 += w->chunk) {
+        int nc = n - r0 < w->chunk ? n - r0 : w->chunk;
+        encode_rows(cfg, p, x, r0, nc, w);
+        if (cfg->select == SEL_BATCHTOPK) keep_above(w->pre, nc, cfg->m, theta, 0, out, r0, counts);
+        else select_rows(cfg, p->b_enc, r0, nc, out, 0, 0, w, counts);
+    }
+    free(counts);
+}
+
+void sae_decode(const SaeConfig *cfg, const SaeTensors *p, const SparseCodes *z, int n_latents, float *xhat) {
+    const int d = cfg->d;
+#pragma omp parallel for schedule(static)
+    for (int r = 0; r < z->n_rows; r++) {
+        float *o = xhat + (size_t)r * d;
+        memcpy(o, p->b_dec, sizeof(float) * (size_t)d);
+        for (int64_t e = z->row_ptr[r]; e < z->row_ptr[r + 1]; e++)
+            if (z->idx[e] < n_latents) axpy(d, z->val[e], p->D + (size_t)z->idx[e] * d, o);
+    }
+}

@@ -1,0 +1,91 @@
+// run.c — `stsae run DECK [key=value ...]`: the whole pipeline of a deck.
+//
+// In:  a deck and overrides (the same for every stage).
+// Out: what each stage writes; at the end, from rank 0, where results.md and
+//      the plots are. Stages: synth (if the deck has a synth section), extract
+//      (extract section), train (train section), eval (train section; the
+//      eval section's options, or their defaults), report (after eval). Each
+//      stage resumes what is done (extract reopens its partial file, train
+//      skips finished jobs and resumes checkpoints, eval keeps existing
+//      eval.h5 files). Exit status: the first stage's that is not 0 (1 error,
+//      3 stopped on request: run again to continue), else 0; a stop file
+//      (stop_request.h) seen between two stages also ends the run with 3.
+#include <mpi.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "stsae/base/common.h"
+#include "stsae/base/paths.h"
+#include "stsae/base/stop_request.h"
+#include "stsae/deck/deck.h"
+#include "stsae/deck/deck_schema.h"
+#include "stsae/stages/eval.h"
+#include "stsae/stages/extract.h"
+#include "stsae/stages/report.h"
+#include "stsae/stages/run.h"
+#include "stsae/stages/synth.h"
+#include "stsae/stages/train.h"
+
+int run_main(int argc, char **argv) {
+    int rank;
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    if (argc < 1) {
+        if (rank == 0) fprintf(stderr, "usage: stsae run DECK [key=value ...]\n");
+        return 2;
+    }
+    char err[1024];
+    Deck *d = deck_load(argv[0], stsae_schema, argc - 1, argv + 1, err, sizeof(err));
+    if (!d) { // every rank loads the same deck: all stop here
+        if (rank == 0) fprintf(stderr, "%s\n", err);
+        return 1;
+    }
+    const struct {
+        const char *section, *name;
+        int (*main)(int, char **);
+    } stages[] = {{"synth", "synth", synth_main},
+                  {"extract", "extract", extract_main},
+                  {"train", "train", train_main},
+                  {"train", "eval", eval_main}};
+    const double t0 = wall_time();
+    int rc = 0;
+    for (size_t s = 0; s < sizeof(stages) / sizeof(*stages) && rc == 0; s++) {
+        if (!deck_has(d, stages[s].section)) continue;
+        if (rank == 0) {
+            printf("\n=== stsae run: %s (%.0f s so far) ===\n", stages[s].name, wall_time() - t0);
+            fflush(stdout);
+        }
+        rc = stages[s].main(argc, argv);
+        MPI_Barrier(MPI_COMM_WORLD);
+        // a stop request that came during a stage that has no safe point, or
+        // too late for the stage to act on it, stops the pipeline here
+        int stop = rc == 0 && rank == 0 && stop_file_exists(deck_str(d, "run_dir"));
+        MPI_Bcast(&stop, 1, MPI_INT, 0, MPI_COMM_WORLD);
+        if (stop) {
+            if (rank == 0) {
+                printf("\nstsae run: stopped on request (stop file) after %s; run the same command again to "
+                       "continue\n", stages[s].name);
+                stop_consume(deck_str(d, "run_dir"));
+            }
+            rc = 3;
+        }
+    }
+    if (rc == 0 && deck_has(d, "train")) {
+        const char *run_dir = deck_str(d, "run_dir");
+        if (rank == 0) {
+            printf("\n=== stsae run: report (%.0f s so far) ===\n", wall_time() - t0);
+            fflush(stdout);
+        }
+        char *dir = (char *)run_dir;
+        rc = report_main(1, &dir); // rank 0 writes it, every rank gets its status
+        if (rank == 0 && rc == 0) {
+            char *md = path_join(run_dir, "results.md"), *plots = path_join(run_dir, "plots");
+            printf("\nstsae run: done in %.0f s.\n  results: %s (tables), results.csv, results.h5\n  plots:   %s/\n",
+                   wall_time() - t0, md, plots);
+            free(md), free(plots);
+            fflush(stdout);
+        }
+    }
+    deck_free(d);
+    return rc;
+}

@@ -1,0 +1,194 @@
+// vit.c — the forward pass of DINOv2 and VideoMAE (vit.h) over bound
+// weights: the position embeddings (resampled for DINOv2, sinusoids for
+// VideoMAE), the pre-norm blocks of reference/backbones.md §4-§6, one clip
+// at a time in a workspace reused across calls.
+#include "stsae/vit/vit.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "stsae/base/common.h"
+#include "stsae/vit/vit_ops.h"
+
+struct Vit {
+    VitWeights w;
+    BackboneOptions opt;
+
+    int T_in, S;    // the input shape pos_tab was made for (0: none yet)
+    float *pos_tab; // per sequence: DINOv2 [1 + N, D] (row 0 = cls + pos[0]); VideoMAE [T*N, D]
+
+    // one clip's workspace (rows = tokens of all its sequences)
+    size_t cap_rows, cap_cols, cap_work; // tokens, floats, floats
+    float *x, *h, *att; // [rows, D]
+    float *qkv;         // [rows, 3D]
+    float *mlp;         // [rows, F]
+    float *cols;        // patch vectors [T*N, 3*kt*p*p]
+    float *work;        // attention scores
+};
+
+Vit *vit_create(const VitWeights *w, const BackboneOptions *opt) {
+    Vit *v = xcalloc(1, sizeof(Vit));
+    v->w = *w;
+    v->opt = *opt;
+    return v;
+}
+
+void vit_free(Vit *v) {
+    if (!v) return;
+    free(v->pos_tab);
+    free(v->x);
+    free(v->h);
+    free(v->att);
+    free(v->qkv);
+    free(v->mlp);
+    free(v->cols);
+    free(v->work);
+    free(v);
+}
+
+BackboneShape vit_shape(const Vit *v, int T_in, int S) {
+    const char *dir = v->w.source;
+    if (T_in < 1 || S < 1) die("%s: clips of %d frames of %d px", dir, T_in, S);
+    if (S % v->w.p) die("%s: frame size %d px is not a multiple of patch_size %d", dir, S, v->w.p);
+    if (v->w.videomae && (T_in != v->w.frames || S != v->w.img))
+        die("%s: VideoMAE takes clips of num_frames = %d frames of image_size = %d px (config.json), "
+            "not %d frames of %d px",
+            dir, v->w.frames, v->w.img, T_in, S);
+    BackboneShape sh = {.T = T_in / v->w.kt, .H = S / v->w.p, .W = S / v->w.p, .d = v->w.D};
+    sh.N = sh.H * sh.W;
+    return sh;
+}
+
+// The position embeddings of one sequence for clips of T_in frames of S px.
+static void make_pos_table(Vit *v, int T_in, int S) {
+    if (v->T_in == T_in && v->S == S) return;
+    const BackboneShape sh = vit_shape(v, T_in, S);
+    const int D = v->w.D;
+    free(v->pos_tab);
+    if (v->w.videomae) {
+        v->pos_tab = xmalloc(sizeof(float) * (size_t)sh.T * sh.N * D);
+        sinusoid_table(v->pos_tab, sh.T * sh.N, D);
+    } else {
+        // row 0: CLS (its position embedding is never resampled); rows 1..N:
+        // the M x M patch grid, resampled to H x W unless it already is H x W
+        v->pos_tab = xmalloc(sizeof(float) * (size_t)(1 + sh.N) * D);
+        for (int c = 0; c < D; c++) v->pos_tab[c] = v->w.cls[c] + v->w.pos[c];
+        const float *grid = v->w.pos + D;
+        if (sh.H == v->w.M && sh.W == v->w.M) {
+            memcpy(v->pos_tab + D, grid, sizeof(float) * (size_t)sh.N * D);
+        } else {
+            float sy, sx;
+            if (v->opt.pos_interp == POS_INTERP_META) { // scale_factor = (H + 0.1)/M; kernel uses 1/that
+                sy = (float)(1.0 / (((double)sh.H + 0.1) / (double)v->w.M));
+                sx = (float)(1.0 / (((double)sh.W + 0.1) / (double)v->w.M));
+            } else { // size = (H, W)
+                sy = (float)v->w.M / (float)sh.H;
+                sx = (float)v->w.M / (float)sh.W;
+            }
+            if (PLANTED("bb_pos_scale")) sy = sx = (float)(v->w.M - 1) / (float)(sh.H - 1);
+            bicubic_resample(v->pos_tab + D, grid, v->w.M, v->w.M, sh.H, sh.W, sy, sx, D);
+        }
+    }
+    v->T_in = T_in;
+    v->S = S;
+}
+
+static float *grow(float *buf, size_t n) {
+    free(buf);
+    return xmalloc(sizeof(float) * n);
+}
+
+// rows: tokens of one clip; n: tokens per sequence; cols: patch-vector floats
+static void ensure_workspace(Vit *v, size_t rows, int n, size_t cols) {
+    if (rows > v->cap_rows) {
+        v->x = grow(v->x, rows * v->w.D);
+        v->h = grow(v->h, rows * v->w.D);
+        v->att = grow(v->att, rows * v->w.D);
+        v->qkv = grow(v->qkv, rows * 3 * v->w.D);
+        v->mlp = grow(v->mlp, rows * v->w.F);
+        v->cap_rows = rows;
+    }
+    if (cols > v->cap_cols) {
+        v->cols = grow(v->cols, cols);
+        v->cap_cols = cols;
+    }
+    const size_t work = attention_work_floats(n);
+    if (work > v->cap_work) {
+        v->work = grow(v->work, work);
+        v->cap_work = work;
+    }
+}
+
+// One pre-norm block on x [B*n, D], in place.
+static void block_forward(Vit *v, const VitBlock *b, int B, int n) {
+    const int D = v->w.D, rows = B * n;
+    layernorm_forward(v->h, v->x, b->ln1_w, b->ln1_b, rows, D, v->w.eps);
+    matmul_forward(v->qkv, 3 * D, v->h, b->wq, b->bq, rows, D, D);
+    matmul_forward(v->qkv + D, 3 * D, v->h, b->wk, b->bk, rows, D, D);
+    matmul_forward(v->qkv + 2 * D, 3 * D, v->h, b->wv, b->bv, rows, D, D);
+    attention_forward(v->att, v->qkv, B, n, D, v->w.NH, v->work);
+    matmul_forward(v->h, D, v->att, b->wo, b->bo, rows, D, D);
+    residual_forward(v->x, v->h, b->ls1, rows, D);
+    layernorm_forward(v->h, v->x, b->ln2_w, b->ln2_b, rows, D, v->w.eps);
+    matmul_forward(v->mlp, v->w.F, v->h, b->w1, b->b1, rows, D, v->w.F);
+    gelu_forward(v->mlp, (size_t)rows * v->w.F);
+    matmul_forward(v->h, D, v->mlp, b->w2, b->b2, rows, v->w.F, D);
+    residual_forward(v->x, v->h, b->ls2, rows, D);
+}
+
+// The embedding output (hidden_states[0]) of one clip into x.
+static void embed(Vit *v, const float *frames, int T_in, int S, const BackboneShape *sh, int n) {
+    const int D = v->w.D, K = 3 * v->w.kt * v->w.p * v->w.p, patches = sh->T * sh->N;
+    patchify(v->cols, frames, T_in, S, v->w.p, v->w.kt);
+    if (v->w.videomae) { // one sequence of T*N tokens: patch embedding + sinusoid
+        matmul_forward(v->x, D, v->cols, v->w.patch_w, v->w.patch_b, patches, K, D);
+        residual_forward(v->x, v->pos_tab, NULL, patches, D);
+        return;
+    }
+    // DINOv2: per frame [CLS, patches] + position embeddings
+    matmul_forward(v->h, D, v->cols, v->w.patch_w, v->w.patch_b, patches, K, D);
+    const float *pt = v->pos_tab;
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int t = 0; t < sh->T; t++)
+        for (int i = 0; i < n; i++) {
+            float *xr = v->x + ((size_t)t * n + i) * D;
+            if (i == 0) {
+                memcpy(xr, pt, sizeof(float) * D);
+            } else {
+                const float *e = v->h + ((size_t)t * sh->N + i - 1) * D, *q = pt + (size_t)i * D;
+                for (int c = 0; c < D; c++) xr[c] = e[c] + q[c];
+            }
+        }
+}
+
+void vit_forward(Vit *v, const float *pixels, int clips, int T_in, int S, const int *layers, int n_layers,
+                 float *const *out) {
+    const BackboneShape sh = vit_shape(v, T_in, S);
+    make_pos_table(v, T_in, S);
+    const int D = v->w.D, skip = v->w.videomae ? 0 : 1; // DINOv2 drops CLS
+    const int B = v->w.videomae ? 1 : sh.T;            // sequences per clip
+    const int n = v->w.videomae ? sh.T * sh.N : 1 + sh.N;
+    const int keep = n - skip;
+    const size_t clip_in = (size_t)T_in * 3 * S * S, clip_out = (size_t)sh.T * sh.N * D;
+    ensure_workspace(v, (size_t)B * n, n, (size_t)sh.T * sh.N * 3 * v->w.kt * v->w.p * v->w.p);
+    int last = -1;
+    for (int j = 0; j < n_layers; j++) last = layers[j] > last ? layers[j] : last;
+
+    for (int c = 0; c < clips; c++) {
+        embed(v, pixels + c * clip_in, T_in, S, &sh, n);
+        for (int l = 0; l <= last; l++) {
+            block_forward(v, &v->w.blk[l], B, n);
+            for (int j = 0; j < n_layers; j++) {
+                if (layers[j] != l) continue;
+                for (int b = 0; b < B; b++) {
+                    float *dst = out[j] + c * clip_out + (size_t)b * keep * D;
+                    const float *src = v->x + ((size_t)b * n + skip) * D;
+                    if (v->opt.final_norm)
+                        layernorm_forward(dst, src, v->w.norm_w, v->w.norm_b, keep, D, v->w.eps);
+                    else
+                        memcpy(dst, src, sizeof(float) * (size_t)keep * D);
+                }
+            }
+        }
+    }
+}
