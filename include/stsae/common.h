@@ -1,6 +1,7 @@
-// common.h — what every file needs: fatal errors that say where, checked
-// allocation, a wall clock, and a seeded RNG whose whole state is one word
-// (so checkpoints can store it).
+// common.h — what every file needs: fatal errors that say where (and, for
+// the fuzz targets only, a hook that catches them), checked allocation, a
+// wall clock, and a seeded RNG whose whole state is one word (so checkpoints
+// can store it).
 #ifndef STSAE_COMMON_H
 #define STSAE_COMMON_H
 
@@ -16,6 +17,18 @@
 void stsae_die_at(const char *file, int line, const char *fmt, ...)
     __attribute__((noreturn, format(printf, 3, 4)));
 #define die(...) stsae_die_at(__FILE__, __LINE__, __VA_ARGS__)
+
+// Where die() goes instead of exiting: for the fuzz targets (fuzz/), which
+// must survive a reader's error and go on to the next input. With a handler
+// set, stsae_die_at formats the whole message ("<msg> (file:line)", without
+// the "stsae: error: " prefix) and calls handler(msg, ctx) before printing
+// anything; a handler that does not return (longjmp) replaces the exit, one
+// that returns falls through to the usual print and exit. NULL (the default,
+// and all the program ever runs with) restores the usual behaviour. What the
+// dying call held is not freed: a handler that longjmps leaks it, which is
+// why the program itself never sets one.
+typedef void (*StsaeDieHandler)(const char *msg, void *ctx);
+void stsae_set_die_handler(StsaeDieHandler handler, void *ctx);
 
 // Writes a message into err (cap bytes) and returns -1: the error path of the
 // functions that report instead of dying (every rank reaches the same verdict).
