@@ -92,6 +92,7 @@ int main(int argc, char **argv) {
             free(params); free(g_all); free(g_dp); free(x);
         }
     if (comm.rank == 0) printf("%d passed, %d failed\n", passed, failed);
+    comm_free(&comm); // LeakSanitizer (the sanitizer job) checks the test too
     MPI_Finalize();
     return failed ? 1 : 0;
 }

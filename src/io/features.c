@@ -5,7 +5,10 @@
 // in 64 bits against the limits of features.h before anything is sized by it;
 // datasets are checked for rank, shape and element type (the features must be
 // IEEE float16: HDF5 would otherwise convert bfloat16 or float32 silently) and
-// counted before they are read.
+// counted before they are read, and a count must be backed by bytes the file
+// stores (`stored`): what is allocated is in proportion to the file, not to
+// its claims (fuzz/fuzz_features.c writes files that lie, to check this).
+// A failed open releases everything it had made.
 #define _POSIX_C_SOURCE 200809L // strdup, strndup
 #include "stsae/io/features.h"
 
@@ -25,6 +28,7 @@
 #include "stsae/io/inputs.h" // INPUTS_MAX_LABELS
 
 enum { MAX_STRING = 65536 }; // bytes of one fixed-length string of /clip_ids or /label_names
+enum { VLEN_REF = 4 };        // bytes a variable-length string takes in its dataset, at least (a heap reference)
 
 hid_t features_half_type(void) {
     hid_t t = H5Tcopy(H5T_IEEE_F32LE);
@@ -198,6 +202,27 @@ static hid_t open_dataset(const FeatureFile *f, const char *name, char *err, siz
     return ds;
 }
 
+// 1 when dataset ds stores enough bytes for `claimed` bytes of values: all of
+// them, or, behind a filter (compression), 1/MAX_RATIO of them. A dataset
+// left to its fill value, or a few KB of file claiming 2^31 entries, is
+// refused before any buffer is sized by the claim. *have: the bytes stored.
+enum { MAX_RATIO = 1032 }; // deflate's best ratio
+static int stored(hid_t ds, uint64_t claimed, uint64_t *have) {
+    *have = H5Dget_storage_size(ds);
+    hid_t dcpl = H5Dget_create_plist(ds);
+    const int filtered = dcpl >= 0 && H5Pget_nfilters(dcpl) > 0;
+    if (dcpl >= 0) H5Pclose(dcpl);
+    return *have >= (filtered ? claimed / MAX_RATIO : claimed);
+}
+
+// "FILE: dataset 'NAME' claims N entries of B bytes but stores H bytes ...": -1.
+static int not_stored(const FeatureFile *f, const char *name, uint64_t n, uint64_t bytes, uint64_t have, char *err,
+                      size_t cap) {
+    return errorf(err, cap, "%s: dataset '%s' claims %llu entries of %llu bytes but stores %llu bytes (unwritten or "
+                            "truncated? compressed data count at most %d:1)", f->path, name, (unsigned long long)n,
+                  (unsigned long long)bytes, (unsigned long long)have, MAX_RATIO);
+}
+
 // A 1-D integer dataset of one entry per clip, read as mtype into *buf
 // (malloc'ed, elem bytes each, once its shape is checked); 0, or -1 with err.
 static int read_1d(const FeatureFile *f, const char *name, hid_t mtype, size_t elem, void **buf, char *err,
@@ -211,11 +236,14 @@ static int read_1d(const FeatureFile *f, const char *name, hid_t mtype, size_t e
     type_text(t, tt, sizeof(tt));
     dims_text(rank, dims, dt, sizeof(dt));
     int rc = 0;
+    uint64_t have;
     if (rank != 1 || dims[0] != (hsize_t)f->n_clips)
         rc = errorf(err, cap, "%s: dataset '%s' has shape %s, expected one entry per clip (%d)", f->path, name, dt,
                     f->n_clips);
     else if (H5Tget_class(t) != H5T_INTEGER)
         rc = errorf(err, cap, "%s: dataset '%s' holds %s, expected integers", f->path, name, tt);
+    else if (!stored(ds, (uint64_t)f->n_clips * H5Tget_size(t), &have))
+        rc = not_stored(f, name, (uint64_t)f->n_clips, H5Tget_size(t), have, err, cap);
     if (rc == 0) {
         *buf = xmalloc(elem * (size_t)f->n_clips);
         if (H5Dread(ds, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, *buf) < 0)
@@ -240,6 +268,7 @@ static int read_strings(const FeatureFile *f, const char *name, int want, int mo
     type_text(t, tt, sizeof(tt));
     dims_text(rank, dims, dt, sizeof(dt));
     int rc = 0;
+    uint64_t have;
     if (rank != 1 || H5Tget_class(t) != H5T_STRING) {
         rc = errorf(err, cap, "%s: dataset '%s' must be a 1-D list of strings (it holds %s, shape %s)", f->path, name,
                     tt, dt);
@@ -252,6 +281,9 @@ static int read_strings(const FeatureFile *f, const char *name, int want, int mo
     } else if (H5Tis_variable_str(t) <= 0 && H5Tget_size(t) > MAX_STRING) {
         rc = errorf(err, cap, "%s: dataset '%s' holds strings of %zu bytes, more than %d", f->path, name,
                     H5Tget_size(t), MAX_STRING);
+    } else if (!stored(ds, (uint64_t)dims[0] * (H5Tis_variable_str(t) > 0 ? VLEN_REF : H5Tget_size(t)), &have)) {
+        rc = not_stored(f, name, (uint64_t)dims[0], H5Tis_variable_str(t) > 0 ? VLEN_REF : H5Tget_size(t), have, err,
+                        cap);
     } else {
         const int n = (int)dims[0];
         char **s = xcalloc((size_t)n + 1, sizeof(char *));
@@ -293,7 +325,9 @@ static int read_strings(const FeatureFile *f, const char *name, int want, int mo
     return rc;
 }
 
-int features_open(FeatureFile *f, const char *path, int layer, char *err, size_t cap) {
+// features_open's checks; on failure f may hold an open file and tables,
+// which features_open releases.
+static int open_checked(FeatureFile *f, const char *path, int layer, char *err, size_t cap) {
     memset(f, 0, sizeof(*f));
     f->file = f->dset = -1;
     snprintf(f->path, sizeof(f->path), "%s", path);
@@ -370,6 +404,14 @@ int features_open(FeatureFile *f, const char *path, int layer, char *err, size_t
         read_1d(f, "/split", H5T_NATIVE_UINT8, 1, (void **)&f->split, err, cap) ||
         read_1d(f, "/done", H5T_NATIVE_UINT8, 1, (void **)&f->done, err, cap))
         return -1;
+    // every clip marked done has its features in the file: so the caller's
+    // per-clip buffers (T x N x d values) are backed by data in the file
+    uint64_t n_done = 0, have;
+    for (int i = 0; i < f->n_clips; i++) n_done += f->done[i] != 0;
+    if (!stored(f->dset, n_done * per_clip * 2, &have))
+        return errorf(err, cap, "%s: dataset '%s' stores %llu bytes, but %llu clips of %llu float16 values are marked "
+                                "done (unwritten or truncated? compressed data count at most %d:1)", path, dname,
+                      (unsigned long long)have, (unsigned long long)n_done, (unsigned long long)per_clip, MAX_RATIO);
     int n_ids = 0;
     if (read_strings(f, "/clip_ids", f->n_clips, f->n_clips, &n_ids, &f->clip_ids, err, cap)) return -1;
     if (read_strings(f, "/label_names", -1, INPUTS_MAX_LABELS, &f->n_label_names, &f->label_names, err, cap)) return -1;
@@ -380,6 +422,12 @@ int features_open(FeatureFile *f, const char *path, int layer, char *err, size_t
                         f->labels[i], f->n_label_names);
     }
     return 0;
+}
+
+int features_open(FeatureFile *f, const char *path, int layer, char *err, size_t cap) {
+    if (open_checked(f, path, layer, err, cap) == 0) return 0;
+    features_close(f); // nothing left open or allocated: callers need not close a file that failed
+    return -1;
 }
 
 void features_close(FeatureFile *f) {
@@ -414,7 +462,11 @@ void features_read_clip(const FeatureFile *f, int clip, uint16_t *out) {
     H5Tclose(ht);
     H5Sclose(ms);
     H5Sclose(fs);
-    if (rc < 0) die("%s: cannot read clip %d ('%s') of layer %d", f->path, clip, f->clip_ids[clip], f->layer);
+    if (rc < 0) {
+        char why[1024];
+        h5_error_text(why, sizeof(why));
+        die("%s: cannot read clip %d ('%s') of layer %d: %s", f->path, clip, f->clip_ids[clip], f->layer, why);
+    }
     // a half is NaN or Inf exactly when its exponent bits are all ones
     const size_t n = (size_t)f->T * f->N * f->d;
     int bad = 0;

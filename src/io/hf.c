@@ -57,25 +57,34 @@ static char *join(const char *dir, const char *file) {
 
 // --- config.json ------------------------------------------------------------
 
-static void read_config(HfDir *m) {
+static int read_config(HfDir *m, char *err, size_t ecap) {
     FILE *fp = fopen(m->config_path, "rb");
-    if (!fp) die("%s: cannot open: %s (not a Hugging Face model directory?)", m->config_path, strerror(errno));
+    if (!fp)
+        return errorf(err, ecap, "%s: cannot open: %s (not a Hugging Face model directory?)", m->config_path,
+                      strerror(errno));
     size_t cap = 4096, n = 0;
     char *buf = xmalloc(cap);
     for (size_t got; (got = fread(buf + n, 1, cap - n, fp)) > 0;) {
         n += got;
         if (n == cap) buf = xrealloc(buf, cap *= 2);
     }
-    if (ferror(fp)) die("%s: cannot read: %s", m->config_path, strerror(errno));
+    const int bad = ferror(fp) ? errno : 0;
     fclose(fp);
+    if (bad) {
+        free(buf);
+        return errorf(err, ecap, "%s: cannot read: %s", m->config_path, strerror(bad));
+    }
     m->config = cJSON_ParseWithLength(buf, n);
+    int rc = 0;
     if (!m->config) {
         const char *at = cJSON_GetErrorPtr();
         long off = at && at >= buf && at <= buf + n ? (long)(at - buf) : -1;
-        die("%s: not valid JSON (error near byte %ld)", m->config_path, off);
+        rc = errorf(err, ecap, "%s: not valid JSON (error near byte %ld)", m->config_path, off);
+    } else if (!cJSON_IsObject(m->config)) {
+        rc = errorf(err, ecap, "%s: not a JSON object", m->config_path);
     }
-    if (!cJSON_IsObject(m->config)) die("%s: not a JSON object", m->config_path);
     free(buf);
+    return rc;
 }
 
 static const cJSON *cfg_item(const HfDir *m, const char *key, int required) {
@@ -150,49 +159,56 @@ static int64_t json_index(const cJSON *v) {
     return (int64_t)x;
 }
 
-static void parse_entry(HfDir *m, const cJSON *item, HfEntry *e) {
+static int parse_entry(HfDir *m, const cJSON *item, HfEntry *e, char *err, size_t cap) {
     const char *path = m->weights_path, *name = item->string;
     e->name = name;
-    if (!cJSON_IsObject(item)) die("%s: header entry '%s' is not an object", path, name);
+    if (!cJSON_IsObject(item)) return errorf(err, cap, "%s: header entry '%s' is not an object", path, name);
     const cJSON *dt = cJSON_GetObjectItemCaseSensitive(item, "dtype");
     const cJSON *sh = cJSON_GetObjectItemCaseSensitive(item, "shape");
     const cJSON *off = cJSON_GetObjectItemCaseSensitive(item, "data_offsets");
-    if (!cJSON_IsString(dt)) die("%s: tensor '%s' has no dtype string", path, name);
-    if (!cJSON_IsArray(sh)) die("%s: tensor '%s' has no shape array", path, name);
+    if (!cJSON_IsString(dt)) return errorf(err, cap, "%s: tensor '%s' has no dtype string", path, name);
+    if (!cJSON_IsArray(sh)) return errorf(err, cap, "%s: tensor '%s' has no shape array", path, name);
     if (!cJSON_IsArray(off) || cJSON_GetArraySize(off) != 2)
-        die("%s: tensor '%s' has no data_offsets [begin, end]", path, name);
+        return errorf(err, cap, "%s: tensor '%s' has no data_offsets [begin, end]", path, name);
     e->dtype = dt->valuestring;
     const int bits = dtype_bits(e->dtype);
-    if (!bits) die("%s: tensor '%s' has unknown dtype '%s' (not a safetensors dtype)", path, name, e->dtype);
+    if (!bits)
+        return errorf(err, cap, "%s: tensor '%s' has unknown dtype '%s' (not a safetensors dtype)", path, name,
+                      e->dtype);
     e->rank = cJSON_GetArraySize(sh);
-    if (e->rank > HF_MAX_RANK) die("%s: tensor '%s' has %d dimensions (at most %d)", path, name, e->rank, HF_MAX_RANK);
+    if (e->rank > HF_MAX_RANK)
+        return errorf(err, cap, "%s: tensor '%s' has %d dimensions (at most %d)", path, name, e->rank, HF_MAX_RANK);
     uint64_t numel = 1, nbits;
     for (int i = 0; i < e->rank; i++) {
         e->shape[i] = json_index(cJSON_GetArrayItem(sh, i));
         if (e->shape[i] < 0)
-            die("%s: tensor '%s': shape entry %d is not an integer 0 .. 2^53", path, name, i);
+            return errorf(err, cap, "%s: tensor '%s': shape entry %d is not an integer 0 .. 2^53", path, name, i);
         if (__builtin_mul_overflow(numel, (uint64_t)e->shape[i], &numel))
-            die("%s: tensor '%s': its shape's element count overflows 64 bits", path, name);
+            return errorf(err, cap, "%s: tensor '%s': its shape's element count overflows 64 bits", path, name);
     }
     if (__builtin_mul_overflow(numel, (uint64_t)bits, &nbits))
-        die("%s: tensor '%s': %llu elements of %s: the byte count overflows 64 bits", path, name,
-            (unsigned long long)numel, e->dtype);
-    if (nbits % 8) die("%s: tensor '%s': %llu elements of %s do not fill whole bytes", path, name,
-                       (unsigned long long)numel, e->dtype);
+        return errorf(err, cap, "%s: tensor '%s': %llu elements of %s: the byte count overflows 64 bits", path, name,
+                      (unsigned long long)numel, e->dtype);
+    if (nbits % 8)
+        return errorf(err, cap, "%s: tensor '%s': %llu elements of %s do not fill whole bytes", path, name,
+                      (unsigned long long)numel, e->dtype);
     const uint64_t need = nbits / 8;
     int64_t b = json_index(cJSON_GetArrayItem(off, 0)), en = json_index(cJSON_GetArrayItem(off, 1));
     if (b < 0 || en < b)
-        die("%s: tensor '%s' has invalid data_offsets (two integers 0 .. 2^53, begin <= end)", path, name);
+        return errorf(err, cap, "%s: tensor '%s' has invalid data_offsets (two integers 0 .. 2^53, begin <= end)", path,
+                      name);
     e->begin = (uint64_t)b;
     e->end = (uint64_t)en;
     if (e->end > m->data_size)
-        die("%s: tensor '%s': data_offsets [%llu, %llu] run past the end of the data (%llu bytes; "
-            "truncated file?)",
-            path, name, (unsigned long long)e->begin, (unsigned long long)e->end,
-            (unsigned long long)m->data_size);
+        return errorf(err, cap,
+                      "%s: tensor '%s': data_offsets [%llu, %llu] run past the end of the data (%llu bytes; "
+                      "truncated file?)",
+                      path, name, (unsigned long long)e->begin, (unsigned long long)e->end,
+                      (unsigned long long)m->data_size);
     if (e->end - e->begin != need)
-        die("%s: tensor '%s': data_offsets span %llu bytes, but %s of that shape needs %llu", path, name,
-            (unsigned long long)(e->end - e->begin), e->dtype, (unsigned long long)need);
+        return errorf(err, cap, "%s: tensor '%s': data_offsets span %llu bytes, but %s of that shape needs %llu", path,
+                      name, (unsigned long long)(e->end - e->begin), e->dtype, (unsigned long long)need);
+    return 0;
 }
 
 static int cmp_entry_name(const void *a, const void *b) {
@@ -206,81 +222,110 @@ static int cmp_entry_offsets(const void *a, const void *b) {
 }
 
 // No name twice; the data_offsets tile [0, data_size) exactly.
-static void check_layout(const HfDir *m) {
+static int check_layout(const HfDir *m, char *err, size_t cap) {
     const char *path = m->weights_path;
     const int n = m->n_entries;
     const HfEntry **ord = xmalloc(sizeof(HfEntry *) * (size_t)(n ? n : 1));
     for (int i = 0; i < n; i++) ord[i] = &m->entries[i];
     qsort(ord, (size_t)n, sizeof(HfEntry *), cmp_entry_name);
-    for (int i = 1; i < n; i++)
+    int rc = 0;
+    for (int i = 1; i < n && rc == 0; i++)
         if (!strcmp(ord[i]->name, ord[i - 1]->name))
-            die("%s: tensor '%s' is listed twice in the header", path, ord[i]->name);
-    qsort(ord, (size_t)n, sizeof(HfEntry *), cmp_entry_offsets);
+            rc = errorf(err, cap, "%s: tensor '%s' is listed twice in the header", path, ord[i]->name);
+    if (rc == 0) qsort(ord, (size_t)n, sizeof(HfEntry *), cmp_entry_offsets);
     uint64_t at = 0; // where the data covered so far ends
-    for (int i = 0; i < n; i++) {
+    for (int i = 0; i < n && rc == 0; i++) {
         const HfEntry *e = ord[i];
         if (e->begin < at)
-            die("%s: tensors '%s' [%llu, %llu] and '%s' [%llu, %llu]: their data_offsets overlap", path,
-                ord[i - 1]->name, (unsigned long long)ord[i - 1]->begin, (unsigned long long)ord[i - 1]->end, e->name,
-                (unsigned long long)e->begin, (unsigned long long)e->end);
-        if (e->begin > at)
-            die("%s: no tensor holds data bytes [%llu, %llu) (before tensor '%s'): data_offsets must leave no gap",
+            rc = errorf(err, cap, "%s: tensors '%s' [%llu, %llu] and '%s' [%llu, %llu]: their data_offsets overlap",
+                        path, ord[i - 1]->name, (unsigned long long)ord[i - 1]->begin,
+                        (unsigned long long)ord[i - 1]->end, e->name, (unsigned long long)e->begin,
+                        (unsigned long long)e->end);
+        else if (e->begin > at)
+            rc = errorf(
+                err, cap,
+                "%s: no tensor holds data bytes [%llu, %llu) (before tensor '%s'): data_offsets must leave no gap",
                 path, (unsigned long long)at, (unsigned long long)e->begin, e->name);
         at = e->end;
     }
-    if (at != m->data_size)
-        die("%s: %llu bytes after the last tensor%s%s%s (the data section holds %llu; trailing bytes are not allowed)",
+    if (rc == 0 && at != m->data_size)
+        rc = errorf(
+            err, cap,
+            "%s: %llu bytes after the last tensor%s%s%s (the data section holds %llu; trailing bytes are not allowed)",
             path, (unsigned long long)(m->data_size - at), n ? " ('" : "", n ? ord[n - 1]->name : "", n ? "')" : "",
             (unsigned long long)m->data_size);
     free(ord);
+    return rc;
 }
 
-static void read_weights(HfDir *m) {
+static int read_weights(HfDir *m, char *err, size_t cap) {
     const char *path = m->weights_path;
     int fd = open(path, O_RDONLY);
-    if (fd < 0) die("%s: cannot open: %s", path, strerror(errno));
+    if (fd < 0) return errorf(err, cap, "%s: cannot open: %s", path, strerror(errno));
     struct stat st;
-    if (fstat(fd, &st) != 0) die("%s: cannot stat: %s", path, strerror(errno));
-    if (!S_ISREG(st.st_mode)) die("%s: not a regular file", path);
-    m->size = (size_t)st.st_size;
-    if (m->size < 8) die("%s: %zu bytes, too short for a safetensors header (truncated file?)", path, m->size);
-    void *p = mmap(NULL, m->size, PROT_READ, MAP_PRIVATE, fd, 0);
+    if (fstat(fd, &st) != 0) {
+        const int why = errno;
+        close(fd);
+        return errorf(err, cap, "%s: cannot stat: %s", path, strerror(why));
+    }
+    if (!S_ISREG(st.st_mode)) {
+        close(fd);
+        return errorf(err, cap, "%s: not a regular file", path);
+    }
+    if (st.st_size < 8) {
+        close(fd);
+        return errorf(err, cap, "%s: %lld bytes, too short for a safetensors header (truncated file?)", path,
+                      (long long)st.st_size);
+    }
+    void *p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
     const int map_errno = errno;
     close(fd);
-    if (p == MAP_FAILED) die("%s: cannot map %zu bytes: %s", path, m->size, strerror(map_errno));
-    m->map = p;
+    if (p == MAP_FAILED)
+        return errorf(err, cap, "%s: cannot map %lld bytes: %s", path, (long long)st.st_size, strerror(map_errno));
+    m->map = p; // hf_close unmaps it, whatever fails below
+    m->size = (size_t)st.st_size;
     uint64_t hlen = 0;
     for (int i = 7; i >= 0; i--) hlen = hlen << 8 | m->map[i];
     if (hlen > m->size - 8)
-        die("%s: header length %llu runs past the end of the file (%zu bytes; truncated file?)", path,
-            (unsigned long long)hlen, m->size);
+        return errorf(err, cap, "%s: header length %llu runs past the end of the file (%zu bytes; truncated file?)",
+                      path, (unsigned long long)hlen, m->size);
     if (hlen > HF_MAX_HEADER)
-        die("%s: header length %llu is over the format's limit of %llu bytes", path, (unsigned long long)hlen,
-            HF_MAX_HEADER);
+        return errorf(err, cap, "%s: header length %llu is over the format's limit of %llu bytes", path,
+                      (unsigned long long)hlen, HF_MAX_HEADER);
     m->data = m->map + 8 + hlen;
     m->data_size = m->size - 8 - hlen;
     m->header = cJSON_ParseWithLength((const char *)m->map + 8, (size_t)hlen);
-    if (!m->header || !cJSON_IsObject(m->header)) die("%s: the header is not a valid JSON object", path);
+    if (!m->header || !cJSON_IsObject(m->header))
+        return errorf(err, cap, "%s: the header is not a valid JSON object", path);
     int n = 0;
     for (const cJSON *it = m->header->child; it; it = it->next) n++;
     m->entries = xcalloc((size_t)n, sizeof(HfEntry));
     for (const cJSON *it = m->header->child; it; it = it->next) {
         if (!strcmp(it->string, "__metadata__")) {
-            if (!cJSON_IsObject(it)) die("%s: the header's '__metadata__' is not an object", path);
+            if (!cJSON_IsObject(it)) return errorf(err, cap, "%s: the header's '__metadata__' is not an object", path);
             continue;
         }
-        parse_entry(m, it, &m->entries[m->n_entries++]);
+        if (parse_entry(m, it, &m->entries[m->n_entries++], err, cap) != 0) return -1;
     }
-    check_layout(m);
+    return check_layout(m, err, cap);
 }
 
-HfDir *hf_open(const char *dir) {
+HfDir *hf_try_open(const char *dir, char *err, size_t cap) {
     HfDir *m = xcalloc(1, sizeof(HfDir));
     m->dir = join(dir, NULL);
     m->config_path = join(dir, "config.json");
     m->weights_path = join(dir, "model.safetensors");
-    read_config(m);
-    read_weights(m);
+    if (read_config(m, err, cap) != 0 || read_weights(m, err, cap) != 0) {
+        hf_close(m);
+        return NULL;
+    }
+    return m;
+}
+
+HfDir *hf_open(const char *dir) {
+    char err[8192]; // two paths and a tensor name fit
+    HfDir *m = hf_try_open(dir, err, sizeof(err));
+    if (!m) die("%s", err);
     return m;
 }
 
@@ -291,7 +336,7 @@ void hf_close(HfDir *m) {
     free(m->entries);
     cJSON_Delete(m->header);
     cJSON_Delete(m->config);
-    munmap((void *)m->map, m->size);
+    if (m->map) munmap((void *)m->map, m->size);
     free(m->dir);
     free(m->config_path);
     free(m->weights_path);

@@ -393,6 +393,8 @@ static int k400_row(void *vc, int line, char **f, int n, char *err, size_t cap) 
     const char *label = f[c->col[K_LABEL]], *yid = f[c->col[K_ID]];
     if (!label[0]) return errorf(err, cap, "%s:%d: empty label", c->file, line);
     if (!yid[0]) return errorf(err, cap, "%s:%d: empty youtube_id", c->file, line);
+    if (strchr(yid, '/')) // "/x" or "a/../../x" would name a file outside VIDEOS
+        return errorf(err, cap, "%s:%d: youtube_id '%s' holds a '/'", c->file, line, yid);
     long t0 = parse_seconds(f[c->col[K_START]]), t1 = parse_seconds(f[c->col[K_END]]);
     if (t0 < 0) return errorf(err, cap, "%s:%d: time_start '%s' is not whole seconds", c->file, line, f[c->col[K_START]]);
     if (t1 < 0) return errorf(err, cap, "%s:%d: time_end '%s' is not whole seconds", c->file, line, f[c->col[K_END]]);
@@ -421,9 +423,10 @@ int inputs_read_k400(const char *videos, const char *csv, ClipList *out, char *e
     long long v;
     for (int i = 0; i < c.rows.n; i++)
         if (label_integer(c.rows.r[i].label, &v)) {
+            errorf(err, errcap, "%s:%d: label '%s' is a number; Kinetics labels are class names", csv,
+                   c.rows.r[i].line, c.rows.r[i].label); // before the rows (and the label) are freed
             rows_free(&c.rows);
-            return errorf(err, errcap, "%s:%d: label '%s' is a number; Kinetics labels are class names", csv,
-                        c.rows.r[i].line, c.rows.r[i].label);
+            return -1;
         }
     return finish(csv, &c.rows, NULL, 0, out, err, errcap);
 }
@@ -521,7 +524,8 @@ static int labels_item(void *vc, const char *key, const cJSON *v, int line, char
     if (cJSON_IsString(v)) {
         if (!label_integer(v->valuestring, &idx)) idx = -1;
     } else if (cJSON_IsNumber(v) && v->valuedouble == floor(v->valuedouble)) {
-        idx = v->valuedouble > 9e18 ? (long long)9e18 : (long long)v->valuedouble;
+        const double x = v->valuedouble; // clamped before the cast: -1e22 would not fit long long
+        idx = x < 0 ? -1 : x > 9e18 ? (long long)9e18 : (long long)x;
     }
     if (idx < 0) return errorf(err, cap, "%s:%d: '%s': the index must be a non-negative integer", c->file, line, key);
     if (c->n == c->cap) c->item = xrealloc(c->item, sizeof(LabelItem) * (size_t)(c->cap = 2 * c->cap + 64));

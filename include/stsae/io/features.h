@@ -30,7 +30,12 @@
 // - /labels, /split, /done: integer datasets of one entry per clip; /clip_ids
 //   one string per clip; /label_names at most INPUTS_MAX_LABELS (inputs.h)
 //   strings; fixed-length strings at most 64 KiB each. Counts are checked
-//   before anything is allocated from them.
+//   before anything is allocated from them, against the limits above and
+//   against the data the file holds: a dataset must store the bytes it
+//   claims (1/1032 of them when compressed: deflate's best ratio), and
+//   /features the data of every clip /done marks, so that a small file
+//   cannot make the reader (or, through T x N x d, its callers) allocate
+//   gigabytes for values it does not contain.
 #ifndef STSAE_FEATURES_H
 #define STSAE_FEATURES_H
 
@@ -63,7 +68,8 @@ typedef struct {
 } FeatureFile;
 
 // Opens `path` and checks it against SPEC §3 for `layer`: 0 on success, -1
-// with one message in err ("FILE: dataset ...: what is wrong").
+// with one message in err ("FILE: dataset ...: what is wrong") and nothing
+// left open or allocated (f is then closed: features_close on it is a no-op).
 int features_open(FeatureFile *f, const char *path, int layer, char *err, size_t errcap);
 void features_close(FeatureFile *f);
 

@@ -9,25 +9,31 @@
 // Every failure is one line naming the file and the key or tensor (bad JSON,
 // a missing key, a truncated file, offsets past its end, a missing tensor, a
 // wrong dtype or shape) and, for a file that cannot be opened or read, the
-// system's reason; then exit 1: the loader never crashes on a bad
-// checkpoint. The safetensors header is validated in full when the directory
-// is opened, as the reference implementation does: header length within the
-// file and at most 100 MB; each tensor a known dtype, at most 8 dimensions
-// of integers below 2^53, its element and byte counts computed with overflow
-// checks and equal to its data_offsets' span; no tensor named twice; the
-// data_offsets tiling the data section exactly (no overlap, no gap, no byte
-// after the last tensor). Tensor data are read in place from the mapping
+// system's reason; then exit 1 (hf_try_open: returned instead): the loader
+// never crashes on a bad checkpoint. The safetensors header is validated in
+// full when the directory is opened, as the reference implementation does:
+// header length within the file and at most 100 MB; each tensor a known
+// dtype, at most 8 dimensions of integers below 2^53, its element and byte
+// counts computed with overflow checks and equal to its data_offsets' span;
+// no tensor named twice; the data_offsets tiling the data section exactly
+// (no overlap, no gap, no byte after the last tensor). Tensor data are read in place from the mapping
 // (copied only when a tensor is not 4-byte aligned). Little-endian hosts
 // only, like the format.
 #ifndef STSAE_HF_H
 #define STSAE_HF_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 typedef struct HfDir HfDir;
 
-HfDir *hf_open(const char *dir);
-void hf_close(HfDir *m);
+HfDir *hf_open(const char *dir); // dies with the one line on any failure
+// The same, returning NULL with the line in err (cap bytes; 8 KiB always
+// holds it) instead of dying, everything it had opened released: the fuzz
+// targets' entry (fuzz/fuzz_safetensors.c), and for callers that decide
+// themselves how the ranks stop.
+HfDir *hf_try_open(const char *dir, char *err, size_t cap);
+void hf_close(HfDir *m); // NULL is a no-op
 
 const char *hf_path(const HfDir *m);         // the directory as given
 const char *hf_config_path(const HfDir *m);  // <dir>/config.json, for messages

@@ -29,7 +29,8 @@
 //     header naming these columns, in any order and with extra columns, or
 //     this order without a header); path
 //     VIDEOS/<youtube_id>_<time_start:06d>_<time_end:06d>.mp4, clip_id the
-//     same without directory and extension; classes in byte order of the
+//     same without directory and extension (a youtube_id holding '/' is an
+//     error: the file would lie outside VIDEOS); classes in byte order of the
 //     names; split train -> 0, val | validation | test -> 1.
 //
 // (d) The preprocessed-pixels input's /labels (read by extract.c as float):
