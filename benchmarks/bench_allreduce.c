@@ -9,7 +9,6 @@
 //                                     [--tokens 32768] [--reps 10]
 // Prints, from rank 0, the median seconds of each and the bus bandwidth of the
 // gradient allreduce (2 (R-1)/R x bytes / time, the ring formula).
-#include <mpi.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,8 +28,7 @@ static double median(double *t, int n) {
 }
 
 int main(int argc, char **argv) {
-    MPI_Init(&argc, &argv);
-    comm_world_started();
+    comm_world_init(&argc, &argv);
     int d = 768, expansion = 8, k = 64, tokens = 32768, reps = 10;
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--d")) d = atoi(argv[i + 1]);
@@ -40,19 +38,19 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--reps")) reps = atoi(argv[i + 1]);
         else die("unknown option %s", argv[i]);
     }
-    Comm c;
-    comm_init(&c, MPI_COMM_WORLD);
-    SaeReduce red = comm_reduce(&c);
+    Comm *c = comm_world();
+    const int rank = comm_rank(c), size = comm_size(c);
+    SaeReduce red = comm_reduce(c);
     const int m = expansion * d;
     const size_t np = 2 * (size_t)m * d + (size_t)m + (size_t)d;
     float *g = xcalloc(np, sizeof(float));
     int64_t *cnt = xcalloc((size_t)m, sizeof(int64_t));
     // this rank's share of a batch of codes
-    const int mine = tokens / c.size;
+    const int mine = tokens / size;
     SparseCodes z, all;
     codes_alloc(&z, mine, (int64_t)mine * k);
     codes_alloc(&all, 0, 0);
-    uint64_t s = 1 + (uint64_t)c.rank;
+    uint64_t s = 1 + (uint64_t)rank;
     for (int r = 0; r < mine; r++) {
         z.row_ptr[r + 1] = z.row_ptr[r] + k;
         for (int j = 0; j < k; j++) {
@@ -65,17 +63,17 @@ int main(int argc, char **argv) {
     double *t_grad = xmalloc(sizeof(double) * (size_t)reps), *t_cnt = xmalloc(sizeof(double) * (size_t)reps),
            *t_gather = xmalloc(sizeof(double) * (size_t)reps), *t_return = xmalloc(sizeof(double) * (size_t)reps);
     for (int rep = -1; rep < reps; rep++) { // one warm-up
-        MPI_Barrier(MPI_COMM_WORLD);
-        double t0 = MPI_Wtime();
-        comm_sum_f32(&c, g, np);
-        double t1 = MPI_Wtime();
+        comm_barrier(c, NULL);
+        double t0 = wall_time();
+        comm_allreduce(c, g, np, COMM_F32, COMM_SUM, NULL);
+        double t1 = wall_time();
         red.sum_i64(red.ctx, cnt, m);
-        double t2 = MPI_Wtime();
+        double t2 = wall_time();
         int64_t row0, ent0;
         red.gather_codes(red.ctx, &z, &all, &row0, &ent0);
-        double t3 = MPI_Wtime();
+        double t3 = wall_time();
         red.return_grad(red.ctx, all.val, back, z.nnz);
-        double t4 = MPI_Wtime();
+        double t4 = wall_time();
         if (rep >= 0) {
             t_grad[rep] = t1 - t0;
             t_cnt[rep] = t2 - t1;
@@ -83,11 +81,11 @@ int main(int argc, char **argv) {
             t_return[rep] = t4 - t3;
         }
     }
-    if (c.rank == 0) {
+    if (rank == 0) {
         const double tg = median(t_grad, reps), bytes = 4.0 * (double)np;
-        printf("ranks %d, d %d, m %d, k %d, batch %d tokens (%d per rank)\n", c.size, d, m, k, tokens, mine);
+        printf("ranks %d, d %d, m %d, k %d, batch %d tokens (%d per rank)\n", size, d, m, k, tokens, mine);
         printf("gradient allreduce  %8.2f ms  (%.1f MB, bus bandwidth %.2f GB/s)\n", 1e3 * tg, bytes / 1e6,
-               c.size > 1 ? 2.0 * (c.size - 1) / c.size * bytes / tg / 1e9 : 0.0);
+               size > 1 ? 2.0 * (size - 1) / size * bytes / tg / 1e9 : 0.0);
         printf("dead counts         %8.3f ms  (%d int64)\n", 1e3 * median(t_cnt, reps), m);
         printf("code allgather      %8.2f ms  (%.1f MB of codes in all)\n", 1e3 * median(t_gather, reps),
                (double)tokens * k * 8 / 1e6);
@@ -95,8 +93,7 @@ int main(int argc, char **argv) {
     }
     codes_free(&z);
     codes_free(&all);
-    comm_free(&c);
     free(g), free(cnt), free(back), free(t_grad), free(t_cnt), free(t_gather), free(t_return);
-    MPI_Finalize();
+    comm_world_finalize();
     return 0;
 }

@@ -4,6 +4,7 @@
 // step/sgemm says how much everything sparse costs on top of it.
 //
 //   bench_step [--variants a,b,..] [--reps N] [--dead-frac F] [--scale S] [--json]
+// (default: every variant of the table, sae/variants.h, in its order)
 // Shapes (SPEC §1, paper): d=768, m=6144, k=64, k_aux=512; standard and +M:
 // 4096 tokens; temporal/separate (+M): 8 clips x 16 x 256; raster: 2048
 // pairs; sparsemax/entmax15 and frozen as standard. --scale shrinks the number
@@ -21,6 +22,7 @@
 #include "stsae/base/common.h"
 #include "stsae/sae/optim.h"
 #include "stsae/sae/sae.h"
+#include "stsae/sae/variants.h"
 
 static int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
@@ -53,7 +55,10 @@ static void make_tokens(float *x, int n, int d, int per_clip, uint64_t seed) {
 }
 
 int main(int argc, char **argv) {
-    const char *variants = "standard,temporal,separate,raster,standard+M,temporal+M,separate+M,sparsemax,entmax15,frozen";
+    char every[512] = "";
+    for (int i = 0, n = 0; i < sae_n_variants && n < (int)sizeof(every); i++)
+        n += snprintf(every + n, sizeof(every) - (size_t)n, "%s%s", i ? "," : "", sae_variants[i].name);
+    const char *variants = every;
     int reps = 3, json = 0;
     double dead_frac = 0.0, scale = 1.0;
     for (int i = 1; i < argc; i++) {

@@ -7,8 +7,6 @@
 
 #include "stsae/io/features.h" // features_half_type
 
-unsigned fh_avoid;
-
 hid_t fh_create(FuzzBytes *b, const char *path) {
     hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
     if (fb_chance(b, 64)) H5Pset_libver_bounds(fapl, H5F_LIBVER_LATEST, H5F_LIBVER_LATEST);
@@ -112,8 +110,6 @@ static void put_attr(hid_t loc, const char *name, hid_t t, hid_t sp, hid_t mt, c
 
 void fh_attr_num(FuzzBytes *b, hid_t loc, const char *name, double value, hid_t usual) {
     if (fb_chance(b, 24)) value = fb_double(b);
-    const int plain = fh_avoid & FH_AVOID_ODD_NUMBERS;
-    if (plain && !(value >= -1024 && value <= 1024)) value = (double)fb_pick(b, 8);
     const int mode = fb_chance(b, 224) ? 0 : 1 + fb_pick(b, 6);
     if (mode == 1) return;        // absent
     if (mode == 2 || mode == 6) { // a string: the number as text, or fixed-length text
@@ -128,7 +124,7 @@ void fh_attr_num(FuzzBytes *b, hid_t loc, const char *name, double value, hid_t 
         H5Tclose(t);
         return;
     }
-    hid_t t = plain ? H5Tcopy(usual) : fh_num_type(b, usual), sp;
+    hid_t t = fh_num_type(b, usual), sp;
     double v[2] = {value, fb_chance(b, 128) ? value : fb_double(b)};
     if (mode == 0) {
         sp = H5Screate(H5S_SCALAR);
@@ -153,8 +149,7 @@ void fh_attr_str(FuzzBytes *b, hid_t loc, const char *name, const char *s) {
         text[n] = 0;
         s = text;
     }
-    int mode = fb_chance(b, 224) ? 0 : 1 + fb_pick(b, 5);
-    if (mode == 4 && (fh_avoid & FH_AVOID_STRING_ARRAYS)) mode = 0;
+    const int mode = fb_chance(b, 224) ? 0 : 1 + fb_pick(b, 5);
     if (mode == 1) return;
     hid_t sp = H5Screate(H5S_SCALAR);
     if (mode == 0 || mode == 4) { // variable-length; mode 4: a pair of them
@@ -231,14 +226,6 @@ static hid_t make_dcpl(FuzzBytes *b, int rank, const hsize_t *dims, hid_t type) 
 int fh_dataset(FuzzBytes *b, hid_t loc, const char *name, hid_t type, int rank, const hsize_t *dims,
                double (*value)(size_t i, void *ctx), void *ctx, unsigned char **raw, size_t max_write) {
     if (raw) *raw = NULL;
-    hsize_t small[H5S_MAX_RANK];
-    uint64_t all = 1;
-    int huge = 0;
-    for (int i = 0; i < rank; i++) huge |= __builtin_mul_overflow(all, (uint64_t)dims[i], &all);
-    if ((fh_avoid & FH_AVOID_LARGE_DATASETS) && (huge || all > 4096)) {
-        for (int i = 0; i < rank; i++) small[i] = 1 + dims[i] % 4;
-        dims = small;
-    }
     hid_t sp = -1, ds = -1, lcpl = H5Pcreate(H5P_LINK_CREATE);
     H5Pset_create_intermediate_group(lcpl, 1);
     H5E_BEGIN_TRY { sp = rank == 0 ? H5Screate(H5S_SCALAR) : H5Screate_simple(rank, dims, NULL); }

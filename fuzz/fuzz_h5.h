@@ -24,21 +24,6 @@
 
 #include "fuzz_util.h"
 
-// Shapes of file that readers outside this work's files are known to
-// mishandle (open bugs, fuzz/KNOWN_BUGS.md), which the fh_* functions then
-// do not write, so that a CI run looks for new bugs instead of failing on
-// known ones. A target sets the bits it needs avoided, unless built with
-// -DSTSAE_FUZZ_KNOWN_BUGS=ON (then every shape is written again); remove a
-// bit once its bug is fixed.
-enum {
-    FH_AVOID_STRING_ARRAYS = 1,  // string attributes of more than one element (h5io.c h5_attr_str)
-    FH_AVOID_ODD_NUMBERS = 2,    // numeric attributes NaN, +-Inf or past +-1024, or of a type other
-                                 // than the usual (model.c casts them to int unchecked)
-    FH_AVOID_LARGE_DATASETS = 4, // datasets of more than 4096 elements, written or not (h5io.c
-                                 // read_ds allocates what the dims claim)
-};
-extern unsigned fh_avoid;
-
 // Creates path (truncating) with the input's choice of format bounds.
 hid_t fh_create(FuzzBytes *b, const char *path);
 

@@ -43,9 +43,6 @@ enum { N_VARIANTS = sizeof(VARIANTS) / sizeof(VARIANTS[0]) };
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
     (void)argc, (void)argv;
     fuzz_setup();
-#ifndef STSAE_FUZZ_KNOWN_BUGS
-    fh_avoid = FH_AVOID_STRING_ARRAYS | FH_AVOID_ODD_NUMBERS | FH_AVOID_LARGE_DATASETS;
-#endif
     return 0;
 }
 

@@ -19,7 +19,8 @@
 #   STSAE_SBATCH_ARGS  extra sbatch options for every stage, split on spaces,
 #                      e.g. "--partition=gpu --account=proj --time=4:00:00"
 #   STSAE_LOG_DIR      log folder (default RUN_DIR/logs)
-# The jobs inherit this environment (sbatch's default --export=ALL).
+# The jobs inherit this environment (sbatch's default --export=ALL), and with
+# it STSAE_JOBSCRIPTS, this folder, where they find runner.sh.
 set -euo pipefail
 me="stsae chain.sh"
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -41,6 +42,8 @@ STSAE=${STSAE:-$here/../build/stsae}
 [ -x "$STSAE" ] || { echo "$me: no stsae binary at '$STSAE' (set STSAE=/path/to/stsae)" >&2; exit 2; }
 STSAE="$(cd "$(dirname "$STSAE")" && pwd)/$(basename "$STSAE")"
 export STSAE
+# where the jobs find runner.sh (sbatch runs a copy of each script)
+export STSAE_JOBSCRIPTS=$here
 
 resolved=$("$STSAE" check "$deck" "$@") || { echo "$me: the deck does not check (above)" >&2; exit 1; }
 has() { grep -q "^$1:" <<<"$resolved"; }

@@ -29,6 +29,7 @@ packages=(
   python3 python3-torch python3-h5py python3-numpy python3-pil python3-sklearn python3-matplotlib
   slurm-wlm munge   # tests/test_slurm.py runs jobscripts/ on a private single-node Slurm
   clang libclang-rt-14-dev libomp-dev   # fuzz/: clang's libFuzzer and sanitizer runtimes, its OpenMP
+  libtbb-dev   # the CUDA emulation (HIP-CPU runs kernels on TBB threads): ctest label cuda-emu
 )
 
 missing=()

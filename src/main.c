@@ -1,13 +1,14 @@
-// main.c — the `stsae` program: dispatches subcommands.
+// main.c — the `stsae` program: dispatches subcommands. The stages run on
+// the ranks that comm_world_init starts (MPI; comm.h) and comm_world_finalize
+// ends; the check-* tools and stop are single processes.
 #include <hdf5.h>
-#include <mpi.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "stsae/base/blas_setup.h" // blas_prefer_avx512, blas_kernel
 #include "stsae/base/common.h" // STSAE_VERSION
 #include "stsae/base/stop_request.h" // stop_unblock
-#include "stsae/comm/comm.h" // comm_world_started
+#include "stsae/comm/comm.h" // comm_world_init, comm_world_finalize
 #include "stsae/comm/device.h" // device_describe
 #include "stsae/stages/eval.h" // eval_main
 #include "stsae/stages/extract.h" // extract_main
@@ -67,10 +68,9 @@ int main(int argc, char **argv) {
                   {"eval", eval_main},    {"report", report_main},   {"run", run_main}};
     for (size_t i = 0; i < sizeof(stages) / sizeof(*stages); i++)
         if (!strcmp(cmd, stages[i].name)) {
-            MPI_Init(&argc, &argv);
-            comm_world_started();
+            comm_world_init(&argc, &argv);
             const int rc = stages[i].main(argc - 2, argv + 2);
-            MPI_Finalize();
+            comm_world_finalize();
             return rc;
         }
     if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {

@@ -8,6 +8,10 @@
     with unique names and hashes, and its output loads again as the same deck;
 (b) a small deck: expansion order, and overrides (train.k=32 reaches every
     job, train.seeds=[5] replaces the seeds, a grid entry can be overridden);
+    grid entries with a list of variants (SPEC §7): `{variant: [temporal,
+    separate], lambda: [0.1, 1.0]}` is four jobs, variants slowest, a key
+    applying to the listed variants that use it, the same names and hashes
+    as one entry per variant, the output loading again;
 (c) bad decks written here: each must exit 1 with one message on stderr that
     starts with `FILE:LINE: KEY:` (the line marked `#<-` in the deck) or
     `command line: ARG: KEY:`, and names what is wrong; among them integers
@@ -16,7 +20,8 @@
     a +M high-level group of 0 or all latents, T = 1 for temporal, W = 1 for
     separate, clips without a raster pair);
 (d) a "billion laughs" deck of YAML aliases fails fast with one FILE:LINE
-    error (under a 1 GiB memory limit), on 1 and (with --mpirun) 3 ranks;
+    error (under a 1 GiB memory limit: RLIMIT_AS, or ASan's hard_rss_limit_mb
+    for a sanitizer build), on 1 and (with --mpirun) 3 ranks;
 (e) the jobs checked against an existing feature file (batches larger than
     the training clips, no full batch in the epochs, k > m); a note when no
     data shape is known; and `stsae train` on 3 ranks failing on a later
@@ -148,6 +153,56 @@ def test_overrides(stsae, work):
     report("small: the same deck gives the same hashes", [j["hash"] for j in jobs_of(out5)] == [j["hash"] for j in jobs])
 
 
+# grid entries with a list of variants (SPEC §7: every list-valued key expands,
+# variant included); the split deck makes the same jobs one entry per variant
+LISTS = """\
+run_dir: runs/lists
+train:
+  seeds: [0]
+  grid:
+    - {variant: [temporal, separate], lambda: [0.1, 1.0]}
+    - {variant: [standard, temporal+M], lambda: 0.5, high_frac: [0.1, 0.3]}
+"""
+SPLIT = """\
+run_dir: runs/lists
+train:
+  seeds: [0]
+  grid:
+    - {variant: temporal, lambda: [0.1, 1.0]}
+    - {variant: separate, lambda: [0.1, 1.0]}
+    - {variant: standard}
+    - {variant: temporal+M, lambda: 0.5, high_frac: [0.1, 0.3]}
+"""
+
+
+def test_variant_lists(stsae, work):
+    deck, split = os.path.join(work, "lists.yaml"), os.path.join(work, "split.yaml")
+    for path, text in ((deck, LISTS), (split, SPLIT)):
+        with open(path, "w") as f:
+            f.write(text)
+    rc, out, err = check(stsae, deck)
+    jobs = jobs_of(out)
+    report("variant lists: {variant: [temporal, separate], lambda: [0.1, 1.0]} is four jobs",
+           rc == 0 and len(jobs) == 7 and [j["variant"] for j in jobs[:4]] == ["temporal"] * 2 + ["separate"] * 2,
+           err.strip() or str([j["name"] for j in jobs]))
+    names = [j["name"] for j in jobs]
+    expect = ["temporal_lambda0.1_seed0", "temporal_lambda1_seed0", "separate_lambda0.1_seed0", "separate_lambda1_seed0",
+              "standard_seed0", "temporal+M_lambda0.5_high_frac0.1_seed0", "temporal+M_lambda0.5_high_frac0.3_seed0"]
+    report("variant lists: variants slowest; lambda and high_frac apply to the variants that use them",
+           names == expect, str(names))
+    rc2, out2, err2 = check(stsae, split)
+    report("variant lists: the same jobs and hashes as one entry per variant",
+           rc2 == 0 and sorted((j["name"], j["hash"]) for j in jobs_of(out2)) == sorted((j["name"], j["hash"]) for j in jobs),
+           err2.strip())
+    again = os.path.join(work, "lists_resolved.yaml")
+    with open(again, "w") as f:
+        f.write(out)
+    rc3, out3, err3 = check(stsae, again)
+    report("variant lists: the output loads again as the same deck",
+           rc3 == 0 and "{variant: [temporal, separate], lambda: [0.1, 1]}" in out and
+           out3.splitlines()[1:] == out.splitlines()[1:], err3.strip())
+
+
 # --- (c) bad decks ----------------------------------------------------------------------
 # (name, deck text, overrides, expected key, words the message must contain).
 # The offending line is marked `#<-`; expected key None means a YAML syntax
@@ -192,6 +247,14 @@ BAD = [
      "extract.input.ssv2.annotations", ["missing required key"]),
     ("value the variant does not use", "train:\n  grid:\n    - {variant: standard, tau: 0.5}   #<-\n", [],
      "train.grid[0].tau", ["variant standard does not use tau"]),
+    ("value none of the listed variants uses", "train:\n  grid:\n    - {variant: [standard, frozen], tau: 0.5}   #<-\n",
+     [], "train.grid[0].tau", ["none of the variants standard, frozen uses tau"]),
+    ("unknown variant in a list", "train:\n  grid:\n    - {variant: [temporal, temporal+X]}   #<-\n", [],
+     "train.grid[0].variant[1]", ["expected one of standard, temporal", "(got 'temporal+X')"]),
+    ("variant listed twice", "train:\n  grid:\n    - {variant: [raster, temporal, raster], lambda: 0.1}   #<-\n", [],
+     "train.grid[0].variant[2]", ["variant raster is listed twice"]),
+    ("empty list of variants", "train:\n  grid:\n    - {variant: []}   #<-\n", [], "train.grid[0].variant",
+     ["expected a non-empty list"]),
     ("two jobs with identical values", "train:\n  grid:\n    - {variant: temporal, lambda: 0.1}\n"
      "    - {variant: temporal, lambda_t: 0.1}   #<-\n", [], "train.grid[1]",
      ["has the same values as job 'temporal_lambda0.1_seed0' of train.grid[0]", ":3)"]),
@@ -298,15 +361,27 @@ def limit_memory():
     resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))  # 1 GiB: a regression fails, it cannot swap the machine
 
 
+def built_with_asan(stsae):
+    """AddressSanitizer reserves terabytes of address space for its shadow memory at
+    start-up, which RLIMIT_AS forbids ("ReserveShadowMemoryRange failed"): an ASan
+    build (gcc links libasan, clang links its runtime in; both name __asan_init) is
+    capped by ASan's own RSS limit instead."""
+    with open(stsae, "rb") as f:
+        return b"__asan_init" in f.read()
+
+
 def test_laughs(stsae, work, mpirun, mpi_flags):
     path = os.path.join(work, "laughs.yaml")
     text = laughs_deck()
     with open(path, "w") as f:
         f.write(text)
     want = re.compile(re.escape(path) + r":\d+: l\d(\[\d+\])*: .*more than 100000 values")
+    limit = {"preexec_fn": limit_memory}
+    if built_with_asan(stsae):
+        asan = os.environ.get("ASAN_OPTIONS", "")
+        limit = {"env": dict(os.environ, ASAN_OPTIONS=(asan + ":" if asan else "") + "hard_rss_limit_mb=1024")}
     try:
-        p = subprocess.run([stsae, "check", path], capture_output=True, text=True, timeout=30,
-                           preexec_fn=limit_memory)
+        p = subprocess.run([stsae, "check", path], capture_output=True, text=True, timeout=30, **limit)
         rc, err = p.returncode, p.stderr.strip()
     except subprocess.TimeoutExpired:
         rc, err = "timeout", ""
@@ -395,6 +470,7 @@ def main():
     os.makedirs(work, exist_ok=True)
     test_ablation(a.stsae, a.deck, work)
     test_overrides(a.stsae, work)
+    test_variant_lists(a.stsae, work)
     test_bad(a.stsae, work)
     test_laughs(a.stsae, work, a.mpirun, a.mpi_flags)
     test_data(a.stsae, work, a.mpirun, a.mpi_flags)

@@ -7,9 +7,9 @@
 // term, the BatchTopK threshold and the gradients within 1e-5 relative).
 // Every rank builds the same data from the same seed. All ten variants, with
 // dead latents so AuxK runs (dense and sparse paths).
+// The ranks, the hooks and the gradient allreduce are comm.h's, as in stsae.
 // Run under mpirun -np 1, 2 and 3. Rank 0 prints "N passed, M failed".
 #include <math.h>
-#include <mpi.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,11 +20,10 @@
 #include "testutil.h"
 
 int main(int argc, char **argv) {
-    MPI_Init(&argc, &argv);
-    comm_world_started();
-    Comm comm;
-    comm_init(&comm, MPI_COMM_WORLD);
-    SaeReduce red = comm_reduce(&comm);
+    comm_world_init(&argc, &argv);
+    Comm *comm = comm_world();
+    const int rank = comm_rank(comm), size = comm_size(comm);
+    SaeReduce red = comm_reduce(comm);
     const char *variants[] = {"standard", "standard+M", "frozen",     "sparsemax", "entmax15",
                               "temporal", "separate",   "temporal+M", "separate+M", "raster"};
     const int d = 20, m = 80;
@@ -68,31 +67,30 @@ int main(int argc, char **argv) {
             sae_step(&cfg, &p, &ta, x, &all, dead, NULL, w, &La);
 
             // uneven shares [lo, hi); with 3 or more ranks rank 0 holds no token
-            const int parts = comm.size > 2 ? comm.size - 1 : comm.size;
-            const int q = comm.size > 2 ? comm.rank - 1 : comm.rank;
+            const int parts = size > 2 ? size - 1 : size;
+            const int q = size > 2 ? rank - 1 : rank;
             const int lo = q < 0 ? 0 : (int)((int64_t)units * q * q / ((int64_t)parts * parts));
             const int hi = q < 0 ? 0 : (int)((int64_t)units * (q + 1) * (q + 1) / ((int64_t)parts * parts));
             SaeBatch mine = by_clip ? sae_batch_clips(hi - lo, T, H, W)
                             : cfg.contrast == CTR_RASTER ? sae_batch_pairs(hi - lo) : sae_batch_tokens(hi - lo);
             sae_step(&cfg, &p, &td, x + (size_t)lo * unit_tok * d, &mine, dead, &red, w, &Ld);
-            comm_sum_f32(&comm, g_dp, np);
+            comm_allreduce(comm, g_dp, np, COMM_F32, COMM_SUM, NULL);
 
             double err = max_rel(g_dp, g_all, np);
             const double la[] = {La.total, La.rec, La.aux, La.high, La.temp, La.spat, La.rast, La.l0, La.min_kept};
             const double ld[] = {Ld.total, Ld.rec, Ld.aux, Ld.high, Ld.temp, Ld.spat, Ld.rast, Ld.l0, Ld.min_kept};
             double lerr = 0.0;
             for (int t = 0; t < 9; t++) lerr = fmax(lerr, fabs(ld[t] - la[t]) / fmax(fabs(la[t]), 1e-12));
-            int ok = err <= 1e-5 && lerr <= 1e-5 && La.total > 0, all_ok;
-            MPI_Allreduce(&ok, &all_ok, 1, MPI_INT, MPI_LAND, MPI_COMM_WORLD);
-            if (comm.rank == 0)
+            int all_ok = err <= 1e-5 && lerr <= 1e-5 && La.total > 0; // then: on every rank
+            comm_allreduce(comm, &all_ok, 1, COMM_I32, COMM_MIN, NULL);
+            if (rank == 0)
                 printf("%s %-10s dead %-6s ranks %d: grad rel %.1e, loss rel %.1e\n", all_ok ? "ok  " : "FAIL",
-                       variants[v], dead_mode ? "many" : "few", comm.size, err, lerr);
+                       variants[v], dead_mode ? "many" : "few", size, err, lerr);
             all_ok ? passed++ : failed++;
             sae_work_free(w);
             free(params); free(g_all); free(g_dp); free(x);
         }
-    if (comm.rank == 0) printf("%d passed, %d failed\n", passed, failed);
-    comm_free(&comm); // LeakSanitizer (the sanitizer job) checks the test too
-    MPI_Finalize();
+    if (rank == 0) printf("%d passed, %d failed\n", passed, failed);
+    comm_world_finalize(); // frees the world's buffers: LeakSanitizer (the sanitizer job) checks the test too
     return failed ? 1 : 0;
 }

@@ -1,7 +1,8 @@
 // test_feature_file.c — features_open (features.h) on feature files written
 // here with the HDF5 C API, good and hostile:
 //   good: IEEE float16 little- and big-endian features open and read back
-//   exactly; attributes stored as int64, int32 or whole doubles;
+//   exactly; attributes stored as int64, int32 or whole doubles; root
+//   attribute format_version 1, or none (files written before it existed);
 //   refused, each with one message naming the file, the dataset or attribute
 //   and what was found: bfloat16, float32 and int16 features (the type found
 //   is named); a 3-D features dataset (its rank and real dims, not
@@ -10,7 +11,9 @@
 //   65536 = N); T x N x d per clip past 2^31 - 1 values; an attribute that is a
 //   string; /labels stored as float; /clip_ids with fewer entries than clips
 //   (then features_close must not run past them); more than
-//   INPUTS_MAX_LABELS label names; a missing file (the system's reason).
+//   INPUTS_MAX_LABELS label names; a missing file (the system's reason);
+//   format_version 2 ("FILE: format_version 2, this stsae reads 1"), 0, and
+//   a string format_version.
 // Usage: test_feature_file DIR (a scratch directory). Prints "N passed, M
 // failed"; exits 1 on any failure.
 #include <hdf5.h>
@@ -46,6 +49,8 @@ typedef struct {
     int float_labels;             // /labels as float32
     int n_ids;                    // entries of /clip_ids
     int n_names;                  // entries of /label_names
+    int version;                  // root attribute format_version (int64); 0: none
+    int string_version;           // format_version as the string "1"
 } Spec;
 
 static Spec good(void) {
@@ -96,6 +101,8 @@ static const char *write_features(const char *name, const Spec *s) {
         printf("cannot create %s\n", path);
         exit(1);
     }
+    if (s->version) attr_i64(f, "format_version", s->version);
+    if (s->string_version) h5_set_attr_str(f, "format_version", "1");
     const char *an[] = {"T", "H", "W", "N", "d"};
     const int av[] = {s->T, s->H, s->W, s->N, s->d};
     for (int i = 0; i < 5; i++) {
@@ -170,9 +177,10 @@ static void expect_refused(const char *name, const Spec *s, const char *const *w
     }
 }
 
-static void test_good(int type, const char *what) {
+static void test_good(int type, int version, const char *what) {
     Spec s = good();
     s.type = type;
+    s.version = version;
     const char *path = write_features("good.h5", &s);
     FeatureFile ff;
     char err[4096] = "";
@@ -201,8 +209,22 @@ int main(int argc, char **argv) {
     snprintf(dir, sizeof(dir), "%s", argv[1]);
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
 
-    test_good(F16LE, "IEEE float16 little-endian opens");
-    test_good(F16BE, "IEEE float16 big-endian opens");
+    test_good(F16LE, 0, "IEEE float16 little-endian opens");
+    test_good(F16BE, 0, "IEEE float16 big-endian opens");
+    test_good(F16LE, FEATURES_FORMAT_VERSION, "format_version 1 opens");
+
+    // a layout this stsae does not know is refused, naming both versions
+    Spec v = good();
+    v.version = 2;
+    expect_refused("version2.h5", &v, (const char *[]){"format_version 2, this stsae reads 1", NULL},
+                   "format_version 2 refused, both versions named");
+    v.version = -1; // attr_i64 writes it as is: not 0, so present
+    expect_refused("version_neg.h5", &v, (const char *[]){"format_version -1, this stsae reads 1", NULL},
+                   "format_version -1 refused");
+    v = good();
+    v.string_version = 1;
+    expect_refused("version_str.h5", &v, (const char *[]){"'format_version'", "a string", "one integer", NULL},
+                   "format_version a string refused");
 
     Spec s = good();
     s.type = BF16;

@@ -15,7 +15,17 @@
 //   jobs_check: each job against the data (m = expansion x d in 64 bits,
 //   k and k_aux <= m, +M's 1 <= m_h < m, T >= 2, W >= 2, raster pairs,
 //   batch tokens within an int, clip batches within the training clips, at
-//   least one full batch), with the exact message of the first bad job.
+//   least one full batch), with the exact message of the first bad job;
+//   the variant table (sae/variants.h) complete: SPEC §1's ten names, each
+//   found, round-tripping through sae_config_init / sae_variant_name (also
+//   with L_temp switched on by sae_config_resolve), the deck schema's allowed
+//   names built from it, and every row's columns agreeing with each other;
+//   grid entries with a list of variants (SPEC §7): variants slowest, a key
+//   applying to the listed variants that use it, the same names and hashes
+//   as one entry per variant, NAME_VARIANT names, a one-element list equal to
+//   a lone name, the errors (a variant listed twice, a key none of them uses,
+//   an unknown name in the list, an empty list) and jobs_check naming the
+//   list element.
 // Usage: test_jobs DIR (a scratch directory). Prints "N passed, M failed";
 // exits 1 on any failure.
 #include <limits.h>
@@ -27,6 +37,8 @@
 #include "stsae/deck/deck.h"
 #include "stsae/deck/deck_schema.h"
 #include "stsae/deck/jobs.h"
+#include "stsae/sae/sae.h"
+#include "stsae/sae/variants.h"
 
 static int passed, failed;
 static char dir[256];
@@ -401,6 +413,254 @@ static void test_jobs_check(void) {
                "of f.h5 hold 45 pairs: no full batch of 46 pairs in train.epochs = 1");
 }
 
+// --- the variant table ------------------------------------------------------------
+
+// SPEC §1's variants (and §5's check-step names): the table must hold exactly these.
+static const char *const SPEC_VARIANTS[] = {"standard",   "temporal",   "separate",  "raster",   "standard+M",
+                                            "temporal+M", "separate+M", "sparsemax", "entmax15", "frozen"};
+
+static void test_variant_table(void) {
+    char what[200];
+    const int n_spec = (int)(sizeof(SPEC_VARIANTS) / sizeof(*SPEC_VARIANTS));
+    expect(sae_n_variants == n_spec, "the variant table has SPEC's ten rows");
+    for (int i = 0; i < n_spec; i++) {
+        snprintf(what, sizeof(what), "variant %s is in the table", SPEC_VARIANTS[i]);
+        expect(sae_variant_find(SPEC_VARIANTS[i]) != NULL, what);
+    }
+    for (int i = 0; i < sae_n_variants; i++) {
+        const SaeVariant *v = &sae_variants[i];
+        SaeConfig cfg;
+        snprintf(what, sizeof(what), "%s: found, configured, named back", v->name);
+        expect(sae_variant_find(v->name) == v && sae_config_init(&cfg, v->name, 16, 64) == 0 &&
+                   sae_variant_of(&cfg) == v && sae_variant_name(&cfg) && !strcmp(sae_variant_name(&cfg), v->name),
+               what);
+        snprintf(what, sizeof(what), "%s: its configuration follows the row and SPEC's defaults", v->name);
+        expect(cfg.select == v->select && cfg.frozen_decoder == v->frozen_decoder && (cfg.k_aux == 512) == v->auxk &&
+                   (cfg.k_aux == 0) == !v->auxk && (cfg.m_high == 13) == v->matryoshka &&
+                   (cfg.m_high == 0) == !v->matryoshka && cfg.contrast == sae_variant_contrast(v, 0) && cfg.k == 64 &&
+                   cfg.alpha == 1.0f / 32 && cfg.beta == 1 && cfg.tau == 0.1f && cfg.temp_s == 1,
+               what);
+        cfg.lambda_t = 0.5f;
+        sae_config_resolve(&cfg);
+        snprintf(what, sizeof(what), "%s: named back with lambda_t > 0 (sae_config_resolve)", v->name);
+        expect(sae_variant_of(&cfg) == v && cfg.contrast == v->contrast, what);
+        // the columns agree: the deck values that apply, the batch, the cost
+        const SaeContrast ct = v->contrast;
+        snprintf(what, sizeof(what), "%s: its columns agree with each other", v->name);
+        expect(sae_variant_uses(v, SAE_USES_LAMBDA_T) == (ct == CTR_TEMPORAL || ct == CTR_SEPARATE) &&
+                   sae_variant_uses(v, SAE_USES_LAMBDA_S) == (ct == CTR_SEPARATE) &&
+                   sae_variant_uses(v, SAE_USES_LAMBDA_R) == (ct == CTR_RASTER) &&
+                   sae_variant_uses(v, SAE_USES_TAU) == (ct != CTR_NONE) &&
+                   sae_variant_uses(v, SAE_USES_LAMBDA) == (ct != CTR_NONE) &&
+                   sae_variant_uses(v, SAE_USES_HIGH_FRAC) == v->matryoshka &&
+                   sae_variant_uses(v, SAE_USES_BETA) == v->matryoshka &&
+                   sae_variant_uses(v, SAE_USES_ALPHA) == v->auxk &&
+                   sae_variant_uses(v, SAE_USES_T_S) == (v->select == SEL_SPARSEMAX || v->select == SEL_ENTMAX15) &&
+                   (v->select == SEL_BATCHTOPK) == v->matryoshka && (!v->contrast_optional || ct != CTR_NONE) &&
+                   v->batch == (ct == CTR_RASTER ? BATCH_PAIRS : ct == CTR_NONE ? BATCH_TOKENS : BATCH_CLIPS) &&
+                   sae_variant_batch(v, 0) == (v->contrast_optional ? BATCH_TOKENS : v->batch) &&
+                   sae_variant_batch(v, 0.5) == v->batch &&
+                   sae_variant_contrast(v, 0) == (v->contrast_optional ? CTR_NONE : ct) &&
+                   v->cost_nce == (ct != CTR_NONE ? 1.25 : 1.0) && v->cost == (v->matryoshka ? 1.15 : 1.0),
+               what);
+        for (int j = 0; j < i; j++) {
+            const SaeVariant *w = &sae_variants[j];
+            snprintf(what, sizeof(what), "%s and %s: distinct names and configurations", w->name, v->name);
+            expect(strcmp(w->name, v->name) &&
+                       !(w->select == v->select && w->frozen_decoder == v->frozen_decoder && w->contrast == v->contrast),
+                   what);
+        }
+    }
+    // the deck's allowed names are the table's, in its order
+    char want[512] = "";
+    for (int i = 0, n = 0; i < sae_n_variants; i++)
+        n += snprintf(want + n, sizeof(want) - (size_t)n, "%s%s", i ? "|" : "", sae_variants[i].name);
+    expect_str(SAE_VARIANT_CHOICES, want, "SAE_VARIANT_CHOICES: the names joined by '|'");
+    const DeckKey *vk = NULL;
+    for (const DeckKey *k = stsae_schema; k->key; k++)
+        if (!strcmp(k->key, "train.grid.variant")) vk = k;
+    expect(vk && vk->type == DECK_ENUM_LIST && vk->allowed && !strcmp(vk->allowed, want),
+           "the schema's variant: one name or a list, of the table's names");
+    // names that are no variant
+    static const char *const bad[] = {"", "raster+M", "frozen+M", "sparsemax+M", "+M", "standard+M+M", "Standard",
+                                      "standard "};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
+        SaeConfig cfg;
+        snprintf(what, sizeof(what), "'%s' is no variant", bad[i]);
+        expect(!sae_variant_find(bad[i]) && sae_config_init(&cfg, bad[i], 16, 64) == -1, what);
+    }
+    SaeConfig none;
+    expect(!sae_variant_find(NULL) && sae_config_init(&none, NULL, 16, 64) == -1, "NULL is no variant");
+    sae_config_init(&none, "standard", 16, 64);
+    none.select = SEL_SPARSEMAX, none.frozen_decoder = 1;
+    expect(!sae_variant_of(&none) && !sae_variant_name(&none), "a configuration no row describes has no name");
+}
+
+// --- grid entries with a list of variants (SPEC §7) --------------------------------------
+
+// Writes `text` to DIR/name and expands it; NULL with the message in err.
+static JobList *expand_text(const char *name, const char *text, Deck **d, char *err, size_t cap) {
+    char path[600];
+    write_deck(name, text, path, sizeof(path));
+    *d = deck_load(path, stsae_schema, 0, NULL, err, cap);
+    return *d ? jobs_expand(*d, err, cap) : NULL;
+}
+
+static void test_variant_lists(void) {
+    static const char *list_deck =
+        "run_dir: r\n"                                                                   // 1
+        "train:\n"                                                                       // 2
+        "  seeds: [7, 8]\n"                                                              // 3
+        "  grid:\n"                                                                      // 4
+        "    - {variant: [temporal, separate], lambda: [0.1, 1.0]}\n"                    // 5: jobs 0-7
+        "    - {variant: [standard, raster], lambda: [0.2, 2.0], k: [8, 16]}\n"          // 6: 8-11, 12-19
+        "    - {variant: [standard+M, sparsemax], name: mix, high_frac: 0.5, T_s: 2}\n" // 7: 20-21, 22-23
+        "    - {variant: [frozen], name: fz}\n";                                         // 8: 24-25
+    static const char *split_deck =
+        "run_dir: r\n"
+        "train:\n"
+        "  seeds: [7, 8]\n"
+        "  grid:\n"
+        "    - {variant: temporal, lambda: [0.1, 1.0]}\n"
+        "    - {variant: separate, lambda: [0.1, 1.0]}\n"
+        "    - {variant: standard, k: [8, 16]}\n"
+        "    - {variant: raster, lambda: [0.2, 2.0], k: [8, 16]}\n"
+        "    - {variant: standard+M, name: mix_standard+M, high_frac: 0.5}\n"
+        "    - {variant: sparsemax, name: mix_sparsemax, T_s: 2}\n"
+        "    - {variant: frozen, name: fz}\n";
+    static const char *names[] = {"temporal_lambda0.1_seed7",
+                                  "temporal_lambda0.1_seed8",
+                                  "temporal_lambda1_seed7",
+                                  "temporal_lambda1_seed8",
+                                  "separate_lambda0.1_seed7",
+                                  "separate_lambda0.1_seed8",
+                                  "separate_lambda1_seed7",
+                                  "separate_lambda1_seed8",
+                                  "standard_k8_seed7",
+                                  "standard_k8_seed8",
+                                  "standard_k16_seed7",
+                                  "standard_k16_seed8",
+                                  "raster_lambda0.2_k8_seed7",
+                                  "raster_lambda0.2_k8_seed8",
+                                  "raster_lambda0.2_k16_seed7",
+                                  "raster_lambda0.2_k16_seed8",
+                                  "raster_lambda2_k8_seed7",
+                                  "raster_lambda2_k8_seed8",
+                                  "raster_lambda2_k16_seed7",
+                                  "raster_lambda2_k16_seed8",
+                                  "mix_standard+M_high_frac0.5_seed7",
+                                  "mix_standard+M_high_frac0.5_seed8",
+                                  "mix_sparsemax_T_s2_seed7",
+                                  "mix_sparsemax_T_s2_seed8",
+                                  "fz_seed7",
+                                  "fz_seed8"};
+    const int n_names = (int)(sizeof(names) / sizeof(*names));
+    char err[1024], what[300];
+    Deck *d = NULL, *e = NULL;
+    JobList *l = expand_text("list.yaml", list_deck, &d, err, sizeof(err));
+    expect(l != NULL, "a grid entry takes a list of variants");
+    if (!l) {
+        printf("     %s\n", err);
+        deck_free(d);
+        return;
+    }
+    expect(l->n == n_names, "variant lists: 26 jobs ({variant: [temporal, separate], lambda: [0.1, 1.0]} is four, x 2 seeds)");
+    for (int i = 0; i < n_names && i < l->n; i++) {
+        snprintf(what, sizeof(what), "variant lists: job %d's name (variants slowest, the keys each one uses)", i);
+        expect_str(l->job[i].name, names[i], what);
+    }
+    if (l->n == n_names) {
+        expect(l->job[4].lambda_t == 0.1 && l->job[4].lambda_s == 0.1 && l->job[4].batch_kind == BATCH_CLIPS,
+               "variant lists: separate's lambda sets lambda_t = lambda_s");
+        expect(l->job[8].tau == 0 && l->job[8].lambda_r == 0 && l->job[8].k == 8 && l->job[8].batch_kind == BATCH_TOKENS,
+               "variant lists: lambda does not apply to standard, k does");
+        expect(l->job[16].lambda_r == 2 && l->job[16].rules == sae_variant_find("raster"),
+               "variant lists: raster's lambda_r");
+        expect(l->job[22].T_s == 2 && l->job[22].high_frac == 0 && l->job[22].lambda_t == 0.1 &&
+                   l->job[20].high_frac == 0.5 && l->job[20].T_s == 0,
+               "variant lists: high_frac for +M only, T_s for sparsemax only");
+        int entries_ok = 1;
+        for (int i = 0; i < l->n; i++) entries_ok &= l->job[i].entry == (i < 8 ? 0 : i < 20 ? 1 : i < 24 ? 2 : 3);
+        expect(entries_ok, "variant lists: each job's entry");
+    }
+    JobList *m = expand_text("split.yaml", split_deck, &e, err, sizeof(err));
+    expect(m && m->n == l->n, "one entry per variant: the same number of jobs");
+    for (int i = 0; m && i < l->n; i++) {
+        int j = 0;
+        while (j < m->n && strcmp(l->job[i].name, m->job[j].name)) j++;
+        snprintf(what, sizeof(what), "%s: the same job (hash, values) from one entry per variant", l->job[i].name);
+        expect(j < m->n && l->job[i].hash == m->job[j].hash && !strcmp(l->job[i].canon, m->job[j].canon), what);
+    }
+    jobs_free(m);
+    deck_free(e);
+    test_roundtrip(d); // the list form written and read back
+    jobs_free(l);
+    deck_free(d);
+
+    // a one-element list is the lone name
+    l = expand_text("one.yaml", "train:\n  grid:\n    - {variant: [temporal], lambda: [0.1, 0.5], name: t}\n", &d, err,
+                    sizeof(err));
+    m = expand_text("lone.yaml", "train:\n  grid:\n    - {variant: temporal, lambda: [0.1, 0.5], name: t}\n", &e, err,
+                    sizeof(err));
+    int same = l && m && l->n == 6 && m->n == 6 && !strcmp(l->job[3].name, "t_lambda0.5_seed0"); // seeds 0, 1, 2
+    for (int i = 0; same && i < l->n; i++) same = !strcmp(l->job[i].name, m->job[i].name) && l->job[i].hash == m->job[i].hash;
+    expect(same, "[temporal] is the same as temporal");
+    jobs_free(l), jobs_free(m), deck_free(d), deck_free(e);
+
+    // errors, each at the key to change
+    static const struct {
+        const char *what, *grid, *msg; // msg: after "PATH:"
+    } bad[] = {
+        {"a variant listed twice", "    - {variant: [temporal, separate, temporal], lambda: 0.1}\n",
+         "3: train.grid[0].variant[2]: variant temporal is listed twice"},
+        {"a key none of the listed variants uses", "    - {variant: [standard, frozen], tau: 0.5}\n",
+         "3: train.grid[0].tau: none of the variants standard, frozen uses tau"},
+        {"a key the one listed variant does not use", "    - {variant: [standard], tau: 0.5}\n",
+         "3: train.grid[0].tau: variant standard does not use tau"},
+        {"an unknown name in the list", "    - {variant: [temporal, temporal+X]}\n",
+         "3: train.grid[0].variant[1]: expected one of standard, temporal, separate, raster, standard+M, temporal+M, "
+         "separate+M, sparsemax, entmax15, frozen (got 'temporal+X')"},
+        {"an empty list", "    - {variant: []}\n", "3: train.grid[0].variant: expected a non-empty list of values (got [])"},
+        {"a list of lists", "    - {variant: [[temporal]]}\n",
+         "3: train.grid[0].variant[0]: expected one of standard, temporal, separate, raster, standard+M, temporal+M, "
+         "separate+M, sparsemax, entmax15, frozen (got a list)"},
+        {"a listed variant's job made again by another entry",
+         "    - {variant: [temporal, raster], lambda: 0.1}\n    - {variant: raster, lambda: 0.1}\n",
+         "4: train.grid[1]: job 'raster_lambda0.1_seed0' has the same values as job 'raster_lambda0.1_seed0' of "
+         "train.grid[0] ("},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
+        char text[512], name[64], path[600], want[1600];
+        snprintf(text, sizeof(text), "train:\n  grid:\n%s", bad[i].grid);
+        snprintf(name, sizeof(name), "bad_list%zu.yaml", i);
+        snprintf(path, sizeof(path), "%s/%s", dir, name);
+        l = expand_text(name, text, &d, err, sizeof(err));
+        snprintf(want, sizeof(want), "%s:%s", path, bad[i].msg);
+        expect(!l, bad[i].what);
+        snprintf(what, sizeof(what), "%s: the exact message", bad[i].what);
+        expect(!strncmp(err, want, strlen(want)), what);
+        if (strncmp(err, want, strlen(want))) printf("     got  '%s'\n     want '%s'\n", err, want);
+        jobs_free(l);
+        deck_free(d);
+    }
+
+    // jobs_check names the list element of the job's variant
+    static const char *w1 = "run_dir: r\ntrain:\n  expansion: 2\n  k: 4\n  k_aux: 4\n  epochs: 1\n  batch_tokens: 108\n"
+                            "  batch_clips: 9\n  batch_pairs: 45\n  seeds: [0]\n  grid:\n"
+                            "    - {variant: [temporal, separate, raster], lambda: 0.1}\n";
+    l = expand_text("w1.yaml", w1, &d, err, sizeof(err));
+    const DataShape narrow = {8, 3, 4, 1, 9, "f.h5"};
+    char want[1600];
+    snprintf(want, sizeof(want),
+             "%s/w1.yaml:12: train.grid[0].variant[1]: job separate_lambda0.1_seed0: variant separate compares right "
+             "neighbours and needs W >= 2 patches per row (f.h5 has W = 1)",
+             dir);
+    expect(l && jobs_check(d, l, &narrow, err, sizeof(err)) == -1, "jobs_check: separate in a list on W = 1");
+    expect_str(err, want, "jobs_check: the message names the list element");
+    jobs_free(l);
+    deck_free(d);
+}
+
 int main(int argc, char **argv) {
     if (argc != 2) {
         fprintf(stderr, "usage: test_jobs SCRATCH_DIR\n");
@@ -427,6 +687,8 @@ int main(int argc, char **argv) {
     test_big_integers();
     test_laughs();
     test_jobs_check();
+    test_variant_table();
+    test_variant_lists();
     jobs_free(l);
     deck_free(d);
     printf("%d passed, %d failed\n", passed, failed);

@@ -11,6 +11,9 @@ runs with this test's SLURM_CONF once the test is gone, even after a SIGKILL.
 
 Without Slurm:
   (a) each sbatch script refuses to run outside a Slurm job (exit 2, a message);
+      each sources jobscripts/runner.sh, which a copy of the script (what sbatch
+      runs) finds through $STSAE_JOBSCRIPTS or $SLURM_SUBMIT_DIR/jobscripts, and
+      without either exits 2 naming where it looked;
   (b) chain.sh: usage, a bad deck (exit 1, nothing submitted), --dry-run.
 With Slurm (every job 2 tasks x 1 cpu):
   (c) the real stsae: `chain.sh DECK` on a deck with synth, extract, train (two tiny
@@ -36,6 +39,9 @@ With Slurm (every job 2 tasks x 1 cpu):
   (f) a failing train (exit 1): the job FAILED 1:0, its dependant cancelled.
   (g) a launch that fails (a stale PMIx directory of the step; srun 22.05 then
       exits 0): the script notices that no task started, FAILED 1:0.
+  (h) a bare `sbatch jobscripts/eval.sbatch DECK` (no chain.sh): from the
+      repository root it finds runner.sh and COMPLETES; from elsewhere it
+      FAILS 2:0 naming where it looked for runner.sh.
 Prints one line per check and `N passed, M failed`; exit 1 on failure.
 """
 
@@ -378,17 +384,37 @@ def check_outside(js, stsae, deck, env):
                f"exit {p.returncode}, stderr {p.stderr.strip()!r}")
 
 
-def check_runner_same(js):
-    """The runner block is the same in the three sbatch scripts (copied, not sourced:
-    sbatch runs a copy of the script, so a sourced file would have to be found)."""
-    blocks = {}
+def check_runner_sourced(js, work, env):
+    """(a') The runner (launcher, stop file, signals, requeue) is jobscripts/runner.sh,
+    which each sbatch script sources instead of holding a copy; a copy of a script
+    (what sbatch runs, from Slurm's spool directory) finds it through
+    $STSAE_JOBSCRIPTS or $SLURM_SUBMIT_DIR/jobscripts, and otherwise exits 2 naming
+    where it looked."""
+    with open(os.path.join(js, "runner.sh")) as f:
+        runner = f.read()
+    report("runner_defines", all(f"\n{fn}() {{" in runner for fn in ("run", "finish", "resolved", "caught")),
+           "runner.sh lacks one of run(), finish(), resolved(), caught()")
     for s in SCRIPTS:
         with open(os.path.join(js, f"{s}.sbatch")) as f:
             t = f.read()
-        i, j = t.find("# ---- runner:"), t.find("# ---- end of runner")
-        blocks[s] = t[i:j] if i >= 0 and j > i else None
-    report("runner_identical", None not in blocks.values() and len(set(blocks.values())) == 1,
-           "the blocks between '# ---- runner:' and '# ---- end of runner' differ")
+        own = [fn for fn in ("run", "finish", "resolved", "caught") if f"\n{fn}() {{" in t]
+        report(f"runner_sourced_{s}", 'source "$runner/runner.sh"' in t and not own,
+               f"{s}.sbatch does not source runner.sh" + (f", defines {own} itself" if own else ""))
+    spool = os.path.join(work, "spool")  # a copy of the script away from jobscripts/, as sbatch runs it
+    os.makedirs(spool, exist_ok=True)
+    copy = os.path.join(spool, "slurm_script")
+    shutil.copy(os.path.join(js, "eval.sbatch"), copy)
+    base = {k: v for k, v in env.items() if k != "STSAE_JOBSCRIPTS"}
+    base["SLURM_JOB_ID"] = "1"
+    usage = "usage: sbatch jobscripts/eval.sbatch DECK"
+    ways = [("nowhere", dict(base, SLURM_SUBMIT_DIR=work), "cannot find runner.sh"),
+            ("STSAE_JOBSCRIPTS", dict(base, SLURM_SUBMIT_DIR=work, STSAE_JOBSCRIPTS=js), usage)]
+    if os.path.basename(js) == "jobscripts":
+        ways.append(("SLURM_SUBMIT_DIR", dict(base, SLURM_SUBMIT_DIR=os.path.dirname(js)), usage))
+    for name, e, want in ways:
+        p = subprocess.run(["bash", copy], capture_output=True, text=True, timeout=30, env=e, cwd=spool)
+        report(f"runner_found_{name}", p.returncode == 2 and want in p.stderr,
+               f"exit {p.returncode}, stderr {p.stderr.strip()!r}, expected {want!r}")
 
 
 def check_chain_cli(js, stsae, deck, work, env):
@@ -497,7 +523,7 @@ def main():
     write_deck(deck, os.path.join(work, "run"), features)
 
     check_outside(js, stsae, deck, env)
-    check_runner_same(js)
+    check_runner_sourced(js, work, env)
     check_chain_cli(js, stsae, deck, work, env)
 
     sl = Slurm(root)
@@ -559,8 +585,40 @@ def slurm_checks(sl, js, stsae, work, features, env, timeout):
                 sl.run("scancel", ids["train"])
             else:
                 sl.run("scancel", "-b", "--signal=USR1", ids["train"])
+    # a bare sbatch (no chain.sh, so no STSAE_JOBSCRIPTS): the copy that Slurm runs
+    # finds runner.sh under $SLURM_SUBMIT_DIR/jobscripts when submitted from the
+    # repository root, and fails (exit 2) naming where it looked when submitted elsewhere
+    bare = {}
+    places = [("bare_elsewhere", work)]
+    if os.path.basename(js) == "jobscripts":
+        places.insert(0, ("bare_from_root", os.path.dirname(js)))
+    for name, cwd in places:
+        d = os.path.join(work, f"fake_{name}")
+        os.makedirs(d)
+        dk = os.path.join(d, "deck.yaml")
+        write_deck(dk, os.path.join(d, "run"), features, eval_section=True)
+        e = {k: v for k, v in env.items() if k != "STSAE_JOBSCRIPTS"}
+        e.update(STSAE=fake, FAKE_REAL=stsae, FAKE_DIR=d, FAKE_MODE="signal")
+        log = os.path.join(d, "job.out")
+        p = subprocess.run(["sbatch", "--parsable", f"--output={log}", *env["STSAE_SBATCH_ARGS"].split(),
+                            os.path.join(js, "eval.sbatch"), dk], cwd=cwd, env=e, capture_output=True, text=True,
+                           timeout=60)
+        if report(f"{name}_submitted", p.returncode == 0, f"sbatch: {p.stderr.strip()!r}"):
+            bare[name] = (d, log, p.stdout.strip().split(";")[0])
     for name, (d, ids) in fk.items():
         report(f"{name}_finished", sl.wait(ids.values(), max(1, end - time.time())), "timeout")
+    for name, (d, log, jid) in bare.items():
+        done = sl.wait([jid], max(1, end - time.time()))
+        j = sl.job(jid)
+        text = open(log).read() if os.path.exists(log) else "(no log)"
+        calls = open(os.path.join(d, "calls")).read() if os.path.exists(os.path.join(d, "calls")) else ""
+        info = f"{j.get('JobState')} {j.get('ExitCode')}\n{text}"
+        if name == "bare_from_root":
+            report("bare_sbatch_from_root_completed", done and j.get("JobState") == "COMPLETED"
+                   and j.get("ExitCode") == "0:0" and "cmd=eval" in calls and "cmd=report" in calls, info)
+        else:
+            report("bare_sbatch_elsewhere_names_runner", done and j.get("JobState") == "FAILED"
+                   and j.get("ExitCode") == "2:0" and "cannot find runner.sh" in text, info)
     for name, (d, ids) in fk.items():
         tr, ev = sl.job(ids["train"]), sl.job(ids["eval"])
         run_dir = os.path.join(d, "run")

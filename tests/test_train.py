@@ -22,7 +22,12 @@ layout, tests/ref/make_features.py). One case per invocation (--case):
             missing feature file, ranks_per_job not dividing the ranks, a layer
             the file lacks) on 3 ranks: exit status 1, the file:line (or file)
             message exactly once; NaN features and a corrupt or foreign
-            checkpoint: non-zero exit naming the clip or the file.
+            checkpoint: non-zero exit naming the clip or the file. Then
+            format_version: 1 in model.h5, eval.h5 and results.h5; a ckpt.h5
+            or model.h5 of version 2 refused by train (and model.h5 by eval),
+            an eval.h5 of version 2 by report, each naming the file and both
+            versions; without the attribute, version 1 (train skips the done
+            job, report succeeds).
 """
 import argparse
 import glob
@@ -364,6 +369,75 @@ def case_bad(r, w):
     p = r.run(3, deck, check=False)
     ok = p.returncode != 0 and "checkpoint of another job" in p.stderr
     print(f"{'ok  ' if ok else 'FAIL'} foreign checkpoint: exit {p.returncode}")
+    fails += not ok
+    os.remove(ck)
+    return fails + formats(r, w, deck)
+
+
+def formats(r, w, deck):
+    """format_version: stsae writes 1 into model.h5, ckpt.h5, eval.h5 and results.h5;
+    a file of another version is refused by its reader (train's resume, eval, report)
+    naming the file and both versions; a file without the attribute (an older run
+    directory) reads as version 1."""
+    fails = 0
+    run = os.path.join(w, "run")
+    job = os.path.join(run, "jobs", "standard_seed3")
+    model, ck, ev = (os.path.join(job, n) for n in ("model.h5", "ckpt.h5", "eval.h5"))
+    want = "format_version 2; this stsae reads 1"
+
+    def check(what, p, path):
+        nonlocal fails
+        ok = p.returncode != 0 and f"{path}: {want}" in p.stderr
+        print(f"{'ok  ' if ok else 'FAIL'} {what}: exit {p.returncode}: "
+              f"{p.stderr.strip().splitlines()[0] if p.stderr.strip() else '(no message)'}")
+        fails += not ok
+
+    def stage(*cmd):
+        return subprocess.run([r.a.stsae, *cmd], env=r.env, capture_output=True, text=True, timeout=300)
+
+    def set_version(path, v):
+        with h5py.File(path, "a") as f:
+            if v is None:
+                del f.attrs["format_version"]
+            else:
+                f.attrs["format_version"] = np.int32(v)
+
+    # a checkpoint of version 2 (checked before its job hash)
+    with h5py.File(ck, "w") as f:
+        f.attrs["job_hash"] = "0123456789abcdef"
+        f.attrs["format_version"] = np.int32(2)
+    check("checkpoint of format_version 2", r.run(3, deck, "train.checkpoint_every=0", check=False), ck)
+    os.remove(ck)
+    # the files as written: version 1 (ckpt.h5: the stop request of a rank writes one)
+    r.run(3, deck)
+    p = stage("eval", deck)
+    q = stage("report", run)
+    versions = {}
+    for path in (model, ev, os.path.join(run, "results.h5")):
+        versions[os.path.relpath(path, run)] = None
+        if os.path.exists(path):
+            with h5py.File(path) as f:
+                versions[os.path.relpath(path, run)] = int(f.attrs.get("format_version", -1))
+    ok = p.returncode == 0 and q.returncode == 0 and set(versions.values()) == {1}
+    print(f"{'ok  ' if ok else 'FAIL'} format_version 1 written: {versions} (eval exit {p.returncode}, "
+          f"report exit {q.returncode})")
+    fails += not ok
+    # a model.h5 of version 2: train's resume check and eval refuse it
+    set_version(model, 2)
+    check("model.h5 of format_version 2, train", r.run(3, deck, check=False), model)
+    os.rename(ev, ev + ".keep")
+    check("model.h5 of format_version 2, eval", stage("eval", deck), model)
+    os.rename(ev + ".keep", ev)
+    # an eval.h5 of version 2: report refuses it
+    set_version(ev, 2)
+    check("eval.h5 of format_version 2, report", stage("report", run), ev)
+    # without the attribute (a run directory from before versions): version 1
+    set_version(model, None)
+    set_version(ev, None)
+    p, q = r.run(3, deck, check=False), stage("report", run)
+    ok = p.returncode == 0 and "starting," not in p.stdout and q.returncode == 0
+    print(f"{'ok  ' if ok else 'FAIL'} no format_version (an older run): read as 1: train exit {p.returncode} "
+          f"(job skipped as done), report exit {q.returncode}")
     fails += not ok
     return fails
 

@@ -319,10 +319,6 @@ static int row_threads(int d) {
     return t < ROW_THREADS ? (t > 0 ? t : 32) : ROW_THREADS;
 }
 
-static void sum_f64(const SaeReduce *red, double *buf, int n) {
-    if (red) red->sum_f64(red->ctx, buf, n);
-}
-
 // Sum of the n doubles at dev (device), returned to the host (synchronizes).
 static double device_sum(SaeCudaWork *w, const double *dev, int n) {
     double s = 0.0;
@@ -375,7 +371,7 @@ extern "C" void sae_step_cuda(const SaeConfig *cfg, const SaeTensors *p, SaeTens
     cudaCheck(cudaMemcpyAsync(acc, w->dsum, sizeof(double) * d, cudaMemcpyDeviceToHost, w->st));
     cudaCheck(cudaStreamSynchronize(w->st));
     acc[d] = n;
-    sum_f64(red, acc, d + 1);
+    sae_sum_f64(red, acc, d + 1);
     const int64_t n_glob = (int64_t)acc[d];
     out->n_tok_global = n_glob;
     float *mean = (float *)xmalloc(sizeof(float) * (size_t)d);
@@ -387,7 +383,7 @@ extern "C" void sae_step_cuda(const SaeConfig *cfg, const SaeTensors *p, SaeTens
     }
     double den[1] = {n > 0 ? device_sum(w, w->row_sq, n) : 0.0}; // synchronizes: mean may be freed
     free(mean);
-    sum_f64(red, den, 1);
+    sae_sum_f64(red, den, 1);
     const double den_rec = den[0] > 0.0 ? den[0] : 1.0;
 
     // 2. encode and select, chunk by chunk
@@ -409,7 +405,7 @@ extern "C" void sae_step_cuda(const SaeConfig *cfg, const SaeTensors *p, SaeTens
         for (int r = 0; r < n; r++) nnz += w->h_count[r];
     }
     double l0[1] = {(double)nnz};
-    sum_f64(red, l0, 1);
+    sae_sum_f64(red, l0, 1);
     out->l0 = l0[0] / (double)(n_glob ? n_glob : 1);
 
     // 3. decode, loss, dL/dxhat and dL/dz per token
@@ -419,7 +415,7 @@ extern "C" void sae_step_cuda(const SaeConfig *cfg, const SaeTensors *p, SaeTens
         cudaCheckLaunch("decode_loss_kernel");
     }
     acc[0] = n > 0 ? device_sum(w, w->row_sq, n) : 0.0;
-    sum_f64(red, acc, 1);
+    sae_sum_f64(red, acc, 1);
     out->rec = acc[0] / den_rec;
 
     // 4. latent-major index (stable: token order within a latent) and the

@@ -570,7 +570,7 @@ static int in_choices(const char *allowed, const char *s) {
 }
 
 static DeckType element_type(DeckType t) {
-    return t == DECK_INT_LIST ? DECK_INT : t == DECK_NUM_LIST ? DECK_NUM : t;
+    return t == DECK_INT_LIST ? DECK_INT : t == DECK_NUM_LIST ? DECK_NUM : t == DECK_ENUM_LIST ? DECK_ENUM : t;
 }
 
 // "an integer >= 1", "a number in (0, 1]", "one of cpu, cuda", ...
@@ -636,7 +636,7 @@ static int check_one_of(Ctx *c, const Node *map, const DeckKey *k, const char *p
 
 static int check_list(Ctx *c, Node *n, const DeckKey *k, const char *path) {
     static const char *what[] = {[DECK_INT_LIST] = "integers", [DECK_NUM_LIST] = "numbers",
-                                 [DECK_MAP_LIST] = "maps"};
+                                 [DECK_MAP_LIST] = "maps", [DECK_ENUM_LIST] = "values"};
     char g[80], ip[PATH_CAP];
     if (n->kind == N_SCALAR && k->type != DECK_MAP_LIST && !is_null(n)) wrap_in_list(n);
     if (n->kind != N_LIST || n->n == 0)
@@ -659,7 +659,8 @@ static int check_list(Ctx *c, Node *n, const DeckKey *k, const char *path) {
 
 static int check_value(Ctx *c, Node *n, const DeckKey *k, const char *path) {
     char g[80];
-    if (k->type == DECK_INT_LIST || k->type == DECK_NUM_LIST || k->type == DECK_MAP_LIST)
+    if (k->type == DECK_INT_LIST || k->type == DECK_NUM_LIST || k->type == DECK_MAP_LIST ||
+        (k->type == DECK_ENUM_LIST && n->kind == N_LIST))
         return check_list(c, n, k, path);
     if (k->type != DECK_MAP) return check_scalar(c, n, k, path);
     null_to_map(n);
@@ -835,7 +836,7 @@ void deck_format_num(double v, char *buf, size_t cap) {
 static int needs_quotes(const Node *n) {
     static const char *words[] = {"true", "false", "yes", "no", "on", "off", "y", "n", "null", "~"};
     const char *s = n->text;
-    DeckType t = n->schema->type;
+    DeckType t = element_type(n->schema->type);
     char *end;
     if (t != DECK_STR && t != DECK_PATH && t != DECK_ENUM) return 0;
     if (!*s || !(isalnum((unsigned char)*s) || strchr("_/.", *s))) return 1;

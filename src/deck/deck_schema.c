@@ -11,8 +11,10 @@
 // bits against the data by jobs_check (jobs.h).
 #include "stsae/deck/deck_schema.h"
 
+#include "stsae/sae/variants.h" // the variant names come from the one variant table
+
 #define REQ DECK_REQUIRED
-#define VARIANTS "standard|temporal|separate|raster|standard+M|temporal+M|separate+M|sparsemax|entmax15|frozen"
+#define VARIANTS SAE_VARIANT_CHOICES // "standard|temporal|...|frozen" (fuzz/seeds.py reads this row by that name)
 
 const DeckKey stsae_schema[] = {
     // key                          type            default       allowed     flags  help
@@ -90,7 +92,7 @@ const DeckKey stsae_schema[] = {
     {"train.progress_every",        DECK_NUM,       "10",         ">= 0",     0, "seconds between progress lines"},
     {"train.theta_decay",           DECK_NUM,       "0.99",       "[0, 1)",   0, "BatchTopK threshold EMA decay"},
     {"train.grid",                  DECK_MAP_LIST,  NULL,         NULL,       REQ, "list-valued keys expand as a Cartesian product"},
-    {"train.grid.variant",          DECK_ENUM,      NULL,         VARIANTS,   REQ, NULL},
+    {"train.grid.variant",          DECK_ENUM_LIST, NULL,         VARIANTS,   REQ, NULL},
     {"train.grid.name",             DECK_STR,       NULL,         NULL,       0, NULL},
     {"train.grid.lambda",           DECK_NUM_LIST,  NULL,         ">= 0",     0, NULL},
     {"train.grid.lambda_t",         DECK_NUM_LIST,  NULL,         ">= 0",     0, NULL},

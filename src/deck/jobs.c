@@ -1,14 +1,17 @@
 // jobs.c — grid expansion (see jobs.h).
 //
-// In:  a validated deck (train.grid, the train-level values).
+// In:  a validated deck (train.grid, the train-level values), and the variant
+//      table (sae/variants.h) for every rule that depends on the variant.
 // Out: the job list, or one error naming the grid entry's file and line;
 //      jobs_check: a verdict on every job against the data, the same on
 //      every rank.
 //
-// An entry's keys other than variant, name and seeds are its axes (each a
-// list after validation: a lone value is a one-element list). Combination c
-// of an entry is a mixed-radix number over the axes, last axis fastest; the
-// seeds vary fastest of all.
+// An entry's `variant` is one name or a list of them; the variants are its
+// slowest axis. For each variant, the entry's keys other than variant, name
+// and seeds that the variant uses are its axes (each a list after
+// validation: a lone value is a one-element list). Combination c is a
+// mixed-radix number over those axes, last axis fastest; the seeds vary
+// fastest of all.
 #include "stsae/deck/jobs.h"
 
 #include <limits.h>
@@ -23,26 +26,14 @@
 #define MAX_JOBS 100000
 #define CANON_CAP 1024
 
-typedef enum { CTR_NO, CTR_T, CTR_S, CTR_R, CTR_T_OPT } Contrast; // T_OPT: temporal when lambda_t > 0
-
-typedef struct {
-    const char *name;
-    Contrast contrast;
-    int matryoshka; // +M: BatchTopK and L_high
-    int soft;       // sparsemax / entmax15: no TopK threshold, no AuxK, uses T_s
-} Variant;
-
-static const Variant VARIANTS[] = {
-    {"standard", CTR_NO, 0, 0},   {"temporal", CTR_T, 0, 0},     {"separate", CTR_S, 0, 0},
-    {"raster", CTR_R, 0, 0},      {"standard+M", CTR_NO, 1, 0},  {"temporal+M", CTR_T, 1, 0},
-    {"separate+M", CTR_S, 1, 0},  {"sparsemax", CTR_T_OPT, 0, 1}, {"entmax15", CTR_T_OPT, 0, 1},
-    {"frozen", CTR_NO, 0, 0},
-};
-
-// The values a grid entry may set (its axes), with train-level defaults.
+// The values a grid entry may set (its axes), with train-level defaults, and
+// the variants they apply to (the variant table's SAE_USES_*; 0: every variant).
 enum { K_LAMBDA, K_LAMBDA_T, K_LAMBDA_S, K_TAU, K_HIGH_FRAC, K_T_S, K_ALPHA, K_BETA, K_LR, K_K, K_EXPANSION, N_KNOB };
 static const char *const KNOB[N_KNOB] = {"lambda", "lambda_t", "lambda_s", "tau", "high_frac", "T_s",
                                          "alpha",  "beta",     "lr",       "k",   "expansion"};
+static const unsigned KNOB_USES[N_KNOB] = {SAE_USES_LAMBDA,    SAE_USES_LAMBDA_T, SAE_USES_LAMBDA_S, SAE_USES_TAU,
+                                           SAE_USES_HIGH_FRAC, SAE_USES_T_S,      SAE_USES_ALPHA,    SAE_USES_BETA,
+                                           0,                  0,                 0};
 
 // Train-level values every job shares that shape the trained SAE (in the hash).
 static const char *const SHARED[] = {"features",   "layer",      "dead_tokens", "warmup_frac",
@@ -90,12 +81,6 @@ int64_t job_m_high(const Job *job, int64_t m) {
     return job->high_frac > 0 ? (int64_t)floor(job->high_frac * (double)m + 0.5) : 0;
 }
 
-static const Variant *variant_of(const char *name) {
-    for (size_t i = 0; i < sizeof(VARIANTS) / sizeof(*VARIANTS); i++)
-        if (!strcmp(VARIANTS[i].name, name)) return &VARIANTS[i];
-    die("jobs: variant '%s' is in the schema but has no rules here", name);
-}
-
 static int knob_of(const char *key) {
     for (int i = 0; i < N_KNOB; i++)
         if (!strcmp(KNOB[i], key)) return i;
@@ -103,17 +88,7 @@ static int knob_of(const char *key) {
 }
 
 // Does the variant use this value at all?
-static int uses(const Variant *v, int knob) {
-    switch (knob) {
-    case K_LAMBDA: case K_TAU: return v->contrast != CTR_NO;
-    case K_LAMBDA_T: return v->contrast == CTR_T || v->contrast == CTR_S || v->contrast == CTR_T_OPT;
-    case K_LAMBDA_S: return v->contrast == CTR_S;
-    case K_HIGH_FRAC: case K_BETA: return v->matryoshka;
-    case K_T_S: return v->soft;
-    case K_ALPHA: return !v->soft;
-    default: return 1;
-    }
-}
+static int uses(const SaeVariant *v, int knob) { return !KNOB_USES[knob] || sae_variant_uses(v, KNOB_USES[knob]); }
 
 static void num(char *buf, double v) { deck_format_num(v, buf, 32); }
 
@@ -137,30 +112,29 @@ static void base_values(Ctx *c) {
     }
 }
 
-// Every value of a job from its knobs, by the variant's rules (jobs.h).
-static void resolve(const Ctx *c, const Variant *v, const double *kv, Job *j) {
+// Every value of a job from its knobs, by its variant's row (jobs.h).
+static void resolve(const Ctx *c, const SaeVariant *v, const double *kv, Job *j) {
     double lam = kv[K_LAMBDA];
     double lt = isnan(kv[K_LAMBDA_T]) ? lam : kv[K_LAMBDA_T];
     double ls = isnan(kv[K_LAMBDA_S]) ? lam : kv[K_LAMBDA_S];
     j->variant = v->name;
+    j->rules = v;
     j->lambda_t = uses(v, K_LAMBDA_T) ? lt : 0;
     j->lambda_s = uses(v, K_LAMBDA_S) ? ls : 0;
-    j->lambda_r = v->contrast == CTR_R ? lam : 0;
+    j->lambda_r = sae_variant_uses(v, SAE_USES_LAMBDA_R) ? lam : 0;
     int contrastive = j->lambda_t + j->lambda_s + j->lambda_r > 0;
     j->tau = contrastive ? kv[K_TAU] : 0;
-    j->high_frac = v->matryoshka ? kv[K_HIGH_FRAC] : 0;
-    j->beta = v->matryoshka ? kv[K_BETA] : 0;
-    j->T_s = v->soft ? kv[K_T_S] : 0;
-    j->k_aux = v->soft ? 0 : c->k_aux;
+    j->high_frac = uses(v, K_HIGH_FRAC) ? kv[K_HIGH_FRAC] : 0;
+    j->beta = uses(v, K_BETA) ? kv[K_BETA] : 0;
+    j->T_s = uses(v, K_T_S) ? kv[K_T_S] : 0;
+    j->k_aux = v->auxk ? c->k_aux : 0;
     j->alpha = j->k_aux ? kv[K_ALPHA] : 0;
     j->k = (int)kv[K_K];
     j->expansion = (int)kv[K_EXPANSION];
     j->lr = kv[K_LR];
-    j->batch_kind = v->contrast == CTR_R                                   ? BATCH_PAIRS
-                    : v->contrast == CTR_NO || (v->soft && j->lambda_t == 0) ? BATCH_TOKENS
-                                                                            : BATCH_CLIPS;
+    j->batch_kind = sae_variant_batch(v, j->lambda_t);
     j->batch = c->batch[j->batch_kind];
-    j->cost = j->expansion * (contrastive ? 1.25 : 1.0) * (v->matryoshka ? 1.15 : 1.0);
+    j->cost = j->expansion * (contrastive ? v->cost_nce : 1.0) * v->cost;
 }
 
 static void canonical(const Ctx *c, Job *j) {
@@ -203,16 +177,49 @@ typedef struct {
     long combos;
 } Axes;
 
-// The entry's axes, in file order; a value its variant does not use is an error.
-static int axes_of(Ctx *c, const char *ep, const Variant *v, Axes *a) {
+// The entry's variants (`variant`: one name, or a list of distinct names), in
+// list order, into *var (malloc'd; the caller frees it), and their number;
+// -1 after an error.
+static int variants_of(Ctx *c, const char *ep, const SaeVariant ***var) {
+    char key[96], el[128];
+    snprintf(key, sizeof(key), "%s.variant", ep);
+    snprintf(el, sizeof(el), "%s[0]", key);
+    const int list = deck_has(c->d, el), n = list ? deck_len(c->d, key) : 1;
+    const SaeVariant **v = xmalloc(sizeof(*v) * (size_t)n);
+    for (int i = 0; i < n; i++) {
+        snprintf(el, sizeof(el), "%s[%d]", key, i);
+        const char *name = deck_str(c->d, list ? el : key);
+        if (!(v[i] = sae_variant_find(name))) die("jobs: variant '%s' is in the schema but not in the variant table", name);
+        for (int j = 0; j < i; j++)
+            if (v[j] == v[i]) {
+                free(v);
+                return jfail(c, el, "variant %s is listed twice", name);
+            }
+    }
+    *var = v;
+    return n;
+}
+
+// The axes of variant var[vi] of an entry: the entry's values it uses, in
+// file order. A value none of the entry's variants uses is an error; with
+// several variants, a value applies to those that use it.
+static int axes_of(Ctx *c, const char *ep, const SaeVariant *const *var, int nv, int vi, Axes *a) {
     a->n = 0;
     a->combos = 1;
     for (int i = 0; i < deck_len(c->d, ep); i++) {
         const char *name = deck_key_at(c->d, ep, i);
-        int knob = knob_of(name);
+        int knob = knob_of(name), used = 0;
         if (knob < 0) continue; // variant, name, seeds
         snprintf(a->key[a->n], sizeof(a->key[0]), "%s.%s", ep, name);
-        if (!uses(v, knob)) return jfail(c, a->key[a->n], "variant %s does not use %s", v->name, name);
+        for (int v = 0; v < nv; v++) used |= uses(var[v], knob);
+        if (!used && nv == 1) return jfail(c, a->key[a->n], "variant %s does not use %s", var[0]->name, name);
+        if (!used) {
+            char names[512] = "";
+            for (int v = 0, n = 0; v < nv && n < (int)sizeof(names); v++)
+                n += snprintf(names + n, sizeof(names) - (size_t)n, "%s%s", v ? ", " : "", var[v]->name);
+            return jfail(c, a->key[a->n], "none of the variants %s uses %s", names, name);
+        }
+        if (!uses(var[vi], knob)) continue;
         a->knob[a->n] = knob;
         a->len[a->n] = deck_len(c->d, a->key[a->n]);
         a->combos *= a->len[a->n];
@@ -238,37 +245,50 @@ static void combination(const Ctx *c, const Axes *a, long combo, double *kv, cha
     }
 }
 
+// An entry's jobs: its variants in list order (the slowest axis), then the
+// combinations of each one's axes, then the seeds. Names: the entry's name, or
+// the variant's; with a name and several variants, "NAME_VARIANT".
 static int expand_entry(Ctx *c, int e) {
     char ep[64], key[96], seeds[96];
+    const SaeVariant **var = NULL;
+    int nv;
     snprintf(ep, sizeof(ep), "train.grid[%d]", e);
-    snprintf(key, sizeof(key), "%s.variant", ep);
-    const Variant *v = variant_of(deck_str(c->d, key));
-    Axes a;
-    if (check_name(c, ep) || axes_of(c, ep, v, &a)) return -1;
+    if (check_name(c, ep) || (nv = variants_of(c, ep, &var)) < 0) return -1;
     snprintf(key, sizeof(key), "%s.name", ep);
-    const char *prefix = deck_has(c->d, key) ? deck_str(c->d, key) : v->name;
+    const char *entry_name = deck_has(c->d, key) ? deck_str(c->d, key) : NULL;
     snprintf(seeds, sizeof(seeds), "%s.seeds", ep);
     if (!deck_has(c->d, seeds)) strcpy(seeds, "train.seeds");
-    int ns = deck_len(c->d, seeds);
-    if (c->out->n + a.combos * ns > MAX_JOBS) return jfail(c, ep, "the grid expands to more than %d jobs", MAX_JOBS);
-    for (long combo = 0; combo < a.combos; combo++) {
-        double kv[N_KNOB];
-        char name[sizeof(((Job *)0)->name) - 32]; // room for "_seed<int64>"
-        memcpy(kv, c->base, sizeof(kv));
-        snprintf(name, sizeof(name), "%s", prefix);
-        combination(c, &a, combo, kv, name, sizeof(name));
-        for (int s = 0; s < ns; s++) {
-            Job j = {.entry = e};
-            char sk[128];
-            snprintf(sk, sizeof(sk), "%s[%d]", seeds, s);
-            resolve(c, v, kv, &j);
-            j.seed = deck_int(c->d, sk);
-            snprintf(j.name, sizeof(j.name), "%s_seed%lld", name, (long long)j.seed);
-            canonical(c, &j);
-            push(c, &j);
+    int ns = deck_len(c->d, seeds), rc = 0;
+    for (int vi = 0; vi < nv && !rc; vi++) {
+        const SaeVariant *v = var[vi];
+        Axes a;
+        if ((rc = axes_of(c, ep, var, nv, vi, &a))) break;
+        if (c->out->n + a.combos * ns > MAX_JOBS) {
+            rc = jfail(c, ep, "the grid expands to more than %d jobs", MAX_JOBS);
+            break;
+        }
+        for (long combo = 0; combo < a.combos; combo++) {
+            double kv[N_KNOB];
+            char name[sizeof(((Job *)0)->name) - 32]; // room for "_seed<int64>"
+            memcpy(kv, c->base, sizeof(kv));
+            if (!entry_name) snprintf(name, sizeof(name), "%s", v->name);
+            else if (nv == 1) snprintf(name, sizeof(name), "%s", entry_name);
+            else snprintf(name, sizeof(name), "%s_%s", entry_name, v->name);
+            combination(c, &a, combo, kv, name, sizeof(name));
+            for (int s = 0; s < ns; s++) {
+                Job j = {.entry = e};
+                char sk[128];
+                snprintf(sk, sizeof(sk), "%s[%d]", seeds, s);
+                resolve(c, v, kv, &j);
+                j.seed = deck_int(c->d, sk);
+                snprintf(j.name, sizeof(j.name), "%s_seed%lld", name, (long long)j.seed);
+                canonical(c, &j);
+                push(c, &j);
+            }
         }
     }
-    return 0;
+    free(var);
+    return rc;
 }
 
 static const Job *sort_jobs; // qsort has no context argument
@@ -342,12 +362,27 @@ static const char *knob_key(const Ctx *c, const Job *j, const char *knob, char *
     return buf;
 }
 
+// The key that named a job's variant: its grid entry's `variant`, or the
+// element of that list.
+static const char *variant_key(const Ctx *c, const Job *j, char *buf, size_t cap) {
+    snprintf(buf, cap, "train.grid[%d].variant", j->entry);
+    for (int i = 0;; i++) {
+        char el[64];
+        snprintf(el, sizeof(el), "train.grid[%d].variant[%d]", j->entry, i);
+        if (!deck_has(c->d, el)) return buf;
+        if (!strcmp(deck_str(c->d, el), j->variant)) {
+            snprintf(buf, cap, "%s", el);
+            return buf;
+        }
+    }
+}
+
 static int check_job(Ctx *c, const Job *j, const DataShape *s) {
     static const char *batch_key[] = {"train.batch_tokens", "train.batch_clips", "train.batch_pairs"};
     static const char *unit[] = {"tokens", "clips", "pairs"};
-    char key[96], var[64];
+    char key[96], var[128];
     const char *n = j->name;
-    snprintf(var, sizeof(var), "train.grid[%d].variant", j->entry);
+    variant_key(c, j, var, sizeof(var));
     const int64_t m = job_latents(j, s->d), tn = (int64_t)s->T * s->H * s->W;
     if (m > INT_MAX)
         return jfail(c, knob_key(c, j, "expansion", key, sizeof(key)),
@@ -369,7 +404,7 @@ static int check_job(Ctx *c, const Job *j, const DataShape *s) {
     if (j->batch_kind == BATCH_CLIPS && s->T < 2)
         return jfail(c, var, "job %s: variant %s compares time steps and needs clips of T >= 2 (%s has T = %d)", n,
                      j->variant, s->source, s->T);
-    if (!strncmp(j->variant, "separate", 8) && s->W < 2)
+    if (j->rules->contrast == CTR_SEPARATE && s->W < 2)
         return jfail(c, var, "job %s: variant %s compares right neighbours and needs W >= 2 patches per row (%s has "
                      "W = %d)", n, j->variant, s->source, s->W);
     if (j->batch_kind == BATCH_PAIRS && (tn - 1) / 2 < 1)

@@ -106,7 +106,6 @@ static void read_config(HfVit *v) {
 
 static void bind_dinov2(HfVit *v, int qkv_bias) {
     const int D = v->w.D, F = v->w.F, p = v->w.p;
-    v->prefix = find_prefix(v, "dinov2.", "");
     v->w.patch_w = tensor(v, 4, (const int64_t[]){D, 3, p, p}, "embeddings.patch_embeddings.projection.weight");
     v->w.patch_b = tensor(v, SHAPE1(D), "embeddings.patch_embeddings.projection.bias");
     v->w.cls = tensor(v, SHAPE3(1, 1, D), "embeddings.cls_token");
@@ -142,7 +141,6 @@ static void bind_dinov2(HfVit *v, int qkv_bias) {
 // LayerScale; the final layernorm exists only without mean pooling.
 static void bind_videomae(HfVit *v, int qkv_bias) {
     const int D = v->w.D, F = v->w.F, p = v->w.p;
-    v->prefix = find_prefix(v, "videomae.", "videomae.");
     v->w.patch_w = tensor(v, 5, (const int64_t[]){D, 3, v->w.kt, p, p}, "embeddings.patch_embeddings.projection.weight");
     v->w.patch_b = tensor(v, SHAPE1(D), "embeddings.patch_embeddings.projection.bias");
     for (int i = 0; i < v->w.depth; i++) {
@@ -182,6 +180,15 @@ static HfVit *hf_vit_open(const char *dir, const BackboneOptions *opt) {
     v->opt = *opt;
     v->w.source = hf_path(v->hf);
     read_config(v);
+    v->prefix = v->w.videomae ? find_prefix(v, "videomae.", "videomae.") : find_prefix(v, "dinov2.", "");
+    // the last block before sizing blk from num_hidden_layers: a config.json
+    // claiming 2^31 - 1 blocks over a small checkpoint dies naming the missing
+    // tensor, not "out of memory" (both architectures name this one alike)
+    char last[256];
+    snprintf(last, sizeof(last), "%sencoder.layer.%d.attention.attention.query.weight", v->prefix, v->w.depth - 1);
+    if (!hf_has(v->hf, last))
+        die("%s: missing tensor '%s' (%s says num_hidden_layers %d)", hf_weights_path(v->hf), last,
+            hf_config_path(v->hf), v->w.depth);
     v->blk = xcalloc((size_t)v->w.depth, sizeof(VitBlock));
     v->w.blk = v->blk;
     int qkv_bias = hf_cfg_bool_opt(v->hf, "qkv_bias", 1);

@@ -1,4 +1,5 @@
-// features.c — reading the feature file of SPEC §3 (features.h).
+// features.c — reading the feature file of SPEC §3 (features.h); the
+// format_version check the writer (features_write.c) shares.
 //
 // features_open trusts nothing the file states: every dimension is read as a
 // 64-bit integer and every product (H x W, T x N x d, clips x that) is formed
@@ -192,6 +193,31 @@ static int attr_dim(hid_t f, const char *path, const char *name, int *out, char 
     return rc;
 }
 
+int features_check_version(hid_t f, const char *path, char *err, size_t cap) {
+    if (H5Aexists(f, "format_version") <= 0) return 0; // written before the attribute existed: version 1
+    hid_t a = H5Aopen(f, "format_version", H5P_DEFAULT);
+    if (a < 0) return errorf(err, cap, "%s: cannot open root attribute 'format_version'", path);
+    hid_t sp = H5Aget_space(a), t = H5Aget_type(a);
+    const hssize_t n = H5Sget_simple_extent_npoints(sp);
+    char tt[160];
+    type_text(t, tt, sizeof(tt));
+    long long v = 0;
+    int rc = 0;
+    if (H5Tget_class(t) != H5T_INTEGER)
+        rc = errorf(err, cap, "%s: root attribute 'format_version' is %s, expected one integer", path, tt);
+    else if (n != 1)
+        rc = errorf(err, cap, "%s: root attribute 'format_version' holds %lld values, expected one integer", path,
+                    (long long)n);
+    else if (H5Aread(a, H5T_NATIVE_LLONG, &v) < 0)
+        rc = errorf(err, cap, "%s: cannot read root attribute 'format_version' (%s)", path, tt);
+    else if (v != FEATURES_FORMAT_VERSION)
+        rc = errorf(err, cap, "%s: format_version %lld, this stsae reads %d", path, v, FEATURES_FORMAT_VERSION);
+    H5Tclose(t);
+    H5Sclose(sp);
+    H5Aclose(a);
+    return rc;
+}
+
 // Opens dataset `name`; -1 with "FILE: ..." in err when it is missing or not a dataset.
 static hid_t open_dataset(const FeatureFile *f, const char *name, char *err, size_t cap) {
     if (!h5_exists(f->file, name)) return errorf(err, cap, "%s: missing dataset '%s'", f->path, name);
@@ -346,6 +372,7 @@ static int open_checked(FeatureFile *f, const char *path, int layer, char *err, 
     H5E_BEGIN_TRY { f->file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT); }
     H5E_END_TRY;
     if (f->file < 0) return errorf(err, cap, "%s: not a readable HDF5 file (truncated or corrupt?)", path);
+    if (features_check_version(f->file, path, err, cap) != 0) return -1;
     const char *names[] = {"T", "H", "W", "N", "d"};
     int *vals[] = {&f->T, &f->H, &f->W, &f->N, &f->d};
     for (int i = 0; i < 5; i++)

@@ -4,6 +4,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -172,10 +174,37 @@ double h5_attr_f64_opt(hid_t f, const char *path, const char *name, double def) 
     return v;
 }
 
+// v as an integer in [lo, hi], or die: a NaN, an infinity or 1e300 must not
+// reach a cast to an integer type (undefined behaviour).
+static long long whole(double v, const char *path, const char *name, long long lo, long long hi) {
+    // 0x1p63 = 2^63: (double)LLONG_MAX rounds up to it, which no long long holds
+    if (!(v == floor(v) && v >= (double)lo && v <= (double)hi && v < 0x1p63))
+        die("%s: root attribute %s = %.17g must be a whole number in [%lld, %lld]", path, name, v, lo, hi);
+    return (long long)v;
+}
+
+long long h5_attr_int(hid_t f, const char *path, const char *name, long long lo, long long hi) {
+    return whole(h5_attr_f64(f, path, name), path, name, lo, hi);
+}
+
+long long h5_attr_int_opt(hid_t f, const char *path, const char *name, long long lo, long long hi, long long def) {
+    hid_t a = open_attr(f, path, name, 0);
+    if (a < 0) return def;
+    const double v = read_attr_f64(a, path, name);
+    H5Aclose(a);
+    return whole(v, path, name, lo, hi);
+}
+
 void h5_attr_str(hid_t f, const char *path, const char *name, char *out, size_t cap) {
     hid_t a = open_attr(f, path, name, 1);
     hid_t t = H5Aget_type(a);
     if (H5Tget_class(t) != H5T_STRING) die("%s: attribute '%s' must be a string", path, name);
+    // one element: H5Aread writes every element (two pointers into `s`, two
+    // strings into a buffer sized for one)
+    hid_t sp = H5Aget_space(a);
+    const hssize_t n = H5Sget_simple_extent_npoints(sp);
+    H5Sclose(sp);
+    if (n != 1) die("%s: attribute '%s' must be one string (it holds %lld)", path, name, (long long)n);
     if (H5Tis_variable_str(t) > 0) {
         char *s = NULL;
         hid_t mt = H5Tcopy(H5T_C_S1);
@@ -200,6 +229,12 @@ void h5_attr_str(hid_t f, const char *path, const char *name, char *out, size_t 
     H5Aclose(a);
 }
 
+void h5_check_format_version(hid_t f, const char *path, int reads) {
+    // absent: a file from before versions, which are version 1
+    const long long v = h5_attr_int_opt(f, path, "format_version", 0, INT_MAX, 1);
+    if (v != reads) die("%s: format_version %lld; this stsae reads %d", path, v, reads);
+}
+
 int h5_attr_ints(hid_t f, const char *path, const char *name, int *out, int cap) {
     hid_t a = open_attr(f, path, name, 1);
     hid_t sp = H5Aget_space(a);
@@ -215,19 +250,47 @@ int h5_attr_ints(hid_t f, const char *path, const char *name, int *out, int cap)
     return (int)n;
 }
 
-static void *read_ds(hid_t f, const char *path, const char *dset, int rank, hsize_t *dims, hid_t mtype,
-                     size_t elem) {
+void h5_dims(hid_t f, const char *path, const char *dset, int rank, hsize_t *dims) {
     if (!h5_exists(f, dset)) die("%s: missing dataset '%s'", path, dset);
     hid_t ds = H5Dopen2(f, dset, H5P_DEFAULT);
     if (ds < 0) read_fail(path, "cannot open dataset '%s'", dset);
     hid_t sp = H5Dget_space(ds);
-    int r = H5Sget_simple_extent_ndims(sp);
-    if (r != rank) die("%s: dataset '%s' has %d dimensions, expected %d", path, dset, r, rank);
-    H5Sget_simple_extent_dims(sp, dims, NULL);
+    const int r = H5Sget_simple_extent_ndims(sp);
+    if (r == rank) H5Sget_simple_extent_dims(sp, dims, NULL);
     H5Sclose(sp);
-    size_t n = 1;
-    for (int i = 0; i < rank; i++) n *= dims[i];
-    void *buf = xmalloc(n * elem);
+    H5Dclose(ds);
+    if (r != rank) die("%s: dataset '%s' has %d dimensions, expected %d", path, dset, r, rank);
+}
+
+// Deflate's best ratio: a filtered (compressed) dataset stores at least
+// 1/READ_MAX_RATIO of its bytes (features.c's MAX_RATIO).
+enum { READ_MAX_RATIO = 1032 };
+
+// Opens dset, checks its rank, fills dims, and checks before allocating that
+// the element count does not overflow and that the file stores the bytes the
+// dims claim (an unwritten dataset of 2^31 values costs a few bytes of file
+// and would otherwise cost 8 GiB of memory); then reads it whole as mtype.
+static void *read_ds(hid_t f, const char *path, const char *dset, int rank, hsize_t *dims, hid_t mtype,
+                     size_t elem) {
+    h5_dims(f, path, dset, rank, dims);
+    hid_t ds = H5Dopen2(f, dset, H5P_DEFAULT);
+    if (ds < 0) read_fail(path, "cannot open dataset '%s'", dset);
+    uint64_t n = 1, bytes = 0;
+    int over = 0;
+    for (int i = 0; i < rank; i++) over |= __builtin_mul_overflow(n, (uint64_t)dims[i], &n);
+    hid_t t = H5Dget_type(ds);
+    const uint64_t file_elem = t >= 0 ? H5Tget_size(t) : 0;
+    if (t >= 0) H5Tclose(t);
+    over |= __builtin_mul_overflow(n, file_elem > elem ? file_elem : elem, &bytes) || bytes > (uint64_t)SIZE_MAX / 2;
+    if (over) die("%s: dataset '%s' claims more values than fit in memory", path, dset);
+    const uint64_t have = H5Dget_storage_size(ds), claimed = n * file_elem;
+    hid_t dcpl = H5Dget_create_plist(ds);
+    const int filtered = dcpl >= 0 && H5Pget_nfilters(dcpl) > 0;
+    if (dcpl >= 0) H5Pclose(dcpl);
+    if (have < (filtered ? claimed / READ_MAX_RATIO : claimed))
+        die("%s: dataset '%s' claims %llu values of %llu bytes but stores %llu bytes (unwritten or truncated?)", path,
+            dset, (unsigned long long)n, (unsigned long long)file_elem, (unsigned long long)have);
+    void *buf = xmalloc((size_t)n * elem);
     if (H5Dread(ds, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0)
         read_fail(path, "cannot read dataset '%s' as %s", dset,
                   mtype == H5T_NATIVE_FLOAT ? "float32" : mtype == H5T_NATIVE_UINT8 ? "uint8" : "int64");
@@ -363,6 +426,8 @@ int h5w_attr_ints(H5W *w, const char *name, const int *v, int n) {
                       v);
 }
 
+int h5w_format_version(H5W *w, int version) { return h5w_attr_ints(w, "format_version", &version, 1); }
+
 // fsync of a file or directory by name; 0, or -1 with errno.
 static int sync_path(const char *p) {
     const int fd = open(p, O_RDONLY);
@@ -375,11 +440,17 @@ static int sync_path(const char *p) {
 }
 
 int h5w_commit(H5W *w, char *err, size_t cap) {
-    if (!w->failed && H5Fclose(w->f) < 0) {
+    herr_t closed = 0;
+    if (!w->failed) {
+        closed = H5Fclose(w->f);
+        // the id is gone whatever H5Fclose returned (HDF5 1.10 has released
+        // it, or the file, by then): closing it again in h5w_discard crashes
+        w->f = H5I_INVALID_HID;
+    }
+    if (!w->failed && closed < 0) {
         w->failed = 1;
         h5_fail(w->err, sizeof(w->err), w->tmp, "cannot close (the flush of HDF5's buffers to the file failed)");
     } else if (!w->failed) {
-        w->f = H5I_INVALID_HID;
         // durable, then atomic: fsync the file, rename, fsync the directory
         char *dir = path_dir(w->path);
         if (sync_path(w->tmp) != 0)

@@ -1,8 +1,22 @@
-// model.c — model files and checkpoints (model.h).
+// model.c — model files and checkpoints (model.h): the one module that
+// writes, reads and validates model.h5 and ckpt.h5, and the one list of the
+// SAE configuration's attribute names (CONFIG_ATTRS), which model.h5's writer
+// and reader and check-step's CASE.h5 reader share.
+//
+// In:  a trained SAE (configuration, flat parameters, ModelInfo) or a
+//      training state; or a file, which may lie: every number that becomes an
+//      integer is checked whole and in range (h5io.h), every tensor's shape is
+//      checked against d and m before anything is sized from it, and the flat
+//      buffer is allocated only once the tensors have been read (a few KB of
+//      file claiming d = m = 2^20 must not allocate 8 TB first).
+// Out: the files (h5io.h's checked atomic writes), or the configuration and
+//      parameters; every read error dies naming the file and the reason.
 #include "stsae/io/model.h"
 
 #include <inttypes.h>
+#include <limits.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +24,130 @@
 
 #include "stsae/base/common.h"
 #include "stsae/io/h5io.h"
+
+// --- attribute tables -------------------------------------------------------------
+
+// One numeric root attribute and the struct member it holds.
+typedef enum { A_INT, A_I64, A_F32, A_F64 } AttrKind;
+enum {
+    UP_TO_M = 1,       // an integer at most m
+    POSITIVE = 2,      // a float > 0
+    MODEL_ONLY = 4,    // not in CASE.h5 (m_high: CASE.h5 has high_frac)
+    CASE_IF_AUXK = 8,  // CASE.h5: read only where the variant has AuxK (sae_config_init's k_aux > 0)
+    CASE_OPTIONAL = 16 // CASE.h5: absent keeps the variant's default
+};
+typedef struct {
+    const char *name;
+    size_t off;
+    AttrKind kind;
+    long long lo;   // integers: the least value (the greatest: INT_MAX, or m with UP_TO_M)
+    unsigned flags;
+} Attr;
+
+#define CFG(name, field, kind, lo, flags) {name, offsetof(SaeConfig, field), kind, lo, flags}
+// The SAE's configuration after variant, d and m (SPEC §5's names: CASE.h5
+// keeps them, with high_frac for m_high).
+static const Attr CONFIG_ATTRS[] = {
+    CFG("k", k, A_INT, 1, UP_TO_M),
+    CFG("k_aux", k_aux, A_INT, 0, CASE_IF_AUXK),
+    CFG("alpha", alpha, A_F32, 0, 0),
+    CFG("beta", beta, A_F32, 0, 0),
+    CFG("m_high", m_high, A_INT, 0, UP_TO_M | MODEL_ONLY),
+    CFG("lambda_t", lambda_t, A_F32, 0, 0),
+    CFG("lambda_s", lambda_s, A_F32, 0, 0),
+    CFG("lambda_r", lambda_r, A_F32, 0, 0),
+    CFG("tau", tau, A_F32, 0, POSITIVE),
+    CFG("T_s", temp_s, A_F32, 0, POSITIVE | CASE_OPTIONAL),
+};
+#undef CFG
+
+#define INFO(name, field, kind, lo) {name, offsetof(ModelInfo, field), kind, lo, 0}
+// model.h5's record of the job (ModelInfo's numbers; name and hash are strings).
+static const Attr INFO_ATTRS[] = {
+    INFO("scale", scale, A_F32, 0),
+    INFO("theta", theta, A_F32, 0),
+    INFO("seed", seed, A_I64, LLONG_MIN),
+    INFO("layer", layer, A_INT, 0),
+    INFO("steps", steps, A_I64, 0),
+    INFO("tokens", tokens, A_I64, 0),
+    INFO("train_tokens_per_s", tokens_per_s, A_F64, 0),
+    INFO("loss_total", loss[0], A_F64, 0),
+    INFO("loss_rec", loss[1], A_F64, 0),
+    INFO("loss_aux", loss[2], A_F64, 0),
+    INFO("loss_high", loss[3], A_F64, 0),
+    INFO("loss_temp", loss[4], A_F64, 0),
+    INFO("loss_spat", loss[5], A_F64, 0),
+    INFO("loss_rast", loss[6], A_F64, 0),
+    INFO("l0", l0, A_F64, 0),
+    INFO("dead_frac", dead_frac, A_F64, 0),
+};
+#undef INFO
+
+#define N_OF(a) (sizeof(a) / sizeof(*(a)))
+
+static double attr_get(const void *base, const Attr *a) {
+    const char *p = (const char *)base + a->off;
+    switch (a->kind) {
+    case A_INT: return *(const int *)p;
+    case A_I64: return (double)*(const int64_t *)p;
+    case A_F32: return *(const float *)p;
+    default: return *(const double *)p;
+    }
+}
+
+// Reads attribute a of f into base (checked: integers whole and in range,
+// configuration floats finite and, where POSITIVE, > 0).
+static void attr_read(hid_t f, const char *path, const Attr *a, int m, int config, void *base) {
+    char *p = (char *)base + a->off;
+    if (a->kind == A_INT || a->kind == A_I64) {
+        const long long hi = a->flags & UP_TO_M ? m : a->kind == A_INT ? INT_MAX : LLONG_MAX;
+        const long long v = h5_attr_int(f, path, a->name, a->lo, hi);
+        if (a->kind == A_INT) *(int *)p = (int)v;
+        else *(int64_t *)p = v;
+        return;
+    }
+    const double v = h5_attr_f64(f, path, a->name);
+    if (config && !isfinite(v)) die("%s: root attribute %s = %g must be finite", path, a->name, v);
+    if ((a->flags & POSITIVE) && !(v > 0.0)) die("%s: root attribute %s = %g must be > 0", path, a->name, v);
+    if (a->kind == A_F32) *(float *)p = (float)v;
+    else *(double *)p = v;
+}
+
+static void attrs_put(H5W *w, const Attr *t, size_t n, const void *base) {
+    for (size_t i = 0; i < n; i++)
+        h5w_attr_f64(w, t[i].name, attr_get(base, &t[i]));
+}
+
+// variant, d, m and CONFIG_ATTRS (model.h5's form).
+static void put_config(H5W *w, const SaeConfig *cfg) {
+    h5w_attr_str(w, "variant", sae_variant_name(cfg));
+    h5w_attr_f64(w, "d", cfg->d);
+    h5w_attr_f64(w, "m", cfg->m);
+    attrs_put(w, CONFIG_ATTRS, N_OF(CONFIG_ATTRS), cfg);
+}
+
+void model_read_config(hid_t f, const char *path, SaeAttrForm form, int d, int m, SaeConfig *cfg) {
+    char variant[64];
+    h5_attr_str(f, path, "variant", variant, sizeof(variant));
+    if (sae_config_init(cfg, variant, d, m) != 0) die("%s: unknown variant '%s'", path, variant);
+    const int is_case = form == SAE_ATTRS_CASE;
+    for (size_t i = 0; i < N_OF(CONFIG_ATTRS); i++) {
+        const Attr *a = &CONFIG_ATTRS[i];
+        if (is_case && (a->flags & MODEL_ONLY)) continue;
+        if (is_case && (a->flags & CASE_IF_AUXK) && cfg->k_aux == 0) continue;
+        if (is_case && (a->flags & CASE_OPTIONAL) && H5Aexists(f, a->name) <= 0) continue;
+        attr_read(f, path, a, m, 1, cfg);
+    }
+    if (is_case) { // m_high from the fraction of m (BatchTopK only; required, ignored elsewhere)
+        const double high_frac = h5_attr_f64(f, path, "high_frac");
+        if (cfg->select == SEL_BATCHTOPK) {
+            if (!(high_frac > 0.0 && high_frac <= 1.0)) die("%s: high_frac must be in (0, 1]", path);
+            cfg->m_high = (int)floor(high_frac * m + 0.5);
+        }
+    }
+}
+
+// --- tensors ------------------------------------------------------------------------
 
 // The four tensors into w (W_dec transposed to [d, m]); 0, or -1 with w->err.
 static int put_tensors(H5W *w, const char *prefix, const SaeConfig *cfg, const float *flat) {
@@ -42,29 +180,34 @@ void model_write_tensors(hid_t f, const char *prefix, const SaeConfig *cfg, cons
     if (put_tensors(&w, prefix, cfg, flat) != 0) die("%s", w.err);
 }
 
+// prefix/what, checked to be [d0] or [d0, d1] before it is read (h5io.h
+// checks that the file stores what the shape claims), and finite.
 static float *read_checked(hid_t f, const char *path, const char *prefix, const char *what, int rank,
                            hsize_t d0, hsize_t d1) {
     char name[128];
     hsize_t dims[2];
     snprintf(name, sizeof(name), "%s/%s", prefix, what);
-    float *a = h5_read_f32(f, path, name, rank, dims);
+    h5_dims(f, path, name, rank, dims);
     if (dims[0] != d0 || (rank == 2 && dims[1] != d1))
         die("%s: dataset '%s' has the wrong shape (expected %llu%s%llu)", path, name, (unsigned long long)d0,
             rank == 2 ? " x " : "", rank == 2 ? (unsigned long long)d1 : 0ull);
+    float *a = h5_read_f32(f, path, name, rank, dims);
     const size_t n = (size_t)d0 * (rank == 2 ? d1 : 1);
     for (size_t i = 0; i < n; i++)
         if (!isfinite(a[i])) die("%s: dataset '%s' has a non-finite value at flat index %zu", path, name, i);
     return a;
 }
 
-void model_read_tensors(hid_t f, const char *path, const char *prefix, const SaeConfig *cfg, float *flat) {
+float *model_read_tensors(hid_t f, const char *path, const char *prefix, const SaeConfig *cfg) {
     const int d = cfg->d, m = cfg->m;
-    SaeTensors t;
-    sae_carve(flat, cfg, &t);
     float *W_enc = read_checked(f, path, prefix, "W_enc", 2, (hsize_t)m, (hsize_t)d);
     float *b_enc = read_checked(f, path, prefix, "b_enc", 1, (hsize_t)m, 0);
     float *W_dec = read_checked(f, path, prefix, "W_dec", 2, (hsize_t)d, (hsize_t)m);
     float *b_dec = read_checked(f, path, prefix, "b_dec", 1, (hsize_t)d, 0);
+    // sized only now that the file has shown it holds m x d values
+    float *flat = xmalloc(sizeof(float) * sae_num_params(cfg));
+    SaeTensors t;
+    sae_carve(flat, cfg, &t);
     memcpy(t.W_enc, W_enc, sizeof(float) * (size_t)m * d);
     memcpy(t.b_enc, b_enc, sizeof(float) * (size_t)m);
     for (int i = 0; i < d; i++)
@@ -74,10 +217,10 @@ void model_read_tensors(hid_t f, const char *path, const char *prefix, const Sae
     free(b_enc);
     free(W_dec);
     free(b_dec);
+    return flat;
 }
 
-static const char *const LOSS_NAMES[7] = {"loss_total", "loss_rec",  "loss_aux", "loss_high",
-                                          "loss_temp",  "loss_spat", "loss_rast"};
+// --- model.h5 and ckpt.h5 -------------------------------------------------------------
 
 static void hash_text(uint64_t h, char *buf, size_t cap) { snprintf(buf, cap, "%016" PRIx64, h); }
 
@@ -89,6 +232,7 @@ static uint64_t read_hash(hid_t f, const char *path) {
 
 uint64_t model_job_hash(const char *path) {
     hid_t f = h5_open_read(path);
+    h5_check_format_version(f, path, MODEL_FORMAT_VERSION);
     const uint64_t h = read_hash(f, path);
     H5Fclose(f);
     return h;
@@ -98,76 +242,28 @@ int model_save(const char *path, const SaeConfig *cfg, const float *params, cons
                size_t cap) {
     H5W w;
     if (h5w_create(&w, path) != 0) return errorf(err, cap, "%s", w.err);
+    h5w_format_version(&w, MODEL_FORMAT_VERSION);
     put_tensors(&w, "params", cfg, params);
     char h[32];
     hash_text(info->hash, h, sizeof(h));
-    h5w_attr_str(&w, "variant", sae_variant_name(cfg));
     h5w_attr_str(&w, "job", info->name);
     h5w_attr_str(&w, "job_hash", h);
-    const struct {
-        const char *name;
-        double v;
-    } num[] = {{"d", cfg->d},
-               {"m", cfg->m},
-               {"k", cfg->k},
-               {"k_aux", cfg->k_aux},
-               {"alpha", cfg->alpha},
-               {"beta", cfg->beta},
-               {"m_high", cfg->m_high},
-               {"lambda_t", cfg->lambda_t},
-               {"lambda_s", cfg->lambda_s},
-               {"lambda_r", cfg->lambda_r},
-               {"tau", cfg->tau},
-               {"T_s", cfg->temp_s},
-               {"scale", info->scale},
-               {"theta", info->theta},
-               {"seed", (double)info->seed},
-               {"layer", info->layer},
-               {"steps", (double)info->steps},
-               {"tokens", (double)info->tokens},
-               {"train_tokens_per_s", info->tokens_per_s}};
-    for (size_t i = 0; i < sizeof(num) / sizeof(*num); i++) h5w_attr_f64(&w, num[i].name, num[i].v);
-    for (int i = 0; i < 7; i++) h5w_attr_f64(&w, LOSS_NAMES[i], info->loss[i]);
-    h5w_attr_f64(&w, "l0", info->l0);
-    h5w_attr_f64(&w, "dead_frac", info->dead_frac);
+    put_config(&w, cfg);
+    attrs_put(&w, INFO_ATTRS, N_OF(INFO_ATTRS), info);
     return h5w_commit(&w, err, cap);
 }
 
 float *model_load(const char *path, SaeConfig *cfg, ModelInfo *info) {
     hid_t f = h5_open_read(path);
-    char variant[64];
-    h5_attr_str(f, path, "variant", variant, sizeof(variant));
-    const int d = (int)h5_attr_f64(f, path, "d"), m = (int)h5_attr_f64(f, path, "m");
-    if (d < 1 || m < 1 || sae_config_init(cfg, variant, d, m) != 0)
-        die("%s: not an stsae model (variant '%s', d %d, m %d)", path, variant, d, m);
-    cfg->k = (int)h5_attr_f64(f, path, "k");
-    cfg->k_aux = (int)h5_attr_f64(f, path, "k_aux");
-    cfg->alpha = (float)h5_attr_f64(f, path, "alpha");
-    cfg->beta = (float)h5_attr_f64(f, path, "beta");
-    cfg->m_high = (int)h5_attr_f64(f, path, "m_high");
-    cfg->lambda_t = (float)h5_attr_f64(f, path, "lambda_t");
-    cfg->lambda_s = (float)h5_attr_f64(f, path, "lambda_s");
-    cfg->lambda_r = (float)h5_attr_f64(f, path, "lambda_r");
-    cfg->tau = (float)h5_attr_f64(f, path, "tau");
-    cfg->temp_s = (float)h5_attr_f64(f, path, "T_s");
-    if ((cfg->select == SEL_SPARSEMAX || cfg->select == SEL_ENTMAX15) && cfg->lambda_t > 0) cfg->contrast = CTR_TEMPORAL;
-    if (cfg->k < 1 || cfg->k > m || cfg->m_high < 0 || cfg->m_high > m)
-        die("%s: inconsistent attributes (k %d, m_high %d, m %d)", path, cfg->k, cfg->m_high, m);
+    h5_check_format_version(f, path, MODEL_FORMAT_VERSION);
+    const int d = (int)h5_attr_int(f, path, "d", 1, INT_MAX), m = (int)h5_attr_int(f, path, "m", 1, INT_MAX);
+    model_read_config(f, path, SAE_ATTRS_MODEL, d, m, cfg);
+    sae_config_resolve(cfg); // sparsemax / entmax15: L_temp when lambda_t > 0 (the variant table)
     memset(info, 0, sizeof(*info));
     h5_attr_str(f, path, "job", info->name, sizeof(info->name));
     info->hash = read_hash(f, path);
-    info->seed = (int64_t)h5_attr_f64(f, path, "seed");
-    info->layer = (int)h5_attr_f64(f, path, "layer");
-    info->scale = (float)h5_attr_f64(f, path, "scale");
-    info->theta = (float)h5_attr_f64(f, path, "theta");
-    info->steps = (int64_t)h5_attr_f64(f, path, "steps");
-    info->tokens = (int64_t)h5_attr_f64(f, path, "tokens");
-    info->tokens_per_s = h5_attr_f64(f, path, "train_tokens_per_s");
-    for (int i = 0; i < 7; i++) info->loss[i] = h5_attr_f64(f, path, LOSS_NAMES[i]);
-    info->l0 = h5_attr_f64(f, path, "l0");
-    info->dead_frac = h5_attr_f64(f, path, "dead_frac");
-    float *params = xmalloc(sizeof(float) * sae_num_params(cfg));
-    model_read_tensors(f, path, "params", cfg, params);
+    for (size_t i = 0; i < N_OF(INFO_ATTRS); i++) attr_read(f, path, &INFO_ATTRS[i], m, 0, info);
+    float *params = model_read_tensors(f, path, "params", cfg);
     H5Fclose(f);
     return params;
 }
@@ -176,6 +272,7 @@ int ckpt_save(const char *path, const SaeConfig *cfg, const float *params, const
               const int64_t *last_fired, const TrainState *st, char *err, size_t cap) {
     H5W w;
     if (h5w_create(&w, path) != 0) return errorf(err, cap, "%s", w.err);
+    h5w_format_version(&w, CKPT_FORMAT_VERSION);
     hsize_t np = (hsize_t)sae_num_params(cfg), m = (hsize_t)cfg->m;
     h5w_f32(&w, "params", params, 1, &np);
     h5w_f32(&w, "adam_m", m1, 1, &np);
@@ -192,10 +289,12 @@ int ckpt_save(const char *path, const SaeConfig *cfg, const float *params, const
     return h5w_commit(&w, err, cap);
 }
 
+// A 1-D dataset of n values into out; its length is checked before it is read.
 static void read_flat(hid_t f, const char *path, const char *name, size_t n, float *out) {
     hsize_t dims[1];
-    float *a = h5_read_f32(f, path, name, 1, dims);
+    h5_dims(f, path, name, 1, dims);
     if (dims[0] != n) die("%s: dataset '%s' has %llu values, this job's SAE %zu", path, name, (unsigned long long)dims[0], n);
+    float *a = h5_read_f32(f, path, name, 1, dims);
     memcpy(out, a, sizeof(float) * n);
     free(a);
 }
@@ -204,6 +303,7 @@ int ckpt_load(const char *path, const SaeConfig *cfg, float *params, float *m1, 
               TrainState *st) {
     if (access(path, F_OK) != 0) return -1;
     hid_t f = h5_open_read(path);
+    h5_check_format_version(f, path, CKPT_FORMAT_VERSION);
     const uint64_t h = read_hash(f, path);
     if (h != st->hash)
         die("%s: checkpoint of another job (hash %016" PRIx64 ", this job %016" PRIx64 "); move it away to start over",
@@ -213,12 +313,13 @@ int ckpt_load(const char *path, const SaeConfig *cfg, float *params, float *m1, 
     read_flat(f, path, "adam_m", np, m1);
     read_flat(f, path, "adam_v", np, m2);
     hsize_t dims[1];
-    int64_t *lf = h5_read_i64(f, path, "last_fired", 1, dims);
+    h5_dims(f, path, "last_fired", 1, dims);
     if (dims[0] != (hsize_t)cfg->m) die("%s: dataset 'last_fired' has %llu entries, m = %d", path, (unsigned long long)dims[0], cfg->m);
+    int64_t *lf = h5_read_i64(f, path, "last_fired", 1, dims);
     memcpy(last_fired, lf, sizeof(int64_t) * (size_t)cfg->m);
     free(lf);
-    st->step = (int64_t)h5_attr_f64(f, path, "step");
-    st->tokens = (int64_t)h5_attr_f64(f, path, "tokens");
+    st->step = h5_attr_int(f, path, "step", 0, LLONG_MAX);
+    st->tokens = h5_attr_int(f, path, "tokens", 0, LLONG_MAX);
     st->theta = (float)h5_attr_f64(f, path, "theta");
     st->scale = (float)h5_attr_f64(f, path, "scale");
     st->train_s = h5_attr_f64(f, path, "train_s");
@@ -226,6 +327,5 @@ int ckpt_load(const char *path, const SaeConfig *cfg, float *params, float *m1, 
     for (size_t i = 0; i < np; i++)
         if (!isfinite(params[i]) || !isfinite(m1[i]) || !isfinite(m2[i]))
             die("%s: non-finite parameter or moment at flat index %zu", path, i);
-    if (st->step < 0) die("%s: attribute 'step' = %lld", path, (long long)st->step);
     return 0;
 }

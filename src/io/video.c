@@ -14,25 +14,16 @@
 #include <libavutil/pixdesc.h>
 #include <libswscale/swscale.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "stsae/base/common.h"
+#include "video_common.h" // video_fail
 
 static pthread_once_t quiet_once = PTHREAD_ONCE_INIT;
 static void quiet(void) { av_log_set_level(AV_LOG_QUIET); }
 void video_quiet_ffmpeg(void) { pthread_once(&quiet_once, quiet); }
-
-static int fail(char *err, size_t cap, const char *path, const char *fmt, ...) {
-    int n = snprintf(err, cap, "%s: ", path);
-    va_list ap;
-    va_start(ap, fmt);
-    if (n >= 0 && (size_t)n < cap) vsnprintf(err + n, cap - (size_t)n, fmt, ap);
-    va_end(ap);
-    return -1;
-}
 
 static const char *av_err(int e, char *buf) {
     av_strerror(e, buf, AV_ERROR_MAX_STRING_SIZE);
@@ -60,17 +51,17 @@ static int dec_open(Decoder *d, const char *path, char *err, size_t cap) {
     char eb[AV_ERROR_MAX_STRING_SIZE];
     memset(d, 0, sizeof(*d));
     int r = avformat_open_input(&d->fmt, path, NULL, NULL);
-    if (r < 0) return fail(err, cap, path, "cannot open: %s", av_err(r, eb));
+    if (r < 0) return video_fail(err, cap, path, "cannot open: %s", av_err(r, eb));
     r = avformat_find_stream_info(d->fmt, NULL);
     if (r < 0) {
         dec_close(d);
-        return fail(err, cap, path, "cannot read stream information: %s", av_err(r, eb));
+        return video_fail(err, cap, path, "cannot read stream information: %s", av_err(r, eb));
     }
     const AVCodec *codec = NULL;
     d->stream = av_find_best_stream(d->fmt, AVMEDIA_TYPE_VIDEO, -1, -1, &codec, 0);
     if (d->stream < 0) {
         dec_close(d);
-        return fail(err, cap, path, d->stream == AVERROR_DECODER_NOT_FOUND ? "no decoder for its video stream"
+        return video_fail(err, cap, path, d->stream == AVERROR_DECODER_NOT_FOUND ? "no decoder for its video stream"
                                                                          : "no video stream");
     }
     d->dec = avcodec_alloc_context3(codec);
@@ -82,7 +73,7 @@ static int dec_open(Decoder *d, const char *path, char *err, size_t cap) {
     if (r >= 0) r = avcodec_open2(d->dec, codec, NULL);
     if (r < 0) {
         dec_close(d);
-        return fail(err, cap, path, "cannot open the %s decoder: %s", codec->name, av_err(r, eb));
+        return video_fail(err, cap, path, "cannot open the %s decoder: %s", codec->name, av_err(r, eb));
     }
     return 0;
 }
@@ -147,7 +138,7 @@ void video_clip_free(VideoClip *c) {
 int video_read(const char *path, int T_in, size_t hold_bytes, VideoClip *clip, char *err, size_t errcap) {
     video_quiet_ffmpeg();
     memset(clip, 0, sizeof(*clip));
-    if (T_in < 1) return fail(err, errcap, path, "T_in = %d frames asked for", T_in);
+    if (T_in < 1) return video_fail(err, errcap, path, "T_in = %d frames asked for", T_in);
     Decoder d;
     if (dec_open(&d, path, err, errcap) != 0) return -1;
 
@@ -187,8 +178,8 @@ int video_read(const char *path, int T_in, size_t hold_bytes, VideoClip *clip, c
     const int have_all = all || (predicted && n == stated); // every kept frame is held
     free(predicted);
     int rc = 0;
-    if (n == 0) rc = fail(err, errcap, path, "no decodable video frame");
-    else if (W < 1 || H < 1) rc = fail(err, errcap, path, "frames of size %dx%d", W, H);
+    if (n == 0) rc = video_fail(err, errcap, path, "no decodable video frame");
+    else if (W < 1 || H < 1) rc = video_fail(err, errcap, path, "frames of size %dx%d", W, H);
     if (rc == 0) {
         clip->T = T_in;
         clip->width = W;
@@ -204,7 +195,7 @@ int video_read(const char *path, int T_in, size_t hold_bytes, VideoClip *clip, c
     if (rc == 0 && have_all) {
         for (int i = 0; i < T_in && rc == 0; i++)
             if (to_rgb(&sws, held[clip->index[i]], W, H, clip->rgb + (size_t)i * H * W * 3) != 0)
-                rc = fail(err, errcap, path, "cannot convert frame %d (%s) to RGB", clip->index[i],
+                rc = video_fail(err, errcap, path, "cannot convert frame %d (%s) to RGB", clip->index[i],
                           av_get_pix_fmt_name(held[clip->index[i]]->format));
     }
     for (int k = 0; k < n; k++) av_frame_free(&held[k]);
@@ -218,13 +209,13 @@ int video_read(const char *path, int T_in, size_t hold_bytes, VideoClip *clip, c
         while (rc == 0 && i < T_in && dec_next(&d)) {
             for (; i < T_in && clip->index[i] == k && rc == 0; i++)
                 if (to_rgb(&sws, d.frame, W, H, clip->rgb + (size_t)i * H * W * 3) != 0)
-                    rc = fail(err, errcap, path, "cannot convert frame %d (%s) to RGB", k,
+                    rc = video_fail(err, errcap, path, "cannot convert frame %d (%s) to RGB", k,
                               av_get_pix_fmt_name(d.frame->format));
             av_frame_unref(d.frame);
             k++;
         }
         if (rc == 0 && i < T_in)
-            rc = fail(err, errcap, path, "decoded %d frames on the first pass but only %d on the second", n, k);
+            rc = video_fail(err, errcap, path, "decoded %d frames on the first pass but only %d on the second", n, k);
         dec_close(&d);
     }
     sws_freeContext(sws);

@@ -4,13 +4,13 @@
 #include <libavformat/avformat.h>
 #include <libavutil/pixdesc.h>
 #include <libswscale/swscale.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "stsae/base/common.h"
 #include "stsae/io/video.h"
+#include "video_common.h" // video_fail
 
 struct VideoWriter {
     char *path, *tmp;
@@ -22,15 +22,6 @@ struct VideoWriter {
     struct SwsContext *sws;
     int64_t pts;
 };
-
-static int fail(char *err, size_t cap, const char *path, const char *fmt, ...) {
-    int n = snprintf(err, cap, "%s: ", path);
-    va_list ap;
-    va_start(ap, fmt);
-    if (n >= 0 && (size_t)n < cap) vsnprintf(err + n, cap - (size_t)n, fmt, ap);
-    va_end(ap);
-    return -1;
-}
 
 static void writer_free(VideoWriter *w) {
     if (w->fmt && w->fmt->pb) avio_closep(&w->fmt->pb);
@@ -48,16 +39,18 @@ static void writer_free(VideoWriter *w) {
 static int encode(VideoWriter *w, AVFrame *frame, char *err, size_t cap) {
     char eb[AV_ERROR_MAX_STRING_SIZE];
     int r = avcodec_send_frame(w->enc, frame);
-    if (r < 0) return fail(err, cap, w->tmp, "encoder refused a frame: %s", av_make_error_string(eb, sizeof(eb), r));
+    if (r < 0)
+        return video_fail(err, cap, w->tmp, "encoder refused a frame: %s", av_make_error_string(eb, sizeof(eb), r));
     for (;;) {
         r = avcodec_receive_packet(w->enc, w->pkt);
         if (r == AVERROR(EAGAIN) || r == AVERROR_EOF) return 0;
-        if (r < 0) return fail(err, cap, w->tmp, "encoding failed: %s", av_make_error_string(eb, sizeof(eb), r));
+        if (r < 0) return video_fail(err, cap, w->tmp, "encoding failed: %s", av_make_error_string(eb, sizeof(eb), r));
         if (w->pkt->duration == 0) w->pkt->duration = 1; // one frame; else mp4's edit list drops the last
         av_packet_rescale_ts(w->pkt, w->enc->time_base, w->st->time_base);
         w->pkt->stream_index = w->st->index;
         r = av_interleaved_write_frame(w->fmt, w->pkt);
-        if (r < 0) return fail(err, cap, w->tmp, "cannot write a packet: %s", av_make_error_string(eb, sizeof(eb), r));
+        if (r < 0)
+            return video_fail(err, cap, w->tmp, "cannot write a packet: %s", av_make_error_string(eb, sizeof(eb), r));
     }
 }
 
@@ -74,11 +67,12 @@ VideoWriter *video_writer_open(const char *path, const char *codec_name, int wid
     const AVOutputFormat *of = av_guess_format(NULL, path, NULL); // from the final name's extension
     const AVCodec *codec = avcodec_find_encoder_by_name(codec_name);
     int r = -1;
-    if (!of) fail(err, cap, path, "no container for this file extension");
-    else if (!codec) fail(err, cap, path, "FFmpeg has no encoder '%s'", codec_name);
-    else if (width < 1 || height < 1 || fps < 1) fail(err, cap, path, "bad frame size %dx%d or fps %d", width, height, fps);
+    if (!of) video_fail(err, cap, path, "no container for this file extension");
+    else if (!codec) video_fail(err, cap, path, "FFmpeg has no encoder '%s'", codec_name);
+    else if (width < 1 || height < 1 || fps < 1)
+        video_fail(err, cap, path, "bad frame size %dx%d or fps %d", width, height, fps);
     else if ((r = avformat_alloc_output_context2(&w->fmt, of, NULL, w->tmp)) < 0)
-        fail(err, cap, path, "cannot set up the container: %s", av_make_error_string(eb, sizeof(eb), r));
+        video_fail(err, cap, path, "cannot set up the container: %s", av_make_error_string(eb, sizeof(eb), r));
     if (r < 0) {
         writer_free(w);
         return NULL;
@@ -112,7 +106,8 @@ VideoWriter *video_writer_open(const char *path, const char *codec_name, int wid
     if (w->fmt->oformat->flags & AVFMT_GLOBALHEADER) e->flags |= AV_CODEC_FLAG_GLOBAL_HEADER;
     if ((r = avcodec_open2(e, codec, NULL)) < 0 ||
         (r = avcodec_parameters_from_context(w->st->codecpar, e)) < 0) {
-        fail(err, cap, path, "cannot open the %s encoder: %s", codec_name, av_make_error_string(eb, sizeof(eb), r));
+        video_fail(err, cap, path, "cannot open the %s encoder: %s", codec_name,
+                   av_make_error_string(eb, sizeof(eb), r));
         writer_free(w);
         return NULL;
     }
@@ -124,17 +119,17 @@ VideoWriter *video_writer_open(const char *path, const char *codec_name, int wid
     w->sws = sws_getContext(width, height, AV_PIX_FMT_RGB24, width, height, pix, SWS_BILINEAR | SWS_ACCURATE_RND |
                             SWS_BITEXACT, NULL, NULL, NULL);
     if (!w->sws) {
-        fail(err, cap, path, "no conversion from RGB24 to %s", av_get_pix_fmt_name(pix));
+        video_fail(err, cap, path, "no conversion from RGB24 to %s", av_get_pix_fmt_name(pix));
         writer_free(w);
         return NULL;
     }
     if ((r = avio_open(&w->fmt->pb, w->tmp, AVIO_FLAG_WRITE)) < 0) {
-        fail(err, cap, w->tmp, "cannot create: %s", av_make_error_string(eb, sizeof(eb), r));
+        video_fail(err, cap, w->tmp, "cannot create: %s", av_make_error_string(eb, sizeof(eb), r));
         writer_free(w);
         return NULL;
     }
     if ((r = avformat_write_header(w->fmt, NULL)) < 0) {
-        fail(err, cap, w->tmp, "cannot write the header: %s", av_make_error_string(eb, sizeof(eb), r));
+        video_fail(err, cap, w->tmp, "cannot write the header: %s", av_make_error_string(eb, sizeof(eb), r));
         video_writer_close(w, 0, NULL, 0);
         return NULL;
     }
@@ -157,10 +152,10 @@ int video_writer_close(VideoWriter *w, int commit, char *err, size_t cap) {
         rc = encode(w, NULL, err, cap);
         int r;
         if (rc == 0 && (r = av_write_trailer(w->fmt)) < 0)
-            rc = fail(err, cap, w->tmp, "cannot write the trailer: %s", av_make_error_string(eb, sizeof(eb), r));
+            rc = video_fail(err, cap, w->tmp, "cannot write the trailer: %s", av_make_error_string(eb, sizeof(eb), r));
         if (rc == 0 && (r = avio_closep(&w->fmt->pb)) < 0)
-            rc = fail(err, cap, w->tmp, "cannot close: %s", av_make_error_string(eb, sizeof(eb), r));
-        if (rc == 0 && rename(w->tmp, w->path) != 0) rc = fail(err, cap, w->tmp, "cannot rename to %s", w->path);
+            rc = video_fail(err, cap, w->tmp, "cannot close: %s", av_make_error_string(eb, sizeof(eb), r));
+        if (rc == 0 && rename(w->tmp, w->path) != 0) rc = video_fail(err, cap, w->tmp, "cannot rename to %s", w->path);
     }
     if (w->fmt && w->fmt->pb) avio_closep(&w->fmt->pb);
     if (!commit || rc != 0) remove(w->tmp);

@@ -1,5 +1,6 @@
-// sae.c — configuration, parameters and the training step of the SAE
-// (sae.h). The step, in order:
+// sae.c — configuration (a variant's row of the table in variants.h, and the
+// defaults of SPEC §1), parameters and the training step of the SAE (sae.h).
+// The step, in order:
 //   1. batch statistics: mean token and the FVU denominator (global);
 //   2. encode in chunks: pre = (x - b_dec) W_enc^T + b_enc by sgemm, then per
 //      token the selection (TopK / sparsemax / entmax) and AuxK's dead-latent
@@ -23,62 +24,39 @@
 #include "stsae/base/common.h"
 #include "stsae/sae/infonce.h"
 #include "stsae/sae/select.h"
+#include "stsae/sae/variants.h"
 
 enum { CHUNK_TOKENS = 2048 };      // tokens per encoder GEMM (TopK and simplex selections)
 enum { GRAD_BLOCK_TOKENS = 4096 }; // tokens per block of the latent-major gradient pass
 
+// Every rule that depends on the variant is its row of the table (variants.h).
 int sae_config_init(SaeConfig *cfg, const char *variant, int d, int m) {
+    const SaeVariant *v = sae_variant_find(variant);
     memset(cfg, 0, sizeof(*cfg));
+    if (!v) return -1;
     cfg->d = d;
     cfg->m = m;
-    cfg->k = 64;
-    cfg->k_aux = 512;
-    cfg->alpha = 1.0f / 32.0f;
-    cfg->beta = 1.0f;
-    cfg->tau = 0.1f;
-    cfg->temp_s = 1.0f;
-    char base[32];
-    size_t n = strlen(variant);
-    int plus_m = n > 2 && strcmp(variant + n - 2, "+M") == 0;
-    if (n - 2 * plus_m >= sizeof(base)) return -1;
-    memcpy(base, variant, n - 2 * plus_m);
-    base[n - 2 * plus_m] = 0;
-    if (!strcmp(base, "standard")) {
-    } else if (!strcmp(base, "temporal")) {
-        cfg->contrast = CTR_TEMPORAL;
-    } else if (!strcmp(base, "separate")) {
-        cfg->contrast = CTR_SEPARATE;
-    } else if (!strcmp(base, "raster") && !plus_m) {
-        cfg->contrast = CTR_RASTER;
-    } else if (!strcmp(base, "frozen") && !plus_m) {
-        cfg->frozen_decoder = 1;
-    } else if (!strcmp(base, "sparsemax") && !plus_m) {
-        cfg->select = SEL_SPARSEMAX;
-        cfg->k_aux = 0;
-    } else if (!strcmp(base, "entmax15") && !plus_m) {
-        cfg->select = SEL_ENTMAX15;
-        cfg->k_aux = 0;
-    } else {
-        return -1;
-    }
-    if (plus_m) {
-        cfg->select = SEL_BATCHTOPK;
-        cfg->m_high = (int)floor(0.2 * m + 0.5);
-    }
+    cfg->k = SAE_DEFAULT_K;
+    cfg->k_aux = v->auxk ? SAE_DEFAULT_K_AUX : 0;
+    cfg->alpha = SAE_DEFAULT_ALPHA;
+    cfg->beta = SAE_DEFAULT_BETA;
+    cfg->tau = SAE_DEFAULT_TAU;
+    cfg->temp_s = SAE_DEFAULT_T_S;
+    cfg->select = v->select;
+    cfg->contrast = sae_variant_contrast(v, 0.0); // an optional term waits for lambda_t: sae_config_resolve
+    cfg->frozen_decoder = v->frozen_decoder;
+    if (v->matryoshka) cfg->m_high = (int)floor(SAE_DEFAULT_HIGH_FRAC * m + 0.5);
     return 0;
 }
 
+void sae_config_resolve(SaeConfig *cfg) {
+    const SaeVariant *v = sae_variant_of(cfg);
+    if (v) cfg->contrast = sae_variant_contrast(v, cfg->lambda_t);
+}
+
 const char *sae_variant_name(const SaeConfig *cfg) {
-    if (cfg->select == SEL_SPARSEMAX) return "sparsemax";
-    if (cfg->select == SEL_ENTMAX15) return "entmax15";
-    if (cfg->frozen_decoder) return "frozen";
-    int plus_m = cfg->select == SEL_BATCHTOPK;
-    switch (cfg->contrast) {
-    case CTR_TEMPORAL: return plus_m ? "temporal+M" : "temporal";
-    case CTR_SEPARATE: return plus_m ? "separate+M" : "separate";
-    case CTR_RASTER: return "raster";
-    default: return plus_m ? "standard+M" : "standard";
-    }
+    const SaeVariant *v = sae_variant_of(cfg);
+    return v ? v->name : NULL;
 }
 
 size_t sae_num_params(const SaeConfig *cfg) {
@@ -441,10 +419,6 @@ static void aux_fused(const SparseCodes *za, const float *D, int n, int d, float
     }
 }
 
-static void sum_f64(const SaeReduce *red, double *buf, int n) {
-    if (red) red->sum_f64(red->ctx, buf, n);
-}
-
 // acc[i] = sum over rows of a[r][i], in double. Threads sum contiguous row
 // blocks, combined in block order: the same result for the same thread count.
 static void column_sums(const float *a, int n, int d, double *acc) {
@@ -470,7 +444,7 @@ static void column_sums(const float *a, int n, int d, double *acc) {
 static void global_mean(const float *a, int n, int d, const SaeReduce *red, double *acc, float *mean) {
     column_sums(a, n, d, acc);
     acc[d] = n;
-    sum_f64(red, acc, d + 1);
+    sae_sum_f64(red, acc, d + 1);
     for (int i = 0; i < d; i++) mean[i] = (float)(acc[i] / acc[d]);
 }
 
@@ -567,7 +541,7 @@ void sae_step(const SaeConfig *cfg, const SaeTensors *p, SaeTensors *grad, const
     out->n_tok_global = n_glob;
     sq_dist_rows(x, mean, n, d, w->row_sq);
     double den[1] = {sum_rows(w->row_sq, n)};
-    sum_f64(red, den, 1);
+    sae_sum_f64(red, den, 1);
     const double den_rec = den[0] > 0.0 ? den[0] : 1.0;
 
     // 2. encode and select
@@ -598,7 +572,7 @@ void sae_step(const SaeConfig *cfg, const SaeTensors *p, SaeTensors *grad, const
     }
     if (k_aux_eff == 0) memset(za->row_ptr, 0, sizeof(int64_t) * ((size_t)n + 1));
     double l0[1] = {(double)z->nnz};
-    sum_f64(red, l0, 1);
+    sae_sum_f64(red, l0, 1);
     out->l0 = l0[0] / (double)(n_glob ? n_glob : 1);
 
     // 3. decode, losses, dL/dxhat and dL/dz per token
@@ -609,7 +583,7 @@ void sae_step(const SaeConfig *cfg, const SaeTensors *p, SaeTensors *grad, const
                  k_aux_eff > 0 ? w->gaux : NULL, w->row_sq, w->row_sqh);
     acc[0] = sum_rows(w->row_sq, n);
     acc[1] = mh > 0 ? sum_rows(w->row_sqh, n) : 0.0;
-    sum_f64(red, acc, 2);
+    sae_sum_f64(red, acc, 2);
     out->rec = acc[0] / den_rec;
     out->high = acc[1] / den_rec;
     if (k_aux_eff > 0) {
@@ -618,7 +592,7 @@ void sae_step(const SaeConfig *cfg, const SaeTensors *p, SaeTensors *grad, const
         global_mean(e, n, d, red, acc, mean);
         sq_dist_rows(e, mean, n, d, w->row_sq);
         acc[1] = sum_rows(w->row_sq, n);
-        sum_f64(red, acc + 1, 1);
+        sae_sum_f64(red, acc + 1, 1);
         const double aux_scale = fmin((double)n_dead / cfg->k_aux, 1.0);
         const double den_e = acc[1] > 0.0 ? acc[1] : 1.0;
         float s = (float)(cfg->alpha * aux_scale * 2.0 / den_e);
@@ -630,7 +604,7 @@ void sae_step(const SaeConfig *cfg, const SaeTensors *p, SaeTensors *grad, const
             aux_fused(za, p->D, n, d, s, e, w->row_sq);
         }
         acc[0] = sum_rows(w->row_sq, n);
-        sum_f64(red, acc, 1);
+        sae_sum_f64(red, acc, 1);
         out->aux = aux_scale * acc[0] / den_e;
     }
 

@@ -7,7 +7,6 @@
 #include "stsae/stages/eval.h"
 
 #include <math.h>
-#include <mpi.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -166,6 +165,7 @@ static int write_eval(const char *path, const Row *row, const char *job, const c
                       size_t cap) {
     H5W w;
     if (h5w_create(&w, path) != 0) return errorf(err, cap, "%s", w.err);
+    h5w_format_version(&w, EVAL_FORMAT_VERSION);
     h5w_attr_str(&w, "job", job);
     h5w_attr_str(&w, "variant", variant);
     for (int i = 0; i < row->n; i++) h5w_attr_f64(&w, row->name[i], row->v[i]);
@@ -499,9 +499,8 @@ static void clip_embeddings(Eval *ev) {
 }
 
 int eval_main(int argc, char **argv) {
-    int rank, size;
-    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-    MPI_Comm_size(MPI_COMM_WORLD, &size);
+    Comm *world = comm_world();
+    const int rank = comm_rank(world), size = comm_size(world);
     if (argc < 1) {
         if (rank == 0) fprintf(stderr, "usage: stsae eval DECK [key=value ...]\n");
         return 2;
@@ -518,7 +517,7 @@ int eval_main(int argc, char **argv) {
     }
     JobList *jobs = d ? jobs_expand(d, err, sizeof(err)) : NULL;
     if (jobs && !deck_has(d, "train")) snprintf(err, sizeof(err), "%s: the deck has no train section (its jobs are evaluated)", argv[0]);
-    if (!comm_agree(MPI_COMM_WORLD, jobs && deck_has(d, "train"), err)) {
+    if (!comm_agree(world, jobs && deck_has(d, "train"), err)) {
         return 1;
     }
     Eval ev;
@@ -527,14 +526,14 @@ int eval_main(int argc, char **argv) {
     ev.run_dir = deck_str(d, "run_dir");
     char *feat_path = path_join(ev.run_dir, deck_str(d, "train.features"));
     int ok = features_open(&ev.f, feat_path, (int)deck_int(d, "train.layer"), err, sizeof(err)) == 0;
-    if (!comm_agree(MPI_COMM_WORLD, ok, err)) {
+    if (!comm_agree(world, ok, err)) {
         return 1;
     }
     ev.n_train = features_clips(&ev.f, 0, &ev.train);
     ev.n_test = features_clips(&ev.f, 1, &ev.test);
     snprintf(err, sizeof(err), "%s: evaluation needs training and test clips (split 0 and 1, done); it has %d and %d",
              feat_path, ev.n_train, ev.n_test);
-    if (!comm_agree(MPI_COMM_WORLD, ev.n_train > 0 && ev.n_test > 0, err)) {
+    if (!comm_agree(world, ev.n_train > 0 && ev.n_test > 0, err)) {
         return 1;
     }
     ev.y_train = xmalloc(sizeof(int32_t) * (size_t)ev.n_train);
@@ -571,7 +570,7 @@ int eval_main(int argc, char **argv) {
     char *raw_dir = path_join(ev.run_dir, "raw");
     char werr[COMM_MSG_MAX] = "";
     ok = rank != 0 || path_mkdirs(raw_dir, werr, sizeof(werr)) == 0;
-    int failed = !comm_agree_msg(MPI_COMM_WORLD, ok, werr, sizeof(werr), 0);
+    int failed = !comm_agree_msg(world, ok, werr, sizeof(werr), 0);
     const double t0 = wall_time();
     int done_here = 0, skipped = 0, missing = 0;
     // a rank whose write fails (a full disk) stops its items; the others
@@ -604,7 +603,7 @@ int eval_main(int argc, char **argv) {
         }
         free(dir), free(out), free(model);
     }
-    if (!comm_agree_msg(MPI_COMM_WORLD, !failed, werr, sizeof(werr), 0)) {
+    if (!comm_agree_msg(world, !failed, werr, sizeof(werr), 0)) {
         fprintf(stderr, "stsae: error (rank %d): eval: %s\n", rank, werr);
         fflush(stderr);
         free(raw_dir), free(feat_path);
@@ -615,7 +614,7 @@ int eval_main(int argc, char **argv) {
         return 1;
     }
     int counts[3] = {done_here, skipped, missing};
-    MPI_Allreduce(MPI_IN_PLACE, counts, 3, MPI_INT, MPI_SUM, MPI_COMM_WORLD);
+    comm_allreduce(world, counts, 3, COMM_I32, COMM_SUM, NULL);
     if (rank == 0)
         printf("eval: %d items evaluated, %d already done, %d jobs not trained, in %.1f s on %d ranks\n", counts[0],
                counts[1], counts[2], wall_time() - t0, size);

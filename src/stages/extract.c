@@ -7,9 +7,11 @@
 // Out: RUN_DIR/<extract.out>, SPEC §3's layout: /features/layer_LL float16
 //      [clips, T, N, d] (one clip per chunk), /labels, /split, /clip_ids,
 //      /label_names, /done, /failed, the imported /text_embeddings and
-//      /clip_embeddings, and root attributes (backbone, weights digest,
-//      layers, T, H, W, N, d, T_in, image size, frame sampling, final_norm,
-//      pos_interp, stsae version).
+//      /clip_embeddings, and root attributes (format_version, backbone,
+//      weights digest, layers, T, H, W, N, d, T_in, image size, frame
+//      sampling, final_norm, pos_interp, stsae version). The file itself is
+//      written by its owner, the feature file's writer (features.h,
+//      src/io/features_write.c); this file decides what goes into it.
 //
 // The file is built as OUT.partial, created and extended collectively by all
 // ranks (MPI-IO); when every clip is done or failed it is renamed to OUT.
@@ -33,16 +35,15 @@
 //
 // Write failures (a full disk): every HDF5 call on the file is checked, and
 // the ranks agree on each collective call's outcome before the next one
-// (comm_agree_msg), so a failure seen by one rank stops every rank, each
-// printing the file, the dataset and the reason, with exit status 1, and no
-// rank waits in a collective call the others left. What was marked done is
-// on disk; the same command, with room, goes on from there. Open MPI's OMPIO
-// loses such failures, so ROMIO is chosen for the file (mpio_fapl).
-#define _POSIX_C_SOURCE 200809L // access, strdup, setenv
-#include <errno.h>
+// (features.h, comm_agree_msg), so a failure seen by one rank stops every
+// rank, each printing the file, the dataset and the reason, with exit status
+// 1, and no rank waits in a collective call the others left. What was marked
+// done is on disk; the same command, with room, goes on from there. Open
+// MPI's OMPIO loses such failures, so ROMIO is chosen for the file
+// (comm_world_init, comm.h).
+#define _POSIX_C_SOURCE 200809L // access, strdup
 #include <hdf5.h>
 #include <math.h>
-#include <mpi.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -156,329 +157,6 @@ int extract_clip_list(const Deck *d, const char *run_dir, ClipList *l, char **pi
     return 0;
 }
 
-// --- the parallel feature file ----------------------------------------------------
-//
-// Every call below that touches the file is collective over MPI_COMM_WORLD
-// (every rank, the same calls in the same order: hpc.md §1). A failure can be
-// one rank's alone (MPI-IO reports a failed write where it happened, HDF5's
-// flush fails where a write of its own failed), so after each such call the
-// ranks agree on its outcome (comm_agree_msg) before the next one: all go on,
-// or all stop with the first failing rank's message, and no rank is left
-// waiting in a collective call that the others skipped.
-
-typedef struct {
-    const char *path;   // its name, for the messages (OUT.partial)
-    const int *layers;  // the layer of each feature dataset
-    hid_t file, dxpl;
-    hid_t *feat;        // one per layer
-    hid_t done, failed;
-    int n_layers;
-    char err[COMM_MSG_MAX]; // the agreed message of the failure that stopped the run
-} Out;
-
-static int world_rank(void) {
-    int r = 0;
-    MPI_Comm_rank(MPI_COMM_WORLD, &r);
-    return r;
-}
-
-// The ranks' verdict on the call each just made (ok: it succeeded here): 1 when
-// it succeeded everywhere, else 0 with o->err the first failing rank's message.
-static int agreed(Out *o, int ok) {
-    return comm_agree_msg(MPI_COMM_WORLD, ok, o->err, sizeof(o->err), comm_collective_timeout());
-}
-
-// The feature file's access list: MPI-IO over every rank. With Open MPI,
-// ROMIO rather than OMPIO unless the user chose (OMPI_MCA_io): OMPIO 4.1 lets
-// a collective write whose pwritev failed (a full disk) return success on
-// every rank, and the failure surfaces later in one rank's MPI_File_sync while
-// the others wait in its barrier (seen here: clips marked done over features
-// never written, every rank hung); ROMIO returns the failed write's error on
-// every rank. Open MPI reads the setting at the process's first MPI_File_open.
-static hid_t mpio_fapl(void) {
-    char lib[MPI_MAX_LIBRARY_VERSION_STRING];
-    int len = 0;
-    MPI_Get_library_version(lib, &len);
-    if (strstr(lib, "Open MPI")) {
-        static int said = 0;
-        const char *io = getenv("OMPI_MCA_io");
-        if (!io) setenv("OMPI_MCA_io", "^ompio", 0);
-        else if (io[0] != '^' && strstr(io, "ompio") && !said++ && world_rank() == 0)
-            fprintf(stderr, "extract: warning: OMPI_MCA_io=%s: Open MPI's OMPIO can lose the error of a failed "
-                            "collective write (a full disk), and clips may then be marked done over features never "
-                            "written; unset it to use ROMIO\n", io);
-    }
-    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
-    H5Pset_fapl_mpio(fapl, MPI_COMM_WORLD, MPI_INFO_NULL);
-    return fapl;
-}
-
-static hid_t fixed_strings(char **s, int n, size_t *size, char **buf) {
-    size_t mx = 1;
-    for (int i = 0; i < n; i++)
-        if (strlen(s[i]) + 1 > mx) mx = strlen(s[i]) + 1;
-    *buf = xcalloc((size_t)n * mx + 1, 1);
-    for (int i = 0; i < n; i++) memcpy(*buf + (size_t)i * mx, s[i], strlen(s[i]));
-    *size = mx;
-    hid_t t = H5Tcopy(H5T_C_S1);
-    H5Tset_size(t, mx);
-    H5Tset_strpad(t, H5T_STR_NULLPAD);
-    H5Tset_cset(t, H5T_CSET_UTF8);
-    return t;
-}
-
-// A 1-D or 2-D dataset written whole by rank 0 (a collective call with an
-// empty selection elsewhere). 1, or 0 (agreed) with o->err.
-static int write_small(Out *o, const char *name, hid_t ftype, hid_t mtype, int rank_n, const hsize_t *dims,
-                       const void *buf, int me) {
-    hid_t sp = H5Screate_simple(rank_n, dims, NULL);
-    hid_t ds = H5Dcreate2(o->file, name, ftype, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-    int ok = ds >= 0;
-    if (!ok) h5_fail(o->err, sizeof(o->err), o->path, "cannot create dataset %s", name);
-    if (!agreed(o, ok)) {
-        H5Sclose(sp);
-        return 0;
-    }
-    hid_t fs = H5Scopy(sp), ms = H5Scopy(sp);
-    if (me != 0) H5Sselect_none(fs), H5Sselect_none(ms);
-    ok = H5Dwrite(ds, mtype, ms, fs, o->dxpl, buf) >= 0;
-    if (!ok) h5_fail(o->err, sizeof(o->err), o->path, "cannot write dataset %s", name);
-    H5Sclose(fs), H5Sclose(ms), H5Sclose(sp);
-    if (H5Dclose(ds) < 0 && ok) ok = 0, h5_fail(o->err, sizeof(o->err), o->path, "cannot close dataset %s", name);
-    return agreed(o, ok);
-}
-
-typedef struct {
-    const char *backbone, *digest, *pos_interp;
-    int final_norm, T_in, S;
-    int *layers, n_layers;
-    BackboneShape sh;
-} Setup;
-
-// Reads an embedding matrix [rows, e] from `path` dataset `name`, checking rows.
-static float *import_embeddings(const char *path, const char *name, int rows, int *e) {
-    hid_t f = h5_open_read(path);
-    hsize_t dims[2];
-    float *x = h5_read_f32(f, path, name, 2, dims);
-    H5Fclose(f);
-    if (dims[0] != (hsize_t)rows)
-        die("%s: %s has %llu rows, expected %d", path, name, (unsigned long long)dims[0], rows);
-    *e = (int)dims[1];
-    return x;
-}
-
-// Creates OUT.partial collectively, every dataset and attribute, and flushes
-// it. 1, or 0 (agreed) with o->err and o->file still open when it was made.
-static int create_file(Out *o, const Setup *su, const ClipList *l, const Deck *d, const char *run_dir, int me) {
-    hid_t fapl = mpio_fapl();
-    o->file = H5Fcreate(o->path, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
-    const int made = o->file >= 0;
-    if (!made) h5_fail(o->err, sizeof(o->err), o->path, "cannot create");
-    H5Pclose(fapl);
-    if (!agreed(o, made)) return 0;
-    const BackboneShape *sh = &su->sh;
-    for (int li = 0; li < su->n_layers; li++) {
-        char name[64];
-        snprintf(name, sizeof(name), "/features/layer_%02d", su->layers[li]);
-        hsize_t dims[4] = {(hsize_t)l->n, (hsize_t)sh->T, (hsize_t)sh->N, (hsize_t)sh->d};
-        hsize_t chunk[4] = {1, (hsize_t)sh->T, (hsize_t)sh->N, (hsize_t)sh->d};
-        hid_t sp = H5Screate_simple(4, dims, NULL), dcpl = H5Pcreate(H5P_DATASET_CREATE),
-              lcpl = H5Pcreate(H5P_LINK_CREATE), ht = features_half_type();
-        H5Pset_chunk(dcpl, 4, chunk);
-        H5Pset_fill_time(dcpl, H5D_FILL_TIME_NEVER);
-        H5Pset_create_intermediate_group(lcpl, 1);
-        hid_t ds = H5Dcreate2(o->file, name, ht, sp, lcpl, dcpl, H5P_DEFAULT);
-        int ok = ds >= 0;
-        if (!ok) h5_fail(o->err, sizeof(o->err), o->path, "cannot create dataset %s", name);
-        else if (H5Dclose(ds) < 0) ok = 0, h5_fail(o->err, sizeof(o->err), o->path, "cannot close dataset %s", name);
-        H5Tclose(ht), H5Pclose(lcpl), H5Pclose(dcpl), H5Sclose(sp);
-        if (!agreed(o, ok)) return 0;
-    }
-    int32_t *lab = xmalloc(sizeof(int32_t) * (size_t)l->n);
-    uint8_t *split = xmalloc((size_t)l->n), *zero = xcalloc((size_t)l->n, 1);
-    char **ids = xmalloc(sizeof(char *) * (size_t)l->n);
-    for (int i = 0; i < l->n; i++) lab[i] = l->clip[i].label, split[i] = (uint8_t)l->clip[i].split, ids[i] = l->clip[i].clip_id;
-    hsize_t dn[1] = {(hsize_t)l->n}, dl[1] = {(hsize_t)l->n_labels};
-    size_t sz;
-    char *ids_buf, *names_buf;
-    hid_t st_ids = fixed_strings(ids, l->n, &sz, &ids_buf), st_names = fixed_strings(l->label_names, l->n_labels, &sz, &names_buf);
-    int ok = write_small(o, "/labels", H5T_STD_I32LE, H5T_NATIVE_INT32, 1, dn, lab, me) &&
-             write_small(o, "/split", H5T_STD_U8LE, H5T_NATIVE_UINT8, 1, dn, split, me) &&
-             write_small(o, "/done", H5T_STD_U8LE, H5T_NATIVE_UINT8, 1, dn, zero, me) &&
-             write_small(o, "/failed", H5T_STD_U8LE, H5T_NATIVE_UINT8, 1, dn, zero, me) &&
-             write_small(o, "/clip_ids", st_ids, st_ids, 1, dn, ids_buf, me) &&
-             write_small(o, "/label_names", st_names, st_names, 1, dl, names_buf, me);
-    H5Tclose(st_ids), H5Tclose(st_names), free(ids_buf), free(names_buf);
-    free(lab), free(split), free(zero), free(ids);
-    const char *const emb[2][2] = {{"extract.text_embeddings", "/text_embeddings"},
-                                   {"extract.clip_embeddings", "/clip_embeddings"}};
-    for (int k = 0; k < 2 && ok; k++) {
-        if (!deck_has(d, emb[k][0])) continue;
-        char *p = path_join(run_dir, deck_str(d, emb[k][0]));
-        int e;
-        float *x = import_embeddings(p, emb[k][1], k ? l->n : l->n_labels, &e);
-        hsize_t de[2] = {(hsize_t)(k ? l->n : l->n_labels), (hsize_t)e};
-        ok = write_small(o, emb[k][1], H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 2, de, x, me);
-        free(x), free(p);
-    }
-    if (!ok) return 0;
-    // attributes (collective: every rank writes the same values)
-    H5W w;
-    h5w_wrap(&w, o->file, o->path);
-    const char *const sn[] = {"backbone", "weights_digest", "frame_sampling", "pos_interp", "stsae_version"};
-    const char *const sv[] = {su->backbone, su->digest, "uniform: frame floor((i + 0.5) * n_frames / T_in), i < T_in",
-                              su->pos_interp, STSAE_VERSION};
-    for (int i = 0; i < 5; i++)
-        if (!comm_agree_msg(MPI_COMM_WORLD, h5w_attr_str(&w, sn[i], sv[i]) == 0, w.err, sizeof(w.err),
-                            comm_collective_timeout()))
-            return snprintf(o->err, sizeof(o->err), "%.2000s", w.err), 0;
-    const int v[] = {sh->T, sh->H, sh->W, sh->N, sh->d, su->T_in, su->S, su->final_norm, l->n};
-    const char *const vn[] = {"T", "H", "W", "N", "d", "T_in", "image_size", "final_norm", "clips"};
-    for (int i = 0; i < 10; i++) {
-        const int r = i ? h5w_attr_ints(&w, vn[i - 1], &v[i - 1], 1) : h5w_attr_ints(&w, "layers", su->layers, su->n_layers);
-        if (!comm_agree_msg(MPI_COMM_WORLD, r == 0, w.err, sizeof(w.err), comm_collective_timeout()))
-            return snprintf(o->err, sizeof(o->err), "%.2000s", w.err), 0;
-    }
-    // on disk before any clip is computed
-    ok = H5Fflush(o->file, H5F_SCOPE_GLOBAL) >= 0;
-    if (!ok) h5_fail(o->err, sizeof(o->err), o->path, "cannot flush the new file to disk");
-    return agreed(o, ok);
-}
-
-// Reopens OUT.partial (or, read-only, a finished OUT) collectively; 0, or -1
-// with err naming what differs from the setup.
-static int reopen_file(Out *o, const char *path, const Setup *su, const ClipList *l, unsigned mode, char *err,
-                       size_t cap) {
-    hid_t fapl = mpio_fapl();
-    o->file = H5Fopen(path, mode, fapl);
-    char why[1024];
-    if (o->file < 0) h5_error_text(why, sizeof(why)); // before any other call clears the stack
-    H5Pclose(fapl);
-    if (o->file < 0) return snprintf(err, cap, "%s: cannot reopen (corrupt? delete it to start over): %s", path, why), -1;
-    char s[256];
-    h5_attr_str(o->file, path, "backbone", s, sizeof(s));
-    if (strcmp(s, su->backbone)) return snprintf(err, cap, "%s: made with backbone %s, the deck asks %s; delete it or change extract.out", path, s, su->backbone), -1;
-    h5_attr_str(o->file, path, "weights_digest", s, sizeof(s));
-    if (strcmp(s, su->digest)) return snprintf(err, cap, "%s: made with other weights (digest %s); delete it or change extract.out", path, s), -1;
-    int layers[64], n = h5_attr_ints(o->file, path, "layers", layers, 64);
-    int same = n == su->n_layers;
-    for (int i = 0; same && i < n; i++) same = layers[i] == su->layers[i];
-    if (!same) return snprintf(err, cap, "%s: made for other layers; delete it or change extract.out", path), -1;
-    const int want[] = {su->sh.T, su->sh.N, su->sh.d, su->T_in, su->S, su->final_norm, l->n};
-    const char *const names[] = {"T", "N", "d", "T_in", "image_size", "final_norm", "clips"};
-    for (int i = 0; i < 7; i++) {
-        int v = 0;
-        h5_attr_ints(o->file, path, names[i], &v, 1);
-        if (v != want[i]) return snprintf(err, cap, "%s: attribute %s is %d, the deck gives %d; delete it or change extract.out", path, names[i], v, want[i]), -1;
-    }
-    return 0;
-}
-
-// Opens the datasets of an open (created or reopened) file; 1, or 0 (agreed).
-static int open_datasets(Out *o, const Setup *su) {
-    o->n_layers = su->n_layers;
-    o->feat = xmalloc(sizeof(hid_t) * (size_t)su->n_layers);
-    int ok = 1;
-    for (int li = 0; li < su->n_layers; li++) {
-        char name[64];
-        snprintf(name, sizeof(name), "/features/layer_%02d", su->layers[li]);
-        o->feat[li] = H5Dopen2(o->file, name, H5P_DEFAULT);
-        if (o->feat[li] < 0 && ok) ok = 0, h5_fail(o->err, sizeof(o->err), o->path, "cannot open dataset %s", name);
-    }
-    o->done = H5Dopen2(o->file, "/done", H5P_DEFAULT);
-    if (o->done < 0 && ok) ok = 0, h5_fail(o->err, sizeof(o->err), o->path, "cannot open dataset /done");
-    o->failed = H5Dopen2(o->file, "/failed", H5P_DEFAULT);
-    if (o->failed < 0 && ok) ok = 0, h5_fail(o->err, sizeof(o->err), o->path, "cannot open dataset /failed");
-    return agreed(o, ok);
-}
-
-// Closes everything (collective); 1, or 0 (agreed) with o->err when `report`
-// (after a failure the close is only tidying: its verdict is not asked for,
-// but every rank still waits for the others, so none is left in a collective).
-static int close_out(Out *o, int report) {
-    int ok = 1;
-    for (int li = 0; li < o->n_layers; li++)
-        if (o->feat[li] >= 0 && H5Dclose(o->feat[li]) < 0 && ok)
-            ok = 0, h5_fail(o->err, sizeof(o->err), o->path, "cannot close dataset /features/layer_%02d", o->layers[li]);
-    if (o->done >= 0 && H5Dclose(o->done) < 0 && ok)
-        ok = 0, h5_fail(o->err, sizeof(o->err), o->path, "cannot close dataset /done");
-    if (o->failed >= 0 && H5Dclose(o->failed) < 0 && ok)
-        ok = 0, h5_fail(o->err, sizeof(o->err), o->path, "cannot close dataset /failed");
-    if (o->dxpl >= 0) H5Pclose(o->dxpl);
-    if (o->file >= 0 && H5Fclose(o->file) < 0 && ok)
-        ok = 0, h5_fail(o->err, sizeof(o->err), o->path, "cannot close (the flush of HDF5's buffers to the file failed)");
-    free(o->feat);
-    o->feat = NULL, o->n_layers = 0, o->file = o->done = o->failed = o->dxpl = -1;
-    if (!report) {
-        char ignored[COMM_MSG_MAX] = "";
-        comm_agree_msg(MPI_COMM_WORLD, 1, ignored, sizeof(ignored), comm_collective_timeout());
-        return 1;
-    }
-    return agreed(o, ok);
-}
-
-// Sets entries `clips[0..n)` of a uint8 mask dataset to 1 (collective); 1, or
-// 0 (agreed) with o->err.
-static int mark(Out *o, hid_t ds, const char *name, const int *clips, int n) {
-    hid_t fs = H5Dget_space(ds);
-    hsize_t *pts = xmalloc(sizeof(hsize_t) * (size_t)(n ? n : 1));
-    for (int i = 0; i < n; i++) pts[i] = (hsize_t)clips[i];
-    if (n) H5Sselect_elements(fs, H5S_SELECT_SET, (size_t)n, pts);
-    else H5Sselect_none(fs);
-    hsize_t dn[1] = {(hsize_t)(n ? n : 1)};
-    hid_t ms = H5Screate_simple(1, dn, NULL);
-    if (!n) H5Sselect_none(ms);
-    uint8_t *ones = xmalloc((size_t)(n ? n : 1));
-    memset(ones, 1, (size_t)(n ? n : 1));
-    const int ok = H5Dwrite(ds, H5T_NATIVE_UINT8, ms, fs, o->dxpl, ones) >= 0;
-    if (!ok) h5_fail(o->err, sizeof(o->err), o->path, "cannot write %d entries of dataset %s", n, name);
-    free(ones), free(pts);
-    H5Sclose(ms), H5Sclose(fs);
-    return agreed(o, ok);
-}
-
-// Writes the features of clips[0..n) (half bits, [n, T, N, d] per layer),
-// one collective write per layer; 1, or 0 (agreed) with o->err.
-static int write_features(Out *o, const Setup *su, const int *clips, int n, uint16_t *const *half) {
-    const BackboneShape *sh = &su->sh;
-    for (int li = 0; li < o->n_layers; li++) {
-        hid_t fs = H5Dget_space(o->feat[li]);
-        H5Sselect_none(fs);
-        hsize_t count[4] = {1, (hsize_t)sh->T, (hsize_t)sh->N, (hsize_t)sh->d};
-        for (int i = 0; i < n; i++) {
-            hsize_t start[4] = {(hsize_t)clips[i], 0, 0, 0};
-            H5Sselect_hyperslab(fs, H5S_SELECT_OR, start, NULL, count, NULL);
-        }
-        hsize_t md[4] = {(hsize_t)(n ? n : 1), (hsize_t)sh->T, (hsize_t)sh->N, (hsize_t)sh->d};
-        hid_t ms = H5Screate_simple(4, md, NULL), ht = features_half_type();
-        if (!n) H5Sselect_none(ms);
-        // the clips must be in increasing file order for the memory order to match
-        const int ok = H5Dwrite(o->feat[li], ht, ms, fs, o->dxpl, half[li]) >= 0;
-        if (!ok)
-            h5_fail(o->err, sizeof(o->err), o->path, "cannot write the features of %d clip%s (clip %d first, rank %d) "
-                    "to dataset /features/layer_%02d", n, n == 1 ? "" : "s", n ? clips[0] : -1, world_rank(),
-                    su->layers[li]);
-        H5Tclose(ht), H5Sclose(ms), H5Sclose(fs);
-        if (!agreed(o, ok)) return 0;
-    }
-    return 1;
-}
-
-// Everything written so far on disk (H5Fflush: HDF5's buffers, then
-// MPI_File_sync, an fsync); 1, or 0 (agreed) with o->err.
-static int flush_out(Out *o, const char *what) {
-    const int ok = H5Fflush(o->file, H5F_SCOPE_GLOBAL) >= 0;
-    if (!ok) h5_fail(o->err, sizeof(o->err), o->path, "cannot flush %s to disk (rank %d)", what, world_rank());
-    return agreed(o, ok);
-}
-
-// A whole uint8 mask (independent read on every rank); 1, or 0 (agreed).
-static int read_mask(Out *o, hid_t ds, const char *name, uint8_t *out) {
-    const int ok = H5Dread(ds, H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, out) >= 0;
-    if (!ok) h5_fail(o->err, sizeof(o->err), o->path, "cannot read dataset %s", name);
-    return agreed(o, ok);
-}
-
 // One clip's preprocessed pixels [T_in, 3, S, S]: decoded and preprocessed,
 // or (pixels_ds >= 0) read from the pixels file's /pixels, whose shape
 // extract_main has checked. 0, or -1 with err (a clip to skip).
@@ -519,10 +197,9 @@ typedef struct {
 } Reason;
 
 // Rank 0 prints the first N_REASONS reasons of all ranks (collective).
-static void print_reasons(const Reason *mine, const ClipList *l, int me, int size) {
+static void print_reasons(Comm *w, const Reason *mine, const ClipList *l, int me, int size) {
     Reason *all = me == 0 ? xmalloc(sizeof(Reason) * N_REASONS * (size_t)size) : NULL;
-    MPI_Gather(mine, (int)sizeof(Reason) * N_REASONS, MPI_BYTE, all, (int)sizeof(Reason) * N_REASONS, MPI_BYTE, 0,
-               MPI_COMM_WORLD);
+    comm_gather(w, mine, all, sizeof(Reason) * N_REASONS, COMM_U8, 0, NULL);
     if (me != 0) return;
     const int n = N_REASONS * size;
     for (int k = 0; k < N_REASONS; k++) { // the lowest clip indices first
@@ -537,7 +214,7 @@ static void print_reasons(const Reason *mine, const ClipList *l, int me, int siz
 }
 
 // Every rank says the agreed message of a failed write; rank 0 what is kept.
-static void say_failed(const Out *o, int me, int kept) {
+static void say_failed(const FeatureWriter *o, int me, int kept) {
     fprintf(stderr, "stsae: error (rank %d): extract: %s\n", me, o->err);
     fflush(stderr);
     if (me == 0 && kept)
@@ -546,9 +223,8 @@ static void say_failed(const Out *o, int me, int kept) {
 }
 
 int extract_main(int argc, char **argv) {
-    int me, size;
-    MPI_Comm_rank(MPI_COMM_WORLD, &me);
-    MPI_Comm_size(MPI_COMM_WORLD, &size);
+    Comm *w = comm_world();
+    const int me = comm_rank(w), size = comm_size(w);
     if (argc < 1) {
         if (me == 0) fprintf(stderr, "usage: stsae extract DECK [key=value ...]\n");
         return 2;
@@ -558,7 +234,7 @@ int extract_main(int argc, char **argv) {
     char err[8192] = "";
     Deck *d = deck_load(argv[0], stsae_schema, argc - 1, argv + 1, err, sizeof(err));
     if (d && !deck_has(d, "extract")) snprintf(err, sizeof(err), "%s: the deck has no extract section", argv[0]);
-    if (!comm_agree(MPI_COMM_WORLD, d && deck_has(d, "extract"), err)) {
+    if (!comm_agree(w, d && deck_has(d, "extract"), err)) {
         return 1;
     }
     const char *run_dir = deck_str(d, "run_dir");
@@ -566,13 +242,13 @@ int extract_main(int argc, char **argv) {
     char *pixels_file = NULL;
     int ok = extract_clip_list(d, run_dir, &l, &pixels_file, err, sizeof(err)) == 0;
     if (ok && l.n < 1) snprintf(err, sizeof(err), "%s: the clip list is empty", argv[0]), ok = 0;
-    if (!comm_agree(MPI_COMM_WORLD, ok, err)) {
+    if (!comm_agree(w, ok, err)) {
         return 1;
     }
     inputs_default_split(&l, deck_num(d, "extract.test_frac"), (uint64_t)deck_int(d, "extract.split_seed"));
 
     // the backbone and its input
-    Setup su;
+    FeaturesSetup su;
     memset(&su, 0, sizeof(su));
     BackboneOptions bo = {deck_bool(d, "extract.final_norm"), POS_INTERP_HF, (int)deck_int(d, "extract.patch")};
     su.pos_interp = deck_str(d, "extract.pos_interp");
@@ -587,19 +263,21 @@ int extract_main(int argc, char **argv) {
     Preprocess pp = !strcmp(su.backbone, "dinov2")     ? preprocess_dinov2()
                     : !strcmp(su.backbone, "videomae") ? preprocess_videomae()
                                                        : preprocess_square((int)deck_int(d, "extract.image_size"));
-    su.S = pp.crop;
+    su.image_size = pp.crop;
     su.n_layers = deck_len(d, "extract.layers");
-    su.layers = xmalloc(sizeof(int) * (size_t)su.n_layers);
+    int *layers = xmalloc(sizeof(int) * (size_t)su.n_layers);
     for (int i = 0; i < su.n_layers; i++) {
         char key[64];
         snprintf(key, sizeof(key), "extract.layers[%d]", i);
-        su.layers[i] = (int)deck_int(d, key);
+        layers[i] = (int)deck_int(d, key);
     }
+    su.layers = layers;
     char where[600];
     deck_where(d, "extract.layers", where, sizeof(where));
     strncat(where, ": extract.layers", sizeof(where) - strlen(where) - 1);
     backbone_check_layers(bb, su.layers, su.n_layers, where);
-    su.sh = backbone_shape(bb, su.T_in, su.S);
+    const BackboneShape sh = backbone_shape(bb, su.T_in, su.image_size);
+    su.T = sh.T, su.H = sh.H, su.W = sh.W, su.N = sh.N, su.d = sh.d;
 
     // the file: OUT exists -> done; OUT.partial -> resume; else create
     char *out_path = path_join(run_dir, deck_str(d, "extract.out"));
@@ -607,19 +285,13 @@ int extract_main(int argc, char **argv) {
     snprintf(partial, sizeof(partial), "%s.partial", out_path);
     char *out_dir = path_dir(out_path);
     ok = me != 0 || path_mkdirs(out_dir, err, sizeof(err)) == 0;
-    if (!comm_agree(MPI_COMM_WORLD, ok, err)) {
+    if (!comm_agree(w, ok, err)) {
         backbone_close(bb);
         return 1;
     }
-    Out o;
-    memset(&o, 0, sizeof(o));
-    o.file = o.dxpl = o.done = o.failed = -1;
-    o.path = partial;
-    o.layers = su.layers;
     if (access(out_path, F_OK) == 0) { // finished: nothing to do, if it was made by this setup
-        ok = reopen_file(&o, out_path, &su, &l, H5F_ACC_RDONLY, err, sizeof(err)) == 0;
-        if (o.file >= 0) H5Fclose(o.file);
-        if (!comm_agree(MPI_COMM_WORLD, ok, err)) {
+        ok = features_write_check(w, out_path, &su, l.n, err, sizeof(err)) == 0;
+        if (!comm_agree(w, ok, err)) {
             backbone_close(bb);
             return 1;
         }
@@ -637,31 +309,34 @@ int extract_main(int argc, char **argv) {
         H5Sget_simple_extent_dims(sp, dims, NULL);
         H5Sclose(sp);
         snprintf(err, sizeof(err), "%s: /pixels holds %llu frames of %llu px; the deck asks T_in = %d at %d px",
-                 pixels_file, (unsigned long long)dims[1], (unsigned long long)dims[3], su.T_in, su.S);
-        if (!comm_agree(MPI_COMM_WORLD, (int)dims[1] == su.T_in && (int)dims[3] == su.S, err)) {
+                 pixels_file, (unsigned long long)dims[1], (unsigned long long)dims[3], su.T_in, su.image_size);
+        if (!comm_agree(w, (int)dims[1] == su.T_in && (int)dims[3] == su.image_size, err)) {
             backbone_close(bb);
             return 1;
         }
     }
-    o.dxpl = H5Pcreate(H5P_DATASET_XFER);
-    H5Pset_dxpl_mpio(o.dxpl, H5FD_MPIO_COLLECTIVE);
+    FeatureWriter o;
     const int resume = access(partial, F_OK) == 0;
     if (resume) {
-        ok = reopen_file(&o, partial, &su, &l, H5F_ACC_RDWR, err, sizeof(err)) == 0;
-        if (!comm_agree(MPI_COMM_WORLD, ok, err)) {
+        ok = features_write_reopen(&o, w, partial, &su, l.n, err, sizeof(err)) == 0;
+        if (!comm_agree(w, ok, err)) {
                 return 1;
         }
-    } else if (!create_file(&o, &su, &l, d, run_dir, me)) {
-        // it holds no clip yet: removed, so that the next run starts afresh
-        close_out(&o, 0);
-        if (me == 0) unlink(partial);
-        say_failed(&o, me, 0);
-        backbone_close(bb);
-        return 1;
+    } else {
+        char *emb[2] = {NULL, NULL}; // the embeddings to import: text, clip
+        if (deck_has(d, "extract.text_embeddings")) emb[0] = path_join(run_dir, deck_str(d, "extract.text_embeddings"));
+        if (deck_has(d, "extract.clip_embeddings")) emb[1] = path_join(run_dir, deck_str(d, "extract.clip_embeddings"));
+        ok = features_write_create(&o, w, partial, &su, &l, emb[0], emb[1]);
+        free(emb[0]), free(emb[1]);
+        if (!ok) { // closed and removed: it held no clip
+            say_failed(&o, me, 0);
+            backbone_close(bb);
+            return 1;
+        }
     }
     uint8_t *done = xmalloc((size_t)l.n);
-    if (!open_datasets(&o, &su) || !read_mask(&o, o.done, "/done", done)) {
-        close_out(&o, 0);
+    if (!features_write_begin(&o, done)) {
+        features_write_abandon(&o);
         say_failed(&o, me, 1);
         backbone_close(bb);
         return 1;
@@ -676,8 +351,8 @@ int extract_main(int argc, char **argv) {
         printf("extract: %d clips (%d to do%s), backbone %s, layers", l.n, n_todo, resume ? ", resuming" : "",
                su.backbone);
         for (int i = 0; i < su.n_layers; i++) printf(" %d", su.layers[i]);
-        printf(", T_in %d at %d px -> T=%d H=%d W=%d d=%d; %d rank%s -> %s\n", su.T_in, su.S, su.sh.T, su.sh.H,
-               su.sh.W, su.sh.d, size, size > 1 ? "s" : "", out_path);
+        printf(", T_in %d at %d px -> T=%d H=%d W=%d d=%d; %d rank%s -> %s\n", su.T_in, su.image_size, su.T, su.H,
+               su.W, su.d, size, size > 1 ? "s" : "", out_path);
         fflush(stdout);
     }
     // my clips: todo[i] with i = me (mod size), in increasing file order
@@ -686,8 +361,8 @@ int extract_main(int argc, char **argv) {
     int *mine = xmalloc(sizeof(int) * (size_t)(n_todo / size + 1));
     for (int i = me; i < n_todo; i += size) mine[n_mine++] = todo[i];
     int rounds = (n_mine + B - 1) / B;
-    MPI_Allreduce(MPI_IN_PLACE, &rounds, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
-    const size_t pix = (size_t)su.T_in * 3 * su.S * su.S, tok = (size_t)su.sh.T * su.sh.N * su.sh.d;
+    comm_allreduce(w, &rounds, 1, COMM_I32, COMM_MAX, NULL);
+    const size_t pix = (size_t)su.T_in * 3 * su.image_size * su.image_size, tok = (size_t)su.T * su.N * su.d;
     float *pixels = xmalloc(sizeof(float) * pix * (size_t)B);
     float **feat = xmalloc(sizeof(float *) * (size_t)su.n_layers);
     uint16_t **half = xmalloc(sizeof(uint16_t *) * (size_t)su.n_layers);
@@ -720,21 +395,19 @@ int extract_main(int argc, char **argv) {
             }
         }
         double t0 = wall_time();
-        if (n_ok) backbone_forward(bb, pixels, n_ok, su.T_in, su.S, su.layers, su.n_layers, feat);
+        if (n_ok) backbone_forward(bb, pixels, n_ok, su.T_in, su.image_size, layers, su.n_layers, feat);
         double t1 = wall_time();
         t[X_FORWARD] += t1 - t0;
         for (int li = 0; li < su.n_layers; li++) float_to_half(feat[li], half[li], tok * (size_t)n_ok);
         // the features, then on disk, then the /done marks that say so: a
         // crash or a full disk in between costs recomputation, never a clip
-        // marked done over features that are not there (the marks become
-        // durable with the next flush)
-        io_ok = write_features(&o, &su, ok_clips, n_ok, half) && flush_out(&o, "the features") &&
-                mark(&o, o.done, "/done", ok_clips, n_ok) && mark(&o, o.failed, "/failed", bad_clips, n_bad);
+        // marked done over features that are not there (features.h)
+        io_ok = features_write_round(&o, ok_clips, n_ok, half, bad_clips, n_bad);
         t[X_WRITE] += wall_time() - t1;
         if (!io_ok) break; // every rank: the verdicts were agreed
         int cnt[3] = {n_ok, n_bad, stop_requested()}; // the ranks agree on a stop request too
-        MPI_Allreduce(MPI_IN_PLACE, cnt, 2, MPI_INT, MPI_SUM, MPI_COMM_WORLD);
-        MPI_Allreduce(MPI_IN_PLACE, cnt + 2, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+        comm_allreduce(w, cnt, 2, COMM_I32, COMM_SUM, NULL);
+        comm_allreduce(w, cnt + 2, 1, COMM_I32, COMM_MAX, NULL);
         total_done += cnt[0];
         total_failed += cnt[1];
         const double now = wall_time();
@@ -755,11 +428,8 @@ int extract_main(int argc, char **argv) {
     }
     // the last marks on disk; complete when every clip is done or failed
     uint8_t *failed = xmalloc((size_t)l.n);
-    if (io_ok)
-        io_ok = flush_out(&o, "the /done marks") && read_mask(&o, o.done, "/done", done) &&
-                read_mask(&o, o.failed, "/failed", failed);
-    if (io_ok) io_ok = close_out(&o, 1);
-    else close_out(&o, 0);
+    if (io_ok) io_ok = features_write_end(&o, done, failed);
+    else features_write_abandon(&o);
     int rc = stopped ? 3 : 0;
     if (!io_ok) {
         say_failed(&o, me, 1);
@@ -777,7 +447,7 @@ int extract_main(int argc, char **argv) {
                 fprintf(stderr, "stsae: error: extract: %d of %d clips failed (%s); the first reasons:\n", n_failed, l.n,
                         why);
             }
-            print_reasons(reasons, &l, me, size);
+            print_reasons(w, reasons, &l, me, size);
             if (me == 0) {
                 fprintf(stderr, "extract: %s is kept and its failed clips are tried again on the next run: fix the "
                                 "inputs (or raise extract.max_failed_frac) and run the same command again\n", partial);
@@ -785,13 +455,7 @@ int extract_main(int argc, char **argv) {
             }
             rc = 1;
         } else if (complete) { // OUT.partial becomes OUT, durably
-            ok = 1;
-            if (me == 0 && rename(partial, out_path) != 0)
-                ok = 0, snprintf(err, sizeof(err), "%s: cannot rename to %s: %s", partial, out_path, strerror(errno));
-            else if (me == 0 && path_sync_dir(out_dir) != 0)
-                ok = 0, snprintf(err, sizeof(err), "%s: cannot sync its directory %s to disk: %s", out_path, out_dir,
-                                 strerror(errno));
-            if (!comm_agree_msg(MPI_COMM_WORLD, ok, err, sizeof(err), 0)) {
+            if (!features_write_commit(w, partial, out_path, err, sizeof(err))) {
                 fprintf(stderr, "stsae: error (rank %d): extract: %s\n", me, err);
                 rc = 1;
             } else if (me == 0) {
@@ -802,14 +466,14 @@ int extract_main(int argc, char **argv) {
             }
         }
         t[X_TOTAL] = wall_time() - t_start;
-        comm_stage_table(MPI_COMM_WORLD, XT_NAMES, t, N_XT);
+        comm_stage_table(w, XT_NAMES, t, N_XT);
     }
     if (me == 0 && stopped) stop_consume(run_dir);
     backbone_close(bb);
     if (pix_file >= 0) H5Dclose(pix_ds), H5Fclose(pix_file);
     for (int li = 0; li < su.n_layers; li++) free(feat[li]), free(half[li]);
     free(feat), free(half), free(pixels), free(ok_clips), free(bad_clips), free(mine), free(todo), free(done), free(failed);
-    free(su.layers), free(out_path), free(out_dir), free(model_dir), free(pixels_file);
+    free(layers), free(out_path), free(out_dir), free(model_dir), free(pixels_file);
     inputs_free(&l);
     deck_free(d);
     return rc;

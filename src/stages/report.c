@@ -2,12 +2,14 @@
 // gathered into results.h5, results.csv and results.md, then the plots.
 //
 // In:  RUN_DIR/raw/eval.h5 and RUN_DIR/jobs/*/eval.h5 (eval.h), in the order of
-//      the grid of RUN_DIR/train.yaml (the deck as trained).
+//      the grid of RUN_DIR/train.yaml (the deck as trained); an eval.h5 of
+//      another format_version than eval.h's is refused (none: version 1).
 // Out: results.csv: one row per job and one `raw` row; the columns of SPEC §6
 //      first, in its order, then every further metric (smoothing, retrieval of
 //      reconstructions, lambda_s, T_s), empty where a metric does not apply.
 //      results.h5: /columns, /rows (job names), /variants, /table [rows, cols]
-//      (NaN: does not apply), and per row a group /per_latent/NAME with rho,
+//      (NaN: does not apply), the root attribute format_version (report.h),
+//      and per row a group /per_latent/NAME with rho,
 //      ms, top_clips, mean_clip_value and the activation timeline of one test
 //      clip (timeline [T, 8], timeline_latents). results.md: the paper's tables 1-6
 //      (mean ± std over seeds of each configuration) and the reconstruction /
@@ -19,7 +21,6 @@
 // final name, and report exits 1 with the file and the reason.
 #define _POSIX_C_SOURCE 200809L // strdup, popen
 #include <math.h>
-#include <mpi.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,12 +28,15 @@
 
 #include "stsae/base/common.h"
 #include "stsae/base/paths.h"
+#include "stsae/comm/comm.h"
 #include "stsae/deck/deck.h"
 #include "stsae/deck/deck_schema.h"
 #include "stsae/deck/jobs.h"
 #include "stsae/io/features.h"
 #include "stsae/io/h5io.h"
 #include "stsae/io/video.h"
+#include "stsae/sae/variants.h"
+#include "stsae/stages/eval.h" // EVAL_FORMAT_VERSION
 #include "stsae/stages/extract.h"
 #include "stsae/stages/report.h"
 #include "stsae/vit/preprocess.h"
@@ -71,6 +75,7 @@ typedef struct {
 static herr_t attr_cb(hid_t loc, const char *name, const H5A_info_t *info, void *data) {
     (void)info;
     IterCtx *c = data;
+    if (!strcmp(name, "format_version")) return 0; // the file's, not a metric
     hid_t a = H5Aopen(loc, name, H5P_DEFAULT);
     hid_t ty = H5Aget_type(a);
     const H5T_class_t cls = H5Tget_class(ty);
@@ -85,6 +90,7 @@ static herr_t attr_cb(hid_t loc, const char *name, const H5A_info_t *info, void 
 
 static void add_row(Table *t, const char *path, const char *config) {
     hid_t f = h5_open_read(path);
+    h5_check_format_version(f, path, EVAL_FORMAT_VERSION);
     const int r = t->n_rows++;
     char job[256], variant[64];
     h5_attr_str(f, path, "job", job, sizeof(job));
@@ -261,6 +267,7 @@ static void write_montage(const Table *t, const Deck *d, const char *run_dir, H5
 static int write_h5(const Table *t, const char *path, const Deck *d, const char *run_dir, char *err, size_t cap) {
     H5W w;
     if (h5w_create(&w, path) != 0) return errorf(err, cap, "%s", w.err);
+    h5w_format_version(&w, RESULTS_FORMAT_VERSION);
     int n;
     int *o = column_order(t, &n);
     char **names = xmalloc(sizeof(char *) * (size_t)(n + 1));
@@ -425,7 +432,8 @@ static int write_md(const Table *t, const char *path, const char *run_dir, char 
     static const char *const t6[] = {"T_s", "l0", "r2", "lag1", "probe"};
     int *soft = xmalloc(sizeof(int) * 512), ns = 0;
     for (int i = 0; i < nc; i++)
-        if (!strcmp(c[i].variant, "sparsemax") || !strcmp(c[i].variant, "entmax15")) soft[ns++] = i;
+        if (sae_variant_find(c[i].variant) && sae_variant_uses(sae_variant_find(c[i].variant), SAE_USES_T_S))
+            soft[ns++] = i; // the variants with a temperature T_s (sparsemax, entmax15)
     fprintf(fp, "\n## Table 6: soft sparsity (sparsemax / entmax-1.5) by temperature T_s\n\n");
     if (ns) {
         header(fp, "configuration", t6, 5);
@@ -541,9 +549,9 @@ static int report_write(int argc, char **argv) {
 // The report is one process's work: under MPI rank 0 writes it (several ranks
 // would race for the same temporary names) and every rank returns its status.
 int report_main(int argc, char **argv) {
-    int rank = 0, rc = 0;
-    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-    if (rank == 0) rc = report_write(argc, argv);
-    MPI_Bcast(&rc, 1, MPI_INT, 0, MPI_COMM_WORLD);
+    Comm *world = comm_world();
+    int rc = 0;
+    if (comm_rank(world) == 0) rc = report_write(argc, argv);
+    comm_bcast(world, &rc, 1, COMM_I32, 0, NULL);
     return rc;
 }

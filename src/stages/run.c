@@ -10,7 +10,6 @@
 //      eval.h5 files). Exit status: the first stage's that is not 0 (1 error,
 //      3 stopped on request: run again to continue), else 0; a stop file
 //      (stop_request.h) seen between two stages also ends the run with 3.
-#include <mpi.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +17,7 @@
 #include "stsae/base/common.h"
 #include "stsae/base/paths.h"
 #include "stsae/base/stop_request.h"
+#include "stsae/comm/comm.h"
 #include "stsae/deck/deck.h"
 #include "stsae/deck/deck_schema.h"
 #include "stsae/stages/eval.h"
@@ -28,8 +28,8 @@
 #include "stsae/stages/train.h"
 
 int run_main(int argc, char **argv) {
-    int rank;
-    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    Comm *world = comm_world();
+    const int rank = comm_rank(world);
     if (argc < 1) {
         if (rank == 0) fprintf(stderr, "usage: stsae run DECK [key=value ...]\n");
         return 2;
@@ -56,11 +56,11 @@ int run_main(int argc, char **argv) {
             fflush(stdout);
         }
         rc = stages[s].main(argc, argv);
-        MPI_Barrier(MPI_COMM_WORLD);
+        comm_barrier(world, NULL);
         // a stop request that came during a stage that has no safe point, or
         // too late for the stage to act on it, stops the pipeline here
         int stop = rc == 0 && rank == 0 && stop_file_exists(deck_str(d, "run_dir"));
-        MPI_Bcast(&stop, 1, MPI_INT, 0, MPI_COMM_WORLD);
+        comm_bcast(world, &stop, 1, COMM_I32, 0, NULL);
         if (stop) {
             if (rank == 0) {
                 printf("\nstsae run: stopped on request (stop file) after %s; run the same command again to "

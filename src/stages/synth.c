@@ -8,7 +8,6 @@
 // edges, flicker, noise), rounded to uint8 and encoded.
 #define _POSIX_C_SOURCE 200809L // fileno, fsync
 #include <math.h>
-#include <mpi.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +15,7 @@
 
 #include "stsae/base/common.h"
 #include "stsae/base/paths.h"
+#include "stsae/comm/comm.h"
 #include "stsae/deck/deck.h"
 #include "stsae/deck/deck_schema.h"
 #include "stsae/io/inputs.h"
@@ -438,9 +438,8 @@ static void write_lists(const SynthConfig *c, const Deck *d, const char *deck_pa
 }
 
 int synth_main(int argc, char **argv) {
-    int rank, size;
-    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-    MPI_Comm_size(MPI_COMM_WORLD, &size);
+    Comm *world = comm_world();
+    const int rank = comm_rank(world), size = comm_size(world);
     if (argc < 1) {
         if (rank == 0) fprintf(stderr, "usage: stsae synth DECK [key=value ...]\n");
         return 2;
@@ -477,7 +476,7 @@ int synth_main(int argc, char **argv) {
                max_threads() > 1 ? "s" : "", out_dir);
         fflush(stdout);
     }
-    MPI_Barrier(MPI_COMM_WORLD);
+    comm_barrier(world, NULL);
 
     const double t0 = wall_time();
     double last = t0;
@@ -497,7 +496,7 @@ int synth_main(int argc, char **argv) {
             last = wall_time();
         }
     }
-    MPI_Barrier(MPI_COMM_WORLD);
+    comm_barrier(world, NULL);
     if (rank == 0) {
         write_lists(&c, d, argv[0], n, deck_num(d, "synth.test_frac"));
         double el = wall_time() - t0;

@@ -18,7 +18,6 @@
 // is data-parallel and exact (train_job.h, comm.h).
 #define _POSIX_C_SOURCE 200809L // strdup
 #include <math.h>
-#include <mpi.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -82,9 +81,8 @@ static void deal_jobs(const JobList *jobs, int n_groups, int *group_of, double *
 }
 
 int train_main(int argc, char **argv) {
-    int rank, size;
-    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-    MPI_Comm_size(MPI_COMM_WORLD, &size);
+    Comm *world = comm_world();
+    const int rank = comm_rank(world), size = comm_size(world);
     if (argc < 1) {
         if (rank == 0) fprintf(stderr, "usage: stsae train DECK [key=value ...]\n");
         return 2;
@@ -101,7 +99,7 @@ int train_main(int argc, char **argv) {
         deck_errorf(err, sizeof(err), where, "train.ranks_per_job", "%d does not divide the %d ranks of the run", rpj, size);
         ok = 0;
     }
-    if (!comm_agree(MPI_COMM_WORLD, ok, err)) {
+    if (!comm_agree(world, ok, err)) {
         jobs_free(jobs);
         deck_free(d);
         return 1;
@@ -120,12 +118,12 @@ int train_main(int argc, char **argv) {
         fflush(stdout);
     }
     ok = rank != 0 || path_mkdirs(run_dir, err, sizeof(err)) == 0;
-    if (!comm_agree(MPI_COMM_WORLD, ok, err)) {
+    if (!comm_agree(world, ok, err)) {
         return 1;
     }
     char werr[COMM_MSG_MAX] = "";
     ok = rank != 0 || save_deck(d, run_dir, argv[0], werr, sizeof(werr)) == 0;
-    if (!comm_agree_msg(MPI_COMM_WORLD, ok, werr, sizeof(werr), 0)) {
+    if (!comm_agree_msg(world, ok, werr, sizeof(werr), 0)) {
         say_failed(rank, werr);
         return 1;
     }
@@ -134,31 +132,28 @@ int train_main(int argc, char **argv) {
     char *feat_path = path_join(run_dir, deck_str(d, "train.features"));
     FeatureFile f;
     ok = features_open(&f, feat_path, (int)deck_int(d, "train.layer"), err, sizeof(err)) == 0;
-    if (!comm_agree(MPI_COMM_WORLD, ok, err)) {
+    if (!comm_agree(world, ok, err)) {
         features_close(&f);
         return 1;
     }
     int32_t *train = NULL;
     const int n_train = features_clips(&f, 0, &train);
     snprintf(err, sizeof(err), "%s: no training clip (split 0 and done) in the feature file", feat_path);
-    if (!comm_agree(MPI_COMM_WORLD, n_train > 0, err)) {
+    if (!comm_agree(world, n_train > 0, err)) {
         return 1;
     }
     // every job against this data before any job trains (k <= m, batches, T, W, ...)
     const DataShape shape = {f.d, f.T, f.H, f.W, n_train, feat_path};
-    if (!comm_agree(MPI_COMM_WORLD, jobs_check(d, jobs, &shape, err, sizeof(err)) == 0, err)) {
+    if (!comm_agree(world, jobs_check(d, jobs, &shape, err, sizeof(err)) == 0, err)) {
         return 1;
     }
     float *mean = xmalloc(sizeof(float) * (size_t)f.d);
     const double t_scale = wall_time();
-    const float scale = data_input_scale(&f, train, n_train, deck_int(d, "train.scale_sample"), MPI_COMM_WORLD, mean);
+    const float scale = data_input_scale(&f, train, n_train, deck_int(d, "train.scale_sample"), world, mean);
 
     // groups and the plan
     const int n_groups = size / rpj, gi = rank / rpj;
-    MPI_Comm gcomm;
-    MPI_Comm_split(MPI_COMM_WORLD, gi, rank, &gcomm);
-    Comm group;
-    comm_init(&group, gcomm);
+    Comm *group = comm_split(world, gi, rank);
     int *group_of = xmalloc(sizeof(int) * (size_t)(jobs->n ? jobs->n : 1));
     double *load = xmalloc(sizeof(double) * (size_t)n_groups);
     deal_jobs(jobs, n_groups, group_of, load);
@@ -176,7 +171,7 @@ int train_main(int argc, char **argv) {
         fflush(stdout);
     }
 
-    stop_watch(run_dir, group.rank == 0); // each group's rank 0 polls the stop file
+    stop_watch(run_dir, comm_rank(group) == 0); // each group's rank 0 polls the stop file
     TrainEnv env;
     memset(&env, 0, sizeof(env));
     env.deck = d;
@@ -186,7 +181,7 @@ int train_main(int argc, char **argv) {
     env.n_train = n_train;
     env.scale = scale;
     env.mean = mean;
-    env.group = &group;
+    env.group = group;
     env.group_index = gi;
     env.n_groups = n_groups;
     int stopped = 0, done = 0, skipped = 0, failed = 0;
@@ -203,19 +198,18 @@ int train_main(int argc, char **argv) {
     // the first failing rank's message (finished jobs stay done, the rest
     // resume from their last checkpoint on the next run)
     snprintf(werr, sizeof(werr), "%s", env.err);
-    if (!comm_agree_msg(MPI_COMM_WORLD, !failed, werr, sizeof(werr), 0)) {
+    if (!comm_agree_msg(world, !failed, werr, sizeof(werr), 0)) {
         say_failed(rank, werr);
-        comm_free(&group);
-        MPI_Comm_free(&gcomm);
+        comm_free(group);
         free(group_of), free(load), free(mean), free(train), free(feat_path);
         features_close(&f);
         jobs_free(jobs);
         deck_free(d);
         return 1;
     }
-    int any_stopped = 0;
-    MPI_Allreduce(&stopped, &any_stopped, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
-    comm_stage_table(MPI_COMM_WORLD, TIMER_NAMES, env.timers, N_TIMERS);
+    int any_stopped = stopped;
+    comm_allreduce(world, &any_stopped, 1, COMM_I32, COMM_MAX, NULL);
+    comm_stage_table(world, TIMER_NAMES, env.timers, N_TIMERS);
     if (rank == 0) {
         printf(any_stopped ? "\nstopped on request (signal or stop file): checkpoints written; run the same command "
                              "again to continue\n"
@@ -224,8 +218,7 @@ int train_main(int argc, char **argv) {
         fflush(stdout);
     }
     if (rank == 0 && any_stopped) stop_consume(run_dir);
-    comm_free(&group);
-    MPI_Comm_free(&gcomm);
+    comm_free(group);
     free(group_of), free(load), free(mean), free(train), free(feat_path);
     features_close(&f);
     jobs_free(jobs);

@@ -210,11 +210,9 @@ SaeBatch data_batch(DataLoader *dl, int64_t step, float scale, float *x) {
     return pairs ? sae_batch_pairs((int)(row / 2)) : sae_batch_tokens((int)row);
 }
 
-float data_input_scale(const FeatureFile *f, const int32_t *train, int n_train, int64_t sample_tokens, MPI_Comm comm,
+float data_input_scale(const FeatureFile *f, const int32_t *train, int n_train, int64_t sample_tokens, Comm *comm,
                        float *mean_scaled) {
-    int rank, size;
-    MPI_Comm_rank(comm, &rank);
-    MPI_Comm_size(comm, &size);
+    const int rank = comm_rank(comm), size = comm_size(comm);
     const int d = f->d, tn = f->T * f->N;
     const int n_sc = n_train < 64 ? n_train : 64;
     int64_t per = (sample_tokens + n_sc - 1) / n_sc;
@@ -238,7 +236,7 @@ float data_input_scale(const FeatureFile *f, const int32_t *train, int n_train, 
             a[1] += 1.0;
         }
     }
-    MPI_Allreduce(MPI_IN_PLACE, acc, (int)((size_t)n_sc * row), MPI_DOUBLE, MPI_SUM, comm);
+    comm_allreduce(comm, acc, (size_t)n_sc * row, COMM_F64, COMM_SUM, NULL);
     double *tot = xcalloc(row, sizeof(double));
     for (int i = 0; i < n_sc; i++)
         for (size_t c = 0; c < row; c++) tot[c] += acc[(size_t)i * row + c];

@@ -38,7 +38,7 @@ static void job_config(const Job *job, int d, SaeConfig *cfg) {
     cfg->lambda_r = (float)job->lambda_r;
     if (job->tau > 0) cfg->tau = (float)job->tau;
     if (job->T_s > 0) cfg->temp_s = (float)job->T_s;
-    if ((cfg->select == SEL_SPARSEMAX || cfg->select == SEL_ENTMAX15) && cfg->lambda_t > 0) cfg->contrast = CTR_TEMPORAL;
+    sae_config_resolve(cfg); // sparsemax / entmax15: L_temp when lambda_t > 0 (the variant table)
 }
 
 static void fmt_duration(double s, char *buf, size_t cap) {
@@ -70,7 +70,7 @@ JobOutcome trainer_run(TrainEnv *env, const Job *job) {
     const double t_start = wall_time();
     const Deck *dk = env->deck;
     Comm *g = env->group;
-    const int lead = g->rank == 0;
+    const int lead = comm_rank(g) == 0;
     const FeatureFile *f = env->features;
     const int d = f->d;
     char *jobs_dir = path_join(env->run_dir, "jobs");
@@ -91,7 +91,7 @@ JobOutcome trainer_run(TrainEnv *env, const Job *job) {
     // the job's directory: made by the lead, agreed on by the group (a full
     // disk or a read-only run_dir stops every rank with the lead's message)
     const int made = !lead || path_mkdirs(dir, env->err, sizeof(env->err)) == 0;
-    if (!comm_agree_msg(g->comm, made, env->err, sizeof(env->err), 0)) {
+    if (!comm_agree_msg(g, made, env->err, sizeof(env->err), 0)) {
         free(dir), free(model_path), free(ckpt_path);
         return JOB_FAILED;
     }
@@ -113,7 +113,7 @@ JobOutcome trainer_run(TrainEnv *env, const Job *job) {
     if (!resumed) sae_init(&cfg, &p, (uint64_t)job->seed, env->mean);
 
     DataConfig dc = {job->batch_kind, job->batch, (int)deck_int(dk, "train.streams"), (int)deck_int(dk, "train.mix_clips"),
-                     (uint64_t)job->seed, g->rank, g->size};
+                     (uint64_t)job->seed, comm_rank(g), comm_size(g)};
     DataLoader *dl = data_create(f, env->train, env->n_train, &dc);
     int64_t steps = data_steps(dl, (int)deck_int(dk, "train.epochs"));
     if (deck_has(dk, "train.max_steps") && deck_int(dk, "train.max_steps") < steps) steps = deck_int(dk, "train.max_steps");
@@ -139,7 +139,7 @@ JobOutcome trainer_run(TrainEnv *env, const Job *job) {
         printf("[group %d] %s: %s %lld steps of %lld %s (%d rank%s), m = %d, k = %d, lr %.3g\n", env->group_index,
                job->name, resumed ? "resuming at step" : "starting,", resumed ? (long long)st.step : (long long)steps,
                (long long)job->batch, job->batch_kind == BATCH_CLIPS ? "clips" : job->batch_kind == BATCH_PAIRS ? "pairs" : "tokens",
-               g->size, g->size > 1 ? "s" : "", m, cfg.k, adam.lr);
+               comm_size(g), comm_size(g) > 1 ? "s" : "", m, cfg.k, adam.lr);
         fflush(stdout);
     }
 
@@ -166,7 +166,7 @@ JobOutcome trainer_run(TrainEnv *env, const Job *job) {
         for (int64_t e = 0; e < z->nnz; e++) fired[z->idx[e]]++;
         double t2 = wall_time();
         red.sum_i64(red.ctx, fired, m);
-        comm_sum_f32(g, grads, np);
+        comm_allreduce(g, grads, np, COMM_F32, COMM_SUM, NULL);
         double t3 = wall_time();
         optim_step(&cfg, &adam, st.step + 1, params, grads, m1, m2);
         st.tokens += L.n_tok_global;
@@ -183,7 +183,7 @@ JobOutcome trainer_run(TrainEnv *env, const Job *job) {
 
         // the group agrees on stopping (a signal or the stop file) and on checkpointing (the clock)
         int flags[2] = {stop_requested(), ckpt_every > 0 && t4 - t_last_ckpt >= ckpt_every};
-        MPI_Allreduce(MPI_IN_PLACE, flags, 2, MPI_INT, MPI_MAX, g->comm);
+        comm_allreduce(g, flags, 2, COMM_I32, COMM_MAX, NULL);
         const double elapsed = t4 - t_loop;
         const double rate = (double)(st.tokens - tokens0) / (elapsed > 0 ? elapsed : 1e-9);
         if (lead && (st.step == step0 + 1 || st.step == steps || t4 - t_last_print >= progress_every)) {
@@ -199,7 +199,7 @@ JobOutcome trainer_run(TrainEnv *env, const Job *job) {
             // the previous checkpoint and stops the job on every rank
             const int saved =
                 !lead || ckpt_save(ckpt_path, &cfg, params, m1, m2, last_fired, &st, env->err, sizeof(env->err)) == 0;
-            if (!comm_agree_msg(g->comm, saved, env->err, sizeof(env->err), 0)) {
+            if (!comm_agree_msg(g, saved, env->err, sizeof(env->err), 0)) {
                 failed = 1;
                 break;
             }
@@ -242,7 +242,7 @@ JobOutcome trainer_run(TrainEnv *env, const Job *job) {
                    100.0 * n_dead / m, model_path);
             fflush(stdout);
         }
-        failed = !comm_agree_msg(g->comm, saved, env->err, sizeof(env->err), 0);
+        failed = !comm_agree_msg(g, saved, env->err, sizeof(env->err), 0);
     }
     env->timers[T_TOTAL] += wall_time() - t_start;
     data_free(dl);

@@ -1,6 +1,11 @@
-// check_step.c — the check-step subcommand (tools/check.h).
+// check_step.c — the check-step subcommand (tools/check.h): one training step
+// of a CASE.h5 (SPEC §5) into OUT.h5, for checking against the reference.
+// CASE.h5's SAE configuration is read through model.h (model_read_config, its
+// CASE form), the one owner of those attribute names; its parameters through
+// model_read_tensors, as eval reads a model.h5's.
 #include "stsae/tools/check.h"
 
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,7 +13,7 @@
 
 #include "stsae/base/common.h"
 #include "stsae/io/h5io.h"
-#include "stsae/io/model.h" // model_read_tensors, model_write_tensors
+#include "stsae/io/model.h" // model_read_config, model_read_tensors, model_write_tensors
 #include "stsae/sae/optim.h"
 #include "stsae/sae/sae.h"
 
@@ -27,53 +32,29 @@ static void require_finite(const float *a, size_t n, const char *path, const cha
         if (!isfinite(a[i])) die("%s: %s has a non-finite value (NaN or Inf) at flat index %zu", path, what, i);
 }
 
-// The dimensions of a dataset of `rank` dimensions (dies naming it otherwise).
-static void dims_of(hid_t f, const char *path, const char *dset, int rank, hsize_t *dims) {
-    if (!h5_exists(f, dset)) die("%s: missing dataset '%s'", path, dset);
-    hid_t ds = H5Dopen2(f, dset, H5P_DEFAULT), sp = H5Dget_space(ds);
-    const int r = H5Sget_simple_extent_ndims(sp);
-    if (r == rank) H5Sget_simple_extent_dims(sp, dims, NULL);
-    H5Sclose(sp);
-    H5Dclose(ds);
-    if (r != rank) die("%s: dataset '%s' has %d dimensions, expected %d", path, dset, r, rank);
-}
-
+// CASE.h5 (SPEC §5): d and m from the parameters' shapes, the configuration
+// through model.h's reader of the SAE's attributes (CASE form), the batch,
+// the dead mask, the parameters, and the optional optimizer settings.
 static void load_case(const char *path, Case *c) {
     hid_t f = h5_open_read(path);
-    char variant[64];
-    h5_attr_str(f, path, "variant", variant, sizeof(variant));
     hsize_t dw[2], db[1], dd[2], dbd[1], dx[4], dm[1];
-    dims_of(f, path, "params/W_enc", 2, dw);
+    h5_dims(f, path, "params/W_enc", 2, dw);
+    h5_dims(f, path, "params/b_enc", 1, db);
+    h5_dims(f, path, "params/W_dec", 2, dd);
+    h5_dims(f, path, "params/b_dec", 1, dbd);
+    if (dw[0] < 1 || dw[1] < 1 || dw[0] > INT_MAX || dw[1] > INT_MAX)
+        die("%s: params/W_enc is [%llu,%llu]: m and d must be in [1, %d]", path, (unsigned long long)dw[0],
+            (unsigned long long)dw[1], INT_MAX);
     const int m = (int)dw[0], d = (int)dw[1];
-    dims_of(f, path, "params/b_enc", 1, db);
-    dims_of(f, path, "params/W_dec", 2, dd);
-    dims_of(f, path, "params/b_dec", 1, dbd);
     if (db[0] != (hsize_t)m || dd[0] != (hsize_t)d || dd[1] != (hsize_t)m || dbd[0] != (hsize_t)d)
         die("%s: parameter shapes disagree: W_enc [%d,%d], b_enc [%llu], W_dec [%llu,%llu], b_dec [%llu]",
             path, m, d, (unsigned long long)db[0], (unsigned long long)dd[0], (unsigned long long)dd[1],
             (unsigned long long)dbd[0]);
     SaeConfig *cfg = &c->cfg;
-    if (sae_config_init(cfg, variant, d, m) != 0) die("%s: unknown variant '%s'", path, variant);
-    cfg->k = (int)h5_attr_f64(f, path, "k");
-    if (cfg->k_aux > 0) cfg->k_aux = (int)h5_attr_f64(f, path, "k_aux");
-    cfg->alpha = (float)h5_attr_f64(f, path, "alpha");
-    cfg->beta = (float)h5_attr_f64(f, path, "beta");
-    cfg->lambda_t = (float)h5_attr_f64(f, path, "lambda_t");
-    cfg->lambda_s = (float)h5_attr_f64(f, path, "lambda_s");
-    cfg->lambda_r = (float)h5_attr_f64(f, path, "lambda_r");
-    cfg->tau = (float)h5_attr_f64(f, path, "tau");
-    cfg->temp_s = (float)h5_attr_f64_opt(f, path, "T_s", 1.0);
-    double high_frac = h5_attr_f64(f, path, "high_frac");
-    const int T = (int)h5_attr_f64(f, path, "T"), H = (int)h5_attr_f64(f, path, "H"),
-              W = (int)h5_attr_f64(f, path, "W");
-    if (cfg->k < 1 || cfg->k > m) die("%s: k = %d must be in [1, m = %d]", path, cfg->k, m);
-    if (cfg->k_aux < 0) die("%s: k_aux = %d must be >= 0", path, cfg->k_aux);
-    if (!(cfg->tau > 0.0f)) die("%s: tau must be > 0", path);
-    if (!(cfg->temp_s > 0.0f)) die("%s: T_s must be > 0", path);
-    if (cfg->select == SEL_BATCHTOPK) {
-        if (!(high_frac > 0.0 && high_frac <= 1.0)) die("%s: high_frac must be in (0, 1]", path);
-        cfg->m_high = (int)floor(high_frac * m + 0.5);
-    }
+    model_read_config(f, path, SAE_ATTRS_CASE, d, m, cfg);
+    const char *variant = sae_variant_name(cfg);
+    const int T = (int)h5_attr_int(f, path, "T", 0, INT_MAX), H = (int)h5_attr_int(f, path, "H", 0, INT_MAX),
+              W = (int)h5_attr_int(f, path, "W", 0, INT_MAX);
 
     // the batch: [B,T,N,d] clips, [P,2,d] pairs or [n,d] tokens
     if (!h5_exists(f, "batch/x")) die("%s: missing dataset 'batch/x'", path);
@@ -96,8 +77,7 @@ static void load_case(const char *path, Case *c) {
     } else {
         c->batch = sae_batch_tokens((int)dx[0]);
     }
-    int simplex = cfg->select == SEL_SPARSEMAX || cfg->select == SEL_ENTMAX15;
-    if (simplex && rank == 4 && cfg->lambda_t > 0.0f) cfg->contrast = CTR_TEMPORAL;
+    if (rank == 4) sae_config_resolve(cfg); // whole clips: sparsemax / entmax15 with L_temp when lambda_t > 0
     if ((cfg->contrast == CTR_TEMPORAL || cfg->contrast == CTR_SEPARATE) && rank != 4)
         die("%s: variant %s needs whole clips, batch/x [B,T,N,d]", path, variant);
     if ((cfg->contrast == CTR_TEMPORAL || cfg->contrast == CTR_SEPARATE) && T < 2)
@@ -108,18 +88,15 @@ static void load_case(const char *path, Case *c) {
     if (dm[0] != (hsize_t)m) die("%s: state/dead has %llu entries, m = %d", path, (unsigned long long)dm[0], m);
 
     require_finite(c->x, (size_t)c->batch.n_tok * d, path, "batch/x");
-    c->params = xmalloc(sizeof(float) * sae_num_params(cfg));
-    model_read_tensors(f, path, "params", cfg, c->params); // also rejects NaN / Inf
+    c->params = model_read_tensors(f, path, "params", cfg); // also rejects NaN / Inf
 
-    c->optim_steps = (int)h5_attr_f64_opt(f, path, "optim_steps", 0);
-    if (c->optim_steps < 0) die("%s: optim_steps must be >= 0", path);
+    c->optim_steps = (int)h5_attr_int_opt(f, path, "optim_steps", 0, INT_MAX, 0);
     c->adam = adam_defaults(m, 100);
     c->adam.lr = (float)h5_attr_f64_opt(f, path, "lr", c->adam.lr);
-    c->adam.warmup_steps = (int64_t)h5_attr_f64_opt(f, path, "warmup_steps", 1);
+    c->adam.warmup_steps = h5_attr_int_opt(f, path, "warmup_steps", 1, LLONG_MAX, 1);
     c->adam.beta1 = (float)h5_attr_f64_opt(f, path, "adam_beta1", 0.9);
     c->adam.beta2 = (float)h5_attr_f64_opt(f, path, "adam_beta2", 0.999);
     c->adam.eps = (float)h5_attr_f64_opt(f, path, "adam_eps", 1e-8);
-    if (c->adam.warmup_steps < 1) die("%s: warmup_steps must be >= 1", path);
     H5Fclose(f);
 }
 

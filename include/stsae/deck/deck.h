@@ -38,6 +38,8 @@ typedef enum {
     DECK_NUM_LIST, // non-empty list of DECK_NUM; likewise
     DECK_MAP,      // a map of further schema keys; an empty value (`synth:`) is an empty map
     DECK_MAP_LIST, // non-empty list of maps; their keys continue the path: "train.grid.variant"
+    DECK_ENUM_LIST, // one of `allowed`, or a non-empty list of them; a lone value stays one value
+                    // (ask deck_has(d, "KEY[0]") which it is)
 } DeckType;
 
 enum {

@@ -1,22 +1,33 @@
 // jobs.h — the grid of a deck expanded into training jobs (SPEC §1 "The grid").
 //
-// In:  a loaded deck (deck.h) with a train section.
+// In:  a loaded deck (deck.h) with a train section; the variant table
+//      (sae/variants.h) for every rule that depends on the variant.
 // Out: the jobs, in a stable order: grid entries in file order; within an
-//      entry, the Cartesian product of its list-valued keys (keys in file
+//      entry, its variants in list order (`variant: [temporal, separate]`;
+//      one name is a list of one), then for each variant the Cartesian
+//      product of the entry's list-valued keys that it uses (keys in file
 //      order, the last varying fastest); then one job per seed (the entry's
 //      `seeds`, else train.seeds). Each job holds every value the SAE step
-//      needs, resolved by its variant's rules, a readable unique name, a hash
+//      needs, resolved by its variant's row, a readable unique name, a hash
 //      of its canonical text (run directories, checkpoint validation) and a
 //      relative cost.
 //
-// Variant rules: a deck's `lambda` sets lambda_t (temporal, temporal+M, and
-// sparsemax / entmax15 when lambda > 0), lambda_t = lambda_s (separate,
-// separate+M) or lambda_r (raster); an entry's explicit lambda_t / lambda_s
-// win. Values a variant does not use are 0 (tau without a contrastive term,
-// high_frac and beta without +M, T_s without sparsemax / entmax15, k_aux and
-// alpha with them), so that two jobs that would train the same SAE get the
-// same canonical text; a grid entry that sets a value its variant does not
-// use is an error, and so are two jobs with the same text or the same name.
+// Names: the entry's `name`, else the variant's, then `_KEYVALUE` per key of
+// the entry that the variant uses (file order), then `_seedS`; an entry
+// with a name and several variants names its jobs `NAME_VARIANT_...`.
+// `{variant: [standard, temporal], lambda: [0.1, 1.0]}` gives standard_seed0,
+// temporal_lambda0.1_seed0, temporal_lambda1_seed0: a key applies to the
+// listed variants that use it, and the others expand as if it were absent.
+//
+// Variant rules (the table's `uses`): a deck's `lambda` sets lambda_t
+// (temporal, temporal+M, and sparsemax / entmax15 when lambda > 0),
+// lambda_t = lambda_s (separate, separate+M) or lambda_r (raster); an
+// entry's explicit lambda_t / lambda_s win. Values a variant does not use are
+// 0 (tau without a contrastive term, high_frac and beta without +M, T_s
+// without sparsemax / entmax15, k_aux and alpha with them), so that two jobs
+// that would train the same SAE get the same canonical text. A grid entry
+// that sets a value none of its variants uses is an error, and so are a
+// variant listed twice and two jobs with the same text or the same name.
 //
 // Before anything trains, jobs_check tests every job against the data it will
 // see (the width d and the T x H x W token grid of the feature file's layer,
@@ -33,21 +44,24 @@
 //
 // Cost model (rough, documented): an epoch is the same tokens for every job,
 // and the encoder GEMM (m = expansion * d columns) dominates, so
-// cost = expansion * (1.25 with a contrastive term) * (1.15 with +M).
+// cost = expansion * (the row's cost_nce with a contrastive term: 1.25)
+// * (the row's cost: 1.15 with +M, else 1).
 #ifndef STSAE_JOBS_H
 #define STSAE_JOBS_H
 
 #include <stdint.h>
 
 #include "stsae/deck/deck.h"
+#include "stsae/sae/variants.h"
 
-typedef enum { BATCH_TOKENS, BATCH_CLIPS, BATCH_PAIRS } JobBatch;
+typedef SaeBatchKind JobBatch; // BATCH_TOKENS, BATCH_CLIPS, BATCH_PAIRS
 
 typedef struct {
     int index;           // position in the expanded list
     int entry;           // train.grid[entry] made it
     char name[160];      // e.g. "temporal_lambda0.1_tau0.1_seed0" (the entry's name as prefix if given)
-    const char *variant; // one of the variant names of SPEC §1
+    const char *variant; // one of the variant names of SPEC §1 (rules->name)
+    const SaeVariant *rules; // its row of the variant table
     double lambda_t, lambda_s, lambda_r, tau, high_frac, T_s, alpha, beta;
     int k, k_aux, expansion;
     double lr;           // 0: the default of SPEC §1, see job_lr

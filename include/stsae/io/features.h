@@ -1,6 +1,9 @@
-// features.h — the feature file of SPEC §3, read side (training and
-// evaluation), and the float16 type both sides share.
+// features.h — the feature file of SPEC §3: its one owner. The reader
+// (training, evaluation, check: src/io/features.c), the parallel writer
+// (`stsae extract`: src/io/features_write.c), the format_version both check,
+// and the float16 type both share.
 //
+// Reading.
 // In:  the path of a feature file written by `stsae extract` (or by anyone
 //      following SPEC §3: h5py with float16 does), and a layer.
 // Out: the layout (clips, T, H, W, N, d), the per-clip labels, split, done
@@ -15,6 +18,10 @@
 // every rank can fail together.
 //
 // What features_open accepts, and why:
+// - root attribute format_version: FEATURES_FORMAT_VERSION (1), or absent
+//   (files written before it existed are version 1); another number is
+//   refused, "FILE: format_version N, this stsae reads 1": a newer layout is
+//   not read as if it were this one.
 // - /features/layer_LL must be IEEE binary16 (sign bit 15, 5 exponent bits,
 //   bias 15, 10 mantissa bits; either byte order), rank 4 [clips, T, N, d].
 //   Anything else (bfloat16, float32, integers) is refused naming the type
@@ -42,6 +49,17 @@
 #include <hdf5.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "stsae/comm/comm.h"  // Comm, COMM_MSG_MAX (the writer)
+#include "stsae/io/inputs.h"  // ClipList (the writer)
+
+// The layout version this stsae writes and reads: root attribute format_version.
+#define FEATURES_FORMAT_VERSION 1
+
+// 0 when f's root attribute format_version is FEATURES_FORMAT_VERSION or
+// absent (version 1), else -1 with "FILE: format_version N, this stsae reads
+// 1" in err (or what is wrong with the attribute: not one integer).
+int features_check_version(hid_t f, const char *path, char *err, size_t cap);
 
 // The most values (T x N x d) one clip of a feature file may hold.
 #define FEATURES_MAX_CLIP_VALUES 2147483647
@@ -81,5 +99,74 @@ int features_clips(const FeatureFile *f, int which, int32_t **out);
 // file's layout). Dies naming the file, layer and clip (index and id) if the
 // read fails or a value is NaN or Inf.
 void features_read_clip(const FeatureFile *f, int clip, uint16_t *out);
+
+// --- writing: `stsae extract` on every rank of a Comm ------------------------------
+//
+// The file is created (or reopened: a run that was stopped or killed) by all
+// ranks of c together over MPI-IO (comm_h5_fapl), written round by round,
+// then closed; the caller renames it into place with features_write_commit
+// when every clip is done or failed. Every function here is collective over
+// c and, except reopen and check, returns the ranks' agreed verdict: 1, or 0
+// on every rank with w->err the first failing rank's message ("FILE: WHAT:
+// REASON", e.g. a full disk's "No space left on device"). Each collective
+// HDF5 call is checked and agreed on (comm_agree_msg) before the next, so a
+// failure one rank sees stops every rank and none waits in a collective call
+// the others left. A round's features are flushed to disk before their /done
+// marks are written: /done never claims features that are not there.
+
+// What the root attributes record and a reopened file must match.
+typedef struct {
+    const char *backbone, *digest, *pos_interp; // attributes backbone, weights_digest, pos_interp
+    int final_norm, T_in, image_size;
+    const int *layers; // extract.layers (kept by the caller while the writer lives)
+    int n_layers;
+    int T, H, W, N, d; // the backbone's output per clip
+} FeaturesSetup;
+
+typedef struct {
+    Comm *comm;
+    char path[4200]; // the file written (OUT.partial), for the messages
+    const int *layers;
+    int n_layers, n_open;
+    int T, N, d;
+    hid_t file, dxpl;
+    hid_t *feat; // one per layer
+    hid_t done, failed;
+    char err[COMM_MSG_MAX]; // the agreed message of the failure that stopped the run
+} FeatureWriter;
+
+// Creates path (truncating it): every dataset, /done and /failed all zero,
+// the labels, split, ids and label names of l, the embeddings imported from
+// text_embeddings (/text_embeddings [labels, e]) and clip_embeddings
+// (/clip_embeddings [clips, e]) where not NULL, every root attribute
+// (format_version included), then flushes it. On failure (0) the file holds
+// no clip yet: it is closed and removed.
+int features_write_create(FeatureWriter *w, Comm *c, const char *path, const FeaturesSetup *su, const ClipList *l,
+                          const char *text_embeddings, const char *clip_embeddings);
+// Reopens path for writing and checks it was made by this setup for n_clips
+// clips (format_version, backbone, digest, layers, T, N, d, T_in, image_size,
+// final_norm, clips). 0, or -1 with err naming what differs ("...; delete it
+// or change extract.out"): the caller agrees (comm_agree), as on any check.
+int features_write_reopen(FeatureWriter *w, Comm *c, const char *path, const FeaturesSetup *su, int n_clips, char *err,
+                          size_t cap);
+// The same checks on a finished file, opened read-only and closed again.
+int features_write_check(Comm *c, const char *path, const FeaturesSetup *su, int n_clips, char *err, size_t cap);
+// After create or reopen: opens the datasets and reads /done (n clips) into done.
+int features_write_begin(FeatureWriter *w, uint8_t *done);
+// One round: this rank's features of ok_clips[0..n_ok) (increasing file
+// order; half[layer]: [n_ok, T, N, d] float16 bits), flushed to disk, then
+// ok_clips marked in /done and bad_clips[0..n_bad) in /failed. Every rank
+// calls it, with n_ok = n_bad = 0 when it has nothing.
+int features_write_round(FeatureWriter *w, const int *ok_clips, int n_ok, uint16_t *const *half,
+                         const int *bad_clips, int n_bad);
+// The last marks flushed, /done and /failed read back (n clips each), and the
+// file closed. On failure the file is closed too.
+int features_write_end(FeatureWriter *w, uint8_t *done, uint8_t *failed);
+// Closes the file after a failure (w->err is kept; every rank still waits
+// for the others).
+void features_write_abandon(FeatureWriter *w);
+// Rank 0 renames the closed partial file to path and syncs its directory;
+// 1, or 0 (agreed) with the message in err (cap bytes).
+int features_write_commit(Comm *c, const char *partial, const char *path, char *err, size_t cap);
 
 #endif

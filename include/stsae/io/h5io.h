@@ -22,6 +22,19 @@
 //
 // The h5_create_tmp / h5_write_* / h5_set_attr_* / h5_commit forms die with
 // the same messages: the single-process check-* tools use them.
+//
+// Reading what a file claims. Readers meet files that lie (fuzz/): every
+// number that becomes an integer is checked to be a whole number in range
+// first (h5_attr_int: a NaN or 1e300 cast to int is undefined behaviour), a
+// string attribute must hold one string, and a dataset is allocated only once
+// its dims have been checked for overflow and the file stores the bytes they
+// claim (a few KB of file must not make a reader allocate gigabytes).
+//
+// Format versions. Every file stsae writes and reads back carries a root
+// attribute format_version (an integer), written by h5w_format_version and
+// checked by h5_check_format_version; the module that owns the format
+// (model.h: model.h5, ckpt.h5; eval.h: eval.h5; report.h: results.h5) names
+// the version. A file without it is from before versions: version 1.
 #ifndef STSAE_H5IO_H
 #define STSAE_H5IO_H
 
@@ -53,12 +66,26 @@ hid_t h5_open_read(const char *path); // dies naming path if it is not a readabl
 // Attributes of the root group. *_opt return `def` when the attribute is absent.
 double h5_attr_f64(hid_t f, const char *path, const char *name);
 double h5_attr_f64_opt(hid_t f, const char *path, const char *name, double def);
+// One number (integer or float type) that is a whole number in [lo, hi]; dies
+// otherwise ("FILE: root attribute k = 0 must be a whole number in [1, 16]").
+long long h5_attr_int(hid_t f, const char *path, const char *name, long long lo, long long hi);
+long long h5_attr_int_opt(hid_t f, const char *path, const char *name, long long lo, long long hi, long long def);
+// One string (dies for an array of them, or an empty one), cut to cap - 1 bytes.
 void h5_attr_str(hid_t f, const char *path, const char *name, char *out, size_t cap);
 // An integer (scalar or 1-D) attribute of 1..cap values into out; returns the count.
 int h5_attr_ints(hid_t f, const char *path, const char *name, int *out, int cap);
 
-// Reads a whole dataset as float32 (or uint8), checking it has `rank`
-// dimensions; dims receives them. Returns a malloc'ed buffer.
+// Dies unless the root attribute format_version is `reads` (absent: 1):
+// "FILE: format_version 2; this stsae reads 1".
+void h5_check_format_version(hid_t f, const char *path, int reads);
+
+// The dims of dataset dset, which must exist with `rank` dimensions (dies
+// naming it otherwise); nothing is read (check a shape before reading).
+void h5_dims(hid_t f, const char *path, const char *dset, int rank, hsize_t *dims);
+// Reads a whole dataset as float32 (or uint8, int64), checking it has `rank`
+// dimensions, that their product does not overflow and that the file stores
+// the bytes they claim (dies otherwise); dims receives them. Returns a
+// malloc'ed buffer.
 float *h5_read_f32(hid_t f, const char *path, const char *dset, int rank, hsize_t *dims);
 uint8_t *h5_read_u8(hid_t f, const char *path, const char *dset, int rank, hsize_t *dims);
 int64_t *h5_read_i64(hid_t f, const char *path, const char *dset, int rank, hsize_t *dims);
@@ -91,6 +118,8 @@ int h5w_strings(H5W *w, const char *dset, char *const *s, size_t n);
 int h5w_attr_f64(H5W *w, const char *name, double v);
 int h5w_attr_str(H5W *w, const char *name, const char *v);
 int h5w_attr_ints(H5W *w, const char *name, const int *v, int n);
+// The root attribute format_version (a scalar int32) = version.
+int h5w_format_version(H5W *w, int version);
 // h5w_create's file: closed, synced, renamed to path, directory synced. 0, or
 // -1 with the first failure in err (cap bytes) and the temporary removed.
 int h5w_commit(H5W *w, char *err, size_t cap);

@@ -1,20 +1,28 @@
 // model.h — a trained SAE and a training checkpoint on disk (HDF5, one file
 // each, written under a temporary name, synced and renamed, every return
 // checked: a kill or a full disk never leaves a half-written file under the
-// final name, and a model.h5 that exists is a finished job).
+// final name, and a model.h5 that exists is a finished job). model.c is the
+// one module that writes, reads and validates both formats, and holds the
+// one list of the SAE configuration's attribute names (check-step reads a
+// CASE.h5's configuration through it).
 //
 // model.h5 (the product of a job; eval reads it): params/W_enc [m,d],
 // params/b_enc [m], params/W_dec [d,m] (SPEC's orientation), params/b_dec [d],
-// and root attributes: every SaeConfig value (variant, d, m, k, k_aux, alpha,
-// beta, m_high, lambda_t, lambda_s, lambda_r, tau, T_s), the input scale s,
-// BatchTopK's theta, and the job's name, hash, seed, layer, steps, tokens,
-// training tokens/s and the last step's losses (loss_total, loss_rec, ...),
-// l0 and dead_frac.
+// and root attributes: format_version (MODEL_FORMAT_VERSION), every SaeConfig
+// value (variant, d, m, k, k_aux, alpha, beta, m_high, lambda_t, lambda_s,
+// lambda_r, tau, T_s), the input scale s, BatchTopK's theta, and the job's
+// name, hash, seed, layer, steps, tokens, training tokens/s and the last
+// step's losses (loss_total, loss_rec, ...), l0 and dead_frac.
 //
-// ckpt.h5 (resume): the flat parameter buffer and both Adam moments (sae_carve
-// layout), the dead-latent clocks, and the step, tokens, theta, scale and job
-// hash; enough that a resumed run continues bit for bit (train_data.h makes the data
-// a function of the step).
+// ckpt.h5 (resume): format_version (CKPT_FORMAT_VERSION), the flat parameter
+// buffer and both Adam moments (sae_carve layout), the dead-latent clocks, and
+// the step, tokens, theta, scale and job hash; enough that a resumed run
+// continues bit for bit (train_data.h makes the data a function of the step).
+//
+// Readers check format_version (absent: 1, a file from before versions; any
+// other number is refused, h5io.h), every integer attribute whole and in
+// range, and every tensor's shape before anything is sized from it; they die
+// naming the file and the reason.
 #ifndef STSAE_MODEL_H
 #define STSAE_MODEL_H
 
@@ -22,6 +30,10 @@
 #include <stdint.h>
 
 #include "stsae/sae/sae.h"
+
+// The format versions this stsae writes and reads.
+#define MODEL_FORMAT_VERSION 1
+#define CKPT_FORMAT_VERSION 1
 
 typedef struct {
     char name[160];
@@ -38,10 +50,27 @@ typedef struct {
 } ModelInfo;
 
 // The four tensors of a flat buffer under prefix/ (W_dec written as [d, m]),
-// and back; the read checks the shapes against cfg and that every value is
+// and back into a flat buffer (malloc'ed, allocated once the tensors are
+// read); the read checks the shapes against cfg and that every value is
 // finite. Both die naming the file, the dataset and the reason (check-step).
 void model_write_tensors(hid_t f, const char *prefix, const SaeConfig *cfg, const float *flat);
-void model_read_tensors(hid_t f, const char *path, const char *prefix, const SaeConfig *cfg, float *flat);
+float *model_read_tensors(hid_t f, const char *path, const char *prefix, const SaeConfig *cfg);
+
+// Where a file keeps the SAE's configuration (root attributes, the names of
+// SPEC §5: variant, k, k_aux, alpha, beta, lambda_t, lambda_s, lambda_r, tau,
+// T_s):
+//   SAE_ATTRS_MODEL  model.h5: all of them, m_high as a count; all required.
+//   SAE_ATTRS_CASE   check-step's CASE.h5 (SPEC §5): high_frac (a share of m,
+//                    applied for BatchTopK only) instead of m_high; k_aux read
+//                    only where the variant has AuxK; T_s optional.
+typedef enum { SAE_ATTRS_MODEL, SAE_ATTRS_CASE } SaeAttrForm;
+// Fills cfg from the variant attribute and the others of `form`, for an SAE of
+// width d and m latents (the caller's: model.h5's attributes, CASE.h5's
+// tensor shapes). Dies naming the file for an unknown variant, a missing
+// attribute, an integer not whole or out of range (1 <= k <= m, 0 <= m_high
+// <= m, k_aux >= 0), a float not finite, tau or T_s not > 0, high_frac
+// outside (0, 1].
+void model_read_config(hid_t f, const char *path, SaeAttrForm form, int d, int m, SaeConfig *cfg);
 
 // Writes path (via path.tmp, renamed once synced: h5io.h). 0, or -1 with
 // "FILE: what: reason" in err (cap bytes) and no file left behind; the caller

@@ -21,6 +21,8 @@
 // when closed, bit-exact for the same frames (single-threaded encoder,
 // FFmpeg's bitexact flags: no version strings, no dates).
 //
+// Both report errors as "PATH: WHAT" through src/io/video_common.h.
+//
 // Thread-safe: different clips may be read or written from different threads.
 #ifndef STSAE_VIDEO_H
 #define STSAE_VIDEO_H

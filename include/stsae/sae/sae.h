@@ -47,9 +47,15 @@ typedef struct {
 
 // Fills cfg from a variant name of SPEC §1 ("standard", "temporal", "separate",
 // "raster", "standard+M", "temporal+M", "separate+M", "sparsemax", "entmax15",
-// "frozen") and the defaults of SPEC §1. Returns 0, or -1 for an unknown name.
+// "frozen": its row of the table in variants.h) and the defaults of SPEC §1.
+// Returns 0, or -1 for an unknown name. An optional InfoNCE term (sparsemax,
+// entmax15) starts off: set the weights, then call sae_config_resolve.
 int sae_config_init(SaeConfig *cfg, const char *variant, int d, int m);
-// The canonical name of cfg's variant (inverse of sae_config_init).
+// Once cfg's weights are set: the InfoNCE term of its variant at
+// cfg->lambda_t (sparsemax and entmax15 train with L_temp when lambda_t > 0).
+void sae_config_resolve(SaeConfig *cfg);
+// The canonical name of cfg's variant (inverse of sae_config_init, also after
+// sae_config_resolve); NULL for a configuration no variant describes.
 const char *sae_variant_name(const SaeConfig *cfg);
 
 // Named tensors carved out of one flat buffer, in this order.
@@ -98,6 +104,12 @@ typedef struct {
     void (*return_grad)(void *ctx, const float *all_buf, float *mine, int64_t n_mine);
     void *ctx;
 } SaeReduce;
+
+// buf summed over the ranks in place, or left as it is for one process (red
+// NULL). The step (sae.c) and its CUDA twin (cuda/sae/sae.cu) both use this one.
+static inline void sae_sum_f64(const SaeReduce *red, double *buf, int n) {
+    if (red) red->sum_f64(red->ctx, buf, n);
+}
 
 typedef struct {
     double rec, aux, high, temp, spat, rast, total;

@@ -8,7 +8,8 @@
 //      existing one is kept, so a stopped evaluation resumes): root attributes
 //      named like the columns of results.csv (SPEC §6) plus the post-hoc
 //      smoothing columns, and per-latent datasets rho, ms, top_clips [m, 8],
-//      mean_clip_value, probe_weight_norm.
+//      mean_clip_value, probe_weight_norm; and format_version
+//      (EVAL_FORMAT_VERSION), which report checks (h5io.h).
 //
 // The work items (raw, then the jobs in grid order) are dealt round-robin to
 // the ranks; each rank streams the clips of its items one at a time (codes,
@@ -17,6 +18,9 @@
 // failed write: every rank prints it, naming the file and the reason).
 #ifndef STSAE_EVAL_H
 #define STSAE_EVAL_H
+
+// The format version of eval.h5 that this stsae writes and reads (report.c).
+#define EVAL_FORMAT_VERSION 1
 
 int eval_main(int argc, char **argv);
 

@@ -30,9 +30,9 @@
 #ifndef STSAE_TRAIN_DATA_H
 #define STSAE_TRAIN_DATA_H
 
-#include <mpi.h>
 #include <stdint.h>
 
+#include "stsae/comm/comm.h"
 #include "stsae/deck/jobs.h" // JobBatch
 #include "stsae/io/features.h"
 #include "stsae/sae/sae.h" // SaeBatch
@@ -68,7 +68,7 @@ double data_read_seconds(const DataLoader *dl);
 // initial value, d floats), from about `sample_tokens` tokens of `n_clips`
 // evenly spaced training clips. The ranks of comm share the reading; the sums
 // are taken in clip order, so every rank count gives the same bits.
-float data_input_scale(const FeatureFile *f, const int32_t *train, int n_train, int64_t sample_tokens, MPI_Comm comm,
+float data_input_scale(const FeatureFile *f, const int32_t *train, int n_train, int64_t sample_tokens, Comm *comm,
                        float *mean_scaled);
 
 #endif
