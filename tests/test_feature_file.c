@@ -25,17 +25,9 @@
 #include "stsae/io/h5io.h"
 #include "stsae/io/inputs.h"
 
-static int passed, failed;
-static char dir[512];
+#include "expect.h"
 
-static void expect(int ok, const char *what) {
-    if (ok) {
-        passed++;
-    } else {
-        failed++;
-        printf("FAIL %s\n", what);
-    }
-}
+static char dir[512];
 
 enum { F16LE, F16BE, BF16, F32, I16 };
 

@@ -22,23 +22,9 @@
 
 #include "stsae/io/inputs.h"
 
-static int passed, failed;
+#include "expect.h"
+
 static char dir[512];
-
-static void expect(int ok, const char *what) {
-    if (ok) {
-        passed++;
-    } else {
-        failed++;
-        printf("FAIL %s\n", what);
-    }
-}
-
-static void expect_str(const char *got, const char *want, const char *what) {
-    int ok = got && !strcmp(got, want);
-    expect(ok, what);
-    if (!ok) printf("     got  '%s'\n     want '%s'\n", got ? got : "(null)", want);
-}
 
 static const char *write_file(const char *name, const char *text) {
     static char path[8][1024];

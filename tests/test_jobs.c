@@ -40,23 +40,9 @@
 #include "stsae/sae/sae.h"
 #include "stsae/sae/variants.h"
 
-static int passed, failed;
+#include "expect.h"
+
 static char dir[256];
-
-static void expect(int ok, const char *what) {
-    if (ok) {
-        passed++;
-    } else {
-        failed++;
-        printf("FAIL %s\n", what);
-    }
-}
-
-static void expect_str(const char *got, const char *want, const char *what) {
-    int ok = got && !strcmp(got, want);
-    expect(ok, what);
-    if (!ok) printf("     got  '%s'\n     want '%s'\n", got ? got : "(null)", want);
-}
 
 // Writes `text` to DIR/name; the path goes to `path`.
 static const char *write_deck(const char *name, const char *text, char *path, size_t cap) {

@@ -22,17 +22,9 @@
 
 #include "stsae/io/video.h"
 
-static int passed, failed;
-static char dir[512];
+#include "expect.h"
 
-static void expect(int ok, const char *what) {
-    if (ok) {
-        passed++;
-    } else {
-        failed++;
-        printf("FAIL %s\n", what);
-    }
-}
+static char dir[512];
 
 enum { W = 48, H = 32 };
 static int grey(int k) { return 10 + 6 * k; } // distinct, 6 apart, for k < 40
