@@ -4,22 +4,25 @@
 //
 // In:  the flat parameters and Adam moments in device memory (the sae_carve
 //      layout of the CPU, so sae_carve on a device pointer gives the device
-//      tensors), a batch of scaled tokens x [n, d] in device memory.
+//      tensors), a batch of scaled tokens x [n, d] and the dead-latent mask
+//      in device memory.
 // Out: the same SaeLosses as sae_step (host struct) and the raw gradients in
 //      a device flat buffer of the same layout; optim_step_cuda updates the
-//      device parameters and moments in place.
+//      device parameters and moments in place; the dead-latent clocks
+//      (sae_cuda_dead_mask, sae_cuda_fire) stay on the device.
 //
-// Variants: `standard` TopK and `frozen` (TopK, no decoder gradient). AuxK is
-// not implemented: sae_step_cuda dies if dead latents are given with
-// k_aux > 0 (the CPU step's AuxK would be active). BatchTopK (+M), sparsemax,
-// entmax-1.5 and the InfoNCE variants die as not implemented.
+// Variants (SaeVariant.cuda in variants.h): `standard` and `frozen` (TopK),
+// `standard+M` (BatchTopK and L_high), `sparsemax` and `entmax15` on token
+// batches (their InfoNCE term off, lambda_t = 0), each with AuxK where its
+// row has it. The InfoNCE variants (temporal, separate, raster and their +M,
+// sparsemax / entmax15 with lambda_t > 0) die as not implemented.
 //
 // Determinism: no floating-point atomics. The kept latents of each token are
 // sorted by latent index, the latent-major gradient pass walks each latent's
 // entries in token order (a stable radix sort), and every sum is a fixed
 // reduction tree, so a step gives the same bits run after run on one GPU.
-// Ties at the k-th value of a TopK row (measure zero on real data) are
-// broken in no fixed order.
+// A tie at the k-th value of a TopK row keeps the lowest latent indices;
+// BatchTopK keeps every value equal to its threshold, as the CPU does.
 #ifndef STSAE_SAE_CUDA_H
 #define STSAE_SAE_CUDA_H
 
@@ -39,6 +42,10 @@ float *dev_alloc_floats(size_t n);
 void dev_free(void *p);
 void dev_upload(float *dev, const float *host, size_t n);
 void dev_download(float *host, const float *dev, size_t n);
+// The same for any type: bytes, zeroed; copies of bytes.
+void *dev_alloc(size_t bytes);
+void dev_upload_bytes(void *dev, const void *host, size_t bytes);
+void dev_download_bytes(void *host, const void *dev, size_t bytes);
 
 // The four flat buffers of training, each sae_num_params(cfg) floats on the
 // device: parameters, gradients, Adam's first and second moments.
@@ -51,18 +58,38 @@ void sae_device_state_create(SaeDeviceState *s, const SaeConfig *cfg); // all ze
 void sae_device_state_free(SaeDeviceState *s);
 
 typedef struct SaeCudaWork SaeCudaWork;
-// Scratch (device and pinned host) for batches of up to max_tok tokens, and
-// the cuBLAS handle. Encoder GEMMs run on chunks of at most 4096 tokens.
+// Scratch (device and host) for batches of up to max_tok tokens of cfg's
+// variant, and the cuBLAS handle. Encoder GEMMs run on chunks of at most 4096
+// tokens; BatchTopK holds the batch's pre-activations, max_tok * m floats.
+// Dies for a variant the CUDA step does not implement, k or k_aux above 512.
 SaeCudaWork *sae_cuda_work_create(const SaeConfig *cfg, int max_tok, SaeGemmMath math);
 void sae_cuda_work_free(SaeCudaWork *w);
 
 // sae_step with device pointers: p and grad carved from device flat buffers,
-// x [n_tok, d] on the device; dead is a host array (or NULL) as for sae_step;
-// red's hooks get host buffers (the step copies its few global sums to the
-// host and back). Synchronous: returns with grad complete.
+// x [n_tok, d] on the device; dead: a device uint8 [m] (1 = dead; NULL or
+// k_aux == 0: no AuxK) as sae_cuda_dead_mask makes it; red's hooks get host
+// buffers (the step copies its few global sums and BatchTopK's histograms to
+// the host and back). Synchronous: returns with grad complete.
 void sae_step_cuda(const SaeConfig *cfg, const SaeTensors *p, SaeTensors *grad, const float *x,
                    const SaeBatch *b, const uint8_t *dead, const SaeReduce *red, SaeCudaWork *w,
                    SaeLosses *out);
+
+// The codes of the last sae_step_cuda on the host (sae_last_codes' twin):
+// out made by codes_alloc (grown here as needed); each token's entries in
+// latent order.
+void sae_cuda_last_codes(SaeCudaWork *w, SparseCodes *out);
+
+// The dead-latent clocks on the device (the training loop's, SPEC §1 AuxK):
+// last_fired [m] int64, the global token count when each latent was last
+// kept. sae_cuda_dead_mask writes dead [m] (uint8, 1 where tokens -
+// last_fired[j] >= dead_tokens) and returns how many are dead;
+// sae_cuda_fire, after a step, sets last_fired[j] = tokens (the count after
+// the step) for every latent the step kept for any token of the global batch
+// (per-latent counts from the step's latent-major index, summed over the
+// ranks through red->sum_i64 on the host when red is given).
+int sae_cuda_dead_mask(SaeCudaWork *w, const int64_t *last_fired, int64_t tokens, int64_t dead_tokens,
+                       uint8_t *dead);
+void sae_cuda_fire(SaeCudaWork *w, const SaeReduce *red, int64_t tokens, int64_t *last_fired);
 
 // optim_step on device flat buffers (decoder projection, Adam, renormalization).
 void optim_step_cuda(const SaeConfig *cfg, const AdamConfig *a, int64_t t, float *params, float *grads,
