@@ -26,7 +26,7 @@ packages=(
   libopenmpi-dev openmpi-bin libhdf5-openmpi-dev
   libyaml-dev libcjson-dev libopenblas-openmp-dev liblapacke-dev liblbfgs-dev
   libavformat-dev libavcodec-dev libswscale-dev libavutil-dev
-  python3 python3-torch python3-h5py python3-numpy python3-pil python3-sklearn python3-matplotlib
+  python3 python3-venv python3-torch python3-h5py python3-numpy python3-pil python3-sklearn python3-matplotlib
   slurm-wlm munge   # tests/test_slurm.py runs jobscripts/ on a private single-node Slurm
   clang libclang-rt-14-dev libomp-dev   # fuzz/: clang's libFuzzer and sanitizer runtimes, its OpenMP
   libtbb-dev   # the CUDA emulation (HIP-CPU runs kernels on TBB threads): ctest label cuda-emu

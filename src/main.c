@@ -18,13 +18,15 @@
 #include "stsae/stages/synth.h" // synth_main
 #include "stsae/stages/train.h" // train_main
 #include "stsae/tools/check.h" // check_step_main, check_deck_main
+#include "stsae/tools/export.h" // export_main
 
 static void usage(FILE *out) {
     fprintf(out,
             "stsae %s — spatio-temporal sparse autoencoders on video features\n"
             "usage: stsae COMMAND ARGS\n"
             "  check DECK [key=value ...]  validate a deck; print it as resolved and its job list\n"
-            "  check-step CASE.h5 OUT.h5   one training step on a saved batch: losses and gradients\n"
+            "  check-step [--device cpu|cuda] CASE.h5 OUT.h5\n"
+            "                              one training step on a saved batch: losses and gradients\n"
             "  check-probe IN.h5 OUT.h5    linear probe, ablations and ridge retrieval on saved features\n"
             "  check-backbone MODEL IN.h5 OUT.h5\n"
             "                              one backbone forward on saved pixels: the requested layers\n"
@@ -39,6 +41,8 @@ static void usage(FILE *out) {
             "  stop [--path] DECK [key=value ...]\n"
             "                              ask the running extract or train of the deck to checkpoint and exit 3\n"
             "                              (writes RUN_DIR/STOP; --path: print its path only)\n"
+            "  export JOB_DIR|MODEL.h5 --format saelens|sparsify OUT_DIR\n"
+            "                              the trained SAE in SAELens's or sparsify's format (scale folded in)\n"
             "  version                     print the version and the GPU backend\n",
             STSAE_VERSION);
 }
@@ -59,6 +63,7 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "check-backbone")) return check_backbone_main(argc - 2, argv + 2);
     if (!strcmp(cmd, "check-video")) return check_video_main(argc - 2, argv + 2);
     if (!strcmp(cmd, "stop")) return stop_main(argc - 2, argv + 2);
+    if (!strcmp(cmd, "export")) return export_main(argc - 2, argv + 2);
     // the stages are MPI programs (any number of ranks; MPI is started once,
     // so that `run` can call one stage after the other)
     static const struct {

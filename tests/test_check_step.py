@@ -6,6 +6,11 @@ with the float64 PyTorch reference in tests/ref/sae_ref.py.
 
   /usr/bin/python3 tests/test_check_step.py --stsae build/stsae
         [--variants standard,temporal] [--cases 8] [--seed 0] [--workdir DIR]
+  /usr/bin/python3 tests/test_check_step.py --stsae build/stsae --device cuda
+        # the CUDA step (`check-step --device cuda`): the variants it covers
+        (CUDA_VARIANTS; sparsemax/entmax15 clip cases with lambda_t > 0 are
+        skipped, their InfoNCE term has no CUDA twin); exit 77 when the binary
+        says "no CUDA device" (exit 77)
   /usr/bin/python3 tests/test_check_step.py --emit DIR     # cases + REF.h5, no binary
   /usr/bin/python3 tests/test_check_step.py --f32-ref      # float32 reference as the
         "binary": checks that the tolerances and tie margins suit float32 code
@@ -53,6 +58,12 @@ OPTIM_BUDGET = 0.5
 MAX_TRIES = 400
 
 CLIP_VARIANTS = ("temporal", "separate", "temporal+M", "separate+M")
+# the variants `check-step --device cuda` covers (the `cuda` column of src/sae/variants.c)
+CUDA_VARIANTS = ("standard", "standard+M", "sparsemax", "entmax15", "frozen")
+
+
+class NoDevice(Exception):
+    """`check-step --device cuda` exited 77: no CUDA device (or no CUDA build)."""
 
 
 # ---------------------------------------------------------------------------
@@ -266,10 +277,11 @@ def compare(out, ref, cfg):
 # Driver
 # ---------------------------------------------------------------------------
 
-def run_binary(stsae, case_path, out_path, timeout):
-    """Run `stsae check-step CASE OUT`; returns (exit status, its messages)."""
+def run_binary(stsae, case_path, out_path, timeout, device="cpu"):
+    """Run `stsae check-step [--device D] CASE OUT`; returns (exit status, its messages)."""
+    dev = ["--device", device] if device != "cpu" else []
     try:
-        proc = subprocess.run([stsae, "check-step", case_path, out_path],
+        proc = subprocess.run([stsae, "check-step", *dev, case_path, out_path],
                               capture_output=True, text=True, timeout=timeout)
         return proc.returncode, (proc.stderr or proc.stdout or "").strip()
     except subprocess.TimeoutExpired:
@@ -307,6 +319,8 @@ def run_case(variant, index, args, workdir, stsae):
         cfg, params, x, dead, tries = tie_free_case(variant, index, args.seed)
     except RuntimeError as e:
         return False, [f"{label}: FAIL (generator) {e}"]
+    if args.device == "cuda" and np.ndim(x) == 4 and cfg["lambda_t"] > 0:
+        return None, [f"{label}: skip (InfoNCE term on: no CUDA twin)"]
     cdir = os.path.join(workdir, case_dir_name(variant, index))
     os.makedirs(cdir, exist_ok=True)
     case_path = os.path.join(cdir, "CASE.h5")
@@ -334,7 +348,9 @@ def run_case(variant, index, args, workdir, stsae):
         R.write_out(out_path, R.reference_outputs(*R.load_case(case_path, torch.float32)))
         rc, err_text = 0, ""
     else:
-        rc, err_text = run_binary(stsae, case_path, out_path, args.timeout)
+        rc, err_text = run_binary(stsae, case_path, out_path, args.timeout, args.device)
+        if rc == 77:
+            raise NoDevice(err_text)
     if rc != 0 or not os.path.exists(out_path):
         tail = " | ".join(err_text.splitlines()[-3:]) or "no OUT.h5"
         return False, [f"{label}: FAIL (binary exit {rc}: {tail}) {info}"]
@@ -529,7 +545,8 @@ def self_test(args):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--stsae", help="path to the stsae binary")
-    ap.add_argument("--variants", default=",".join(R.VARIANTS))
+    ap.add_argument("--variants", default=None,
+                    help="default: every variant (with --device cuda: CUDA_VARIANTS)")
     ap.add_argument("--cases", type=int, default=8,
                     help="cases per variant (default 8: 4 with a short optimizer run)")
     ap.add_argument("--seed", type=int, default=0)
@@ -541,6 +558,8 @@ def main(argv=None):
                     help="compare the reference run in float32 instead of a binary")
     ap.add_argument("--self-test", action="store_true",
                     help="check the reference itself (gradcheck, loops, Adam); no binary")
+    ap.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                    help="run `check-step --device D` (cuda: the covered variants only)")
     ap.add_argument("--timeout", type=float, default=300.0, help="seconds per binary run")
     args = ap.parse_args(argv)
     if args.self_test:
@@ -549,23 +568,34 @@ def main(argv=None):
         return 1 if failures else 0
     if not (args.emit or args.stsae or args.f32_ref):
         ap.error("give --stsae PATH (or --emit DIR, --f32-ref, --self-test)")
+    if args.variants is None:
+        args.variants = ",".join(CUDA_VARIANTS if args.device == "cuda" else R.VARIANTS)
     variants = [v for v in args.variants.split(",") if v]
     for v in variants:
         if v not in R.VARIANTS:
             ap.error(f"unknown variant {v!r}; known: {', '.join(R.VARIANTS)}")
+        if args.device == "cuda" and v not in CUDA_VARIANTS:
+            ap.error(f"variant {v!r} has no CUDA step yet; covered: {', '.join(CUDA_VARIANTS)}")
     workdir = args.emit or args.workdir or os.path.join(
         os.path.dirname(os.path.abspath(__file__)), "ref", "cases")
     os.makedirs(workdir, exist_ok=True)
     stsae = os.path.abspath(args.stsae) if args.stsae else None
 
-    passed = failed = 0
+    passed = failed = skipped = 0
     for variant in variants:
         for index in range(args.cases):
-            ok, lines = run_case(variant, index, args, workdir, stsae)
+            try:
+                ok, lines = run_case(variant, index, args, workdir, stsae)
+            except NoDevice as e:
+                print(f"no CUDA device: skipped ({e})", flush=True)
+                return 77
             print("\n".join(lines), flush=True)
+            if ok is None:
+                skipped += 1
+                continue
             passed += ok
             failed += not ok
-    print(f"{passed} passed, {failed} failed", flush=True)
+    print(f"{passed} passed, {failed} failed" + (f", {skipped} skipped" if skipped else ""), flush=True)
     return 1 if failed else 0
 
 

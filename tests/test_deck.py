@@ -20,7 +20,7 @@
     a +M high-level group of 0 or all latents, T = 1 for temporal, W = 1 for
     separate, clips without a raster pair);
 (d) a "billion laughs" deck of YAML aliases fails fast with one FILE:LINE
-    error (under a 1 GiB memory limit: RLIMIT_AS, or ASan's hard_rss_limit_mb
+    error (under a 4 GiB memory limit: RLIMIT_AS, or ASan's hard_rss_limit_mb
     for a sanitizer build), on 1 and (with --mpirun) 3 ranks;
 (e) the jobs checked against an existing feature file (batches larger than
     the training clips, no full batch in the epochs, k > m); a note when no
@@ -358,7 +358,11 @@ def laughs_deck(levels=9, width=9):
 
 def limit_memory():
     import resource
-    resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))  # 1 GiB: a regression fails, it cannot swap the machine
+    # 4 GiB of address space: a regression (width^levels values) fails, it cannot swap
+    # the machine. Not less: a CUDA build maps cuBLAS and cuBLASLt (~1 GiB of address
+    # space) at start-up, and OpenBLAS, left without room for its buffers, retries mmap
+    # forever instead of failing (1 GiB hung `stsae check` there).
+    resource.setrlimit(resource.RLIMIT_AS, (4 << 30, 4 << 30))
 
 
 def built_with_asan(stsae):

@@ -5,6 +5,9 @@ pairwise sum over clips c != c', top-8 clips (stable ties), action purity,
 Jaccard uniqueness over all pairs of live latents, L0, clip values (mean and
 max), and the EMA smoothing by its recurrence. Random sparse codes with
 persistent supports, a dead latent, a constant latent and tied clip values.
+And the reconstruction R² (src/metrics/r2.c), streamed and whole, against
+scikit-learn's r2_score(multioutput="variance_weighted") and a float64 numpy
+formula, on rows with a constant channel and channels scaled 1e-3 .. 1e3.
 """
 import argparse
 import itertools
@@ -14,6 +17,7 @@ import sys
 
 import h5py
 import numpy as np
+from sklearn.metrics import r2_score
 
 
 def make_case(rng, clips, T, N, m, e, use_max):
@@ -72,6 +76,24 @@ def reference(Z, labels, E, a, use_max):
                 l0=(flat != 0).sum(1).mean(), ema_codes=ema, clip_values=V)
 
 
+def make_r2_case(rng, n, d):
+    """Inputs x [n, d] (a constant channel, reconstructed exactly, scales 1e-3 ..
+    1e3, an offset) and a reconstruction xhat with errors of a few percent, both
+    float32."""
+    scale = 10.0 ** rng.uniform(-3, 3, d)
+    x = rng.standard_normal((n, d)) * scale + rng.uniform(-5, 5, d) * scale
+    x[:, 0] = 2.5
+    xhat = x + rng.standard_normal((n, d)) * 0.1 * scale
+    xhat[:, 0] = x[:, 0]  # r2_score leaves a constant channel's errors out; ours counts them
+    return x.astype(np.float32), xhat.astype(np.float32)
+
+
+def r2_reference(x, xhat):
+    x, xhat = x.astype(np.float64), xhat.astype(np.float64)
+    ours = 1 - ((x - xhat) ** 2).sum() / ((x - x.mean(0)) ** 2).sum()
+    return ours, r2_score(x, xhat, multioutput="variance_weighted")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--stsae", required=True)
@@ -90,6 +112,8 @@ def main():
             f["embeddings"] = E
             f.attrs["ema"] = ema
             f.attrs["use_max"] = use_max
+            x, xhat = make_r2_case(rng, clips * T * N + seed, 3 + 2 * seed)
+            f["x"], f["xhat"] = x, xhat
         p = subprocess.run([a.stsae, "check-metrics", inp, out], capture_output=True, text=True)
         if p.returncode:
             print(p.stderr)
@@ -115,6 +139,15 @@ def main():
                 if not ok or k in ("lag1", "ms_mean", "jaccard", "purity_mean"):
                     print(f"{'ok  ' if ok else 'FAIL'} case {seed} {k}: rel err {err:.1e}"
                           + (f" (value {float(np.nanmean(v)):.4f})" if np.ndim(v) == 0 else ""))
+        with h5py.File(out) as f:
+            numpy_r2, sklearn_r2 = r2_reference(x, xhat)
+            for k in ("r2", "r2_rows"):
+                got = float(f[k][()])
+                err = max(abs(got - numpy_r2), abs(got - sklearn_r2))
+                ok = err <= 1e-9
+                fails += not ok
+                print(f"{'ok  ' if ok else 'FAIL'} case {seed} {k}: {got:.12f}, numpy {numpy_r2:.12f}, "
+                      f"sklearn {sklearn_r2:.12f} (abs err {err:.1e})")
     print(f"metrics: {'FAILED' if fails else 'passed'}")
     sys.exit(1 if fails else 0)
 

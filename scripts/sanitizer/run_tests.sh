@@ -23,8 +23,9 @@
 #   are never freed (its components are dlopen'ed and unloaded at
 #   MPI_Finalize, so their frames show as "<unknown module>"):
 #   lsan.supp suppresses leaks whose allocation stack passes through Open
-#   MPI's libraries or MPI_Init/MPI_Finalize (and, for now, the open bugs
-#   of its second section), and
+#   MPI's libraries or MPI_Init/MPI_Finalize, HDF5's accumulator after a
+#   create that failed on a full disk (and, while one is open, the open
+#   bugs of a second section), and
 #   fast_unwind_on_malloc=0 makes those stacks complete (the frame-pointer
 #   unwinder stops at the first library built without frame pointers, which
 #   is what leaves "<unknown module>" alone on the stack).
@@ -33,8 +34,8 @@
 #   cluster's job scripts pass only OMPI_*, OMP_* and PATH to the job, which
 #   drops these options; it is also the slowest test). Everything else runs,
 #   the MPI tests (mpi, train, extract, eval) included.
-# - Open bugs (fuzz/KNOWN_BUGS.md): lsan.supp's second section (S2, S3) is
-#   temporary; no test is left out today (a test that fails here only
+# - Open bugs (fuzz/KNOWN_BUGS.md): none today, so lsan.supp has no
+#   second section and no test is left out (a test that fails here only
 #   because of an open bug would be left out with -E below, and listed there).
 set -euo pipefail
 build=${1:?usage: run_tests.sh BUILD_DIR [ctest arguments]}

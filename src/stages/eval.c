@@ -3,6 +3,13 @@
 // not at all (h5io.h); a write that fails on one rank (a full disk) ends the
 // run on every rank with status 1 and that rank's message (file, dataset or
 // attribute, reason), once every rank's items are through.
+//
+// The deck is read once (stage.h's start-up, with the eval section's defaults
+// where the deck has none) into EvalOptions (options.h). eval_main reads as
+// its steps (start, options, feature file, labels and embeddings, items);
+// eval_job as the parts of one job's evaluation (model, clips encoded, token
+// metrics, clip metrics, probes, ablation, smoothing, retrieval, the job's
+// description, eval.h5), each a function below; one cleanup each.
 #define _POSIX_C_SOURCE 200809L // access
 #include "stsae/stages/eval.h"
 
@@ -14,23 +21,30 @@
 
 #include "stsae/base/common.h"
 #include "stsae/base/paths.h"
+#include "stsae/base/progress.h"
 #include "stsae/comm/comm.h"
-#include "stsae/deck/deck.h"
-#include "stsae/deck/deck_schema.h"
-#include "stsae/deck/jobs.h"
+#include "stsae/deck/options.h"
 #include "stsae/io/features.h"
 #include "stsae/io/h5io.h"
 #include "stsae/io/model.h"
 #include "stsae/metrics/metrics.h"
 #include "stsae/metrics/probe.h"
+#include "stsae/metrics/r2.h"
 #include "stsae/metrics/ridge.h"
 #include "stsae/sae/sae.h"
+#include "stsae/stages/stage.h"
 
-// Everything the items share: the clips, labels, embeddings and options.
+static const StageSpec EVAL_STAGE = {"eval", "train", "(its jobs are evaluated)", "eval"};
+
+// Everything the items share: the options, the clips, labels and embeddings;
+// eval_cleanup frees whatever of it exists.
 typedef struct {
-    const Deck *deck;
-    const char *run_dir;
-    FeatureFile f;
+    Stage st;
+    EvalOptions opt;
+    int have_opt;
+    char *feat_path;  // run_dir/train.features
+    FeatureFile f;    // open when f_open
+    int f_open;
     int32_t *train, *test;
     int n_train, n_test;
     int32_t *y_train, *y_test;
@@ -39,10 +53,6 @@ typedef struct {
     int e;
     float *text;  // [n_class, e_text] label text embeddings, or NULL
     int e_text;
-    int use_max, max_iter, draws, n_ablate, n_smooth;
-    int64_t ablate[16];
-    double smooth[16];
-    double progress_every;
 } Eval;
 
 // One result row: named numbers (NAN: does not apply), then written as
@@ -92,7 +102,7 @@ static void labels_of(const Eval *ev, const int32_t *clips, int n, int32_t *y) {
 // fitted probe is kept there (NULL: freed).
 static double probe_score(const Eval *ev, const float *Xtr, const float *Xte, int p, Probe *keep) {
     Probe pr;
-    probe_fit(Xtr, ev->y_train, ev->n_train, p, ev->n_class, 1.0, ev->max_iter, 1e-6, &pr);
+    probe_fit(Xtr, ev->y_train, ev->n_train, p, ev->n_class, 1.0, ev->opt.probe_max_iter, 1e-6, &pr);
     const double acc = probe_accuracy(&pr, Xte, ev->y_test, ev->n_test);
     if (keep) *keep = pr;
     else probe_free(&pr);
@@ -250,153 +260,202 @@ typedef struct {
     float *Vs[17];   // smoothed codes' clip values: EMA per factor, then union TopK
 } Pooled;
 
-// One job's row (as eval_raw): 0, or -1 with err.
-static int eval_job(const Eval *ev, const Job *job, const char *model_path, const char *path, char *err, size_t cap) {
+// One job's evaluation: the model, what its clips gave, the row being
+// filled and the seconds per part; job_free frees it.
+typedef struct {
+    const Eval *ev;
+    const Job *job;
     SaeConfig cfg;
     ModelInfo info;
-    float *params = model_load(model_path, &cfg, &info);
-    if (cfg.d != ev->f.d) die("%s: d = %d, the features %d", model_path, cfg.d, ev->f.d);
-    if (info.hash != job->hash)
-        die("%s: trained for another version of job %s (hash); retrain or move it away", model_path, job->name);
+    float *params;
     SaeTensors p;
-    sae_carve(params, &cfg, &p);
-    const int T = ev->f.T, N = ev->f.N, d = cfg.d, m = cfg.m, tn = T * N;
-    const float s = info.scale, inv_s = 1.0f / s;
-    const int smooth = str_eq(sae_variant_name(&cfg), "standard"); // §2.9: a standard SAE's codes
-    const int n_sm = smooth ? ev->n_smooth + 1 : 0;
-    SaeWork *w = sae_work_create(&cfg, tn);
+    int T, N, d, m, tn;
+    int n_sm;             // smoothings evaluated (§2.9, a standard SAE's codes): the EMA factors, then union TopK
+    Pooled P[2];          // 0 train, 1 test clips
+    Lag1 l, ls[17];       // lag-1 of the test clips' codes, and of each smoothing
+    R2Sum r2;             // the test tokens' R² (on s x: R² is scale-free)
+    double l0;            // codes' non-zeros over the test tokens
+    float *Xte;           // [n_test, d] the test clips' means (original space)
+    int32_t tl_lat[TIMELINE_LATENTS];
+    float *tl;            // [T, TIMELINE_LATENTS] the first test clip's timeline
+    Row row;
+    double *rho, *ms, *wnorm;
+    uint8_t *live;
+    int32_t *top;
+    Probe pr;             // the codes' probe (the ablation's), when have_pr
+    int have_pr;
+    double sec[N_S], tq, t_job;
+} JobEval;
+
+// Adds the seconds since the last lap to part k.
+static void lap(JobEval *je, int k) {
+    je->sec[k] += wall_time() - je->tq;
+    je->tq = wall_time();
+}
+
+// The job's model, checked against the features and the job (dies naming the
+// file otherwise).
+static void load_model(JobEval *je, const char *model_path) {
+    const Eval *ev = je->ev;
+    je->params = model_load(model_path, &je->cfg, &je->info);
+    if (je->cfg.d != ev->f.d) die("%s: d = %d, the features %d", model_path, je->cfg.d, ev->f.d);
+    if (je->info.hash != je->job->hash)
+        die("%s: trained for another version of job %s (hash); retrain or move it away", model_path, je->job->name);
+    sae_carve(je->params, &je->cfg, &je->p);
+    je->T = ev->f.T, je->N = ev->f.N, je->d = je->cfg.d, je->m = je->cfg.m, je->tn = je->T * je->N;
+    je->n_sm = str_eq(sae_variant_name(&je->cfg), "standard") ? ev->opt.n_smooth + 1 : 0;
+}
+
+// One clip's buffers: its features, codes, reconstruction, smoothed codes.
+typedef struct {
+    SaeWork *w;
     SparseCodes z, zs;
-    codes_alloc(&z, tn, (int64_t)tn * cfg.k);
-    codes_alloc(&zs, tn, 0);
-    uint16_t *h = xmalloc(sizeof(uint16_t) * (size_t)tn * d);
-    float *x = xmalloc(sizeof(float) * (size_t)tn * d), *xh = xmalloc(sizeof(float) * (size_t)tn * d);
-    float *scratch = xcalloc((size_t)m, sizeof(float));
-    Pooled P[2];
+    uint16_t *h;
+    float *x, *xh, *scratch;
+} ClipBuf;
+
+// Clip i of list `part` encoded and decoded: its clip values (codes, each
+// smoothing) and reconstruction mean; for a test clip also every token-level
+// sum (lag-1, L0, R², the clip mean, the timeline of the first).
+static void eval_clip(JobEval *je, ClipBuf *b, int part, int i, int clip) {
+    const Eval *ev = je->ev;
+    const int T = je->T, N = je->N, d = je->d, m = je->m, tn = je->tn;
+    const float s = je->info.scale, inv_s = 1.0f / s;
+    Pooled *P = &je->P[part];
+    load_clip(ev, clip, s, b->h, b->x);
+    lap(je, S_READ);
+    sae_encode(&je->cfg, &je->p, b->x, tn, je->info.theta, b->w, &b->z);
+    sae_decode(&je->cfg, &je->p, &b->z, m, b->xh);
+    lap(je, S_ENCODE);
+    clip_values_sparse(&b->z, m, ev->opt.use_max, P->V + (size_t)i * m);
+    token_mean(b->xh, tn, d, P->R + (size_t)i * d);
+    for (int q = 0; q < d; q++) P->R[(size_t)i * d + q] *= inv_s;
+    lap(je, S_TOKEN);
+    for (int k = 0; k < je->n_sm; k++) {
+        if (k < ev->opt.n_smooth) smooth_ema(&b->z, T, N, m, (float)ev->opt.smooth[k], b->scratch, &b->zs);
+        else smooth_union_topk(&je->cfg, &je->p, b->x, &b->z, T, N, &b->zs);
+        clip_values_sparse(&b->zs, m, ev->opt.use_max, P->Vs[k] + (size_t)i * m);
+        if (part) lag1_add_sparse(&je->ls[k], &b->zs, T, N);
+    }
+    lap(je, S_SMOOTH);
+    if (!part) return;
+    // the test clips: every token-level metric (R^2 is scale-free: on s x)
+    if (i == 0) timeline(&b->z, T, N, m, je->tl_lat, je->tl);
+    lag1_add_sparse(&je->l, &b->z, T, N);
+    je->l0 += (double)b->z.nnz;
+    r2_sum_add(&je->r2, b->x, b->xh, tn);
+    token_mean(b->x, tn, d, je->Xte + (size_t)i * d);
+    for (int q = 0; q < d; q++) je->Xte[(size_t)i * d + q] *= inv_s;
+    lap(je, S_TOKEN);
+}
+
+// Every clip of both lists through eval_clip, with a progress line every
+// eval.progress_every seconds.
+static void encode_clips(JobEval *je) {
+    const Eval *ev = je->ev;
+    const int d = je->d, m = je->m, tn = je->tn;
+    ClipBuf b;
+    b.w = sae_work_create(&je->cfg, tn);
+    codes_alloc(&b.z, tn, (int64_t)tn * je->cfg.k);
+    codes_alloc(&b.zs, tn, 0);
+    b.h = xmalloc(sizeof(uint16_t) * (size_t)tn * d);
+    b.x = xmalloc(sizeof(float) * (size_t)tn * d);
+    b.xh = xmalloc(sizeof(float) * (size_t)tn * d);
+    b.scratch = xcalloc((size_t)m, sizeof(float));
     const int n_of[2] = {ev->n_train, ev->n_test};
     const int32_t *clips_of[2] = {ev->train, ev->test};
-    Lag1 l, ls[17];
-    lag1_init(&l, m);
-    for (int k = 0; k < n_sm; k++) lag1_init(&ls[k], m);
-    double sse = 0.0, l0 = 0.0;
-    double *sx = xcalloc((size_t)d, sizeof(double)), *sxx = xcalloc((size_t)d, sizeof(double));
-    float *Xte = xmalloc(sizeof(float) * (size_t)ev->n_test * d);
-    int32_t tl_lat[TIMELINE_LATENTS];
-    float *tl = xcalloc((size_t)T * TIMELINE_LATENTS, sizeof(float));
-    double sec[N_S] = {0}, tq = wall_time(), t_print = tq;
-    const double t_job = tq;
-#define LAP(k) (sec[k] += wall_time() - tq, tq = wall_time())
+    Progress pr;
+    progress_start(&pr, je->t_job, ev->opt.progress_every, 0);
     for (int part = 0; part < 2; part++) { // 0 train, 1 test
         const int n = n_of[part];
-        P[part].V = xmalloc(sizeof(float) * (size_t)n * m);
-        P[part].R = xmalloc(sizeof(float) * (size_t)n * d);
-        for (int k = 0; k < n_sm; k++) P[part].Vs[k] = xmalloc(sizeof(float) * (size_t)n * m);
+        je->P[part].V = xmalloc(sizeof(float) * (size_t)n * m);
+        je->P[part].R = xmalloc(sizeof(float) * (size_t)n * d);
+        for (int k = 0; k < je->n_sm; k++) je->P[part].Vs[k] = xmalloc(sizeof(float) * (size_t)n * m);
         for (int i = 0; i < n; i++) {
-            if (wall_time() - t_print >= ev->progress_every) {
-                const double done = (double)(part ? n_of[0] + i : i), all = n_of[0] + n_of[1];
-                const double el = wall_time() - t_job;
-                printf("eval: %s: %.0f/%.0f clips, %.1f clips/s, ETA %.0f s\n", job->name, done, all, done / el,
-                       (all - done) * el / (done > 0 ? done : 1));
+            const double now = wall_time();
+            if (progress_due(&pr, now, 0)) {
+                const int64_t done = part ? n_of[0] + i : i, all = n_of[0] + n_of[1];
+                char eta[32];
+                progress_eta_text(&pr, done, all, now, eta, sizeof(eta));
+                printf("eval: %s: %lld/%lld clips, %.1f clips/s, ETA %s\n", je->job->name, (long long)done,
+                       (long long)all, progress_rate(&pr, (double)done, now), eta);
                 fflush(stdout);
-                t_print = wall_time();
             }
-            load_clip(ev, clips_of[part][i], s, h, x);
-            LAP(S_READ);
-            sae_encode(&cfg, &p, x, tn, info.theta, w, &z);
-            sae_decode(&cfg, &p, &z, m, xh);
-            LAP(S_ENCODE);
-            clip_values_sparse(&z, m, ev->use_max, P[part].V + (size_t)i * m);
-            token_mean(xh, tn, d, P[part].R + (size_t)i * d);
-            for (int q = 0; q < d; q++) P[part].R[(size_t)i * d + q] *= inv_s;
-            LAP(S_TOKEN);
-            for (int k = 0; k < n_sm; k++) {
-                if (k < ev->n_smooth) smooth_ema(&z, T, N, m, (float)ev->smooth[k], scratch, &zs);
-                else smooth_union_topk(&cfg, &p, x, &z, T, N, &zs);
-                clip_values_sparse(&zs, m, ev->use_max, P[part].Vs[k] + (size_t)i * m);
-                if (part) lag1_add_sparse(&ls[k], &zs, T, N);
-            }
-            LAP(S_SMOOTH);
-            if (!part) continue;
-            // the test clips: every token-level metric (R^2 is scale-free: on s x)
-            if (i == 0) timeline(&z, T, N, m, tl_lat, tl);
-            lag1_add_sparse(&l, &z, T, N);
-            l0 += (double)z.nnz;
-            for (size_t r = 0; r < (size_t)tn; r++)
-                for (int q = 0; q < d; q++) {
-                    const double xv = x[r * d + q], e = xv - xh[r * d + q];
-                    sse += e * e;
-                    sx[q] += xv;
-                    sxx[q] += xv * xv;
-                }
-            token_mean(x, tn, d, Xte + (size_t)i * d);
-            for (int q = 0; q < d; q++) Xte[(size_t)i * d + q] *= inv_s;
-            LAP(S_TOKEN);
+            eval_clip(je, &b, part, i, clips_of[part][i]);
         }
     }
-    Row row = {.n = 0};
-    const double n_tok = (double)ev->n_test * tn;
-    double den = 0.0;
-    for (int q = 0; q < d; q++) den += sxx[q] - sx[q] * sx[q] / n_tok;
-    put(&row, "r2", 1.0 - sse / den);
-    // clip-pooled R^2 on the clip means (original space)
-    double cs = 0.0, cd = 0.0;
-    for (int q = 0; q < d; q++) {
-        double mu = 0.0;
-        for (int i = 0; i < ev->n_test; i++) mu += Xte[(size_t)i * d + q];
-        mu /= ev->n_test;
-        for (int i = 0; i < ev->n_test; i++) {
-            const double a = Xte[(size_t)i * d + q], b = P[1].R[(size_t)i * d + q];
-            cs += (a - b) * (a - b);
-            cd += (a - mu) * (a - mu);
-        }
-    }
-    put(&row, "r2_clip", 1.0 - cs / cd);
-    double *rho = xmalloc(sizeof(double) * (size_t)m), *ms = xmalloc(sizeof(double) * (size_t)m), frac;
-    put(&row, "lag1", lag1_finish(&l, rho, &frac));
-    put(&row, "frac_lag1_below_0.3", frac);
-    uint8_t *live = xmalloc((size_t)m);
-    int n_live = 0;
-    for (int j = 0; j < m; j++) n_live += live[j] = l.nz[j] > 0;
-    put(&row, "l0", l0 / n_tok);
-    put(&row, "dead_frac", 1.0 - (double)n_live / m);
-    int32_t *top = xmalloc(sizeof(int32_t) * (size_t)m * 8);
-    LAP(S_TOKEN);
-    clip_metrics(ev, P[1].V, m, live, ms, top, &row);
-    LAP(S_CLIP);
+    sae_work_free(b.w);
+    codes_free(&b.z), codes_free(&b.zs);
+    free(b.h), free(b.x), free(b.xh), free(b.scratch);
+}
 
-    // probes: codes (kept for the ablation), reconstructions, the +M high-level group
-    Probe pr;
-    put(&row, "probe", probe_score(ev, P[0].V, P[1].V, m, &pr));
-    put(&row, "probe_recon", probe_score(ev, P[0].R, P[1].R, d, NULL));
-    if (cfg.m_high > 0) {
-        float *Htr = xmalloc(sizeof(float) * (size_t)ev->n_train * cfg.m_high);
-        float *Hte = xmalloc(sizeof(float) * (size_t)ev->n_test * cfg.m_high);
+// R², clip R², lag-1, L0 and dead latents of the test clips.
+static void token_metrics(JobEval *je) {
+    const Eval *ev = je->ev;
+    const int d = je->d, m = je->m;
+    Row *row = &je->row;
+    const double n_tok = (double)ev->n_test * je->tn;
+    put(row, "r2", r2_sum_value(&je->r2));
+    // clip-pooled R^2 on the clip means (original space)
+    put(row, "r2_clip", r2_rows(je->Xte, je->P[1].R, ev->n_test, d));
+    je->rho = xmalloc(sizeof(double) * (size_t)m);
+    je->ms = xmalloc(sizeof(double) * (size_t)m);
+    double frac;
+    put(row, "lag1", lag1_finish(&je->l, je->rho, &frac));
+    put(row, "frac_lag1_below_0.3", frac);
+    je->live = xmalloc((size_t)m);
+    int n_live = 0;
+    for (int j = 0; j < m; j++) n_live += je->live[j] = je->l.nz[j] > 0;
+    put(row, "l0", je->l0 / n_tok);
+    put(row, "dead_frac", 1.0 - (double)n_live / m);
+    je->top = xmalloc(sizeof(int32_t) * (size_t)m * 8);
+}
+
+// Probes: codes (kept for the ablation), reconstructions, the +M high-level group.
+static void probes(JobEval *je) {
+    const Eval *ev = je->ev;
+    const int m = je->m, m_high = je->cfg.m_high;
+    Row *row = &je->row;
+    put(row, "probe", probe_score(ev, je->P[0].V, je->P[1].V, m, &je->pr));
+    je->have_pr = 1;
+    put(row, "probe_recon", probe_score(ev, je->P[0].R, je->P[1].R, je->d, NULL));
+    if (m_high > 0) {
+        float *Htr = xmalloc(sizeof(float) * (size_t)ev->n_train * m_high);
+        float *Hte = xmalloc(sizeof(float) * (size_t)ev->n_test * m_high);
+        const int n_of[2] = {ev->n_train, ev->n_test};
         for (int part = 0; part < 2; part++)
             for (int i = 0; i < n_of[part]; i++)
-                memcpy((part ? Hte : Htr) + (size_t)i * cfg.m_high, P[part].V + (size_t)i * m,
-                       sizeof(float) * (size_t)cfg.m_high);
-        put(&row, "probe_high", probe_score(ev, Htr, Hte, cfg.m_high, NULL));
+                memcpy((part ? Hte : Htr) + (size_t)i * m_high, je->P[part].V + (size_t)i * m,
+                       sizeof(float) * (size_t)m_high);
+        put(row, "probe_high", probe_score(ev, Htr, Hte, m_high, NULL));
         free(Htr), free(Hte);
     } else {
-        put(&row, "probe_high", NAN);
+        put(row, "probe_high", NAN);
     }
-    LAP(S_PROBE);
-    // causal ablation (§2.8): zero the top-n latents by probe-weight norm, or n random ones
-    double *wnorm = xmalloc(sizeof(double) * (size_t)m);
+}
+
+// Causal ablation (§2.8): zero the top-n latents by probe-weight norm, or n
+// random ones (eval.random_draws draws, seeded by the job).
+static void ablation(JobEval *je) {
+    const Eval *ev = je->ev;
+    const int m = je->m;
+    const Probe *pr = &je->pr;
+    je->wnorm = xmalloc(sizeof(double) * (size_t)m);
     int32_t *rank = xmalloc(sizeof(int32_t) * (size_t)m);
-    probe_weight_norms(&pr, wnorm);
-    probe_rank_features(&pr, rank);
+    probe_weight_norms(pr, je->wnorm);
+    probe_rank_features(pr, rank);
     uint8_t *drop = xmalloc((size_t)m);
-    uint64_t rs = mix_seed(job->seed, 0xab1a7e);
+    uint64_t rs = mix_seed(je->job->seed, 0xab1a7e);
     int32_t *perm = xmalloc(sizeof(int32_t) * (size_t)m);
-    for (int a = 0; a < ev->n_ablate; a++) {
-        const int64_t n = ev->ablate[a] < m ? ev->ablate[a] : m;
+    for (int a = 0; a < ev->opt.n_ablate; a++) {
+        const int64_t n = ev->opt.ablate[a] < m ? ev->opt.ablate[a] : m;
         char name[40];
         memset(drop, 0, (size_t)m);
         for (int64_t i = 0; i < n; i++) drop[rank[i]] = 1;
-        snprintf(name, sizeof(name), "ablate_top_%lld", (long long)ev->ablate[a]);
-        put(&row, name, probe_accuracy_without(&pr, P[1].V, ev->y_test, ev->n_test, drop));
+        snprintf(name, sizeof(name), "ablate_top_%lld", (long long)ev->opt.ablate[a]);
+        put(&je->row, name, probe_accuracy_without(pr, je->P[1].V, ev->y_test, ev->n_test, drop));
         double acc = 0.0;
-        for (int r = 0; r < ev->draws; r++) {
+        for (int r = 0; r < ev->opt.random_draws; r++) {
             for (int j = 0; j < m; j++) perm[j] = j;
             for (int64_t i = 0; i < n; i++) { // partial Fisher-Yates: n random latents
                 const int64_t q = i + (int64_t)(rng_next(&rs) % (uint64_t)(m - i));
@@ -406,61 +465,103 @@ static int eval_job(const Eval *ev, const Job *job, const char *model_path, cons
             }
             memset(drop, 0, (size_t)m);
             for (int64_t i = 0; i < n; i++) drop[perm[i]] = 1;
-            acc += probe_accuracy_without(&pr, P[1].V, ev->y_test, ev->n_test, drop);
+            acc += probe_accuracy_without(pr, je->P[1].V, ev->y_test, ev->n_test, drop);
         }
-        snprintf(name, sizeof(name), "ablate_rand_%lld", (long long)ev->ablate[a]);
-        put(&row, name, acc / ev->draws);
+        snprintf(name, sizeof(name), "ablate_rand_%lld", (long long)ev->opt.ablate[a]);
+        put(&je->row, name, acc / ev->opt.random_draws);
     }
-    LAP(S_ABLATE);
-    // post-hoc smoothing (§2.9): rho and probe of the smoothed codes
-    for (int k = 0; k < n_sm; k++) {
+    free(rank), free(drop), free(perm);
+}
+
+// Post-hoc smoothing (§2.9): rho and probe of the smoothed codes.
+static void smoothing_probes(JobEval *je) {
+    const Eval *ev = je->ev;
+    const int m = je->m;
+    for (int k = 0; k < je->n_sm; k++) {
         char name[40], tag[24];
-        if (k < ev->n_smooth) snprintf(tag, sizeof(tag), "ema%g", ev->smooth[k]);
+        if (k < ev->opt.n_smooth) snprintf(tag, sizeof(tag), "ema%g", ev->opt.smooth[k]);
         else snprintf(tag, sizeof(tag), "union");
         double *rs_ = xmalloc(sizeof(double) * (size_t)m), fl;
         snprintf(name, sizeof(name), "lag1_%s", tag);
-        put(&row, name, lag1_finish(&ls[k], rs_, &fl));
+        put(&je->row, name, lag1_finish(&je->ls[k], rs_, &fl));
         snprintf(name, sizeof(name), "probe_%s", tag);
-        put(&row, name, probe_score(ev, P[0].Vs[k], P[1].Vs[k], m, NULL));
+        put(&je->row, name, probe_score(ev, je->P[0].Vs[k], je->P[1].Vs[k], m, NULL));
         free(rs_);
     }
-    LAP(S_SMOOTH_PROBE);
-    double r1, r5;
-    retrieval(ev, P[0].V, P[1].V, m, &r1, &r5);
-    put(&row, "r_at_1", r1);
-    put(&row, "r_at_5", r5);
-    retrieval(ev, P[0].R, P[1].R, d, &r1, &r5);
-    put(&row, "r_at_1_recon", r1);
-    put(&row, "r_at_5_recon", r5);
-    LAP(S_RETRIEVAL);
-#undef LAP
-    sec[S_TOTAL] = wall_time() - t_job;
-    // the job's description, for the report
-    // (0: the variant has no such value -> empty in results.csv)
-    const double lam = job->lambda_t > 0 ? job->lambda_t : job->lambda_r;
-    put(&row, "lambda", lam > 0 ? lam : NAN);
-    put(&row, "lambda_s", job->lambda_s > 0 ? job->lambda_s : NAN);
-    put(&row, "tau", job->tau > 0 ? job->tau : NAN);
-    put(&row, "high_frac", job->high_frac > 0 ? job->high_frac : NAN);
-    put(&row, "T_s", job->T_s > 0 ? job->T_s : NAN);
-    put(&row, "seed", (double)job->seed);
-    put(&row, "train_tokens_per_s", info.tokens_per_s);
-    float *mv = xmalloc(sizeof(float) * (size_t)m);
-    column_means(P[1].V, ev->n_test, m, mv);
-    const int rc = write_eval(path, &row, job->name, job->variant, m, rho, ms, top, mv, wnorm, T, tl_lat, tl,
-                              ev->f.clip_ids[ev->test[0]], sec, err, cap);
+}
 
-    probe_free(&pr);
-    lag1_free(&l);
-    for (int k = 0; k < n_sm; k++) lag1_free(&ls[k]);
+// Ridge retrieval of the codes and of the reconstructions.
+static void retrievals(JobEval *je) {
+    double r1, r5;
+    retrieval(je->ev, je->P[0].V, je->P[1].V, je->m, &r1, &r5);
+    put(&je->row, "r_at_1", r1);
+    put(&je->row, "r_at_5", r5);
+    retrieval(je->ev, je->P[0].R, je->P[1].R, je->d, &r1, &r5);
+    put(&je->row, "r_at_1_recon", r1);
+    put(&je->row, "r_at_5_recon", r5);
+}
+
+// The job's description, for the report (0: the variant has no such value ->
+// empty in results.csv).
+static void describe_job(JobEval *je) {
+    const Job *job = je->job;
+    Row *row = &je->row;
+    const double lam = job->lambda_t > 0 ? job->lambda_t : job->lambda_r;
+    put(row, "lambda", lam > 0 ? lam : NAN);
+    put(row, "lambda_s", job->lambda_s > 0 ? job->lambda_s : NAN);
+    put(row, "tau", job->tau > 0 ? job->tau : NAN);
+    put(row, "high_frac", job->high_frac > 0 ? job->high_frac : NAN);
+    put(row, "T_s", job->T_s > 0 ? job->T_s : NAN);
+    put(row, "seed", (double)job->seed);
+    put(row, "train_tokens_per_s", je->info.tokens_per_s);
+}
+
+static void job_free(JobEval *je) {
+    if (je->have_pr) probe_free(&je->pr);
+    lag1_free(&je->l);
+    for (int k = 0; k < je->n_sm; k++) lag1_free(&je->ls[k]);
+    r2_sum_free(&je->r2);
     for (int part = 0; part < 2; part++) {
-        free(P[part].V), free(P[part].R);
-        for (int k = 0; k < n_sm; k++) free(P[part].Vs[k]);
+        free(je->P[part].V), free(je->P[part].R);
+        for (int k = 0; k < je->n_sm; k++) free(je->P[part].Vs[k]);
     }
-    sae_work_free(w);
-    codes_free(&z), codes_free(&zs);
-    free(params), free(h), free(x), free(xh), free(scratch), free(sx), free(sxx), free(Xte), free(rho), free(ms),
-        free(live), free(top), free(wnorm), free(rank), free(drop), free(perm), free(mv), free(tl);
+    free(je->params), free(je->Xte), free(je->tl), free(je->rho), free(je->ms), free(je->live), free(je->top),
+        free(je->wnorm);
+}
+
+// One job's row (as eval_raw): 0, or -1 with err.
+static int eval_job(const Eval *ev, const Job *job, const char *model_path, const char *path, char *err, size_t cap) {
+    JobEval je;
+    memset(&je, 0, sizeof(je));
+    je.ev = ev, je.job = job;
+    load_model(&je, model_path);
+    lag1_init(&je.l, je.m);
+    for (int k = 0; k < je.n_sm; k++) lag1_init(&je.ls[k], je.m);
+    r2_sum_init(&je.r2, je.d);
+    je.Xte = xmalloc(sizeof(float) * (size_t)ev->n_test * je.d);
+    je.tl = xcalloc((size_t)je.T * TIMELINE_LATENTS, sizeof(float));
+    je.tq = je.t_job = wall_time();
+    encode_clips(&je);
+    token_metrics(&je);
+    lap(&je, S_TOKEN);
+    clip_metrics(ev, je.P[1].V, je.m, je.live, je.ms, je.top, &je.row);
+    lap(&je, S_CLIP);
+    probes(&je);
+    lap(&je, S_PROBE);
+    ablation(&je);
+    lap(&je, S_ABLATE);
+    smoothing_probes(&je);
+    lap(&je, S_SMOOTH_PROBE);
+    retrievals(&je);
+    lap(&je, S_RETRIEVAL);
+    je.sec[S_TOTAL] = wall_time() - je.t_job;
+    describe_job(&je);
+    float *mv = xmalloc(sizeof(float) * (size_t)je.m);
+    column_means(je.P[1].V, ev->n_test, je.m, mv);
+    const int rc = write_eval(path, &je.row, job->name, job->variant, je.m, je.rho, je.ms, je.top, mv, je.wnorm, je.T,
+                              je.tl_lat, je.tl, ev->f.clip_ids[ev->test[0]], je.sec, err, cap);
+    free(mv);
+    job_free(&je);
     return rc;
 }
 
@@ -468,7 +569,7 @@ static int eval_job(const Eval *ev, const Job *job, const char *model_path, cons
 // raw) or the file's /clip_embeddings (clip).
 static void clip_embeddings(Eval *ev) {
     const int d = ev->f.d, tn = ev->f.T * ev->f.N;
-    if (str_eq(deck_str(ev->deck, "eval.embeddings"), "clip")) {
+    if (ev->opt.clip_embeddings) {
         hsize_t dims[2];
         float *all = h5_read_f32(ev->f.file, ev->f.path, "/clip_embeddings", 2, dims);
         if (dims[0] != (hsize_t)ev->f.n_clips)
@@ -498,130 +599,130 @@ static void clip_embeddings(Eval *ev) {
     }
 }
 
-int eval_main(int argc, char **argv) {
-    Comm *world = comm_world();
-    const int rank = comm_rank(world), size = comm_size(world);
-    if (argc < 1) {
-        if (rank == 0) fprintf(stderr, "usage: stsae eval DECK [key=value ...]\n");
-        return 2;
-    }
-    char err[1024] = "";
-    Deck *d = deck_load(argv[0], stsae_schema, argc - 1, argv + 1, err, sizeof(err));
-    if (d && !deck_has(d, "eval")) { // no eval section: its defaults
-        char **over = xmalloc(sizeof(char *) * (size_t)argc);
-        for (int i = 1; i < argc; i++) over[i - 1] = argv[i];
-        over[argc - 1] = "eval={}";
-        deck_free(d);
-        d = deck_load(argv[0], stsae_schema, argc, over, err, sizeof(err));
-        free(over);
-    }
-    JobList *jobs = d ? jobs_expand(d, err, sizeof(err)) : NULL;
-    if (jobs && !deck_has(d, "train")) snprintf(err, sizeof(err), "%s: the deck has no train section (its jobs are evaluated)", argv[0]);
-    if (!comm_agree(world, jobs && deck_has(d, "train"), err)) {
-        return 1;
-    }
-    Eval ev;
-    memset(&ev, 0, sizeof(ev));
-    ev.deck = d;
-    ev.run_dir = deck_str(d, "run_dir");
-    char *feat_path = path_join(ev.run_dir, deck_str(d, "train.features"));
-    int ok = features_open(&ev.f, feat_path, (int)deck_int(d, "train.layer"), err, sizeof(err)) == 0;
-    if (!comm_agree(world, ok, err)) {
-        return 1;
-    }
-    ev.n_train = features_clips(&ev.f, 0, &ev.train);
-    ev.n_test = features_clips(&ev.f, 1, &ev.test);
-    snprintf(err, sizeof(err), "%s: evaluation needs training and test clips (split 0 and 1, done); it has %d and %d",
-             feat_path, ev.n_train, ev.n_test);
-    if (!comm_agree(world, ev.n_train > 0 && ev.n_test > 0, err)) {
-        return 1;
-    }
-    ev.y_train = xmalloc(sizeof(int32_t) * (size_t)ev.n_train);
-    ev.y_test = xmalloc(sizeof(int32_t) * (size_t)ev.n_test);
-    labels_of(&ev, ev.train, ev.n_train, ev.y_train);
-    labels_of(&ev, ev.test, ev.n_test, ev.y_test);
-    ev.n_class = ev.f.n_label_names;
-    ev.use_max = str_eq(deck_str(d, "eval.clip_value"), "max");
-    ev.max_iter = (int)deck_int(d, "eval.probe_max_iter");
-    ev.draws = (int)deck_int(d, "eval.random_draws");
-    ev.n_ablate = deck_len(d, "eval.ablate_n") < 16 ? deck_len(d, "eval.ablate_n") : 16;
-    for (int i = 0; i < ev.n_ablate; i++) {
-        char key[64];
-        snprintf(key, sizeof(key), "eval.ablate_n[%d]", i);
-        ev.ablate[i] = deck_int(d, key);
-    }
-    ev.progress_every = deck_num(d, "eval.progress_every");
-    ev.n_smooth = deck_len(d, "eval.smoothing") < 16 ? deck_len(d, "eval.smoothing") : 16;
-    for (int i = 0; i < ev.n_smooth; i++) {
-        char key[64];
-        snprintf(key, sizeof(key), "eval.smoothing[%d]", i);
-        ev.smooth[i] = deck_num(d, key);
-    }
-    if (h5_exists(ev.f.file, "/text_embeddings")) {
-        hsize_t dims[2];
-        ev.text = h5_read_f32(ev.f.file, ev.f.path, "/text_embeddings", 2, dims);
-        if (dims[0] != (hsize_t)ev.n_class)
-            die("%s: /text_embeddings has %llu rows, /label_names %d", feat_path, (unsigned long long)dims[0], ev.n_class);
-        ev.e_text = (int)dims[1];
-    }
-    clip_embeddings(&ev);
+// The deck's eval section (and the grid) resolved once, agreed over the
+// ranks. 0, or -1 (rank 0 said why).
+static int resolve_options(Eval *ev) {
+    ev->have_opt = 1;
+    const int ok = eval_options_resolve(ev->st.deck, &ev->opt, ev->st.err, sizeof(ev->st.err)) == 0;
+    return stage_agree(&ev->st, ok) ? 0 : -1;
+}
 
-    // the items: raw, then every trained job; dealt round-robin over the ranks
-    char *raw_dir = path_join(ev.run_dir, "raw");
+// The feature file the jobs trained on, with training and test clips
+// (agreed). 0, or -1.
+static int open_features(Eval *ev) {
+    Stage *st = &ev->st;
+    ev->feat_path = path_join(ev->opt.run_dir, ev->opt.features);
+    ev->f_open = features_open(&ev->f, ev->feat_path, ev->opt.layer, st->err, sizeof(st->err)) == 0;
+    if (!stage_agree(st, ev->f_open)) return -1;
+    ev->n_train = features_clips(&ev->f, 0, &ev->train);
+    ev->n_test = features_clips(&ev->f, 1, &ev->test);
+    snprintf(st->err, sizeof(st->err),
+             "%s: evaluation needs training and test clips (split 0 and 1, done); it has %d and %d", ev->feat_path,
+             ev->n_train, ev->n_test);
+    return stage_agree(st, ev->n_train > 0 && ev->n_test > 0) ? 0 : -1;
+}
+
+// The clips' labels, the label text embeddings (when the file has them) and
+// the test clips' unit embeddings.
+static void read_labels(Eval *ev) {
+    ev->y_train = xmalloc(sizeof(int32_t) * (size_t)ev->n_train);
+    ev->y_test = xmalloc(sizeof(int32_t) * (size_t)ev->n_test);
+    labels_of(ev, ev->train, ev->n_train, ev->y_train);
+    labels_of(ev, ev->test, ev->n_test, ev->y_test);
+    ev->n_class = ev->f.n_label_names;
+    if (h5_exists(ev->f.file, "/text_embeddings")) {
+        hsize_t dims[2];
+        ev->text = h5_read_f32(ev->f.file, ev->f.path, "/text_embeddings", 2, dims);
+        if (dims[0] != (hsize_t)ev->n_class)
+            die("%s: /text_embeddings has %llu rows, /label_names %d", ev->feat_path, (unsigned long long)dims[0],
+                ev->n_class);
+        ev->e_text = (int)dims[1];
+    }
+    clip_embeddings(ev);
+}
+
+// Item 0 (raw) or job item-1: evaluated unless its eval.h5 exists (skipped)
+// or it has no model (missing). 0, or -1 with werr (a failed write).
+static int eval_item(Eval *ev, int item, const char *raw_dir, int *done_here, int *skipped, int *missing,
+                     char *werr, size_t cap) {
+    const JobList *jobs = ev->opt.jobs;
+    char *dir = item == 0 ? strdup(raw_dir) : NULL;
+    if (item > 0) {
+        char *jd = path_join(ev->opt.run_dir, "jobs");
+        dir = path_join(jd, jobs->job[item - 1].name);
+        free(jd);
+    }
+    char *out = path_join(dir, "eval.h5"), *model = path_join(dir, "model.h5");
+    const char *name = item == 0 ? "raw" : jobs->job[item - 1].name;
+    int failed = 0;
+    if (access(out, F_OK) == 0) {
+        (*skipped)++;
+    } else if (item > 0 && access(model, F_OK) != 0) {
+        printf("eval: %s: not trained (no %s); skipped\n", name, model);
+        (*missing)++;
+    } else {
+        const double t1 = wall_time();
+        failed = (item == 0 ? eval_raw(ev, out, werr, cap) : eval_job(ev, &jobs->job[item - 1], model, out, werr, cap)) != 0;
+        if (!failed) {
+            (*done_here)++;
+            printf("eval [rank %d]: %s in %.1f s -> %s\n", ev->st.rank, name, wall_time() - t1, out);
+            fflush(stdout);
+        }
+    }
+    free(dir), free(out), free(model);
+    return failed ? -1 : 0;
+}
+
+// The items: raw, then every trained job; dealt round-robin over the ranks.
+// A rank whose write fails (a full disk) stops its items; the others learn it
+// when theirs are through, and every rank exits 1 naming the file and the
+// reason (the items whose eval.h5 exists stay done). The exit status.
+static int run_items(Eval *ev) {
+    Stage *st = &ev->st;
+    char *raw_dir = path_join(ev->opt.run_dir, "raw");
     char werr[COMM_MSG_MAX] = "";
-    ok = rank != 0 || path_mkdirs(raw_dir, werr, sizeof(werr)) == 0;
-    int failed = !comm_agree_msg(world, ok, werr, sizeof(werr), 0);
+    int ok = st->rank != 0 || path_mkdirs(raw_dir, werr, sizeof(werr)) == 0;
+    int failed = !comm_agree_msg(st->world, ok, werr, sizeof(werr), 0);
     const double t0 = wall_time();
     int done_here = 0, skipped = 0, missing = 0;
-    // a rank whose write fails (a full disk) stops its items; the others
-    // learn it when theirs are through, and every rank exits 1 naming the
-    // file and the reason (the items whose eval.h5 exists stay done)
-    for (int item = 0; item <= jobs->n && !failed; item++) {
-        if (item % size != rank) continue;
-        char *dir = item == 0 ? strdup(raw_dir) : NULL;
-        if (item > 0) {
-            char *jd = path_join(ev.run_dir, "jobs");
-            dir = path_join(jd, jobs->job[item - 1].name);
-            free(jd);
-        }
-        char *out = path_join(dir, "eval.h5"), *model = path_join(dir, "model.h5");
-        const char *name = item == 0 ? "raw" : jobs->job[item - 1].name;
-        if (access(out, F_OK) == 0) {
-            skipped++;
-        } else if (item > 0 && access(model, F_OK) != 0) {
-            printf("eval: %s: not trained (no %s); skipped\n", name, model);
-            missing++;
-        } else {
-            const double t1 = wall_time();
-            failed = (item == 0 ? eval_raw(&ev, out, werr, sizeof(werr))
-                                : eval_job(&ev, &jobs->job[item - 1], model, out, werr, sizeof(werr))) != 0;
-            if (!failed) {
-                done_here++;
-                printf("eval [rank %d]: %s in %.1f s -> %s\n", rank, name, wall_time() - t1, out);
-                fflush(stdout);
-            }
-        }
-        free(dir), free(out), free(model);
+    for (int item = 0; item <= ev->opt.jobs->n && !failed; item++) {
+        if (item % st->size != st->rank) continue;
+        failed = eval_item(ev, item, raw_dir, &done_here, &skipped, &missing, werr, sizeof(werr)) != 0;
     }
-    if (!comm_agree_msg(world, !failed, werr, sizeof(werr), 0)) {
-        fprintf(stderr, "stsae: error (rank %d): eval: %s\n", rank, werr);
+    free(raw_dir);
+    if (!comm_agree_msg(st->world, !failed, werr, sizeof(werr), 0)) {
+        fprintf(stderr, "stsae: error (rank %d): eval: %s\n", st->rank, werr);
         fflush(stderr);
-        free(raw_dir), free(feat_path);
-        free(ev.train), free(ev.test), free(ev.y_train), free(ev.y_test), free(ev.E), free(ev.text);
-        features_close(&ev.f);
-        jobs_free(jobs);
-        deck_free(d);
         return 1;
     }
     int counts[3] = {done_here, skipped, missing};
-    comm_allreduce(world, counts, 3, COMM_I32, COMM_SUM, NULL);
-    if (rank == 0)
+    comm_allreduce(st->world, counts, 3, COMM_I32, COMM_SUM, NULL);
+    if (st->rank == 0)
         printf("eval: %d items evaluated, %d already done, %d jobs not trained, in %.1f s on %d ranks\n", counts[0],
-               counts[1], counts[2], wall_time() - t0, size);
-    free(raw_dir), free(feat_path);
-    free(ev.train), free(ev.test), free(ev.y_train), free(ev.y_test), free(ev.E), free(ev.text);
-    features_close(&ev.f);
-    jobs_free(jobs);
-    deck_free(d);
+               counts[1], counts[2], wall_time() - t0, st->size);
     return 0;
+}
+
+// Frees what eval_main made, whichever step it stopped at.
+static void eval_cleanup(Eval *ev) {
+    free(ev->feat_path);
+    free(ev->train), free(ev->test), free(ev->y_train), free(ev->y_test), free(ev->E), free(ev->text);
+    if (ev->f_open) features_close(&ev->f);
+    if (ev->have_opt) eval_options_free(&ev->opt);
+    stage_finish(&ev->st);
+}
+
+int eval_main(int argc, char **argv) {
+    Eval *ev = xcalloc(1, sizeof(Eval));
+    int rc = stage_start(&ev->st, &EVAL_STAGE, argc, argv);
+    if (rc) goto out;
+    rc = 1;
+    if (resolve_options(ev)) goto out;
+    if (open_features(ev)) goto out;
+    read_labels(ev);
+    rc = run_items(ev);
+out:
+    eval_cleanup(ev);
+    free(ev);
+    return rc;
 }

@@ -1,9 +1,11 @@
 // extract.c — `stsae extract DECK [key=value ...]` (SPEC §3, §4): video clips
 // in, one parallel HDF5 feature file out, on any number of ranks.
 //
-// In:  the deck's extract section: the clip list (CSV, SSv2, K400, or an HDF5
-//      of preprocessed /pixels), the backbone ("pixels" or a Hugging Face
-//      model directory), the layers, T_in, and optional embeddings to import.
+// In:  the deck's extract section, resolved once into ExtractOptions
+//      (options.h; the start-up, stage.h): the clip list (CSV, SSv2, K400, or
+//      an HDF5 of preprocessed /pixels), the backbone ("pixels" or a Hugging
+//      Face model directory), the layers, T_in, and optional embeddings to
+//      import.
 // Out: RUN_DIR/<extract.out>, SPEC §3's layout: /features/layer_LL float16
 //      [clips, T, N, d] (one clip per chunk), /labels, /split, /clip_ids,
 //      /label_names, /done, /failed, the imported /text_embeddings and
@@ -41,6 +43,11 @@
 // done is on disk; the same command, with room, goes on from there. Open
 // MPI's OMPIO loses such failures, so ROMIO is chosen for the file
 // (comm_world_init, comm.h).
+//
+// extract_main reads as its steps (start, options, clip list, backbone,
+// output directory, finished file?, pixels input, the partial file, plan,
+// rounds, end), each a function below; whatever step it leaves at, one
+// cleanup (extract_cleanup) frees what was made.
 #define _POSIX_C_SOURCE 200809L // access, strdup
 #include <hdf5.h>
 #include <math.h>
@@ -51,51 +58,33 @@
 
 #include "stsae/base/common.h"
 #include "stsae/base/paths.h"
+#include "stsae/base/progress.h"
 #include "stsae/base/stop_request.h"
 #include "stsae/comm/comm.h"
-#include "stsae/deck/deck.h"
-#include "stsae/deck/deck_schema.h"
+#include "stsae/deck/options.h"
 #include "stsae/io/backbone.h"
 #include "stsae/io/features.h"
 #include "stsae/io/h5io.h"
 #include "stsae/io/inputs.h"
 #include "stsae/io/video.h"
 #include "stsae/stages/extract.h"
+#include "stsae/stages/stage.h"
 #include "stsae/vit/preprocess.h"
 
 enum { X_DECODE, X_PREPROCESS, X_FORWARD, X_WRITE, X_TOTAL, N_XT };
 static const char *const XT_NAMES[N_XT] = {"decode", "preprocess", "forward", "write", "total"};
 
-int extract_clip_list(const Deck *d, const char *run_dir, ClipList *l, char **pixels, char *err, size_t cap) {
-    memset(l, 0, sizeof(*l));
-    *pixels = NULL;
-    if (deck_has(d, "extract.input.csv")) {
-        char *p = path_join(run_dir, deck_str(d, "extract.input.csv"));
-        int rc = inputs_read_csv(p, l, err, cap);
-        free(p);
-        return rc;
-    }
-    if (deck_has(d, "extract.input.ssv2")) {
-        char *v = path_join(run_dir, deck_str(d, "extract.input.ssv2.videos"));
-        char *a = path_join(run_dir, deck_str(d, "extract.input.ssv2.annotations"));
-        char *b = path_join(run_dir, deck_str(d, "extract.input.ssv2.labels"));
-        int rc = inputs_read_ssv2(v, a, b, l, err, cap);
-        free(v), free(a), free(b);
-        return rc;
-    }
-    if (deck_has(d, "extract.input.k400")) {
-        char *v = path_join(run_dir, deck_str(d, "extract.input.k400.videos"));
-        char *c = path_join(run_dir, deck_str(d, "extract.input.k400.csv"));
-        int rc = inputs_read_k400(v, c, l, err, cap);
-        free(v), free(c);
-        return rc;
-    }
-    // preprocessed pixels: /pixels [clips, T_in, 3, S, S], /labels, optional /split
-    *pixels = path_join(run_dir, deck_str(d, "extract.input.pixels"));
+// Seconds between extract's progress lines (and always after the first and
+// the last round).
+#define PROGRESS_EVERY 5.0
+
+// The clip list of a preprocessed-pixels file: /pixels [clips, T_in, 3, S, S],
+// /labels, optional /split. 0, or -1 with err (and l left empty).
+static int read_pixels_list(const char *pixels, ClipList *l, char *err, size_t cap) {
     hid_t f = -1;
-    H5E_BEGIN_TRY { f = H5Fopen(*pixels, H5F_ACC_RDONLY, H5P_DEFAULT); }
+    H5E_BEGIN_TRY { f = H5Fopen(pixels, H5F_ACC_RDONLY, H5P_DEFAULT); }
     H5E_END_TRY;
-    if (f < 0) return snprintf(err, cap, "%s: cannot open as HDF5", *pixels), -1;
+    if (f < 0) return snprintf(err, cap, "%s: cannot open as HDF5", pixels), -1;
     hsize_t dims[5] = {0};
     hid_t ds = H5Dopen2(f, "/pixels", H5P_DEFAULT);
     int rank = -1;
@@ -108,27 +97,27 @@ int extract_clip_list(const Deck *d, const char *run_dir, ClipList *l, char **pi
     }
     if (rank != 5 || dims[2] != 3 || dims[3] != dims[4]) {
         H5Fclose(f);
-        return snprintf(err, cap, "%s: /pixels must be float32 [clips, T_in, 3, S, S]", *pixels), -1;
+        return snprintf(err, cap, "%s: /pixels must be float32 [clips, T_in, 3, S, S]", pixels), -1;
     }
     if (dims[0] < 1 || dims[0] > INPUTS_MAX_ROWS) {
         H5Fclose(f);
-        return snprintf(err, cap, "%s: /pixels holds %llu clips (1 .. %d)", *pixels, (unsigned long long)dims[0],
+        return snprintf(err, cap, "%s: /pixels holds %llu clips (1 .. %d)", pixels, (unsigned long long)dims[0],
                         INPUTS_MAX_ROWS), -1;
     }
     hsize_t dl[1], dsp[1] = {0};
-    float *lab = h5_read_f32(f, *pixels, "/labels", 1, dl);
-    uint8_t *sp = h5_exists(f, "/split") ? h5_read_u8(f, *pixels, "/split", 1, dsp) : NULL;
+    float *lab = h5_read_f32(f, pixels, "/labels", 1, dl);
+    uint8_t *sp = h5_exists(f, "/split") ? h5_read_u8(f, pixels, "/split", 1, dsp) : NULL;
     H5Fclose(f);
     int bad = dl[0] != dims[0] || (sp && dsp[0] != dims[0]);
     if (bad)
-        snprintf(err, cap, "%s: /labels has %llu entries%s%llu, /pixels %llu clips: one each per clip", *pixels,
+        snprintf(err, cap, "%s: /labels has %llu entries%s%llu, /pixels %llu clips: one each per clip", pixels,
                  (unsigned long long)dl[0], sp ? ", /split " : "", sp ? (unsigned long long)dsp[0] : 0ull,
                  (unsigned long long)dims[0]);
     else
-        bad = inputs_check_label_values(*pixels, "/labels", lab, (size_t)dl[0], err, cap) != 0;
+        bad = inputs_check_label_values(pixels, "/labels", lab, (size_t)dl[0], err, cap) != 0;
     for (hsize_t i = 0; !bad && sp && i < dims[0]; i++)
         if (sp[i] > 1)
-            bad = 1, snprintf(err, cap, "%s: /split[%llu] = %u: 0 (train) or 1 (test)", *pixels, (unsigned long long)i,
+            bad = 1, snprintf(err, cap, "%s: /split[%llu] = %u: 0 (train) or 1 (test)", pixels, (unsigned long long)i,
                               sp[i]);
     if (bad) {
         free(lab), free(sp);
@@ -140,7 +129,7 @@ int extract_clip_list(const Deck *d, const char *run_dir, ClipList *l, char **pi
     for (int i = 0; i < l->n; i++) {
         char id[32];
         snprintf(id, sizeof(id), "pixels_%06d", i);
-        l->clip[i].path = strdup(*pixels);
+        l->clip[i].path = strdup(pixels);
         l->clip[i].clip_id = strdup(id);
         l->clip[i].label = (int)lab[i];
         l->clip[i].split = sp ? sp[i] : -1;
@@ -155,6 +144,38 @@ int extract_clip_list(const Deck *d, const char *run_dir, ClipList *l, char **pi
     }
     free(lab), free(sp);
     return 0;
+}
+
+int extract_clip_list(const ExtractInput *in, const char *run_dir, ClipList *l, char **pixels, char *err, size_t cap) {
+    memset(l, 0, sizeof(*l));
+    *pixels = NULL;
+    int rc;
+    switch (in->kind) {
+    case EXTRACT_CSV: {
+        char *p = path_join(run_dir, in->csv);
+        rc = inputs_read_csv(p, l, err, cap);
+        free(p);
+        return rc;
+    }
+    case EXTRACT_SSV2: {
+        char *v = path_join(run_dir, in->videos), *a = path_join(run_dir, in->annotations),
+             *b = path_join(run_dir, in->labels);
+        rc = inputs_read_ssv2(v, a, b, l, err, cap);
+        free(v), free(a), free(b);
+        return rc;
+    }
+    case EXTRACT_K400: {
+        char *v = path_join(run_dir, in->videos), *c = path_join(run_dir, in->csv);
+        rc = inputs_read_k400(v, c, l, err, cap);
+        free(v), free(c);
+        return rc;
+    }
+    default:
+        *pixels = path_join(run_dir, in->pixels);
+        rc = read_pixels_list(*pixels, l, err, cap);
+        if (rc) free(*pixels), *pixels = NULL;
+        return rc;
+    }
 }
 
 // One clip's preprocessed pixels [T_in, 3, S, S]: decoded and preprocessed,
@@ -222,259 +243,349 @@ static void say_failed(const FeatureWriter *o, int me, int kept) {
                         "run the same command again to continue\n", o->path);
 }
 
-int extract_main(int argc, char **argv) {
-    Comm *w = comm_world();
-    const int me = comm_rank(w), size = comm_size(w);
-    if (argc < 1) {
-        if (me == 0) fprintf(stderr, "usage: stsae extract DECK [key=value ...]\n");
-        return 2;
-    }
-    double t[N_XT] = {0};
-    const double t_start = wall_time();
-    char err[8192] = "";
-    Deck *d = deck_load(argv[0], stsae_schema, argc - 1, argv + 1, err, sizeof(err));
-    if (d && !deck_has(d, "extract")) snprintf(err, sizeof(err), "%s: the deck has no extract section", argv[0]);
-    if (!comm_agree(w, d && deck_has(d, "extract"), err)) {
-        return 1;
-    }
-    const char *run_dir = deck_str(d, "run_dir");
-    ClipList l;
-    char *pixels_file = NULL;
-    int ok = extract_clip_list(d, run_dir, &l, &pixels_file, err, sizeof(err)) == 0;
-    if (ok && l.n < 1) snprintf(err, sizeof(err), "%s: the clip list is empty", argv[0]), ok = 0;
-    if (!comm_agree(w, ok, err)) {
-        return 1;
-    }
-    inputs_default_split(&l, deck_num(d, "extract.test_frac"), (uint64_t)deck_int(d, "extract.split_seed"));
+static const StageSpec EXTRACT_STAGE = {"extract", "extract", NULL, NULL};
 
-    // the backbone and its input
-    FeaturesSetup su;
-    memset(&su, 0, sizeof(su));
-    BackboneOptions bo = {deck_bool(d, "extract.final_norm"), POS_INTERP_HF, (int)deck_int(d, "extract.patch")};
-    su.pos_interp = deck_str(d, "extract.pos_interp");
-    backbone_pos_interp(su.pos_interp, &bo.pos_interp);
-    const char *spec = deck_str(d, "extract.backbone");
-    char *model_dir = strcmp(spec, "pixels") ? path_join(run_dir, spec) : strdup("pixels");
-    Backbone *bb = backbone_open(model_dir, &bo);
-    su.backbone = backbone_name(bb);
-    su.digest = backbone_digest(bb);
-    su.final_norm = bo.final_norm;
-    su.T_in = (int)deck_int(d, "extract.frames");
-    Preprocess pp = !strcmp(su.backbone, "dinov2")     ? preprocess_dinov2()
-                    : !strcmp(su.backbone, "videomae") ? preprocess_videomae()
-                                                       : preprocess_square((int)deck_int(d, "extract.image_size"));
-    su.image_size = pp.crop;
-    su.n_layers = deck_len(d, "extract.layers");
-    int *layers = xmalloc(sizeof(int) * (size_t)su.n_layers);
-    for (int i = 0; i < su.n_layers; i++) {
-        char key[64];
-        snprintf(key, sizeof(key), "extract.layers[%d]", i);
-        layers[i] = (int)deck_int(d, key);
-    }
-    su.layers = layers;
-    char where[600];
-    deck_where(d, "extract.layers", where, sizeof(where));
-    strncat(where, ": extract.layers", sizeof(where) - strlen(where) - 1);
-    backbone_check_layers(bb, su.layers, su.n_layers, where);
-    const BackboneShape sh = backbone_shape(bb, su.T_in, su.image_size);
-    su.T = sh.T, su.H = sh.H, su.W = sh.W, su.N = sh.N, su.d = sh.d;
+// Everything extract_main makes, in the order it makes it; extract_cleanup
+// frees whatever of it exists, on every way out.
+typedef struct {
+    Stage st;
+    ExtractOptions opt;
+    int have_opt;
+    double t[N_XT], t_start;   // seconds per part (XT_NAMES); when the stage started
+    ClipList l;                // the clips (empty until read)
+    char *pixels_file;         // the preprocessed-pixels input, or NULL
+    char *model_dir;           // the backbone's directory, or "pixels"
+    Backbone *bb;
+    FeaturesSetup su;          // what the file records (its layers: opt.layers)
+    Preprocess pp;
+    char *out_path, *out_dir;  // RUN_DIR/extract.out and its directory
+    char partial[4200];        // OUT.partial
+    hid_t pix_file, pix_ds;    // the pixels input's file and /pixels, or -1
+    FeatureWriter o;           // open between open_partial and end_run
+    int resume;
+    uint8_t *done, *failed;    // per clip: in /done, in /failed
+    int *todo, n_todo;         // the clips not done, in file order
+    int *mine, n_mine, rounds; // this rank's share of todo; the rounds of the busiest rank
+    // one round's buffers: batch_clips clips
+    size_t pix, tok;           // floats per clip: pixels, features of one layer
+    float *pixels, **feat;     // feat[layer]
+    uint16_t **half;           // half[layer]: feat as float16
+    int *ok_clips, *bad_clips;
+    Reason reasons[N_REASONS]; // this rank's first failed clips
+    int n_reasons, total_done, total_failed, stopped;
+} Extract;
 
-    // the file: OUT exists -> done; OUT.partial -> resume; else create
-    char *out_path = path_join(run_dir, deck_str(d, "extract.out"));
-    char partial[4200];
-    snprintf(partial, sizeof(partial), "%s.partial", out_path);
-    char *out_dir = path_dir(out_path);
-    ok = me != 0 || path_mkdirs(out_dir, err, sizeof(err)) == 0;
-    if (!comm_agree(w, ok, err)) {
-        backbone_close(bb);
-        return 1;
-    }
-    if (access(out_path, F_OK) == 0) { // finished: nothing to do, if it was made by this setup
-        ok = features_write_check(w, out_path, &su, l.n, err, sizeof(err)) == 0;
-        if (!comm_agree(w, ok, err)) {
-            backbone_close(bb);
-            return 1;
-        }
-        if (me == 0) printf("extract: %s exists, made by this setup: nothing to do\n", out_path);
-        backbone_close(bb);
-        return 0;
-    }
-    // a preprocessed-pixels input must hold T_in frames of the backbone's size
-    hid_t pix_file = -1, pix_ds = -1;
-    if (pixels_file) {
-        pix_file = h5_open_read(pixels_file);
-        pix_ds = H5Dopen2(pix_file, "/pixels", H5P_DEFAULT);
-        hid_t sp = H5Dget_space(pix_ds);
-        hsize_t dims[5];
-        H5Sget_simple_extent_dims(sp, dims, NULL);
-        H5Sclose(sp);
-        snprintf(err, sizeof(err), "%s: /pixels holds %llu frames of %llu px; the deck asks T_in = %d at %d px",
-                 pixels_file, (unsigned long long)dims[1], (unsigned long long)dims[3], su.T_in, su.image_size);
-        if (!comm_agree(w, (int)dims[1] == su.T_in && (int)dims[3] == su.image_size, err)) {
-            backbone_close(bb);
-            return 1;
-        }
-    }
-    FeatureWriter o;
-    const int resume = access(partial, F_OK) == 0;
-    if (resume) {
-        ok = features_write_reopen(&o, w, partial, &su, l.n, err, sizeof(err)) == 0;
-        if (!comm_agree(w, ok, err)) {
-                return 1;
-        }
+// The clip list, agreed over the ranks (every rank reads it), and the default
+// split of the clips it gives none. 0, or -1 (rank 0 said why).
+static int read_clip_list(Extract *x) {
+    Stage *st = &x->st;
+    int ok = extract_clip_list(&x->opt.input, x->opt.run_dir, &x->l, &x->pixels_file, st->err, sizeof(st->err)) == 0;
+    if (ok && x->l.n < 1) snprintf(st->err, sizeof(st->err), "%s: the clip list is empty", st->deck_path), ok = 0;
+    if (!stage_agree(st, ok)) return -1;
+    inputs_default_split(&x->l, x->opt.test_frac, x->opt.split_seed);
+    return 0;
+}
+
+// The backbone, its preprocessing and the shape of its features (dies naming
+// the model or the deck's layers when they do not fit).
+static void open_backbone(Extract *x) {
+    const ExtractOptions *o = &x->opt;
+    FeaturesSetup *su = &x->su;
+    BackboneOptions bo = {o->final_norm, POS_INTERP_HF, o->patch};
+    su->pos_interp = o->pos_interp;
+    backbone_pos_interp(su->pos_interp, &bo.pos_interp);
+    x->model_dir = strcmp(o->backbone, "pixels") ? path_join(o->run_dir, o->backbone) : strdup("pixels");
+    x->bb = backbone_open(x->model_dir, &bo);
+    su->backbone = backbone_name(x->bb);
+    su->digest = backbone_digest(x->bb);
+    su->final_norm = bo.final_norm;
+    su->T_in = o->frames;
+    x->pp = !strcmp(su->backbone, "dinov2")     ? preprocess_dinov2()
+            : !strcmp(su->backbone, "videomae") ? preprocess_videomae()
+                                                : preprocess_square(o->image_size);
+    su->image_size = x->pp.crop;
+    su->n_layers = o->n_layers;
+    su->layers = o->layers;
+    backbone_check_layers(x->bb, su->layers, su->n_layers, o->layers_where);
+    const BackboneShape sh = backbone_shape(x->bb, su->T_in, su->image_size);
+    su->T = sh.T, su->H = sh.H, su->W = sh.W, su->N = sh.N, su->d = sh.d;
+}
+
+// OUT, OUT.partial and OUT's directory, made by rank 0 (agreed). 0, or -1.
+static int make_out_dir(Extract *x) {
+    Stage *st = &x->st;
+    x->out_path = path_join(x->opt.run_dir, x->opt.out);
+    snprintf(x->partial, sizeof(x->partial), "%s.partial", x->out_path);
+    x->out_dir = path_dir(x->out_path);
+    const int ok = st->rank != 0 || path_mkdirs(x->out_dir, st->err, sizeof(st->err)) == 0;
+    return stage_agree(st, ok) ? 0 : -1;
+}
+
+// OUT exists: nothing to do, if it was made by this setup. The exit status.
+static int check_finished(Extract *x) {
+    Stage *st = &x->st;
+    const int ok = features_write_check(st->world, x->out_path, &x->su, x->l.n, st->err, sizeof(st->err)) == 0;
+    if (!stage_agree(st, ok)) return 1;
+    if (st->rank == 0) printf("extract: %s exists, made by this setup: nothing to do\n", x->out_path);
+    return 0;
+}
+
+// A preprocessed-pixels input, opened for clip_pixels: it must hold T_in
+// frames of the backbone's size (agreed). 0, or -1.
+static int open_pixels_input(Extract *x) {
+    if (!x->pixels_file) return 0;
+    Stage *st = &x->st;
+    x->pix_file = h5_open_read(x->pixels_file);
+    x->pix_ds = H5Dopen2(x->pix_file, "/pixels", H5P_DEFAULT);
+    hid_t sp = H5Dget_space(x->pix_ds);
+    hsize_t dims[5];
+    H5Sget_simple_extent_dims(sp, dims, NULL);
+    H5Sclose(sp);
+    snprintf(st->err, sizeof(st->err), "%s: /pixels holds %llu frames of %llu px; the deck asks T_in = %d at %d px",
+             x->pixels_file, (unsigned long long)dims[1], (unsigned long long)dims[3], x->su.T_in, x->su.image_size);
+    return stage_agree(st, (int)dims[1] == x->su.T_in && (int)dims[3] == x->su.image_size) ? 0 : -1;
+}
+
+// OUT.partial reopened (a resumed run: made by this setup, agreed) or
+// created, then /done read. 0, or -1 (the message said; the writer closed).
+static int open_partial(Extract *x) {
+    Stage *st = &x->st;
+    x->resume = access(x->partial, F_OK) == 0;
+    if (x->resume) {
+        const int ok =
+            features_write_reopen(&x->o, st->world, x->partial, &x->su, x->l.n, st->err, sizeof(st->err)) == 0;
+        if (!stage_agree(st, ok)) return -1;
     } else {
         char *emb[2] = {NULL, NULL}; // the embeddings to import: text, clip
-        if (deck_has(d, "extract.text_embeddings")) emb[0] = path_join(run_dir, deck_str(d, "extract.text_embeddings"));
-        if (deck_has(d, "extract.clip_embeddings")) emb[1] = path_join(run_dir, deck_str(d, "extract.clip_embeddings"));
-        ok = features_write_create(&o, w, partial, &su, &l, emb[0], emb[1]);
+        if (x->opt.text_embeddings) emb[0] = path_join(x->opt.run_dir, x->opt.text_embeddings);
+        if (x->opt.clip_embeddings) emb[1] = path_join(x->opt.run_dir, x->opt.clip_embeddings);
+        const int ok = features_write_create(&x->o, st->world, x->partial, &x->su, &x->l, emb[0], emb[1]);
         free(emb[0]), free(emb[1]);
         if (!ok) { // closed and removed: it held no clip
-            say_failed(&o, me, 0);
-            backbone_close(bb);
+            say_failed(&x->o, st->rank, 0);
+            return -1;
+        }
+    }
+    x->done = xmalloc((size_t)x->l.n);
+    if (!features_write_begin(&x->o, x->done)) {
+        features_write_abandon(&x->o);
+        say_failed(&x->o, st->rank, 1);
+        return -1;
+    }
+    return 0;
+}
+
+// Rank 0's first line: what is to do, with what, where.
+static void print_plan(const Extract *x) {
+    const FeaturesSetup *su = &x->su;
+    if (!strcmp(x->opt.device, "cuda"))
+        printf("extract: note: device cuda: the backbones run on the CPU in this build (the CUDA backbone ops "
+               "are issue 7)\n");
+    printf("extract: %d clips (%d to do%s), backbone %s, layers", x->l.n, x->n_todo, x->resume ? ", resuming" : "",
+           su->backbone);
+    for (int i = 0; i < su->n_layers; i++) printf(" %d", su->layers[i]);
+    printf(", T_in %d at %d px -> T=%d H=%d W=%d d=%d; %d rank%s -> %s\n", su->T_in, su->image_size, su->T, su->H,
+           su->W, su->d, x->st.size, x->st.size > 1 ? "s" : "", x->out_path);
+    fflush(stdout);
+}
+
+// The clips not done, this rank's share (todo[i] with i = rank mod size, in
+// increasing file order), the rounds of the busiest rank, and one round's
+// buffers.
+static void plan_rounds(Extract *x) {
+    const Stage *st = &x->st;
+    const int B = x->opt.batch_clips;
+    x->todo = xmalloc(sizeof(int) * (size_t)x->l.n);
+    for (int i = 0; i < x->l.n; i++)
+        if (!x->done[i]) x->todo[x->n_todo++] = i;
+    if (st->rank == 0) print_plan(x);
+    x->mine = xmalloc(sizeof(int) * (size_t)(x->n_todo / st->size + 1));
+    for (int i = st->rank; i < x->n_todo; i += st->size) x->mine[x->n_mine++] = x->todo[i];
+    x->rounds = (x->n_mine + B - 1) / B;
+    comm_allreduce(st->world, &x->rounds, 1, COMM_I32, COMM_MAX, NULL);
+    const FeaturesSetup *su = &x->su;
+    x->pix = (size_t)su->T_in * 3 * su->image_size * su->image_size;
+    x->tok = (size_t)su->T * su->N * su->d;
+    x->pixels = xmalloc(sizeof(float) * x->pix * (size_t)B);
+    x->feat = xcalloc((size_t)su->n_layers, sizeof(float *));
+    x->half = xcalloc((size_t)su->n_layers, sizeof(uint16_t *));
+    for (int li = 0; li < su->n_layers; li++) {
+        x->feat[li] = xmalloc(sizeof(float) * x->tok * (size_t)B);
+        x->half[li] = xmalloc(sizeof(uint16_t) * x->tok * (size_t)B);
+    }
+    x->ok_clips = xmalloc(sizeof(int) * (size_t)B);
+    x->bad_clips = xmalloc(sizeof(int) * (size_t)B);
+    for (int k = 0; k < N_REASONS; k++) x->reasons[k].clip = -1, x->reasons[k].why[0] = 0;
+}
+
+// Round r's pixels of this rank's clips: the clips that decoded into
+// ok_clips (their pixels in order), the others named, kept among the first
+// reasons and listed in bad_clips.
+static void read_round(Extract *x, int r, int *n_ok, int *n_bad) {
+    const int B = x->opt.batch_clips;
+    *n_ok = *n_bad = 0;
+    for (int q = r * B; q < x->n_mine && q < (r + 1) * B; q++) {
+        const int c = x->mine[q];
+        char why[1024];
+        if (clip_pixels(&x->l.clip[c], x->pix_ds, c, x->su.T_in, &x->pp, x->pixels + x->pix * (size_t)*n_ok, x->t, why,
+                        sizeof(why)) == 0) {
+            x->ok_clips[(*n_ok)++] = c;
+        } else {
+            x->bad_clips[(*n_bad)++] = c;
+            fprintf(stderr, "extract: clip %d ('%s') skipped: %s\n", c, x->l.clip[c].clip_id, why);
+            if (x->n_reasons < N_REASONS) {
+                x->reasons[x->n_reasons].clip = c;
+                snprintf(x->reasons[x->n_reasons++].why, sizeof(x->reasons[0].why), "%.499s", why);
+            }
+        }
+    }
+}
+
+// The backbone over the round's clips, and their features written: the
+// features, then on disk, then the /done marks that say so (a crash or a full
+// disk in between costs recomputation, never a clip marked done over features
+// that are not there, features.h). 1, or 0 (agreed: the write failed).
+static int forward_and_write(Extract *x, int n_ok, int n_bad) {
+    const FeaturesSetup *su = &x->su;
+    double t0 = wall_time();
+    if (n_ok) backbone_forward(x->bb, x->pixels, n_ok, su->T_in, su->image_size, su->layers, su->n_layers, x->feat);
+    double t1 = wall_time();
+    x->t[X_FORWARD] += t1 - t0;
+    for (int li = 0; li < su->n_layers; li++) float_to_half(x->feat[li], x->half[li], x->tok * (size_t)n_ok);
+    const int io_ok = features_write_round(&x->o, x->ok_clips, n_ok, x->half, x->bad_clips, n_bad);
+    x->t[X_WRITE] += wall_time() - t1;
+    return io_ok;
+}
+
+// Every round on every rank, until the last, a failed write (0) or an agreed
+// stop request (x->stopped). 1 when the writes went through.
+static int run_rounds(Extract *x) {
+    Stage *st = &x->st;
+    stop_watch(x->opt.run_dir, st->rank == 0);
+    Progress pr;
+    progress_start(&pr, wall_time(), PROGRESS_EVERY, 0);
+    for (int r = 0; r < x->rounds; r++) {
+        int n_ok, n_bad;
+        read_round(x, r, &n_ok, &n_bad);
+        if (!forward_and_write(x, n_ok, n_bad)) return 0; // every rank: the verdicts were agreed
+        int cnt[3] = {n_ok, n_bad, stop_requested()}; // the ranks agree on a stop request too
+        comm_allreduce(st->world, cnt, 2, COMM_I32, COMM_SUM, NULL);
+        comm_allreduce(st->world, cnt + 2, 1, COMM_I32, COMM_MAX, NULL);
+        x->total_done += cnt[0];
+        x->total_failed += cnt[1];
+        const double now = wall_time();
+        if (st->rank == 0 && progress_due(&pr, now, r == 0 || r == x->rounds - 1)) {
+            const int processed = x->total_done + x->total_failed;
+            char eta[32];
+            progress_eta_text(&pr, processed, x->n_todo, now, eta, sizeof(eta));
+            printf("extract: %d/%d clips (%d failed), %.2f clips/s, ETA %s\n", processed, x->n_todo, x->total_failed,
+                   progress_rate(&pr, processed, now), eta);
+            fflush(stdout);
+        }
+        if (cnt[2] && r < x->rounds - 1) {
+            x->stopped = 1;
+            if (st->rank == 0)
+                printf("extract: stopped on request (signal or stop file) after %d clips; run again to continue\n",
+                       x->total_done);
             return 1;
         }
     }
-    uint8_t *done = xmalloc((size_t)l.n);
-    if (!features_write_begin(&o, done)) {
-        features_write_abandon(&o);
-        say_failed(&o, me, 1);
-        backbone_close(bb);
-        return 1;
+    return 1;
+}
+
+// Every clip is done or failed, but none succeeded or more than
+// extract.max_failed_frac of them failed: the count and the first reasons
+// (collective), and OUT.partial kept.
+static void say_too_many_failed(const Extract *x, int n_failed, int n_done) {
+    const Stage *st = &x->st;
+    if (st->rank == 0) {
+        char why[128] = "no clip succeeded";
+        if (n_done) snprintf(why, sizeof(why), "more than extract.max_failed_frac = %g of them", x->opt.max_failed_frac);
+        fprintf(stderr, "stsae: error: extract: %d of %d clips failed (%s); the first reasons:\n", n_failed, x->l.n,
+                why);
     }
-    int *todo = xmalloc(sizeof(int) * (size_t)l.n), n_todo = 0;
-    for (int i = 0; i < l.n; i++)
-        if (!done[i]) todo[n_todo++] = i;
-    if (me == 0) {
-        if (!strcmp(deck_str(d, "device"), "cuda"))
-            printf("extract: note: device cuda: the backbones run on the CPU in this build (the CUDA backbone ops "
-                   "are issue 7)\n");
-        printf("extract: %d clips (%d to do%s), backbone %s, layers", l.n, n_todo, resume ? ", resuming" : "",
-               su.backbone);
-        for (int i = 0; i < su.n_layers; i++) printf(" %d", su.layers[i]);
-        printf(", T_in %d at %d px -> T=%d H=%d W=%d d=%d; %d rank%s -> %s\n", su.T_in, su.image_size, su.T, su.H,
-               su.W, su.d, size, size > 1 ? "s" : "", out_path);
-        fflush(stdout);
+    print_reasons(st->world, x->reasons, &x->l, st->rank, st->size);
+    if (st->rank == 0) {
+        fprintf(stderr, "extract: %s is kept and its failed clips are tried again on the next run: fix the "
+                        "inputs (or raise extract.max_failed_frac) and run the same command again\n", x->partial);
+        fflush(stderr);
     }
-    // my clips: todo[i] with i = me (mod size), in increasing file order
-    const int B = (int)deck_int(d, "extract.batch_clips");
-    int n_mine = 0;
-    int *mine = xmalloc(sizeof(int) * (size_t)(n_todo / size + 1));
-    for (int i = me; i < n_todo; i += size) mine[n_mine++] = todo[i];
-    int rounds = (n_mine + B - 1) / B;
-    comm_allreduce(w, &rounds, 1, COMM_I32, COMM_MAX, NULL);
-    const size_t pix = (size_t)su.T_in * 3 * su.image_size * su.image_size, tok = (size_t)su.T * su.N * su.d;
-    float *pixels = xmalloc(sizeof(float) * pix * (size_t)B);
-    float **feat = xmalloc(sizeof(float *) * (size_t)su.n_layers);
-    uint16_t **half = xmalloc(sizeof(uint16_t *) * (size_t)su.n_layers);
-    for (int li = 0; li < su.n_layers; li++) {
-        feat[li] = xmalloc(sizeof(float) * tok * (size_t)B);
-        half[li] = xmalloc(sizeof(uint16_t) * tok * (size_t)B);
-    }
-    int *ok_clips = xmalloc(sizeof(int) * (size_t)B), *bad_clips = xmalloc(sizeof(int) * (size_t)B);
-    Reason reasons[N_REASONS];
-    for (int k = 0; k < N_REASONS; k++) reasons[k].clip = -1, reasons[k].why[0] = 0;
-    int total_done = 0, total_failed = 0, stopped = 0, n_reasons = 0, io_ok = 1;
-    stop_watch(run_dir, me == 0);
-    const double t_loop = wall_time();
-    double t_print = 0.0;
-    for (int r = 0; r < rounds; r++) {
-        int n_ok = 0, n_bad = 0;
-        for (int q = r * B; q < n_mine && q < (r + 1) * B; q++) {
-            const int c = mine[q];
-            char why[1024];
-            if (clip_pixels(&l.clip[c], pix_ds, c, su.T_in, &pp, pixels + pix * (size_t)n_ok, t, why,
-                            sizeof(why)) == 0) {
-                ok_clips[n_ok++] = c;
-            } else {
-                bad_clips[n_bad++] = c;
-                fprintf(stderr, "extract: clip %d ('%s') skipped: %s\n", c, l.clip[c].clip_id, why);
-                if (n_reasons < N_REASONS) {
-                    reasons[n_reasons].clip = c;
-                    snprintf(reasons[n_reasons++].why, sizeof(reasons[0].why), "%.499s", why);
-                }
-            }
-        }
-        double t0 = wall_time();
-        if (n_ok) backbone_forward(bb, pixels, n_ok, su.T_in, su.image_size, layers, su.n_layers, feat);
-        double t1 = wall_time();
-        t[X_FORWARD] += t1 - t0;
-        for (int li = 0; li < su.n_layers; li++) float_to_half(feat[li], half[li], tok * (size_t)n_ok);
-        // the features, then on disk, then the /done marks that say so: a
-        // crash or a full disk in between costs recomputation, never a clip
-        // marked done over features that are not there (features.h)
-        io_ok = features_write_round(&o, ok_clips, n_ok, half, bad_clips, n_bad);
-        t[X_WRITE] += wall_time() - t1;
-        if (!io_ok) break; // every rank: the verdicts were agreed
-        int cnt[3] = {n_ok, n_bad, stop_requested()}; // the ranks agree on a stop request too
-        comm_allreduce(w, cnt, 2, COMM_I32, COMM_SUM, NULL);
-        comm_allreduce(w, cnt + 2, 1, COMM_I32, COMM_MAX, NULL);
-        total_done += cnt[0];
-        total_failed += cnt[1];
-        const double now = wall_time();
-        if (me == 0 && (now - t_print >= 5.0 || r == rounds - 1)) {
-            const double rate = (total_done + total_failed) / (now - t_loop);
-            const double eta = (n_todo - total_done - total_failed) / (rate > 0 ? rate : 1e-9);
-            printf("extract: %d/%d clips (%d failed), %.2f clips/s, ETA %.0f s\n", total_done + total_failed, n_todo,
-                   total_failed, rate, eta);
-            fflush(stdout);
-            t_print = now;
-        }
-        if (cnt[2] && r < rounds - 1) {
-            stopped = 1;
-            if (me == 0) printf("extract: stopped on request (signal or stop file) after %d clips; run again to continue\n",
-                               total_done);
-            break;
-        }
-    }
-    // the last marks on disk; complete when every clip is done or failed
-    uint8_t *failed = xmalloc((size_t)l.n);
-    if (io_ok) io_ok = features_write_end(&o, done, failed);
-    else features_write_abandon(&o);
-    int rc = stopped ? 3 : 0;
+}
+
+// The last marks on disk; when every clip is done or failed, OUT.partial
+// becomes OUT (durably), unless too many failed; the seconds per part over
+// the ranks. The exit status: 0, 3 (stopped), or 1.
+static int end_run(Extract *x, int io_ok) {
+    Stage *st = &x->st;
+    x->failed = xmalloc((size_t)x->l.n);
+    if (io_ok) io_ok = features_write_end(&x->o, x->done, x->failed);
+    else features_write_abandon(&x->o);
+    int rc = x->stopped ? 3 : 0;
     if (!io_ok) {
-        say_failed(&o, me, 1);
+        say_failed(&x->o, st->rank, 1);
         rc = 1;
     } else {
         int complete = 1, n_failed = 0, n_done = 0;
-        for (int i = 0; i < l.n; i++)
-            complete &= done[i] || failed[i], n_failed += failed[i] && !done[i], n_done += done[i];
+        for (int i = 0; i < x->l.n; i++)
+            complete &= x->done[i] || x->failed[i], n_failed += x->failed[i] && !x->done[i], n_done += x->done[i];
         // extract.max_failed_frac: the share of clips that may fail (1: any, as long as one clip succeeded)
-        const double max_frac = deck_num(d, "extract.max_failed_frac");
-        if (complete && (n_done == 0 || n_failed > max_frac * l.n)) {
-            if (me == 0) {
-                char why[128] = "no clip succeeded";
-                if (n_done) snprintf(why, sizeof(why), "more than extract.max_failed_frac = %g of them", max_frac);
-                fprintf(stderr, "stsae: error: extract: %d of %d clips failed (%s); the first reasons:\n", n_failed, l.n,
-                        why);
-            }
-            print_reasons(w, reasons, &l, me, size);
-            if (me == 0) {
-                fprintf(stderr, "extract: %s is kept and its failed clips are tried again on the next run: fix the "
-                                "inputs (or raise extract.max_failed_frac) and run the same command again\n", partial);
-                fflush(stderr);
-            }
+        if (complete && (n_done == 0 || n_failed > x->opt.max_failed_frac * x->l.n)) {
+            say_too_many_failed(x, n_failed, n_done);
             rc = 1;
         } else if (complete) { // OUT.partial becomes OUT, durably
-            if (!features_write_commit(w, partial, out_path, err, sizeof(err))) {
-                fprintf(stderr, "stsae: error (rank %d): extract: %s\n", me, err);
+            if (!features_write_commit(st->world, x->partial, x->out_path, st->err, sizeof(st->err))) {
+                fprintf(stderr, "stsae: error (rank %d): extract: %s\n", st->rank, st->err);
                 rc = 1;
-            } else if (me == 0) {
-                printf("extract: done -> %s", out_path);
+            } else if (st->rank == 0) {
+                printf("extract: done -> %s", x->out_path);
                 if (n_failed)
                     printf(" (%d clips could not be decoded: /failed; training and evaluation skip them)", n_failed);
                 printf("\n");
             }
         }
-        t[X_TOTAL] = wall_time() - t_start;
-        comm_stage_table(w, XT_NAMES, t, N_XT);
+        x->t[X_TOTAL] = wall_time() - x->t_start;
+        comm_stage_table(st->world, XT_NAMES, x->t, N_XT);
     }
-    if (me == 0 && stopped) stop_consume(run_dir);
-    backbone_close(bb);
-    if (pix_file >= 0) H5Dclose(pix_ds), H5Fclose(pix_file);
-    for (int li = 0; li < su.n_layers; li++) free(feat[li]), free(half[li]);
-    free(feat), free(half), free(pixels), free(ok_clips), free(bad_clips), free(mine), free(todo), free(done), free(failed);
-    free(layers), free(out_path), free(out_dir), free(model_dir), free(pixels_file);
-    inputs_free(&l);
-    deck_free(d);
+    if (st->rank == 0 && x->stopped) stop_consume(x->opt.run_dir);
+    return rc;
+}
+
+// Frees what extract_main made, whichever step it stopped at.
+static void extract_cleanup(Extract *x) {
+    if (x->bb) backbone_close(x->bb);
+    if (x->pix_ds >= 0) H5Dclose(x->pix_ds);
+    if (x->pix_file >= 0) H5Fclose(x->pix_file);
+    for (int li = 0; x->feat && li < x->su.n_layers; li++) free(x->feat[li]), free(x->half[li]);
+    free(x->feat), free(x->half), free(x->pixels), free(x->ok_clips), free(x->bad_clips);
+    free(x->mine), free(x->todo), free(x->done), free(x->failed);
+    free(x->out_path), free(x->out_dir), free(x->model_dir), free(x->pixels_file);
+    inputs_free(&x->l);
+    if (x->have_opt) extract_options_free(&x->opt);
+    stage_finish(&x->st);
+}
+
+int extract_main(int argc, char **argv) {
+    Extract *x = xcalloc(1, sizeof(Extract));
+    x->pix_file = x->pix_ds = -1;
+    x->t_start = wall_time();
+    int rc = stage_start(&x->st, &EXTRACT_STAGE, argc, argv);
+    if (rc) goto out;
+    rc = 1;
+    extract_options_resolve(x->st.deck, &x->opt);
+    x->have_opt = 1;
+    if (read_clip_list(x)) goto out;
+    open_backbone(x);
+    if (make_out_dir(x)) goto out;
+    if (access(x->out_path, F_OK) == 0) { // finished: nothing to do, if it was made by this setup
+        rc = check_finished(x);
+        goto out;
+    }
+    if (open_pixels_input(x)) goto out;
+    if (open_partial(x)) goto out;
+    plan_rounds(x);
+    rc = end_run(x, run_rounds(x));
+out:
+    extract_cleanup(x);
+    free(x);
     return rc;
 }

@@ -2,8 +2,10 @@
 // gathered into results.h5, results.csv and results.md, then the plots.
 //
 // In:  RUN_DIR/raw/eval.h5 and RUN_DIR/jobs/*/eval.h5 (eval.h), in the order of
-//      the grid of RUN_DIR/train.yaml (the deck as trained); an eval.h5 of
-//      another format_version than eval.h's is refused (none: version 1).
+//      the grid of RUN_DIR/train.yaml (the deck as trained, read once into
+//      ReportOptions, options.h: the jobs, the feature file, the clip list
+//      for the montages); an eval.h5 of another format_version than eval.h's
+//      is refused (none: version 1).
 // Out: results.csv: one row per job and one `raw` row; the columns of SPEC §6
 //      first, in its order, then every further metric (smoothing, retrieval of
 //      reconstructions, lambda_s, T_s), empty where a metric does not apply.
@@ -29,9 +31,7 @@
 #include "stsae/base/common.h"
 #include "stsae/base/paths.h"
 #include "stsae/comm/comm.h"
-#include "stsae/deck/deck.h"
-#include "stsae/deck/deck_schema.h"
-#include "stsae/deck/jobs.h"
+#include "stsae/deck/options.h"
 #include "stsae/io/features.h"
 #include "stsae/io/h5io.h"
 #include "stsae/io/video.h"
@@ -181,21 +181,21 @@ static int write_csv(const Table *t, const char *path, char *err, size_t cap) {
 // (frames uint8 [F, 8, px, px, 3], jobs, latents) for analysis/plots.py.
 // Skipped, with a note, when the videos cannot be found (a pixels input, or
 // no extract section in the deck).
-static void write_montage(const Table *t, const Deck *d, const char *run_dir, H5W *w) {
-    if (!deck_has(d, "extract") || deck_has(d, "extract.input.pixels")) {
+static void write_montage(const Table *t, const ReportOptions *o, const char *run_dir, H5W *w) {
+    if (!o->has_extract || o->input.kind == EXTRACT_PIXELS) {
         printf("report: no montages (the deck names no videos)\n");
         return;
     }
     char err[2048];
     ClipList l;
     char *pixels = NULL;
-    if (extract_clip_list(d, run_dir, &l, &pixels, err, sizeof(err)) != 0) {
+    if (extract_clip_list(&o->input, run_dir, &l, &pixels, err, sizeof(err)) != 0) {
         printf("report: no montages (%s)\n", err);
         return;
     }
-    char *feat_path = path_join(run_dir, deck_str(d, "train.features"));
+    char *feat_path = path_join(run_dir, o->features);
     FeatureFile ff;
-    if (features_open(&ff, feat_path, (int)deck_int(d, "train.layer"), err, sizeof(err)) != 0) {
+    if (features_open(&ff, feat_path, o->layer, err, sizeof(err)) != 0) {
         printf("report: no montages (%s)\n", err);
         inputs_free(&l);
         free(feat_path);
@@ -264,7 +264,8 @@ static void write_montage(const Table *t, const Deck *d, const char *run_dir, H5
 }
 
 // results.h5; 0, or -1 with the file, the object and the reason in err.
-static int write_h5(const Table *t, const char *path, const Deck *d, const char *run_dir, char *err, size_t cap) {
+static int write_h5(const Table *t, const char *path, const ReportOptions *ro, const char *run_dir, char *err,
+                    size_t cap) {
     H5W w;
     if (h5w_create(&w, path) != 0) return errorf(err, cap, "%s", w.err);
     h5w_format_version(&w, RESULTS_FORMAT_VERSION);
@@ -297,7 +298,7 @@ static int write_h5(const Table *t, const char *path, const Deck *d, const char 
         }
         H5Fclose(src);
     }
-    if (!w.failed) write_montage(t, d, run_dir, &w);
+    if (!w.failed) write_montage(t, ro, run_dir, &w);
     free(o), free(names), free(tab);
     return h5w_commit(&w, err, cap);
 }
@@ -493,11 +494,11 @@ static int report_write(int argc, char **argv) {
     memset(&t, 0, sizeof(t));
     t.cols = xcalloc(MAX_COLS, sizeof(char *));
     // rows: raw, then the jobs in grid order (from the deck as trained)
-    char *deck_path = path_join(run_dir, "train.yaml");
+    char *saved = path_join(run_dir, "train.yaml");
     char err[1024];
-    Deck *d = deck_load(deck_path, stsae_schema, 0, NULL, err, sizeof(err));
-    JobList *jobs = d ? jobs_expand(d, err, sizeof(err)) : NULL;
-    if (!jobs) die("%s (report needs the deck saved by stsae train)", err);
+    ReportOptions ro;
+    if (report_options_load(saved, &ro, err, sizeof(err)) != 0) die("%s (report needs the deck saved by stsae train)", err);
+    const JobList *jobs = ro.jobs;
     const int cap = jobs->n + 1;
     t.job = xcalloc((size_t)cap, sizeof(char *));
     t.variant = xcalloc((size_t)cap, sizeof(char *));
@@ -527,7 +528,7 @@ static int report_write(int argc, char **argv) {
     // each file whole and on disk, or none under its name; a failure (a full
     // disk) is one message naming the file and the reason, and exit status 1
     char werr[8704];
-    const int ok = write_csv(&t, csv, werr, sizeof(werr)) == 0 && write_h5(&t, h5, d, run_dir, werr, sizeof(werr)) == 0 &&
+    const int ok = write_csv(&t, csv, werr, sizeof(werr)) == 0 && write_h5(&t, h5, &ro, run_dir, werr, sizeof(werr)) == 0 &&
                    write_md(&t, md, run_dir, werr, sizeof(werr)) == 0;
     if (ok) {
         printf("report: %d rows (%d jobs not evaluated) -> %s, %s, %s\n", t.n_rows, missing, md, csv, h5);
@@ -540,9 +541,8 @@ static int report_write(int argc, char **argv) {
     for (int r = 0; r < t.n_rows; r++) free(t.job[r]), free(t.variant[r]), free(t.config[r]), free(t.path[r]);
     for (int i = 0; i < t.n_cols; i++) free(t.cols[i]);
     free(t.cols), free(t.job), free(t.variant), free(t.config), free(t.path), free(t.v);
-    free(csv), free(h5), free(md), free(deck_path);
-    jobs_free(jobs);
-    deck_free(d);
+    free(csv), free(h5), free(md), free(saved);
+    report_options_free(&ro);
     return ok ? 0 : 1;
 }
 

@@ -18,39 +18,39 @@
 #include "stsae/base/paths.h"
 #include "stsae/base/stop_request.h"
 #include "stsae/comm/comm.h"
-#include "stsae/deck/deck.h"
-#include "stsae/deck/deck_schema.h"
+#include "stsae/deck/options.h"
 #include "stsae/stages/eval.h"
 #include "stsae/stages/extract.h"
 #include "stsae/stages/report.h"
 #include "stsae/stages/run.h"
+#include "stsae/stages/stage.h"
 #include "stsae/stages/synth.h"
 #include "stsae/stages/train.h"
 
+static const StageSpec RUN_STAGE = {"run", NULL, NULL, NULL};
+
 int run_main(int argc, char **argv) {
-    Comm *world = comm_world();
-    const int rank = comm_rank(world);
-    if (argc < 1) {
-        if (rank == 0) fprintf(stderr, "usage: stsae run DECK [key=value ...]\n");
-        return 2;
+    Stage st; // every rank loads the same deck: a bad one stops them all here
+    int rc = stage_start(&st, &RUN_STAGE, argc, argv);
+    if (rc) {
+        stage_finish(&st);
+        return rc;
     }
-    char err[1024];
-    Deck *d = deck_load(argv[0], stsae_schema, argc - 1, argv + 1, err, sizeof(err));
-    if (!d) { // every rank loads the same deck: all stop here
-        if (rank == 0) fprintf(stderr, "%s\n", err);
-        return 1;
-    }
+    Comm *world = st.world;
+    const int rank = st.rank;
+    RunOptions o;
+    run_options_resolve(st.deck, &o);
     const struct {
-        const char *section, *name;
+        int present; // the deck has the stage's section (eval: train's)
+        const char *name;
         int (*main)(int, char **);
-    } stages[] = {{"synth", "synth", synth_main},
-                  {"extract", "extract", extract_main},
-                  {"train", "train", train_main},
-                  {"train", "eval", eval_main}};
+    } stages[] = {{o.has_synth, "synth", synth_main},
+                  {o.has_extract, "extract", extract_main},
+                  {o.has_train, "train", train_main},
+                  {o.has_train, "eval", eval_main}};
     const double t0 = wall_time();
-    int rc = 0;
     for (size_t s = 0; s < sizeof(stages) / sizeof(*stages) && rc == 0; s++) {
-        if (!deck_has(d, stages[s].section)) continue;
+        if (!stages[s].present) continue;
         if (rank == 0) {
             printf("\n=== stsae run: %s (%.0f s so far) ===\n", stages[s].name, wall_time() - t0);
             fflush(stdout);
@@ -59,19 +59,19 @@ int run_main(int argc, char **argv) {
         comm_barrier(world, NULL);
         // a stop request that came during a stage that has no safe point, or
         // too late for the stage to act on it, stops the pipeline here
-        int stop = rc == 0 && rank == 0 && stop_file_exists(deck_str(d, "run_dir"));
+        int stop = rc == 0 && rank == 0 && stop_file_exists(o.run_dir);
         comm_bcast(world, &stop, 1, COMM_I32, 0, NULL);
         if (stop) {
             if (rank == 0) {
                 printf("\nstsae run: stopped on request (stop file) after %s; run the same command again to "
                        "continue\n", stages[s].name);
-                stop_consume(deck_str(d, "run_dir"));
+                stop_consume(o.run_dir);
             }
             rc = 3;
         }
     }
-    if (rc == 0 && deck_has(d, "train")) {
-        const char *run_dir = deck_str(d, "run_dir");
+    if (rc == 0 && o.has_train) {
+        const char *run_dir = o.run_dir;
         if (rank == 0) {
             printf("\n=== stsae run: report (%.0f s so far) ===\n", wall_time() - t0);
             fflush(stdout);
@@ -86,6 +86,6 @@ int run_main(int argc, char **argv) {
             fflush(stdout);
         }
     }
-    deck_free(d);
+    stage_finish(&st);
     return rc;
 }

@@ -15,11 +15,12 @@
 
 #include "stsae/base/common.h"
 #include "stsae/base/paths.h"
+#include "stsae/base/progress.h"
 #include "stsae/comm/comm.h"
-#include "stsae/deck/deck.h"
-#include "stsae/deck/deck_schema.h"
+#include "stsae/deck/options.h"
 #include "stsae/io/inputs.h"
 #include "stsae/io/video.h"
+#include "stsae/stages/stage.h"
 #include "stsae/stages/synth.h"
 
 #define PI 3.14159265358979323846
@@ -109,107 +110,145 @@ static double progress(const Scene *sc, int t, double u0, double u1) {
     return clamp01(((double)t / (sc->F - 1) - u0) / (u1 - u0));
 }
 
-// The actor(s) of template k.
-static void make_action(Scene *sc, uint64_t *st, int k) {
+// When an action runs (from u0 to u1, fractions of the clip) and a little
+// rotation that is not turning: drawn first for every template, in this order.
+typedef struct {
+    double u0, u1, spin;
+} Timing;
+
+// Push left/right, move up/down: the actor crosses D pixels along one axis,
+// drifting a little across it.
+static void act_translate(Scene *sc, uint64_t *st, int k, const Timing *tm) {
     const double S = sc->S;
     const int F = sc->F;
-    double u0 = unif(st, 0.0, 0.2), u1 = unif(st, 0.8, 1.0);
-    double spin = unif(st, -0.3, 0.3); // a little rotation that is not turning
-    Obj *a;
+    double r = unif(st, 0.07, 0.13) * S, D = unif(st, 0.3, 0.55) * S;
+    double along0 = (S - D) / 2 + unif(st, -0.12, 0.12) * S, across = unif(st, 0.25, 0.75) * S, drift = unif(st, -0.04, 0.04) * S;
+    Obj *a = add_obj(sc, st, r, 0, 0, ACTOR_V);
+    for (int t = 0; t < F; t++) {
+        double s = progress(sc, t, tm->u0, tm->u1), p = along0 + D * s;
+        if (k == PUSH_RL || k == MOVE_UP) p = S - p;
+        double q = across + drift * s;
+        a->x[t] = (float)(k == PUSH_LR || k == PUSH_RL ? p : q);
+        a->y[t] = (float)(k == PUSH_LR || k == PUSH_RL ? q : p);
+        a->ang[t] += (float)(tm->spin * s);
+    }
+}
+
+// Falling: accelerating down, tumbling.
+static void act_fall(Scene *sc, uint64_t *st, const Timing *tm) {
+    const double S = sc->S;
+    const int F = sc->F;
+    double r = unif(st, 0.07, 0.13) * S, y0 = unif(st, 0.1, 0.35) * S, D = unif(st, 0.35, 0.55) * S;
+    double x0 = unif(st, 0.2, 0.8) * S, uf = tm->u0 + unif(st, 0.3, 0.6), tumble = unif(st, -1.5, 1.5);
+    Obj *a = add_obj(sc, st, r, x0, y0, ACTOR_V);
+    for (int t = 0; t < F; t++) {
+        double s = progress(sc, t, tm->u0, uf);
+        a->y[t] = (float)(y0 + D * s * s);
+        a->ang[t] += (float)(tumble * s);
+    }
+}
+
+// Turning clockwise or counter-clockwise in place.
+static void act_turn(Scene *sc, uint64_t *st, int k, const Timing *tm) {
+    const double S = sc->S;
+    const int F = sc->F;
+    double r = unif(st, 0.1, 0.16) * S, turn = unif(st, 0.5, 2.0) * PI * (k == TURN_CW ? 1 : -1);
+    Obj *a = add_obj(sc, st, r, unif(st, 0.3, 0.7) * S, unif(st, 0.3, 0.7) * S, ACTOR_V);
+    for (int t = 0; t < F; t++) a->ang[t] += (float)(turn * progress(sc, t, tm->u0, tm->u1)); // y down: + is clockwise
+}
+
+// Coming closer (growing) or moving away (shrinking).
+static void act_scale(Scene *sc, uint64_t *st, int k, const Timing *tm) {
+    const double S = sc->S;
+    const int F = sc->F;
+    double r = unif(st, 0.06, 0.1) * S, f = unif(st, 1.8, 2.6);
+    Obj *a = add_obj(sc, st, k == CLOSER ? r : r * f, unif(st, 0.3, 0.7) * S, unif(st, 0.3, 0.7) * S, ACTOR_V);
+    for (int t = 0; t < F; t++) {
+        double s = progress(sc, t, tm->u0, tm->u1);
+        a->scale[t] = (float)(k == CLOSER ? 1 + (f - 1) * s : 1 / (1 + (f - 1) * s));
+        a->ang[t] += (float)(tm->spin * s);
+    }
+}
+
+// Appearing or disappearing: a fade of random length at a random time.
+static void act_fade(Scene *sc, uint64_t *st, int k, const Timing *tm) {
+    const double S = sc->S;
+    const int F = sc->F;
+    double r = unif(st, 0.07, 0.14) * S, ua = unif(st, 0.25, 0.75), fade = unif(st, 1.0, 4.0) / (F - 1);
+    Obj *a = add_obj(sc, st, r, unif(st, 0.2, 0.8) * S, unif(st, 0.2, 0.8) * S, ACTOR_V);
+    for (int t = 0; t < F; t++) {
+        double s = progress(sc, t, ua, ua + fade);
+        a->alpha[t] = (float)(k == APPEARING ? s : 1 - s);
+        a->ang[t] += (float)(tm->spin * progress(sc, t, tm->u0, tm->u1));
+    }
+}
+
+// Putting next to: the actor comes to rest beside a second object.
+static void act_next_to(Scene *sc, uint64_t *st, const Timing *tm) {
+    const double S = sc->S;
+    const int F = sc->F;
+    double rb = unif(st, 0.07, 0.12) * S, ra = unif(st, 0.06, 0.11) * S, th = unif(st, 0, 2 * PI);
+    double bx = unif(st, 0.3, 0.7) * S, by = unif(st, 0.3, 0.7) * S, gap = unif(st, 0.0, 0.04) * S;
+    double D = unif(st, 0.25, 0.45) * S;
+    add_obj(sc, st, rb, bx, by, ACTOR_V);
+    Obj *a = add_obj(sc, st, ra, 0, 0, ACTOR_V);
+    double tx = bx + (ra + rb + gap) * cos(th), ty = by + (ra + rb + gap) * sin(th);
+    for (int t = 0; t < F; t++) {
+        double s = progress(sc, t, tm->u0, tm->u1);
+        a->x[t] = (float)(tx + D * (1 - s) * cos(th));
+        a->y[t] = (float)(ty + D * (1 - s) * sin(th));
+        a->ang[t] += (float)(tm->spin * s);
+    }
+}
+
+// Colliding: two objects meet and bounce apart (the shared timing unused).
+static void act_collide(Scene *sc, uint64_t *st) {
+    const double S = sc->S;
+    const int F = sc->F;
+    double ra = unif(st, 0.06, 0.11) * S, rb = unif(st, 0.06, 0.11) * S, th = unif(st, 0, 2 * PI);
+    double mx = unif(st, 0.4, 0.6) * S, my = unif(st, 0.4, 0.6) * S, D = unif(st, 0.15, 0.3) * S;
+    double uc = unif(st, 0.35, 0.65), back = unif(st, 0.3, 0.8) * D / uc; // pixels per clip after the hit
+    Obj *o[2] = {add_obj(sc, st, ra, 0, 0, ACTOR_V), add_obj(sc, st, rb, 0, 0, ACTOR_V)};
+    for (int t = 0; t < F; t++) {
+        double u = (double)t / (F - 1);
+        double gap = u < uc ? D * (1 - u / uc) : back * (u - uc);
+        for (int j = 0; j < 2; j++) {
+            double sgn = j ? 1 : -1, dist = (j ? rb : ra) + gap;
+            o[j]->x[t] = (float)(mx + sgn * dist * cos(th));
+            o[j]->y[t] = (float)(my + sgn * dist * sin(th));
+        }
+    }
+}
+
+// Pretending: out a little and back.
+static void act_pretend(Scene *sc, uint64_t *st, const Timing *tm) {
+    const double S = sc->S;
+    const int F = sc->F;
+    double r = unif(st, 0.07, 0.13) * S, th = unif(st, 0, 2 * PI), amp = unif(st, 0.03, 0.07) * S;
+    double x0 = unif(st, 0.25, 0.75) * S, y0 = unif(st, 0.25, 0.75) * S;
+    Obj *a = add_obj(sc, st, r, x0, y0, ACTOR_V);
+    for (int t = 0; t < F; t++) {
+        double b = sin(PI * progress(sc, t, tm->u0, tm->u1));
+        a->x[t] = (float)(x0 + amp * b * cos(th));
+        a->y[t] = (float)(y0 + amp * b * sin(th));
+    }
+}
+
+// The actor(s) of template k, each template's steps in its function above.
+static void make_action(Scene *sc, uint64_t *st, int k) {
+    Timing tm;
+    tm.u0 = unif(st, 0.0, 0.2);
+    tm.u1 = unif(st, 0.8, 1.0);
+    tm.spin = unif(st, -0.3, 0.3);
     switch (k) {
-    case PUSH_LR: case PUSH_RL: case MOVE_UP: case MOVE_DOWN: {
-        double r = unif(st, 0.07, 0.13) * S, D = unif(st, 0.3, 0.55) * S;
-        double along0 = (S - D) / 2 + unif(st, -0.12, 0.12) * S, across = unif(st, 0.25, 0.75) * S, drift = unif(st, -0.04, 0.04) * S;
-        a = add_obj(sc, st, r, 0, 0, ACTOR_V);
-        for (int t = 0; t < F; t++) {
-            double s = progress(sc, t, u0, u1), p = along0 + D * s;
-            if (k == PUSH_RL || k == MOVE_UP) p = S - p;
-            double q = across + drift * s;
-            a->x[t] = (float)(k == PUSH_LR || k == PUSH_RL ? p : q);
-            a->y[t] = (float)(k == PUSH_LR || k == PUSH_RL ? q : p);
-            a->ang[t] += (float)(spin * s);
-        }
-        break;
-    }
-    case FALLING: {
-        double r = unif(st, 0.07, 0.13) * S, y0 = unif(st, 0.1, 0.35) * S, D = unif(st, 0.35, 0.55) * S;
-        double x0 = unif(st, 0.2, 0.8) * S, uf = u0 + unif(st, 0.3, 0.6), tumble = unif(st, -1.5, 1.5);
-        a = add_obj(sc, st, r, x0, y0, ACTOR_V);
-        for (int t = 0; t < F; t++) {
-            double s = progress(sc, t, u0, uf);
-            a->y[t] = (float)(y0 + D * s * s);
-            a->ang[t] += (float)(tumble * s);
-        }
-        break;
-    }
-    case TURN_CW: case TURN_CCW: {
-        double r = unif(st, 0.1, 0.16) * S, turn = unif(st, 0.5, 2.0) * PI * (k == TURN_CW ? 1 : -1);
-        a = add_obj(sc, st, r, unif(st, 0.3, 0.7) * S, unif(st, 0.3, 0.7) * S, ACTOR_V);
-        for (int t = 0; t < F; t++) a->ang[t] += (float)(turn * progress(sc, t, u0, u1)); // y down: + is clockwise
-        break;
-    }
-    case CLOSER: case AWAY: {
-        double r = unif(st, 0.06, 0.1) * S, f = unif(st, 1.8, 2.6);
-        a = add_obj(sc, st, k == CLOSER ? r : r * f, unif(st, 0.3, 0.7) * S, unif(st, 0.3, 0.7) * S, ACTOR_V);
-        for (int t = 0; t < F; t++) {
-            double s = progress(sc, t, u0, u1);
-            a->scale[t] = (float)(k == CLOSER ? 1 + (f - 1) * s : 1 / (1 + (f - 1) * s));
-            a->ang[t] += (float)(spin * s);
-        }
-        break;
-    }
-    case APPEARING: case DISAPPEARING: {
-        double r = unif(st, 0.07, 0.14) * S, ua = unif(st, 0.25, 0.75), fade = unif(st, 1.0, 4.0) / (F - 1);
-        a = add_obj(sc, st, r, unif(st, 0.2, 0.8) * S, unif(st, 0.2, 0.8) * S, ACTOR_V);
-        for (int t = 0; t < F; t++) {
-            double s = progress(sc, t, ua, ua + fade);
-            a->alpha[t] = (float)(k == APPEARING ? s : 1 - s);
-            a->ang[t] += (float)(spin * progress(sc, t, u0, u1));
-        }
-        break;
-    }
-    case NEXT_TO: {
-        double rb = unif(st, 0.07, 0.12) * S, ra = unif(st, 0.06, 0.11) * S, th = unif(st, 0, 2 * PI);
-        double bx = unif(st, 0.3, 0.7) * S, by = unif(st, 0.3, 0.7) * S, gap = unif(st, 0.0, 0.04) * S;
-        double D = unif(st, 0.25, 0.45) * S;
-        add_obj(sc, st, rb, bx, by, ACTOR_V);
-        a = add_obj(sc, st, ra, 0, 0, ACTOR_V);
-        double tx = bx + (ra + rb + gap) * cos(th), ty = by + (ra + rb + gap) * sin(th);
-        for (int t = 0; t < F; t++) {
-            double s = progress(sc, t, u0, u1);
-            a->x[t] = (float)(tx + D * (1 - s) * cos(th));
-            a->y[t] = (float)(ty + D * (1 - s) * sin(th));
-            a->ang[t] += (float)(spin * s);
-        }
-        break;
-    }
-    case COLLIDING: {
-        double ra = unif(st, 0.06, 0.11) * S, rb = unif(st, 0.06, 0.11) * S, th = unif(st, 0, 2 * PI);
-        double mx = unif(st, 0.4, 0.6) * S, my = unif(st, 0.4, 0.6) * S, D = unif(st, 0.15, 0.3) * S;
-        double uc = unif(st, 0.35, 0.65), back = unif(st, 0.3, 0.8) * D / uc; // pixels per clip after the hit
-        Obj *o[2] = {add_obj(sc, st, ra, 0, 0, ACTOR_V), add_obj(sc, st, rb, 0, 0, ACTOR_V)};
-        for (int t = 0; t < F; t++) {
-            double u = (double)t / (F - 1);
-            double gap = u < uc ? D * (1 - u / uc) : back * (u - uc);
-            for (int j = 0; j < 2; j++) {
-                double sgn = j ? 1 : -1, dist = (j ? rb : ra) + gap;
-                o[j]->x[t] = (float)(mx + sgn * dist * cos(th));
-                o[j]->y[t] = (float)(my + sgn * dist * sin(th));
-            }
-        }
-        break;
-    }
-    default: { // PRETENDING: out a little and back
-        double r = unif(st, 0.07, 0.13) * S, th = unif(st, 0, 2 * PI), amp = unif(st, 0.03, 0.07) * S;
-        double x0 = unif(st, 0.25, 0.75) * S, y0 = unif(st, 0.25, 0.75) * S;
-        a = add_obj(sc, st, r, x0, y0, ACTOR_V);
-        for (int t = 0; t < F; t++) {
-            double b = sin(PI * progress(sc, t, u0, u1));
-            a->x[t] = (float)(x0 + amp * b * cos(th));
-            a->y[t] = (float)(y0 + amp * b * sin(th));
-        }
-        break;
-    }
+    case PUSH_LR: case PUSH_RL: case MOVE_UP: case MOVE_DOWN: act_translate(sc, st, k, &tm); break;
+    case FALLING: act_fall(sc, st, &tm); break;
+    case TURN_CW: case TURN_CCW: act_turn(sc, st, k, &tm); break;
+    case CLOSER: case AWAY: act_scale(sc, st, k, &tm); break;
+    case APPEARING: case DISAPPEARING: act_fade(sc, st, k, &tm); break;
+    case NEXT_TO: act_next_to(sc, st, &tm); break;
+    case COLLIDING: act_collide(sc, st); break;
+    default: act_pretend(sc, st, &tm); break; // PRETENDING
     }
 }
 
@@ -399,7 +438,7 @@ static void csv_field(FILE *f, const char *s) {
 }
 
 // clips.csv, labels.txt, synth.yaml
-static void write_lists(const SynthConfig *c, const Deck *d, const char *deck_path, int n, double test_frac) {
+static void write_lists(const SynthConfig *c, const Stage *st, int n, double test_frac) {
     // label index = rank of the name in byte order, as inputs_read_csv numbers names
     int rank_of[N_TEMPLATES], by_rank[N_TEMPLATES];
     for (int k = 0; k < N_TEMPLATES; k++) {
@@ -431,55 +470,50 @@ static void write_lists(const SynthConfig *c, const Deck *d, const char *deck_pa
 
     path = path_join(c->out_dir, "synth.yaml");
     f = path_create_tmp(path, tmp, sizeof(tmp));
-    fprintf(f, "# stsae %s synth: %s as run (defaults filled in)\n", STSAE_VERSION, deck_path);
-    deck_write(d, f);
+    stage_write_deck(st, f);
     path_commit(f, tmp, path);
     free(path);
 }
 
+static const StageSpec SYNTH_STAGE = {"synth", "synth", NULL, NULL};
+
 int synth_main(int argc, char **argv) {
-    Comm *world = comm_world();
-    const int rank = comm_rank(world), size = comm_size(world);
-    if (argc < 1) {
-        if (rank == 0) fprintf(stderr, "usage: stsae synth DECK [key=value ...]\n");
-        return 2;
+    Stage st;
+    int rc = stage_start(&st, &SYNTH_STAGE, argc, argv);
+    if (rc != 0) {
+        stage_finish(&st);
+        return rc;
     }
-    char err[1024] = "";
-    Deck *d = deck_load(argv[0], stsae_schema, argc - 1, argv + 1, err, sizeof(err));
-    if (d && !deck_has(d, "synth")) snprintf(err, sizeof(err), "%s: the deck has no synth section", argv[0]);
-    if (!d || !deck_has(d, "synth")) { // every rank sees the same deck: all stop here
-        if (rank == 0) fprintf(stderr, "%s\n", err);
-        deck_free(d);
-        return 1;
-    }
-    char *out_dir = path_join(deck_str(d, "run_dir"), deck_str(d, "synth.out"));
-    const char *codec = deck_str(d, "synth.codec");
+    SynthOptions o;
+    synth_options_resolve(st.deck, &o);
+    const int rank = st.rank, size = st.size, n = o.clips;
+    char *out_dir = path_join(o.run_dir, o.out);
     SynthConfig c = {
         .out_dir = out_dir,
-        .codec = codec,
-        .ext = !strcmp(codec, "mpeg4") ? "mp4" : !strcmp(codec, "mjpeg") ? "avi" : "mkv",
-        .S = (int)deck_int(d, "synth.size"),
-        .F = (int)deck_int(d, "synth.frames"),
-        .fps = (int)deck_int(d, "synth.fps"),
-        .quality = (int)deck_int(d, "synth.quality"),
-        .distractors = (int)deck_int(d, "synth.distractors"),
-        .noise = deck_num(d, "synth.noise"),
-        .seed = (uint64_t)deck_int(d, "synth.seed"),
+        .codec = o.codec,
+        .ext = !strcmp(o.codec, "mpeg4") ? "mp4" : !strcmp(o.codec, "mjpeg") ? "avi" : "mkv",
+        .S = o.size,
+        .F = o.frames,
+        .fps = o.fps,
+        .quality = o.quality,
+        .distractors = o.distractors,
+        .noise = o.noise,
+        .seed = o.seed,
     };
-    const int n = (int)deck_int(d, "synth.clips");
     if (rank == 0) {
         char *videos = path_join(out_dir, "videos");
-        if (path_mkdirs(videos, err, sizeof(err)) != 0) die("%s", err);
+        if (path_mkdirs(videos, st.err, sizeof(st.err)) != 0) die("%s", st.err);
         free(videos);
         printf("synth: %d clips (%d actions) of %d frames at %dx%d, %s, on %d rank%s x %d thread%s -> %s\n", n,
-               N_TEMPLATES, c.F, c.S, c.S, codec, size, size > 1 ? "s" : "", max_threads(),
+               N_TEMPLATES, c.F, c.S, c.S, o.codec, size, size > 1 ? "s" : "", max_threads(),
                max_threads() > 1 ? "s" : "", out_dir);
         fflush(stdout);
     }
-    comm_barrier(world, NULL);
+    comm_barrier(st.world, NULL);
 
     const double t0 = wall_time();
-    double last = t0;
+    Progress pr;
+    progress_start(&pr, t0, 1.0, 0);
     int done = 0, mine = (n - rank + size - 1) / size;
 #pragma omp parallel for schedule(dynamic, 1)
     for (int j = 0; j < mine; j++) {
@@ -488,22 +522,27 @@ int synth_main(int argc, char **argv) {
         int now;
 #pragma omp atomic capture
         now = ++done;
-        if (rank == 0 && thread_id() == 0 && wall_time() - last >= 1.0) {
-            double el = wall_time() - t0, rate = now * size / el;
-            printf("synth: %d/%d clips, %.1f clips/s, ETA %.0f s\n", now * size < n ? now * size : n, n, rate,
-                   (n - now * size) / rate > 0 ? (n - now * size) / rate : 0.0);
-            fflush(stdout);
-            last = wall_time();
+        // rank 0's first thread prints, its count times the ranks standing for all
+        if (rank == 0 && thread_id() == 0) {
+            const double t = wall_time();
+            const int64_t all = now * size < n ? (int64_t)now * size : n;
+            if (progress_due(&pr, t, 0)) {
+                char eta[32];
+                progress_eta_text(&pr, all, n, t, eta, sizeof(eta));
+                printf("synth: %lld/%d clips, %.1f clips/s, ETA %s\n", (long long)all, n, progress_rate(&pr, all, t),
+                       eta);
+                fflush(stdout);
+            }
         }
     }
-    comm_barrier(world, NULL);
+    comm_barrier(st.world, NULL);
     if (rank == 0) {
-        write_lists(&c, d, argv[0], n, deck_num(d, "synth.test_frac"));
+        write_lists(&c, &st, n, o.test_frac);
         double el = wall_time() - t0;
         printf("synth: %d clips in %.2f s (%.1f clips/s); list %s/clips.csv, names %s/labels.txt\n", n, el, n / el,
                out_dir, out_dir);
     }
     free(out_dir);
-    deck_free(d);
+    stage_finish(&st);
     return 0;
 }

@@ -1,8 +1,10 @@
 // train.c — `stsae train DECK [key=value ...]`: every job of the deck's grid
 // as one multi-rank MPI job (SPEC §1, §5).
 //
-// In:  a deck (every rank loads it; a bad deck is one message from rank 0 and
-//      exit status 1 on every rank), the feature file of train.features.
+// In:  a deck (every rank loads it through stage.h and resolves its train
+//      section once into TrainOptions, options.h; a bad deck is one message
+//      from rank 0 and exit status 1 on every rank), the feature file of
+//      train.features.
 // Out: RUN_DIR/train.yaml (the deck as run, defaults filled in), and per job
 //      what train_job.h writes; on stdout, the resolved deck, the plan (jobs per
 //      group), progress lines, and a table of seconds per stage with min /
@@ -16,6 +18,10 @@
 // dealt to the groups by cost, longest first, each to the least loaded group
 // (the same plan on every rank, for any restart). Inside a group, training
 // is data-parallel and exact (train_job.h, comm.h).
+//
+// train_main reads as its steps (start, options, echo, run_dir, data, plan,
+// jobs, end), each a function below; whatever step it leaves at, one cleanup
+// (train_cleanup) frees what was made.
 #define _POSIX_C_SOURCE 200809L // strdup
 #include <math.h>
 #include <stdio.h>
@@ -27,24 +33,43 @@
 #include "stsae/base/paths.h"
 #include "stsae/base/stop_request.h"
 #include "stsae/comm/comm.h"
-#include "stsae/deck/deck.h"
-#include "stsae/deck/deck_schema.h"
-#include "stsae/deck/jobs.h"
+#include "stsae/deck/options.h"
 #include "stsae/io/features.h"
+#include "stsae/stages/stage.h"
 #include "stsae/stages/train.h"
 #include "stsae/stages/train_data.h"
 #include "stsae/stages/train_job.h"
 
+static const StageSpec TRAIN_STAGE = {"train", "train", NULL, NULL};
+
+// Everything train_main makes, in the order it makes it; train_cleanup frees
+// whatever of it exists, on every way out.
+typedef struct {
+    Stage st;
+    TrainOptions opt;
+    int have_opt;
+    char *feat_path;     // run_dir/train.features
+    FeatureFile f;       // open when f_open
+    int f_open;
+    int32_t *train;      // the training clips (split 0, done)
+    int n_train;
+    float *mean, scale;  // the input scale and the scaled mean (train_data.h)
+    int n_groups, gi;    // groups of ranks_per_job ranks; this rank's
+    Comm *group;
+    int *group_of;       // job -> group (deal_jobs)
+    double *load;        // cost per group
+    TrainEnv env;
+} Train;
+
 // Writes the resolved deck to RUN_DIR/train.yaml (temporary name, synced,
 // renamed: paths.h). 0, or -1 with the file and the reason in err.
-static int save_deck(const Deck *d, const char *run_dir, const char *deck_path, char *err, size_t cap) {
+static int save_deck(const Stage *st, const char *run_dir, char *err, size_t cap) {
     char *path = path_join(run_dir, "train.yaml");
     char tmp[4200];
     FILE *fp = path_tmp_open(path, tmp, sizeof(tmp), err, cap);
     int rc = -1;
     if (fp) {
-        fprintf(fp, "# stsae %s train: %s as run (defaults filled in)\n", STSAE_VERSION, deck_path);
-        deck_write(d, fp);
+        stage_write_deck(st, fp);
         rc = path_tmp_commit(fp, tmp, path, err, cap);
     }
     free(path);
@@ -80,148 +105,164 @@ static void deal_jobs(const JobList *jobs, int n_groups, int *group_of, double *
     free(order);
 }
 
-int train_main(int argc, char **argv) {
-    Comm *world = comm_world();
-    const int rank = comm_rank(world), size = comm_size(world);
-    if (argc < 1) {
-        if (rank == 0) fprintf(stderr, "usage: stsae train DECK [key=value ...]\n");
-        return 2;
-    }
-    char err[1024] = "";
-    Deck *d = deck_load(argv[0], stsae_schema, argc - 1, argv + 1, err, sizeof(err));
-    JobList *jobs = d ? jobs_expand(d, err, sizeof(err)) : NULL;
-    if (jobs && !deck_has(d, "train")) snprintf(err, sizeof(err), "%s: the deck has no train section", argv[0]);
-    int ok = jobs && deck_has(d, "train");
-    int rpj = ok ? (int)deck_int(d, "train.ranks_per_job") : 1;
-    if (ok && size % rpj) {
-        char where[512];
-        deck_where(d, "train.ranks_per_job", where, sizeof(where));
-        deck_errorf(err, sizeof(err), where, "train.ranks_per_job", "%d does not divide the %d ranks of the run", rpj, size);
-        ok = 0;
-    }
-    if (!comm_agree(world, ok, err)) {
-        jobs_free(jobs);
-        deck_free(d);
-        return 1;
-    }
-    const char *run_dir = deck_str(d, "run_dir");
-    if (rank == 0) {
-        printf("# stsae %s train: %s as run (defaults filled in)\n", STSAE_VERSION, argv[0]);
-        deck_write(d, stdout);
-        if (rpj > deck_int(d, "train.streams"))
-            printf("# note: train.ranks_per_job = %d exceeds train.streams = %lld: ranks beyond the streams get no "
-                   "tokens in jobs of loose tokens or pairs (raise train.streams)\n",
-                   rpj, (long long)deck_int(d, "train.streams"));
-        if (!strcmp(deck_str(d, "device"), "cuda"))
-            printf("# note: device cuda: the CUDA training path is not in this build's training driver yet; "
-                   "training runs on the CPU\n");
-        fflush(stdout);
-    }
-    ok = rank != 0 || path_mkdirs(run_dir, err, sizeof(err)) == 0;
-    if (!comm_agree(world, ok, err)) {
-        return 1;
-    }
+// The deck resolved into TrainOptions, agreed over the ranks (a grid error,
+// ranks_per_job not dividing the ranks). 0, or -1 (rank 0 said why).
+static int resolve_options(Train *t) {
+    t->have_opt = 1;
+    const int ok = train_options_resolve(t->st.deck, t->st.size, &t->opt, t->st.err, sizeof(t->st.err)) == 0;
+    return stage_agree(&t->st, ok) ? 0 : -1;
+}
+
+// Rank 0: the deck as resolved, and notes on settings that will not do what
+// they seem to.
+static void echo_deck(const Train *t) {
+    if (t->st.rank != 0) return;
+    const TrainOptions *o = &t->opt;
+    stage_write_deck(&t->st, stdout);
+    if (o->ranks_per_job > o->streams)
+        printf("# note: train.ranks_per_job = %d exceeds train.streams = %lld: ranks beyond the streams get no "
+               "tokens in jobs of loose tokens or pairs (raise train.streams)\n",
+               o->ranks_per_job, (long long)o->streams);
+    if (!strcmp(o->device, "cuda"))
+        printf("# note: device cuda: the CUDA training path is not in this build's training driver yet; "
+               "training runs on the CPU\n");
+    fflush(stdout);
+}
+
+// run_dir and run_dir/train.yaml, made by rank 0 and agreed on. 0, or -1 (said).
+static int make_run_dir(Train *t) {
+    const char *run_dir = t->opt.run_dir;
+    int ok = t->st.rank != 0 || path_mkdirs(run_dir, t->st.err, sizeof(t->st.err)) == 0;
+    if (!stage_agree(&t->st, ok)) return -1;
     char werr[COMM_MSG_MAX] = "";
-    ok = rank != 0 || save_deck(d, run_dir, argv[0], werr, sizeof(werr)) == 0;
-    if (!comm_agree_msg(world, ok, werr, sizeof(werr), 0)) {
-        say_failed(rank, werr);
-        return 1;
+    ok = t->st.rank != 0 || save_deck(&t->st, run_dir, werr, sizeof(werr)) == 0;
+    if (!comm_agree_msg(t->st.world, ok, werr, sizeof(werr), 0)) {
+        say_failed(t->st.rank, werr);
+        return -1;
     }
+    return 0;
+}
 
-    // the feature file, its training clips, the input scale
-    char *feat_path = path_join(run_dir, deck_str(d, "train.features"));
-    FeatureFile f;
-    ok = features_open(&f, feat_path, (int)deck_int(d, "train.layer"), err, sizeof(err)) == 0;
-    if (!comm_agree(world, ok, err)) {
-        features_close(&f);
-        return 1;
-    }
-    int32_t *train = NULL;
-    const int n_train = features_clips(&f, 0, &train);
-    snprintf(err, sizeof(err), "%s: no training clip (split 0 and done) in the feature file", feat_path);
-    if (!comm_agree(world, n_train > 0, err)) {
-        return 1;
-    }
+// The feature file, its training clips, every job checked against them, and
+// the input scale with the scaled mean. 0, or -1 (every rank agreed; rank 0 said why).
+static int open_data(Train *t) {
+    Stage *st = &t->st;
+    t->feat_path = path_join(t->opt.run_dir, t->opt.features);
+    t->f_open = features_open(&t->f, t->feat_path, t->opt.layer, st->err, sizeof(st->err)) == 0;
+    if (!stage_agree(st, t->f_open)) return -1;
+    t->n_train = features_clips(&t->f, 0, &t->train);
+    snprintf(st->err, sizeof(st->err), "%s: no training clip (split 0 and done) in the feature file", t->feat_path);
+    if (!stage_agree(st, t->n_train > 0)) return -1;
     // every job against this data before any job trains (k <= m, batches, T, W, ...)
-    const DataShape shape = {f.d, f.T, f.H, f.W, n_train, feat_path};
-    if (!comm_agree(world, jobs_check(d, jobs, &shape, err, sizeof(err)) == 0, err)) {
-        return 1;
-    }
-    float *mean = xmalloc(sizeof(float) * (size_t)f.d);
+    const FeatureFile *f = &t->f;
+    const DataShape shape = {f->d, f->T, f->H, f->W, t->n_train, t->feat_path};
+    if (!stage_agree(st, train_options_check(&t->opt, &shape, st->err, sizeof(st->err)) == 0)) return -1;
+    t->mean = xmalloc(sizeof(float) * (size_t)f->d);
     const double t_scale = wall_time();
-    const float scale = data_input_scale(&f, train, n_train, deck_int(d, "train.scale_sample"), world, mean);
-
-    // groups and the plan
-    const int n_groups = size / rpj, gi = rank / rpj;
-    Comm *group = comm_split(world, gi, rank);
-    int *group_of = xmalloc(sizeof(int) * (size_t)(jobs->n ? jobs->n : 1));
-    double *load = xmalloc(sizeof(double) * (size_t)n_groups);
-    deal_jobs(jobs, n_groups, group_of, load);
-    if (rank == 0) {
+    t->scale = data_input_scale(f, t->train, t->n_train, t->opt.scale_sample, st->world, t->mean);
+    if (st->rank == 0)
         printf("# features: %s, layer %d: %d clips (%d for training), T=%d, H=%d, W=%d, d=%d; input scale %.6g "
                "(%.1f s)\n",
-               feat_path, f.layer, f.n_clips, n_train, f.T, f.H, f.W, f.d, scale, wall_time() - t_scale);
-        printf("# %d jobs on %d group%s of %d rank%s:", jobs->n, n_groups, n_groups > 1 ? "s" : "", rpj, rpj > 1 ? "s" : "");
-        for (int g = 0; g < n_groups; g++) {
-            int n = 0;
-            for (int i = 0; i < jobs->n; i++) n += group_of[i] == g;
-            printf("%s group %d: %d (cost %.1f)", g ? "," : "", g, n, load[g]);
-        }
-        printf("\n");
-        fflush(stdout);
-    }
+               t->feat_path, f->layer, f->n_clips, t->n_train, f->T, f->H, f->W, f->d, t->scale, wall_time() - t_scale);
+    return 0;
+}
 
-    stop_watch(run_dir, comm_rank(group) == 0); // each group's rank 0 polls the stop file
-    TrainEnv env;
-    memset(&env, 0, sizeof(env));
-    env.deck = d;
-    env.run_dir = run_dir;
-    env.features = &f;
-    env.train = train;
-    env.n_train = n_train;
-    env.scale = scale;
-    env.mean = mean;
-    env.group = group;
-    env.group_index = gi;
-    env.n_groups = n_groups;
-    int stopped = 0, done = 0, skipped = 0, failed = 0;
-    for (int i = 0; i < jobs->n && !stopped && !failed; i++) {
-        if (group_of[i] != gi) continue;
-        JobOutcome o = trainer_run(&env, &jobs->job[i]);
+// The groups of ranks_per_job ranks and the jobs dealt to them; rank 0 prints
+// the plan.
+static void plan_groups(Train *t) {
+    const JobList *jobs = t->opt.jobs;
+    const int rpj = t->opt.ranks_per_job;
+    t->n_groups = t->st.size / rpj;
+    t->gi = t->st.rank / rpj;
+    t->group = comm_split(t->st.world, t->gi, t->st.rank);
+    t->group_of = xmalloc(sizeof(int) * (size_t)(jobs->n ? jobs->n : 1));
+    t->load = xmalloc(sizeof(double) * (size_t)t->n_groups);
+    deal_jobs(jobs, t->n_groups, t->group_of, t->load);
+    if (t->st.rank != 0) return;
+    printf("# %d jobs on %d group%s of %d rank%s:", jobs->n, t->n_groups, t->n_groups > 1 ? "s" : "", rpj,
+           rpj > 1 ? "s" : "");
+    for (int g = 0; g < t->n_groups; g++) {
+        int n = 0;
+        for (int i = 0; i < jobs->n; i++) n += t->group_of[i] == g;
+        printf("%s group %d: %d (cost %.1f)", g ? "," : "", g, n, t->load[g]);
+    }
+    printf("\n");
+    fflush(stdout);
+}
+
+// This group's jobs, in index order, until one stops or fails. Returns the
+// status the world agrees on: 0 all done, 3 some group stopped on request, 1
+// some group's write failed (every rank says the first failing rank's message).
+static int run_jobs(Train *t) {
+    TrainEnv *env = &t->env;
+    env->opt = &t->opt;
+    env->run_dir = t->opt.run_dir;
+    env->features = &t->f;
+    env->train = t->train;
+    env->n_train = t->n_train;
+    env->scale = t->scale;
+    env->mean = t->mean;
+    env->group = t->group;
+    env->group_index = t->gi;
+    env->n_groups = t->n_groups;
+    stop_watch(t->opt.run_dir, comm_rank(t->group) == 0); // each group's rank 0 polls the stop file
+    int stopped = 0, failed = 0;
+    for (int i = 0; i < t->opt.jobs->n && !stopped && !failed; i++) {
+        if (t->group_of[i] != t->gi) continue;
+        const JobOutcome o = trainer_run(env, &t->opt.jobs->job[i]);
         stopped = o == JOB_STOPPED;
         failed = o == JOB_FAILED;
-        done += o == JOB_FINISHED;
-        skipped += o == JOB_SKIPPED;
     }
     // a group whose write failed (a full disk) stopped at once; the others
     // learn it when their own jobs are through, and every rank exits 1 with
     // the first failing rank's message (finished jobs stay done, the rest
     // resume from their last checkpoint on the next run)
-    snprintf(werr, sizeof(werr), "%s", env.err);
-    if (!comm_agree_msg(world, !failed, werr, sizeof(werr), 0)) {
-        say_failed(rank, werr);
-        comm_free(group);
-        free(group_of), free(load), free(mean), free(train), free(feat_path);
-        features_close(&f);
-        jobs_free(jobs);
-        deck_free(d);
+    char werr[COMM_MSG_MAX];
+    snprintf(werr, sizeof(werr), "%s", env->err);
+    if (!comm_agree_msg(t->st.world, !failed, werr, sizeof(werr), 0)) {
+        say_failed(t->st.rank, werr);
         return 1;
     }
-    int any_stopped = stopped;
-    comm_allreduce(world, &any_stopped, 1, COMM_I32, COMM_MAX, NULL);
-    comm_stage_table(world, TIMER_NAMES, env.timers, N_TIMERS);
-    if (rank == 0) {
-        printf(any_stopped ? "\nstopped on request (signal or stop file): checkpoints written; run the same command "
-                             "again to continue\n"
-                           : "\nall %d jobs done; models under %s/jobs\n",
-               jobs->n, run_dir);
-        fflush(stdout);
-    }
-    if (rank == 0 && any_stopped) stop_consume(run_dir);
-    comm_free(group);
-    free(group_of), free(load), free(mean), free(train), free(feat_path);
-    features_close(&f);
-    jobs_free(jobs);
-    deck_free(d);
-    return any_stopped ? 3 : 0;
+    comm_allreduce(t->st.world, &stopped, 1, COMM_I32, COMM_MAX, NULL);
+    return stopped ? 3 : 0;
+}
+
+// The seconds per stage over the ranks, and rank 0's last word.
+static void report_end(const Train *t, int rc) {
+    comm_stage_table(t->st.world, TIMER_NAMES, t->env.timers, N_TIMERS);
+    if (t->st.rank != 0) return;
+    printf(rc == 3 ? "\nstopped on request (signal or stop file): checkpoints written; run the same command "
+                     "again to continue\n"
+                   : "\nall %d jobs done; models under %s/jobs\n",
+           t->opt.jobs->n, t->opt.run_dir);
+    fflush(stdout);
+    if (rc == 3) stop_consume(t->opt.run_dir);
+}
+
+// Frees what train_main made, whichever step it stopped at (collective: the
+// group's communicator).
+static void train_cleanup(Train *t) {
+    if (t->group) comm_free(t->group);
+    free(t->group_of), free(t->load), free(t->mean), free(t->train), free(t->feat_path);
+    if (t->f_open) features_close(&t->f);
+    if (t->have_opt) train_options_free(&t->opt);
+    stage_finish(&t->st);
+}
+
+int train_main(int argc, char **argv) {
+    Train *t = xcalloc(1, sizeof(Train));
+    int rc = stage_start(&t->st, &TRAIN_STAGE, argc, argv);
+    if (rc) goto out;
+    rc = 1;
+    if (resolve_options(t)) goto out;
+    echo_deck(t);
+    if (make_run_dir(t)) goto out;
+    if (open_data(t)) goto out;
+    plan_groups(t);
+    rc = run_jobs(t);
+    if (rc != 1) report_end(t, rc);
+out:
+    train_cleanup(t);
+    free(t);
+    return rc;
 }

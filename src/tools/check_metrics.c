@@ -10,6 +10,9 @@
 //         /ema_codes [clips, T, N, m] (the EMA-smoothed codes), /clip_values
 //         [clips, m]. Purity uses the 3 latents with the largest mean clip
 //         value (tests are small).
+// With /x and /xhat float32 [n, d] in IN.h5 (inputs and reconstructions),
+// also R² (r2.h): /r2 streamed in blocks of R2_BLOCK rows (so the sums cross
+// blocks, as eval's clips do) and /r2_rows whole.
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +20,7 @@
 #include "stsae/base/common.h"
 #include "stsae/io/h5io.h"
 #include "stsae/metrics/metrics.h"
+#include "stsae/metrics/r2.h"
 #include "stsae/sae/codes.h"
 #include "stsae/tools/check.h"
 
@@ -35,6 +39,24 @@ static void to_sparse(const float *x, int n, int m, SparseCodes *z) {
     z->nnz = o;
 }
 
+// R² of IN.h5's /x and /xhat, both forms, into o (when IN.h5 has them).
+#define R2_BLOCK 7
+static void check_r2(hid_t f, const char *in, hid_t o) {
+    if (!h5_exists(f, "/x")) return;
+    hsize_t dx[2], dh[2];
+    float *x = h5_read_f32(f, in, "/x", 2, dx), *xh = h5_read_f32(f, in, "/xhat", 2, dh);
+    if (dx[0] != dh[0] || dx[1] != dh[1]) die("%s: /x and /xhat differ in shape", in);
+    const int n = (int)dx[0], d = (int)dx[1];
+    R2Sum r;
+    r2_sum_init(&r, d);
+    for (int i = 0; i < n; i += R2_BLOCK)
+        r2_sum_add(&r, x + (size_t)i * d, xh + (size_t)i * d, n - i < R2_BLOCK ? n - i : R2_BLOCK);
+    h5_write_scalar(o, "r2", r2_sum_value(&r));
+    h5_write_scalar(o, "r2_rows", r2_rows(x, xh, n, d));
+    r2_sum_free(&r);
+    free(x), free(xh);
+}
+
 int check_metrics_main(int argc, char **argv) {
     if (argc != 2) die("usage: stsae check-metrics IN.h5 OUT.h5");
     const char *in = argv[0], *out = argv[1];
@@ -45,7 +67,6 @@ int check_metrics_main(int argc, char **argv) {
     float *labf = h5_read_f32(f, in, "/labels", 1, dl);
     const float a = (float)h5_attr_f64(f, in, "ema");
     const int use_max = (int)h5_attr_f64(f, in, "use_max");
-    H5Fclose(f);
     const int clips = (int)dz[0], T = (int)dz[1], N = (int)dz[2], m = (int)dz[3], e = (int)de[1], tn = T * N;
     if (de[0] != dz[0] || dl[0] != dz[0]) die("%s: /codes, /labels and /embeddings disagree on the clips", in);
     int32_t *labels = xmalloc(sizeof(int32_t) * (size_t)clips);
@@ -81,6 +102,8 @@ int check_metrics_main(int argc, char **argv) {
     const double jac = jaccard_uniqueness(top, m, live);
 
     hid_t o = h5_create_tmp(out);
+    check_r2(f, in, o);
+    H5Fclose(f);
     hsize_t dm[1] = {(hsize_t)m}, dt[2] = {(hsize_t)m, 8}, dv[2] = {(hsize_t)clips, (hsize_t)m};
     h5_write_f64(o, "rho", rho, 1, dm);
     h5_write_f64(o, "ms", ms, 1, dm);

@@ -3,6 +3,11 @@
 // CASE.h5's SAE configuration is read through model.h (model_read_config, its
 // CASE form), the one owner of those attribute names; its parameters through
 // model_read_tensors, as eval reads a model.h5's.
+// --device cuda: the same step, and the same optimizer run, by the CUDA twin
+// (sae_cuda.h, fp32 encoder GEMM) for the variants it covers (their `cuda`
+// column; sparsemax / entmax15 only with lambda_t = 0, whose clips are then
+// plain tokens); exit 77 saying "no CUDA device" where the build has no CUDA
+// or the machine no device.
 #include "stsae/tools/check.h"
 
 #include <limits.h>
@@ -12,10 +17,15 @@
 #include <string.h>
 
 #include "stsae/base/common.h"
+#include "stsae/comm/device.h"
 #include "stsae/io/h5io.h"
 #include "stsae/io/model.h" // model_read_config, model_read_tensors, model_write_tensors
 #include "stsae/sae/optim.h"
 #include "stsae/sae/sae.h"
+#include "stsae/sae/variants.h"
+#ifdef STSAE_HAVE_CUDA
+#include "stsae/sae/sae_cuda.h"
+#endif
 
 typedef struct {
     SaeConfig cfg;
@@ -100,20 +110,89 @@ static void load_case(const char *path, Case *c) {
     H5Fclose(f);
 }
 
+#ifdef STSAE_HAVE_CUDA
+// The CPU flow of check_step_main on the device: the first step's losses and
+// gradients (host grads), then optim_steps steps with Adam from the case's
+// parameters (totals, theta; the final parameters back in c->params).
+static void run_cuda(Case *c, const char *path, float *grads, SaeLosses *L, double *totals, double *theta) {
+    SaeConfig *cfg = &c->cfg;
+    const SaeVariant *v = sae_variant_of(cfg);
+    if (!v || !v->cuda || cfg->contrast != CTR_NONE)
+        die("%s: check-step --device cuda: variant %s%s has no CUDA step yet (sae_cuda.h)", path,
+            sae_variant_name(cfg), cfg->contrast != CTR_NONE && v && v->cuda ? " with its InfoNCE term" : "");
+    // no InfoNCE term: a clip batch is its tokens
+    const SaeBatch b = sae_batch_tokens(c->batch.n_tok);
+    const int d = cfg->d, m = cfg->m, n = b.n_tok;
+    const size_t np = sae_num_params(cfg);
+    SaeDeviceState st;
+    sae_device_state_create(&st, cfg);
+    dev_upload(st.params, c->params, np);
+    float *x_dev = dev_alloc_floats((size_t)n * d);
+    dev_upload(x_dev, c->x, (size_t)n * d);
+    uint8_t *dead_dev = dev_alloc((size_t)m);
+    dev_upload_bytes(dead_dev, c->dead, (size_t)m);
+    SaeTensors pd, gd;
+    sae_carve(st.params, cfg, &pd);
+    sae_carve(st.grads, cfg, &gd);
+    SaeCudaWork *w = sae_cuda_work_create(cfg, n, SAE_GEMM_FP32);
+    sae_step_cuda(cfg, &pd, &gd, x_dev, &b, dead_dev, NULL, w, L);
+    dev_download(grads, st.grads, np);
+    for (int t = 1; t <= c->optim_steps; t++) {
+        SaeLosses Lt;
+        sae_step_cuda(cfg, &pd, &gd, x_dev, &b, dead_dev, NULL, w, &Lt);
+        totals[t - 1] = Lt.total;
+        *theta = t == 1 ? Lt.min_kept : 0.99 * *theta + 0.01 * Lt.min_kept;
+        optim_step_cuda(cfg, &c->adam, t, st.params, st.grads, st.m1, st.m2);
+    }
+    if (c->optim_steps > 0) dev_download(c->params, st.params, np);
+    sae_cuda_work_free(w);
+    dev_free(x_dev);
+    dev_free(dead_dev);
+    sae_device_state_free(&st);
+}
+#endif
+
 int check_step_main(int argc, char **argv) {
-    if (argc != 2) die("usage: stsae check-step CASE.h5 OUT.h5");
-    const char *case_path = argv[0], *out_path = argv[1];
+    const char *usage = "usage: stsae check-step [--device cpu|cuda] CASE.h5 OUT.h5";
+    const char *files[2] = {NULL, NULL};
+    int n_files = 0, cuda = 0;
+    for (int i = 0; i < argc; i++) {
+        if (!strcmp(argv[i], "--device") && i + 1 < argc) {
+            const char *dv = argv[++i];
+            if (strcmp(dv, "cpu") && strcmp(dv, "cuda")) die("check-step: --device cpu or cuda, not '%s'", dv);
+            cuda = !strcmp(dv, "cuda");
+        } else if (n_files < 2 && strncmp(argv[i], "--", 2)) {
+            files[n_files++] = argv[i];
+        } else {
+            die("%s", usage);
+        }
+    }
+    if (n_files != 2) die("%s", usage);
+    if (cuda && device_count() <= 0) {
+        printf("check-step: no CUDA device (%s)\n", device_describe());
+        return 77;
+    }
+    const char *case_path = files[0], *out_path = files[1];
     Case c;
     load_case(case_path, &c);
     const SaeConfig *cfg = &c.cfg;
     const size_t np = sae_num_params(cfg);
     float *grads = xmalloc(sizeof(float) * np);
-    SaeTensors p, g;
-    sae_carve(c.params, cfg, &p);
-    sae_carve(grads, cfg, &g);
-    SaeWork *w = sae_work_create(cfg, c.batch.n_tok);
+    double *totals = xmalloc(sizeof(double) * (size_t)(c.optim_steps > 0 ? c.optim_steps : 1));
+    double theta = 0.0;
     SaeLosses L;
-    sae_step(cfg, &p, &g, c.x, &c.batch, c.dead, NULL, w, &L);
+    SaeWork *w = NULL;
+    if (cuda) {
+#ifdef STSAE_HAVE_CUDA
+        run_cuda(&c, case_path, grads, &L, totals, &theta);
+#endif
+    } else {
+        SaeTensors p, g;
+        sae_carve(c.params, cfg, &p);
+        sae_carve(grads, cfg, &g);
+        w = sae_work_create(cfg, c.batch.n_tok);
+        sae_step(cfg, &p, &g, c.x, &c.batch, c.dead, NULL, w, &L);
+    }
 
     hid_t f = h5_create_tmp(out_path);
     h5_write_scalar(f, "loss/rec", L.rec);
@@ -126,25 +205,28 @@ int check_step_main(int argc, char **argv) {
     model_write_tensors(f, "grad", cfg, grads);
 
     if (c.optim_steps > 0) {
-        float *m1 = xcalloc(np, sizeof(float)), *m2 = xcalloc(np, sizeof(float));
-        double *totals = xmalloc(sizeof(double) * (size_t)c.optim_steps);
-        double theta = 0.0;
-        for (int t = 1; t <= c.optim_steps; t++) {
-            sae_step(cfg, &p, &g, c.x, &c.batch, c.dead, NULL, w, &L);
-            totals[t - 1] = L.total;
-            theta = t == 1 ? L.min_kept : 0.99 * theta + 0.01 * L.min_kept;
-            optim_step(cfg, &c.adam, t, c.params, grads, m1, m2);
+        if (!cuda) {
+            SaeTensors p, g;
+            sae_carve(c.params, cfg, &p);
+            sae_carve(grads, cfg, &g);
+            float *m1 = xcalloc(np, sizeof(float)), *m2 = xcalloc(np, sizeof(float));
+            for (int t = 1; t <= c.optim_steps; t++) {
+                sae_step(cfg, &p, &g, c.x, &c.batch, c.dead, NULL, w, &L);
+                totals[t - 1] = L.total;
+                theta = t == 1 ? L.min_kept : 0.99 * theta + 0.01 * L.min_kept;
+                optim_step(cfg, &c.adam, t, c.params, grads, m1, m2);
+            }
+            free(m1);
+            free(m2);
         }
         hsize_t n = (hsize_t)c.optim_steps;
         h5_write_f64(f, "optim/loss_total", totals, 1, &n);
         model_write_tensors(f, "optim", cfg, c.params);
         if (cfg->select == SEL_BATCHTOPK) h5_write_scalar(f, "optim/theta", theta);
-        free(m1);
-        free(m2);
-        free(totals);
     }
     h5_commit(f, out_path);
-    sae_work_free(w);
+    if (w) sae_work_free(w);
+    free(totals);
     free(grads);
     free(c.params);
     free(c.x);

@@ -1,8 +1,9 @@
 // eval.h — `stsae eval DECK [key=value ...]` (SPEC §2, §5): every trained job
 // of the deck's grid, and the raw features, evaluated on the held-out clips.
 //
-// In:  the deck (train section: the feature file, layer and grid; eval
-//      section: options), RUN_DIR/jobs/NAME/model.h5 of each trained job.
+// In:  the deck, resolved once into EvalOptions (options.h; train section:
+//      the feature file, layer and grid; eval section: options, its defaults
+//      where the deck has none), RUN_DIR/jobs/NAME/model.h5 of each trained job.
 // Out: RUN_DIR/jobs/NAME/eval.h5 per job and RUN_DIR/raw/eval.h5 for the raw
 //      features (each written under a temporary name, then renamed; an
 //      existing one is kept, so a stopped evaluation resumes): root attributes

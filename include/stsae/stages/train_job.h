@@ -2,7 +2,7 @@
 // steps, exact data-parallel reductions, Adam, dead-latent clocks, the
 // BatchTopK threshold, progress lines, checkpoints and the final model.
 //
-// In:  the job (jobs.h), the deck's train section, the open feature file and
+// In:  the job (jobs.h), the train options (options.h), the open feature file and
 //      its training clips, the input scale and scaled mean (the same for every
 //      job of a layer), and the group's communicator.
 // Out: RUN_DIR/jobs/NAME/model.h5 (model.h) when the job finishes;
@@ -18,8 +18,8 @@
 #define STSAE_TRAIN_JOB_H
 
 #include "stsae/comm/comm.h"
-#include "stsae/deck/deck.h"
 #include "stsae/deck/jobs.h"
+#include "stsae/deck/options.h"
 #include "stsae/io/features.h"
 
 // Per-rank seconds by stage, summed over the rank's jobs.
@@ -27,7 +27,7 @@ enum { T_DATA, T_STEP, T_ALLREDUCE, T_OPTIM, T_CKPT, T_TOTAL, N_TIMERS };
 extern const char *const TIMER_NAMES[N_TIMERS];
 
 typedef struct {
-    const Deck *deck;
+    const TrainOptions *opt; // the deck's train section, resolved once
     const char *run_dir;
     const FeatureFile *features;
     const int32_t *train;   // training clips

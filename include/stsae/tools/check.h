@@ -5,6 +5,10 @@
 // attribute T_s; and `optim_steps` > 0, which then runs that many full
 // optimizer steps (projection, Adam with warm-up, renormalization) on the
 // same batch and writes optim/loss_total, the final parameters and theta.
+// `stsae check-step --device cuda CASE.h5 OUT.h5`: the same by the CUDA step
+// (sae_cuda.h, fp32) for the variants it covers (sparsemax / entmax15 with
+// lambda_t = 0); dies for the others; exit 77 ("no CUDA device") where the
+// build has no CUDA or the machine no device.
 #ifndef STSAE_CHECK_H
 #define STSAE_CHECK_H
 

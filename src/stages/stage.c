@@ -1,0 +1,64 @@
+// stage.c — the start-up every MPI stage shares (stage.h): usage, the deck
+// with its overrides, the stage's section, one verdict over the ranks.
+#include "stsae/stages/stage.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "stsae/base/common.h"
+#include "stsae/deck/deck_schema.h"
+
+// The deck with the command line's overrides; with spec->fill, a deck that
+// lacks that section is loaded again with `SECTION={}` appended (its defaults).
+static Deck *load(Stage *s, int argc, char **argv) {
+    Deck *d = deck_load(argv[0], stsae_schema, argc - 1, argv + 1, s->err, sizeof(s->err));
+    if (!d || !s->spec->fill || deck_has(d, s->spec->fill)) return d;
+    char fill[128];
+    snprintf(fill, sizeof(fill), "%s={}", s->spec->fill);
+    char **over = xmalloc(sizeof(char *) * (size_t)argc);
+    for (int i = 1; i < argc; i++) over[i - 1] = argv[i];
+    over[argc - 1] = fill;
+    deck_free(d);
+    d = deck_load(argv[0], stsae_schema, argc, over, s->err, sizeof(s->err));
+    free(over);
+    return d;
+}
+
+int stage_start(Stage *s, const StageSpec *spec, int argc, char **argv) {
+    memset(s, 0, sizeof(*s));
+    s->spec = spec;
+    s->world = comm_world();
+    s->rank = comm_rank(s->world);
+    s->size = comm_size(s->world);
+    if (argc < 1) {
+        if (s->rank == 0) fprintf(stderr, "usage: stsae %s DECK [key=value ...]\n", spec->name);
+        return 2;
+    }
+    s->deck_path = argv[0];
+    s->deck = load(s, argc, argv);
+    int ok = s->deck != NULL;
+    if (ok && spec->section && !deck_has(s->deck, spec->section)) {
+        snprintf(s->err, sizeof(s->err), "%s: the deck has no %s section%s%s", s->deck_path, spec->section,
+                 spec->why ? " " : "", spec->why ? spec->why : "");
+        ok = 0;
+    }
+    if (!stage_agree(s, ok)) {
+        deck_free(s->deck);
+        s->deck = NULL;
+        return 1;
+    }
+    return 0;
+}
+
+int stage_agree(Stage *s, int ok) { return comm_agree(s->world, ok, s->err); }
+
+void stage_write_deck(const Stage *s, FILE *out) {
+    fprintf(out, "# stsae %s %s: %s as run (defaults filled in)\n", STSAE_VERSION, s->spec->name, s->deck_path);
+    deck_write(s->deck, out);
+}
+
+void stage_finish(Stage *s) {
+    deck_free(s->deck);
+    s->deck = NULL;
+}
