@@ -8,8 +8,9 @@
 // (default: every variant of the table, sae/variants.h, in its order; with
 // --device cuda every variant the CUDA step covers, its `cuda` column)
 // --device cuda: sae_step_cuda + optim_step_cuda (sae_cuda.h) per variant and
-// encoder-GEMM math (--math, default all three), on token batches (sparsemax
-// and entmax15 with lambda_t = 0), beside the cuBLAS encoder GEMM alone in the
+// encoder-GEMM math (--math, default all three), on the same batches as the
+// CPU's (whole clips, pairs with their InfoNCE terms; sparsemax and entmax15
+// on tokens, lambda_t = 0), beside the cuBLAS encoder GEMM alone in the
 // same math (and its TF/s; peak_TF/s: the same math's 8192^3 GEMM, measured
 // once) and the peak device memory of the variant (cudaMemGetInfo before the
 // variant's allocations, the lowest free figure after them and each step).
@@ -73,6 +74,25 @@ static void make_tokens(float *x, int n, int d, int per_clip, uint64_t seed) {
             for (int i = 0; i < d; i++) xr[i] += 0.2f * coef[q] * basis[q * d + i];
     }
     free(basis);
+}
+
+// The variant's InfoNCE weights (0.1 for the terms its row has; sparsemax and
+// entmax15 keep theirs off) and its batch at the paper's shape times scale;
+// per_clip: tokens per clip (or pair) for make_tokens.
+static SaeBatch bench_batch(SaeConfig *cfg, double scale, int *per_clip) {
+    cfg->lambda_t = cfg->contrast == CTR_TEMPORAL || cfg->contrast == CTR_SEPARATE ? 0.1f : 0.0f;
+    cfg->lambda_s = cfg->contrast == CTR_SEPARATE ? 0.1f : 0.0f;
+    cfg->lambda_r = cfg->contrast == CTR_RASTER ? 0.1f : 0.0f;
+    if (cfg->contrast == CTR_TEMPORAL || cfg->contrast == CTR_SEPARATE) {
+        *per_clip = 16 * 256;
+        return sae_batch_clips((int)fmax(1.0, floor(8 * scale + 0.5)), 16, 16, 16);
+    }
+    if (cfg->contrast == CTR_RASTER) {
+        *per_clip = 2;
+        return sae_batch_pairs((int)fmax(1.0, floor(2048 * scale + 0.5)));
+    }
+    *per_clip = 1;
+    return sae_batch_tokens((int)fmax(64.0, floor(4096 * scale + 0.5)));
 }
 
 #ifdef STSAE_HAVE_CUDA
@@ -149,8 +169,8 @@ static void bench_cuda_one(const SaeVariant *row, SaeGemmMath math, int d, int m
     if (sae_config_init(&cfg, row->name, d, m) != 0) die("bench_step: unknown variant '%s'", row->name);
     if (k > 0) cfg.k = k;
     if (k_aux >= 0 && cfg.k_aux > 0) cfg.k_aux = k_aux;
-    cfg.lambda_t = cfg.lambda_s = cfg.lambda_r = 0.0f; // covered: token batches, no InfoNCE
-    const SaeBatch b = sae_batch_tokens((int)fmax(64.0, floor(4096 * scale + 0.5)));
+    int per_clip;
+    const SaeBatch b = bench_batch(&cfg, scale, &per_clip);
     const int n = b.n_tok;
 #ifdef BENCH_CUDA_DIRECT
     cuda_ok(cudaDeviceSynchronize(), "cudaDeviceSynchronize");
@@ -163,7 +183,7 @@ static void bench_cuda_one(const SaeVariant *row, SaeGemmMath math, int d, int m
 #endif
     const size_t np = sae_num_params(&cfg);
     float *params = xmalloc(sizeof(float) * np), *x = xmalloc(sizeof(float) * (size_t)n * d);
-    make_tokens(x, n, d, 1, 7);
+    make_tokens(x, n, d, per_clip, 7);
     SaeTensors p, pd, gd;
     sae_carve(params, &cfg, &p);
     sae_init(&cfg, &p, 1, NULL);
@@ -360,22 +380,8 @@ int main(int argc, char **argv) {
         }
         if (k > 0) cfg.k = k;
         if (k_aux >= 0 && cfg.k_aux > 0) cfg.k_aux = k_aux;
-        cfg.lambda_t = cfg.contrast == CTR_TEMPORAL || cfg.contrast == CTR_SEPARATE ? 0.1f : 0.0f;
-        cfg.lambda_s = cfg.contrast == CTR_SEPARATE ? 0.1f : 0.0f;
-        cfg.lambda_r = cfg.contrast == CTR_RASTER ? 0.1f : 0.0f;
-        SaeBatch b;
         int per_clip;
-        if (cfg.contrast == CTR_TEMPORAL || cfg.contrast == CTR_SEPARATE) {
-            int clips = (int)fmax(1.0, floor(8 * scale + 0.5));
-            b = sae_batch_clips(clips, 16, 16, 16);
-            per_clip = 16 * 256;
-        } else if (cfg.contrast == CTR_RASTER) {
-            b = sae_batch_pairs((int)fmax(1.0, floor(2048 * scale + 0.5)));
-            per_clip = 2;
-        } else {
-            b = sae_batch_tokens((int)fmax(64.0, floor(4096 * scale + 0.5)));
-            per_clip = 1;
-        }
+        const SaeBatch b = bench_batch(&cfg, scale, &per_clip);
         const int n = b.n_tok;
         size_t np = sae_num_params(&cfg);
         float *params = xmalloc(sizeof(float) * np), *grads = xmalloc(sizeof(float) * np);

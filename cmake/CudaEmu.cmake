@@ -13,6 +13,8 @@
 #        stsae_device_emu     cuda/comm/device.cu (device.h: one device)
 #        stsae_core_emu       both, with the layers sae and base: what a GPU
 #                             test links instead of stsae_core;
+#        stsae_core_emu_planted  the same built with STSAE_PLANTED (where the
+#                             planted twins are built), for planted-fault tests;
 #      and the function stsae_cuda_emu_target(NAME [EXECUTABLE] files.cu...
 #      [LINK libs...]) for more (a test's own .cu file: tests/CMakeLists.txt);
 #      otherwise STSAE_CUDA_EMU_MISSING, the sentence saying what to install
@@ -20,8 +22,10 @@
 # Every .cu, .cuh and .h of cuda/ (cuda/emu/ aside) is rewritten into
 # <build>/cuda_emu/cuda/ by cmake/CudaEmuRewrite.cmake at build time (launches
 # and extern __shared__, the syntax C++ lacks); that mirror, not cuda/, is on
-# the include path, so a header's launches are rewritten too. No CUDA toolkit
-# is needed. Not in sanitizer or fuzz builds (fibers switch stacks under ASan).
+# the include path, so a header's launches are rewritten too; the headers of
+# dev/cuda/ (the kernel harnesses' common.h) likewise, beside their .cu. No
+# CUDA toolkit is needed. Not in sanitizer or fuzz builds (fibers switch
+# stacks under ASan).
 option(STSAE_CUDA_EMU "run the GPU tests on the CPU through HIP-CPU (label cuda-emu) where HIP-CPU and TBB are found" ON)
 set(HIP_CPU_DIR "${PROJECT_SOURCE_DIR}/../shared/vendor/hip-cpu" CACHE PATH
     "HIP-CPU (header-only HIP runtime on the CPU) for the CUDA emulation")
@@ -78,7 +82,7 @@ function(stsae_cuda_emu_rewrite rel outvar)
     COMMENT "CUDA emulation: rewriting ${rel}" VERBATIM)
 endfunction()
 file(GLOB_RECURSE stsae_emu_inputs CONFIGURE_DEPENDS RELATIVE ${PROJECT_SOURCE_DIR}
-     ${PROJECT_SOURCE_DIR}/cuda/*.cuh ${PROJECT_SOURCE_DIR}/cuda/*.h)
+     ${PROJECT_SOURCE_DIR}/cuda/*.cuh ${PROJECT_SOURCE_DIR}/cuda/*.h ${PROJECT_SOURCE_DIR}/dev/cuda/*.h)
 list(FILTER stsae_emu_inputs EXCLUDE REGEX "^cuda/emu/")
 set(stsae_emu_headers "")
 foreach(rel ${stsae_emu_inputs})
@@ -120,3 +124,14 @@ stsae_cuda_emu_target(stsae_sae_cuda_emu ${STSAE_SAE_CUDA_SOURCES} LINK stsae_sa
 stsae_cuda_emu_target(stsae_device_emu cuda/comm/device.cu LINK stsae_base)
 add_library(stsae_core_emu INTERFACE)
 target_link_libraries(stsae_core_emu INTERFACE stsae_sae_cuda_emu stsae_device_emu stsae_sae stsae_base)
+# the planted twin (common.h's PLANTED; the CUDA layer's faults are named
+# cuda_*, so the CPU layers linked beside it stay right): tests must fail on it
+if("planted" IN_LIST STSAE_TWINS)
+  stsae_cuda_emu_target(stsae_sae_cuda_emu_planted ${STSAE_SAE_CUDA_SOURCES}
+                        LINK stsae_sae_planted stsae_base_planted)
+  stsae_cuda_emu_target(stsae_device_emu_planted cuda/comm/device.cu LINK stsae_base_planted)
+  target_compile_definitions(stsae_sae_cuda_emu_planted PUBLIC STSAE_PLANTED)
+  add_library(stsae_core_emu_planted INTERFACE)
+  target_link_libraries(stsae_core_emu_planted INTERFACE stsae_sae_cuda_emu_planted stsae_device_emu_planted
+                                                         stsae_sae_planted stsae_base_planted)
+endif()

@@ -8,10 +8,11 @@
 #      cmake/CudaEmu.cmake, stsae_core_emu where STSAE_HAVE_CUDA_EMU.
 # Out: stsae_comm holding only the device query (device.h: cuda/comm/device.cu
 #      or src/comm/device_none.c; no MPI), stsae_core (every layer built, what
-#      the tests and bench_step link, as in the full build), bench_step, and
-#      the tests of tests/CMakeLists.txt that need none of the missing
-#      libraries: the GPU tests (label cuda), their emulated twins (cuda-emu)
-#      and the pure-layer unit tests (unit).
+#      the tests and bench_step link, as in the full build), bench_step, the
+#      kernel harnesses of dev/cuda/ (dev_*), and the tests of
+#      tests/CMakeLists.txt that need none of the missing libraries: the GPU
+#      tests (label cuda), their emulated twins (cuda-emu) and the pure-layer
+#      unit tests (unit).
 # For tests/gpu/run.sh on the GPU machine (CUDA, cuBLAS, CMake, Python; no
 # MPI, HDF5, libyaml, cJSON, FFmpeg, OpenBLAS; nothing installable there).
 stsae_layer(comm SOURCES ${STSAE_DEVICE_SOURCES} LAYERS base LIBS ${STSAE_DEVICE_LIBS})
@@ -40,3 +41,4 @@ include(CTest)
 if(BUILD_TESTING)
   add_subdirectory(tests)
 endif()
+add_subdirectory(dev/cuda) # the kernel harnesses (tests/gpu/run.sh runs them)

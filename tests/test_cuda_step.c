@@ -19,14 +19,7 @@
 #include "stsae/sae/sae.h"
 #include "stsae/sae/sae_cuda.h"
 #include "testutil.h"
-
-static int passed, failed;
-
-static void check(int ok, const char *what, double err) {
-    if (ok) passed++;
-    else failed++;
-    printf("%s %-40s %.2e\n", ok ? "ok  " : "FAIL", what, err);
-}
+#include "testutil_cuda.h"
 
 static double rel(double a, double b) { return fabs(a - b) / fmax(fabs(b), 1e-30); }
 
@@ -53,43 +46,20 @@ static void run_variant(const char *variant) {
     SaeLosses Lc;
     sae_step(&cfg, &p, &gc, x, &b, NULL, NULL, wc, &Lc);
 
-    SaeDeviceState st;
-    sae_device_state_create(&st, &cfg);
-    float *x_dev = dev_alloc_floats((size_t)n * d);
-    dev_upload(x_dev, x, (size_t)n * d);
-    dev_upload(st.params, params, np);
-    SaeTensors pd, gd;
-    sae_carve(st.params, &cfg, &pd);
-    sae_carve(st.grads, &cfg, &gd);
-    SaeCudaWork *wg = sae_cuda_work_create(&cfg, n, SAE_GEMM_FP32);
+    CudaCase cc;
+    cuda_case_open(&cc, &cfg, params, x, n, NULL);
     SaeLosses Lg;
-    sae_step_cuda(&cfg, &pd, &gd, x_dev, &b, NULL, NULL, wg, &Lg);
-    dev_download(g_gpu, st.grads, np);
+    cuda_case_step(&cc, &cfg, &b, g_gpu, &Lg, NULL);
     char what[96];
     snprintf(what, sizeof what, "%s: rec loss", variant);
     check(rel(Lg.rec, Lc.rec) <= 1e-4 && rel(Lg.total, Lc.total) <= 1e-4, what, rel(Lg.rec, Lc.rec));
     snprintf(what, sizeof what, "%s: l0 and tokens", variant);
     check(Lg.l0 == Lc.l0 && Lg.n_tok_global == Lc.n_tok_global, what, fabs(Lg.l0 - Lc.l0));
-    SaeTensors gg;
-    sae_carve(g_gpu, &cfg, &gg);
-    const struct {
-        const char *name;
-        const float *a, *b;
-        size_t n;
-    } parts[4] = {{"dW_enc", gg.W_enc, gc.W_enc, (size_t)m * d},
-                  {"db_enc", gg.b_enc, gc.b_enc, (size_t)m},
-                  {"dD", gg.D, gc.D, (size_t)m * d},
-                  {"db_dec", gg.b_dec, gc.b_dec, (size_t)d}};
-    for (int q = 0; q < 4; q++) {
-        double e = max_rel(parts[q].a, parts[q].b, parts[q].n);
-        snprintf(what, sizeof what, "%s: %s", variant, parts[q].name);
-        check(e <= 1e-4, what, e);
-    }
+    check_grads(variant, &cfg, g_gpu, g_cpu, 1e-4);
 
     // the same step again: the same bits
     SaeLosses L2;
-    sae_step_cuda(&cfg, &pd, &gd, x_dev, &b, NULL, NULL, wg, &L2);
-    dev_download(g_again, st.grads, np);
+    cuda_case_step(&cc, &cfg, &b, g_again, &L2, NULL);
     snprintf(what, sizeof what, "%s: repeated step bit-identical", variant);
     check(memcmp(g_again, g_gpu, sizeof(float) * np) == 0 && L2.rec == Lg.rec, what, max_rel(g_again, g_gpu, np));
 
@@ -97,21 +67,20 @@ static void run_variant(const char *variant) {
     AdamConfig a = adam_defaults(m, 1000);
     a.lr = 1e-2f;
     float *m1 = xcalloc(np, sizeof(float)), *m2 = xcalloc(np, sizeof(float)), *back = xmalloc(sizeof(float) * np);
-    dev_upload(st.grads, g_cpu, np);
-    optim_step_cuda(&cfg, &a, 1, st.params, st.grads, st.m1, st.m2);
+    dev_upload(cc.st.grads, g_cpu, np);
+    optim_step_cuda(&cfg, &a, 1, cc.st.params, cc.st.grads, cc.st.m1, cc.st.m2);
     optim_step(&cfg, &a, 1, params, g_cpu, m1, m2);
-    dev_download(back, st.params, np);
+    dev_download(back, cc.st.params, np);
     double ep = max_rel(back, params, np);
-    dev_download(back, st.m1, np);
+    dev_download(back, cc.st.m1, np);
     double e1 = max_rel(back, m1, np);
-    dev_download(back, st.m2, np);
+    dev_download(back, cc.st.m2, np);
     double e2 = max_rel(back, m2, np);
     snprintf(what, sizeof what, "%s: Adam step (params, m1, m2)", variant);
     check(ep <= 1e-4 && e1 <= 1e-4 && e2 <= 1e-4, what, fmax(ep, fmax(e1, e2)));
-    sae_cuda_work_free(wg);
 
     // lower-precision encoder GEMMs, from the updated parameters, against fp32
-    dev_download(params, st.params, np);
+    dev_download(params, cc.st.params, np);
     SaeLosses Lf;
     sae_step(&cfg, &p, &gc, x, &b, NULL, NULL, wc, &Lf);
     const SaeGemmMath maths[2] = {SAE_GEMM_TF32, SAE_GEMM_BF16};
@@ -119,15 +88,14 @@ static void run_variant(const char *variant) {
     for (int q = 0; q < 2; q++) {
         SaeCudaWork *wm = sae_cuda_work_create(&cfg, n, maths[q]);
         SaeLosses Lm;
-        sae_step_cuda(&cfg, &pd, &gd, x_dev, &b, NULL, NULL, wm, &Lm);
+        sae_step_cuda(&cfg, &cc.pd, &cc.gd, cc.x_dev, &b, NULL, NULL, wm, &Lm);
         snprintf(what, sizeof what, "%s: %s encoder, rec loss", variant, names[q]);
         check(rel(Lm.rec, Lf.rec) <= 1e-2, what, rel(Lm.rec, Lf.rec));
         sae_cuda_work_free(wm);
     }
 
+    cuda_case_close(&cc);
     sae_work_free(wc);
-    dev_free(x_dev);
-    sae_device_state_free(&st);
     free(params); free(g_cpu); free(g_gpu); free(g_again); free(x); free(m1); free(m2); free(back);
 }
 
@@ -138,6 +106,5 @@ int main(void) {
     }
     run_variant("standard");
     run_variant("frozen");
-    printf("%d passed, %d failed\n", passed, failed);
-    return failed ? 1 : 0;
+    return tally_report();
 }

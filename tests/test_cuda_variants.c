@@ -5,7 +5,8 @@
 //     latents dead (the CPU takes its dense path), with most dead (its sparse
 //     path), and with fewer dead than k_aux (the scale n_dead / k_aux);
 //   - BatchTopK with Matryoshka's L_high and AuxK (standard+M);
-//   - sparsemax and entmax-1.5 with T_s (token batches, no InfoNCE).
+//   - sparsemax and entmax-1.5 with T_s (token batches; their InfoNCE term:
+//     test_cuda_infonce.c).
 // Each case: the losses (rec, aux, high, total) to 1e-4 relative, l0 and
 // n_dead exactly, the selected codes (the same latents per token, values to
 // 1e-4), BatchTopK's smallest kept value to 1e-4, the four gradients to 1e-4
@@ -27,21 +28,9 @@
 #include "stsae/sae/sae.h"
 #include "stsae/sae/sae_cuda.h"
 #include "testutil.h"
+#include "testutil_cuda.h"
 
 enum { D = 32, M = 128, N = 300 };
-
-static int passed, failed;
-static double worst_rel; // the largest relative difference of a passing fp32 check
-
-static void check(int ok, const char *what, double err) {
-    if (ok) {
-        passed++;
-        if (err > worst_rel && err < 1.0) worst_rel = err;
-    } else {
-        failed++;
-    }
-    printf("%s %-52s %.2e\n", ok ? "ok  " : "FAIL", what, err);
-}
 
 static double rel(double a, double b) { return fabs(a - b) / fmax(fabs(b), 1e-30); }
 
@@ -58,45 +47,6 @@ typedef struct {
 static void make_dead(uint8_t *dead, int n_dead) {
     memset(dead, 0, M);
     for (int q = 0; q < n_dead; q++) dead[(int)((int64_t)q * M / n_dead)] = 1;
-}
-
-// Codes row by row: the same latents and values within tol (each row sorted by latent first).
-static int sort_row_cmp(const void *a, const void *b) {
-    const int32_t *x = a, *y = b;
-    return (x[0] > y[0]) - (x[0] < y[0]);
-}
-
-static double codes_diff(const SparseCodes *a, const SparseCodes *b, int *same_support) {
-    *same_support = a->n_rows == b->n_rows && a->nnz == b->nnz;
-    double mx = 0.0, ref = 0.0;
-    if (!*same_support) return INFINITY;
-    int32_t(*pa)[2] = xmalloc(sizeof(int32_t[2]) * (size_t)(M + 1)), (*pb)[2] = xmalloc(sizeof(int32_t[2]) * (size_t)(M + 1));
-    for (int r = 0; r < a->n_rows && *same_support; r++) {
-        int64_t a0 = a->row_ptr[r], na = a->row_ptr[r + 1] - a0, b0 = b->row_ptr[r], nb = b->row_ptr[r + 1] - b0;
-        if (na != nb) {
-            *same_support = 0;
-            break;
-        }
-        for (int64_t q = 0; q < na; q++) {
-            pa[q][0] = a->idx[a0 + q];
-            memcpy(&pa[q][1], &a->val[a0 + q], sizeof(float));
-            pb[q][0] = b->idx[b0 + q];
-            memcpy(&pb[q][1], &b->val[b0 + q], sizeof(float));
-        }
-        qsort(pa, (size_t)na, sizeof(pa[0]), sort_row_cmp);
-        qsort(pb, (size_t)nb, sizeof(pb[0]), sort_row_cmp);
-        for (int64_t q = 0; q < na; q++) {
-            float va, vb;
-            memcpy(&va, &pa[q][1], sizeof(float));
-            memcpy(&vb, &pb[q][1], sizeof(float));
-            if (pa[q][0] != pb[q][0]) *same_support = 0;
-            mx = fmax(mx, fabs((double)va - vb));
-            ref = fmax(ref, fabs((double)vb));
-        }
-    }
-    free(pa);
-    free(pb);
-    return ref > 0.0 ? mx / ref : mx;
 }
 
 // Random parameters and tokens (sae_init, then b_enc and b_dec noise).
@@ -130,33 +80,21 @@ static void run_case(const Case *c) {
     uint8_t dead[M];
     make_dead(dead, c->n_dead);
     make_case(&cfg, params, x, c->ties);
-    SaeTensors p, gc, gg;
+    SaeTensors p, gc;
     sae_carve(params, &cfg, &p);
     sae_carve(g_cpu, &cfg, &gc);
-    sae_carve(g_gpu, &cfg, &gg);
     const SaeBatch b = sae_batch_tokens(N);
 
     SaeWork *wc = sae_work_create(&cfg, N);
     SaeLosses Lc;
     sae_step(&cfg, &p, &gc, x, &b, dead, NULL, wc, &Lc);
 
-    SaeDeviceState st;
-    sae_device_state_create(&st, &cfg);
-    float *x_dev = dev_alloc_floats((size_t)N * D);
-    uint8_t *dead_dev = dev_alloc(M);
-    dev_upload(x_dev, x, (size_t)N * D);
-    dev_upload(st.params, params, np);
-    dev_upload_bytes(dead_dev, dead, M);
-    SaeTensors pd, gd;
-    sae_carve(st.params, &cfg, &pd);
-    sae_carve(st.grads, &cfg, &gd);
-    SaeCudaWork *wg = sae_cuda_work_create(&cfg, N, SAE_GEMM_FP32);
+    CudaCase cc;
+    cuda_case_open(&cc, &cfg, params, x, N, dead);
     SaeLosses Lg;
-    sae_step_cuda(&cfg, &pd, &gd, x_dev, &b, dead_dev, NULL, wg, &Lg);
-    dev_download(g_gpu, st.grads, np);
     SparseCodes zg;
     codes_alloc(&zg, N, 1);
-    sae_cuda_last_codes(wg, &zg);
+    cuda_case_step(&cc, &cfg, &b, g_gpu, &Lg, &zg);
 
     char what[128];
 #define WHAT(...) (snprintf(what, sizeof what, __VA_ARGS__), what)
@@ -179,26 +117,13 @@ static void run_case(const Case *c) {
     int same = 0;
     double ez = codes_diff(&zg, sae_last_codes(wc), &same);
     if (vs_cpu) check(same && ez <= 1e-4, WHAT("%s: codes (same latents, values)", c->name), ez);
-    const struct {
-        const char *name;
-        const float *a, *b;
-        size_t n;
-    } parts[4] = {{"dW_enc", gg.W_enc, gc.W_enc, (size_t)M * D},
-                  {"db_enc", gg.b_enc, gc.b_enc, (size_t)M},
-                  {"dD", gg.D, gc.D, (size_t)M * D},
-                  {"db_dec", gg.b_dec, gc.b_dec, (size_t)D}};
-    for (int q = 0; q < 4 * vs_cpu; q++) {
-        double e = max_rel(parts[q].a, parts[q].b, parts[q].n);
-        check(e <= 1e-4, WHAT("%s: %s", c->name, parts[q].name), e);
-    }
+    if (vs_cpu) check_grads(c->name, &cfg, g_gpu, g_cpu, 1e-4);
 
     // the same step again: the same bits
     SaeLosses L2;
     SparseCodes z2;
     codes_alloc(&z2, N, 1);
-    sae_step_cuda(&cfg, &pd, &gd, x_dev, &b, dead_dev, NULL, wg, &L2);
-    dev_download(g_again, st.grads, np);
-    sae_cuda_last_codes(wg, &z2);
+    cuda_case_step(&cc, &cfg, &b, g_again, &L2, &z2);
     const int same_bits = memcmp(g_again, g_gpu, sizeof(float) * np) == 0 && L2.rec == Lg.rec && L2.aux == Lg.aux &&
                           L2.high == Lg.high && L2.min_kept == Lg.min_kept && z2.nnz == zg.nnz &&
                           memcmp(z2.idx, zg.idx, sizeof(int32_t) * (size_t)zg.nnz) == 0 &&
@@ -218,11 +143,8 @@ static void run_case(const Case *c) {
 
     codes_free(&zg);
     codes_free(&z2);
-    sae_cuda_work_free(wg);
+    cuda_case_close(&cc);
     sae_work_free(wc);
-    dev_free(x_dev);
-    dev_free(dead_dev);
-    sae_device_state_free(&st);
     free(params); free(g_cpu); free(g_gpu); free(g_again); free(x);
 }
 
@@ -243,19 +165,13 @@ static void run_training(void) {
     for (int j = 0; j < M; j += 5) p.b_enc[j] -= 4.0f; // rarely kept: dead after a step, AuxK on
     const SaeBatch b = sae_batch_tokens(N);
     SaeWork *wc = sae_work_create(&cfg, N);
-    SaeDeviceState st;
-    sae_device_state_create(&st, &cfg);
-    dev_upload(st.params, params, np);
-    float *x_dev = dev_alloc_floats((size_t)N * D);
-    dev_upload(x_dev, x, (size_t)N * D);
-    SaeTensors pd, gd;
-    sae_carve(st.params, &cfg, &pd);
-    sae_carve(st.grads, &cfg, &gd);
-    SaeCudaWork *wg = sae_cuda_work_create(&cfg, N, SAE_GEMM_FP32);
+    uint8_t dead[M], dead_back[M];
+    memset(dead, 0, sizeof dead);
+    CudaCase cc; // cc.dead_dev: the device's own mask from here on
+    cuda_case_open(&cc, &cfg, params, x, N, dead);
     int64_t last_fired[M], fired[M], last_back[M];
     memset(last_fired, 0, sizeof last_fired);
     int64_t *last_dev = dev_alloc(sizeof(int64_t) * M);
-    uint8_t dead[M], dead_back[M], *dead_dev = dev_alloc(M);
     AdamConfig a = adam_defaults(M, 100);
     a.lr = 1e-2f;
     const int64_t dead_tokens = N; // a latent unused for one batch is dead
@@ -265,13 +181,13 @@ static void run_training(void) {
     for (int t = 1; t <= 4; t++) {
         int n_dead = 0;
         for (int j = 0; j < M; j++) n_dead += dead[j] = tokens - last_fired[j] >= dead_tokens;
-        const int n_dead_g = sae_cuda_dead_mask(wg, last_dev, tokens, dead_tokens, dead_dev);
-        dev_download_bytes(dead_back, dead_dev, M);
+        const int n_dead_g = sae_cuda_dead_mask(cc.wg, last_dev, tokens, dead_tokens, cc.dead_dev);
+        dev_download_bytes(dead_back, cc.dead_dev, M);
         check(n_dead_g == n_dead && memcmp(dead, dead_back, M) == 0,
               WHAT("%s: step %d dead mask (%d dead)", c.name, t, n_dead), (double)abs(n_dead_g - n_dead));
         SaeLosses Lc, Lg;
         sae_step(&cfg, &p, &g, x, &b, dead, NULL, wc, &Lc);
-        sae_step_cuda(&cfg, &pd, &gd, x_dev, &b, dead_dev, NULL, wg, &Lg);
+        sae_step_cuda(&cfg, &cc.pd, &cc.gd, cc.x_dev, &b, cc.dead_dev, NULL, cc.wg, &Lg);
         check(rel(Lg.total, Lc.total) <= 1e-4 && Lg.l0 == Lc.l0,
               WHAT("%s: step %d total loss, l0", c.name, t), rel(Lg.total, Lc.total));
         const SparseCodes *z = sae_last_codes(wc);
@@ -280,24 +196,21 @@ static void run_training(void) {
         tokens += Lc.n_tok_global;
         for (int j = 0; j < M; j++)
             if (fired[j]) last_fired[j] = tokens;
-        sae_cuda_fire(wg, NULL, tokens, last_dev);
+        sae_cuda_fire(cc.wg, NULL, tokens, last_dev);
         dev_download_bytes(last_back, last_dev, sizeof last_back);
         check(memcmp(last_back, last_fired, sizeof last_back) == 0, WHAT("%s: step %d clocks", c.name, t), 0.0);
         theta_c = t == 1 ? Lc.min_kept : 0.99 * theta_c + 0.01 * Lc.min_kept;
         theta_g = t == 1 ? Lg.min_kept : 0.99 * theta_g + 0.01 * Lg.min_kept;
         optim_step(&cfg, &a, t, params, grads, m1, m2);
-        optim_step_cuda(&cfg, &a, t, st.params, st.grads, st.m1, st.m2);
+        optim_step_cuda(&cfg, &a, t, cc.st.params, cc.st.grads, cc.st.m1, cc.st.m2);
     }
     check(rel(theta_g, theta_c) <= 1e-4, WHAT("%s: theta EMA", c.name), rel(theta_g, theta_c));
-    dev_download(back, st.params, np);
+    dev_download(back, cc.st.params, np);
     double e = max_rel(back, params, np);
     check(e <= 1e-4, WHAT("%s: parameters after 4 steps", c.name), e);
-    sae_cuda_work_free(wg);
+    cuda_case_close(&cc);
     sae_work_free(wc);
-    sae_device_state_free(&st);
-    dev_free(x_dev);
     dev_free(last_dev);
-    dev_free(dead_dev);
     free(params); free(grads); free(x); free(back); free(m1); free(m2);
 }
 
@@ -322,7 +235,5 @@ int main(void) {
     };
     for (size_t q = 0; q < sizeof cases / sizeof *cases; q++) run_case(&cases[q]);
     run_training();
-    printf("largest relative difference of a passing fp32 check: %.2e\n", worst_rel);
-    printf("%d passed, %d failed\n", passed, failed);
-    return failed ? 1 : 0;
+    return tally_report();
 }

@@ -1,13 +1,15 @@
 // sae.cu — the SAE training step on one GPU (sae_cuda.h), the twin of
-// sae_step (src/sae/sae.c) for the variants without InfoNCE: TopK
-// (`standard`, `frozen`), BatchTopK with Matryoshka's L_high (`standard+M`),
-// sparsemax and entmax-1.5 with T_s (their token batches, lambda_t = 0),
-// each with AuxK where its row has it; and the dead-latent clocks.
+// sae_step (src/sae/sae.c) for every variant: TopK (`standard`, `frozen`,
+// `temporal`, `separate`, `raster`), BatchTopK with Matryoshka's L_high
+// (the +M variants), sparsemax and entmax-1.5 with T_s, each with AuxK
+// where its row has it and its InfoNCE terms (infonce.cu); and the
+// dead-latent clocks.
 //
-// In:  device parameters p (sae_carve layout), device tokens x [n, d], a
-//      device dead mask (AuxK), host SaeReduce hooks.
-// Out: host SaeLosses (rec, aux, high, total, l0, min_kept, n_dead,
-//      n_tok_global) and the device gradient buffer grad.
+// In:  device parameters p (sae_carve layout), device tokens x [n, d] (whole
+//      clips or pairs for the InfoNCE terms, as sae_step's), a device dead
+//      mask (AuxK), host SaeReduce hooks.
+// Out: host SaeLosses (rec, aux, high, temp, spat, rast, total, l0,
+//      min_kept, n_dead, n_tok_global) and the device gradient buffer grad.
 //
 // The step, in the order of the CPU one:
 //   1. batch statistics: column sums of x (double) -> global mean -> per-row
@@ -25,12 +27,15 @@
 //      residual e = x - xhat, and dL/dz_j = D_j . dL/dxhat(_h) per entry;
 //   4. AuxK: e's FVU denominator (global), then one block per token:
 //      ehat = sum zaux_j D_j, ||e - ehat||^2, dL/dehat, dL/dzaux per entry;
-//   5. sparsemax / entmax: their backward onto dL/dpre (TopK: the same);
-//   6. a stable radix sort of the entries by latent (CUB) gives the
+//   5. InfoNCE (infonce.cu): the temporal / spatial / raster terms from the
+//      overlapping code pairs, added to dL/dz (the codes of the other ranks
+//      exchanged through red's host hooks);
+//   6. sparsemax / entmax: their backward onto dL/dpre (TopK: the same);
+//   7. a stable radix sort of the entries by latent (CUB) gives the
 //      latent-major index of the codes (and of AuxK's); one block per latent
 //      sums, in token order (the codes', then AuxK's), dW_enc_j =
 //      sum dpre (x - b_dec), dD_j = sum z dL/dxhat, db_enc_j = sum dpre;
-//   7. db_dec = sum_r dL/dxhat_r - W_enc^T db_enc, one thread per column.
+//   8. db_dec = sum_r dL/dxhat_r - W_enc^T db_enc, one thread per column.
 // AuxK runs sparse (gathers of the k_aux dead rows per token), where the CPU
 // switches to dense GEMMs over the dead columns when few are dead: the same
 // sums in another order. No floating-point atomics anywhere: run-to-run
@@ -93,6 +98,7 @@ struct SaeCudaWork {
     int *h_start, *h_count;    // host [max_tok + 1]
     unsigned *h_hist32;        // host [SEL_HIST_BINS]
     int64_t *h_hist, *h_fired; // host [SEL_HIST_BINS], [m]
+    InfoNceCudaWork *nce;      // the InfoNCE terms (infonce.cu); NULL without
 };
 
 static void *dev_alloc_bytes(size_t bytes) {
@@ -206,9 +212,7 @@ static void codes_destroy(DevCodes *c) {
 
 extern "C" SaeCudaWork *sae_cuda_work_create(const SaeConfig *cfg, int max_tok, SaeGemmMath math) {
     const SaeVariant *v = sae_variant_of(cfg);
-    if (!v || !v->cuda || cfg->contrast != CTR_NONE)
-        die("CUDA step: variant %s%s is not implemented (no InfoNCE twin yet)", v ? v->name : "(unknown)",
-            cfg->contrast != CTR_NONE ? " with its InfoNCE term" : "");
+    if (!v || !v->cuda) die("CUDA step: variant %s is not implemented", v ? v->name : "(unknown)");
     if (cfg->k < 1 || cfg->k > TOPK_MAX_K) die("CUDA step: k = %d outside [1, %d]", cfg->k, TOPK_MAX_K);
     if (cfg->k_aux > TOPK_MAX_K) die("CUDA step: k_aux = %d above %d", cfg->k_aux, TOPK_MAX_K);
     const size_t d = (size_t)cfg->d, m = (size_t)cfg->m, k = (size_t)cfg->k, n = (size_t)(max_tok > 0 ? max_tok : 1);
@@ -252,6 +256,7 @@ extern "C" SaeCudaWork *sae_cuda_work_create(const SaeConfig *cfg, int max_tok, 
     w->h_hist32 = (unsigned *)xmalloc(sizeof(unsigned) * SEL_HIST_BINS);
     w->h_hist = (int64_t *)xmalloc(sizeof(int64_t) * SEL_HIST_BINS);
     w->h_fired = (int64_t *)xmalloc(sizeof(int64_t) * m);
+    if (cfg->contrast != CTR_NONE) w->nce = infonce_work_create_cuda(cfg->m);
     return w;
 }
 
@@ -281,6 +286,7 @@ extern "C" void sae_cuda_work_free(SaeCudaWork *w) {
     free(w->h_hist32);
     free(w->h_hist);
     free(w->h_fired);
+    infonce_work_free_cuda(w->nce);
     free(w);
 }
 
@@ -337,6 +343,12 @@ __global__ void to_bf16_kernel(const float *a, size_t n_el, __nv_bfloat16 *b) {
         b[q] = __float2bfloat16(a[q]);
 }
 
+// Threads per block for a loop over d: a multiple of 32, at most ROW_THREADS.
+static int row_threads(int d) {
+    int t = (d + 31) / 32 * 32;
+    return t < ROW_THREADS ? (t > 0 ? t : 32) : ROW_THREADS;
+}
+
 // One block per token r (decode_fused of sae.c): with the entries in latent
 // order, xhat_h = b_dec + sum_{j < mh} z_j D_j, xhat = xhat_h + the rest;
 // sq[r] = ||x_r - xhat||^2, sqh[r] = ||x_r - xhat_h||^2 (mh > 0);
@@ -390,6 +402,15 @@ __global__ void decode_loss_kernel(const int *start, const int *count, const int
     }
 }
 
+void launch_decode_loss(const int *start, const int *count, const int32_t *idx, const float *val, const float *D,
+                        const float *b_dec, const float *x, int n, int d, int mh, float gs, float gsh, float *g,
+                        float *gsum, float *e, float *zgrad, double *sq, double *sqh, cudaStream_t st) {
+    if (n <= 0) return;
+    decode_loss_kernel<<<n, row_threads(d), sizeof(float) * 2 * d, st>>>(start, count, idx, val, D, b_dec, x, d, mh,
+                                                                         gs, gsh, g, gsum, e, zgrad, sq, sqh);
+    cudaCheckLaunch("decode_loss_kernel");
+}
+
 // AuxK, one block per token r (aux_fused of sae.c): ehat = sum zaux_j D_j
 // (no bias), sq[r] = ||e_r - ehat||^2, e_r becomes dL/dehat = s (ehat - e_r),
 // then one warp per entry: zgrad = D_j . e_r. Dynamic shared memory: d floats.
@@ -420,6 +441,13 @@ __global__ void aux_loss_kernel(const int *start, const int *count, const int32_
         for (int o = 16; o > 0; o >>= 1) a += __shfl_down_sync(0xffffffffu, a, o);
         if (lane == 0) zgrad[start[r] + q] = a;
     }
+}
+
+void launch_aux_loss(const int *start, const int *count, const int32_t *idx, const float *val, const float *D, int n,
+                     int d, float s, float *e, float *zgrad, double *sq, cudaStream_t st) {
+    if (n <= 0) return;
+    aux_loss_kernel<<<n, row_threads(d), sizeof(float) * d, st>>>(start, count, idx, val, D, d, s, e, zgrad, sq);
+    cudaCheckLaunch("aux_loss_kernel");
 }
 
 // Sort input: every slot unused (key m), ent_in[e] = e.
@@ -491,6 +519,17 @@ __global__ void latent_grads_kernel(const int *a_col, const int32_t *a_ent, cons
     if (threadIdx.x == 0) gb[j] = (float)sb;
 }
 
+void launch_latent_grads(const int *a_col, const int32_t *a_ent, const int32_t *a_row, const float *a_val,
+                         const float *a_grad, const int *b_col, const int32_t *b_ent, const int32_t *b_row,
+                         const float *b_val, const float *b_grad, const float *x, const float *g, const float *gsum,
+                         int mh, const float *ga, const float *b_dec, int m, int d, int frozen, float *gW, float *gD,
+                         float *gb, cudaStream_t st) {
+    if (m <= 0) return;
+    latent_grads_kernel<<<m, row_threads(d), 0, st>>>(a_col, a_ent, a_row, a_val, a_grad, b_col, b_ent, b_row, b_val,
+                                                      b_grad, x, g, gsum, mh, ga, b_dec, d, frozen, gW, gD, gb);
+    cudaCheckLaunch("latent_grads_kernel");
+}
+
 // db_dec[i] = sum_r g[r, i] - sum_j W_enc[j, i] db_enc[j]; one thread per column.
 __global__ void bdec_grad_kernel(const float *g, int n, const float *W_enc, const float *gb, int m, int d,
                                  int frozen, float *gbd) {
@@ -526,12 +565,6 @@ __global__ void dead_mask_kernel(const int64_t *last_fired, int m, int64_t token
 static int grid_for(size_t n, int threads) {
     size_t b = (n + threads - 1) / threads;
     return b > 65535 ? 65535 : (int)(b > 0 ? b : 1);
-}
-
-// Threads per block for a loop over d: a multiple of 32, at most ROW_THREADS.
-static int row_threads(int d) {
-    int t = (d + 31) / 32 * 32;
-    return t < ROW_THREADS ? (t > 0 ? t : 32) : ROW_THREADS;
 }
 
 // Sum of the n doubles at dev (device), returned to the host (synchronizes).
@@ -638,45 +671,11 @@ static void codes_index(SaeCudaWork *w, DevCodes *c, int n) {
     cudaCheckLaunch("col_ptr_kernel");
 }
 
-// As find_bucket in select.c: the bucket (from the top of hist[lo, hi))
-// holding the kk-th largest; kk becomes the rank inside it.
-static int find_bucket(const int64_t *hist, int lo, int hi, int64_t *kk) {
-    int64_t above = 0;
-    int b = hi - 1;
-    for (; b > lo; b--) {
-        if (above + hist[b] >= *kk) break;
-        above += hist[b];
-    }
-    *kk -= above;
-    return b;
-}
-
-// One level of the device histogram, on the host in int64.
-static void batch_histogram(SaeCudaWork *w, size_t n_el, int level, unsigned high) {
-    launch_bits_histogram(w->pre, n_el, level, high, w->hist, w->st);
-    cudaCheck(cudaMemcpyAsync(w->h_hist32, w->hist, sizeof(unsigned) * SEL_HIST_BINS, cudaMemcpyDeviceToHost, w->st));
-    cudaCheck(cudaStreamSynchronize(w->st));
-    for (int i = 0; i < SEL_HIST_BINS; i++) w->h_hist[i] = w->h_hist32[i];
-}
-
-// kth_largest_positive of select.c over w->pre [n, m] with the histograms
-// made on the device and summed over the ranks on the host.
+// kth_largest_positive of select.c over w->pre [n, m] (select.cu's twin:
+// histograms made on the device, summed over the ranks on the host).
 static float batch_kth_largest(SaeCudaWork *w, int n, int64_t kk, const SaeReduce *red) {
-    enum { POS = 1 << 15 };
-    const size_t n_el = (size_t)n * w->m;
-    batch_histogram(w, n_el, 0, 0);
-    if (red) red->sum_i64(red->ctx, w->h_hist + 1, POS - 1);
-    int64_t total = 0;
-    for (int i = 1; i < POS; i++) total += w->h_hist[i];
-    if (total <= kk) return 0.0f;
-    const uint32_t high = (uint32_t)find_bucket(w->h_hist, 1, POS, &kk);
-    batch_histogram(w, n_el, 1, high);
-    if (red) red->sum_i64(red->ctx, w->h_hist, SEL_HIST_BINS);
-    const uint32_t low = (uint32_t)find_bucket(w->h_hist, 0, SEL_HIST_BINS, &kk);
-    const uint32_t bits = high << 16 | low;
-    float v;
-    memcpy(&v, &bits, sizeof(v));
-    return v;
+    const SelHistBufs bufs = {w->hist, w->h_hist32, w->h_hist};
+    return kth_largest_positive_cuda(w->pre, (size_t)n * w->m, kk, red, &bufs, w->st);
 }
 
 extern "C" void sae_step_cuda(const SaeConfig *cfg, const SaeTensors *p, SaeTensors *grad, const float *x,
@@ -685,13 +684,10 @@ extern "C" void sae_step_cuda(const SaeConfig *cfg, const SaeTensors *p, SaeTens
     const int d = cfg->d, m = cfg->m, k = cfg->k, n = b->n_tok;
     if (n > w->max_tok) die("batch of %d tokens exceeds the CUDA workspace (%d)", n, w->max_tok);
     if (d != w->d || m != w->m || k != w->k || cfg->select != w->select || cfg->m_high != w->m_high ||
-        (cfg->k_aux > 0 ? cfg->k_aux : 0) != w->k_aux)
+        (cfg->k_aux > 0 ? cfg->k_aux : 0) != w->k_aux || (cfg->contrast != CTR_NONE) != (w->nce != NULL))
         die("CUDA step: configuration differs from its workspace");
-    if (cfg->contrast != CTR_NONE)
-        die("CUDA step: InfoNCE (variant %s with its contrastive term) is not implemented", sae_variant_name(cfg));
     memset(out, 0, sizeof(*out));
     double *acc = w->h_acc;
-    const int rt = row_threads(d);
     DevCodes *z = &w->z, *za = &w->aux;
     w->last_n = n;
 
@@ -773,12 +769,9 @@ extern "C" void sae_step_cuda(const SaeConfig *cfg, const SaeTensors *p, SaeTens
     // 3. decode, losses, dL/dxhat (+ dL/dxhat_h) and dL/dz per token
     const int mh = cfg->m_high;
     const float grec = (float)(2.0 / den_rec);
-    if (n > 0) {
-        decode_loss_kernel<<<n, rt, sizeof(float) * 2 * d, w->st>>>(
-            z->start, z->count, z->idx, z->val, p->D, p->b_dec, x, d, mh, grec, (float)(2.0 * cfg->beta / den_rec),
-            w->g, w->gsum, k_aux_eff > 0 ? w->gaux : NULL, z->grad, w->row_sq, w->row_sqh);
-        cudaCheckLaunch("decode_loss_kernel");
-    }
+    launch_decode_loss(z->start, z->count, z->idx, z->val, p->D, p->b_dec, x, n, d, mh, grec,
+                       (float)(2.0 * cfg->beta / den_rec), w->g, w->gsum, k_aux_eff > 0 ? w->gaux : NULL, z->grad,
+                       w->row_sq, w->row_sqh, w->st);
     acc[0] = n > 0 ? device_sum(w, w->row_sq, n) : 0.0;
     acc[1] = mh > 0 && n > 0 ? device_sum(w, w->row_sqh, n) : 0.0;
     sae_sum_f64(red, acc, 2);
@@ -793,37 +786,43 @@ extern "C" void sae_step_cuda(const SaeConfig *cfg, const SaeTensors *p, SaeTens
         const double aux_scale = fmin((double)n_dead / cfg->k_aux, 1.0);
         const double den_e = acc[1] > 0.0 ? acc[1] : 1.0;
         const float s = (float)(cfg->alpha * aux_scale * 2.0 / den_e);
-        if (n > 0) {
-            aux_loss_kernel<<<n, rt, sizeof(float) * d, w->st>>>(za->start, za->count, za->idx, za->val, p->D, d, s,
-                                                                 w->gaux, za->grad, w->row_sq);
-            cudaCheckLaunch("aux_loss_kernel");
-        }
+        launch_aux_loss(za->start, za->count, za->idx, za->val, p->D, n, d, s, w->gaux, za->grad, w->row_sq, w->st);
         acc[0] = n > 0 ? device_sum(w, w->row_sq, n) : 0.0;
         sae_sum_f64(red, acc, 1);
         out->aux = aux_scale * acc[0] / den_e;
     }
 
-    // 5. the selection backward (TopK / BatchTopK: kept values are positive,
+    // 5. InfoNCE onto dL/dz (infonce.cu)
+    if (cfg->contrast != CTR_NONE) {
+        const DevCodesView zv = {n, z->start, z->count, z->idx, z->val, z->grad};
+        InfoNceLoss nl;
+        infonce_step_cuda(cfg, b, &zv, red, w->nce, &nl, w->st);
+        out->temp = nl.temp;
+        out->spat = nl.spat;
+        out->rast = nl.rast;
+    }
+
+    // 6. the selection backward (TopK / BatchTopK: kept values are positive,
     //    so dL/dpre = dL/dz there)
     if (simplex) launch_simplex_backward(z->start, z->count, z->val, z->grad, n, inv_T, entmax, w->st);
 
-    // 6. latent-major indices (stable: token order within a latent) and the
+    // 7. latent-major indices (stable: token order within a latent) and the
     //    per-latent gradients; a latent no token kept gets zeros
     codes_index(w, z, n);
     if (k_aux_eff > 0) codes_index(w, za, n);
     const int ax = k_aux_eff > 0;
-    latent_grads_kernel<<<m, rt, 0, w->st>>>(z->col_ptr, z->ent_out, z->row, z->val, z->grad, ax ? za->col_ptr : NULL,
-                                             za->ent_out, za->row, za->val, za->grad, x, w->g, w->gsum, mh, w->gaux,
-                                             p->b_dec, d, cfg->frozen_decoder, grad->W_enc, grad->D, grad->b_enc);
-    cudaCheckLaunch("latent_grads_kernel");
+    launch_latent_grads(z->col_ptr, z->ent_out, z->row, z->val, z->grad, ax ? za->col_ptr : NULL, za->ent_out, za->row,
+                        za->val, za->grad, x, w->g, w->gsum, mh, w->gaux, p->b_dec, m, d, cfg->frozen_decoder,
+                        grad->W_enc, grad->D, grad->b_enc, w->st);
 
-    // 7. db_dec
+    // 8. db_dec
     bdec_grad_kernel<<<grid_for((size_t)d, 128), 128, 0, w->st>>>(mh > 0 ? w->gsum : w->g, n, p->W_enc, grad->b_enc,
                                                                  m, d, cfg->frozen_decoder, grad->b_dec);
     cudaCheckLaunch("bdec_grad_kernel");
     cudaCheck(cudaStreamSynchronize(w->st));
 
-    out->total = out->rec + cfg->alpha * out->aux + cfg->beta * out->high;
+    out->total = out->rec + cfg->alpha * out->aux + cfg->beta * out->high + cfg->lambda_t * out->temp +
+                 cfg->lambda_s * out->spat + cfg->lambda_r * out->rast;
 }
 
 extern "C" void sae_cuda_last_codes(SaeCudaWork *w, SparseCodes *out) {

@@ -19,8 +19,8 @@
 // once per pass. Non-positive values are never kept, as on the CPU.
 //
 // Batch k-th largest: the CPU's radix select (two 16-bit passes over the
-// float bits, histograms summed over ranks by the caller through the same
-// SaeReduce hook) with device histograms (integer atomics: exact counts, the
+// float bits, histograms summed over ranks through the same SaeReduce hook
+// on the host) with device histograms (integer atomics: exact counts, the
 // same on every run). Keep-above and the simplex fills write each token's
 // entries in latent order through a block-wide scan, no atomics.
 //
@@ -30,8 +30,14 @@
 // in double on them, so tau has the same bits as the CPU's for the same pre.
 // The backward (Jacobian-vector product) is one thread per token, in the
 // CPU's order. No floating-point atomics anywhere.
+#include <string.h>
+
 #include "base/cuda_check.h"
 #include "sae/sae_ops.h"
+
+extern "C" {
+#include "stsae/sae/select.h" // radix_find_bucket
+}
 
 enum { TOPK_THREADS = 256, SEL_THREADS = 256 };
 
@@ -203,6 +209,33 @@ void launch_bits_histogram(const float *a, size_t n_el, int level, unsigned high
     if (n_el == 0) return;
     bits_hist_kernel<<<grid_for(n_el, 256), 256, 0, st>>>((const unsigned *)a, n_el, level, high, hist);
     cudaCheckLaunch("bits_hist_kernel");
+}
+
+// One level of the device histogram of a, into b->h64 on the host.
+static void histogram_to_host(const float *a, size_t n_el, int level, unsigned high, const SelHistBufs *b,
+                              cudaStream_t st) {
+    launch_bits_histogram(a, n_el, level, high, b->hist, st);
+    cudaCheck(cudaMemcpyAsync(b->h32, b->hist, sizeof(unsigned) * SEL_HIST_BINS, cudaMemcpyDeviceToHost, st));
+    cudaCheck(cudaStreamSynchronize(st));
+    for (int i = 0; i < SEL_HIST_BINS; i++) b->h64[i] = b->h32[i];
+}
+
+float kth_largest_positive_cuda(const float *a, size_t n_el, int64_t kk, const SaeReduce *red, const SelHistBufs *b,
+                                cudaStream_t st) {
+    enum { POS = 1 << 15 };
+    histogram_to_host(a, n_el, 0, 0, b, st);
+    if (red) red->sum_i64(red->ctx, b->h64 + 1, POS - 1);
+    int64_t total = 0;
+    for (int i = 1; i < POS; i++) total += b->h64[i];
+    if (total <= kk) return 0.0f;
+    const uint32_t high = (uint32_t)radix_find_bucket(b->h64, 1, POS, &kk);
+    histogram_to_host(a, n_el, 1, high, b, st);
+    if (red) red->sum_i64(red->ctx, b->h64, SEL_HIST_BINS);
+    const uint32_t low = (uint32_t)radix_find_bucket(b->h64, 0, SEL_HIST_BINS, &kk);
+    const uint32_t bits = high << 16 | low;
+    float v;
+    memcpy(&v, &bits, sizeof(v));
+    return v;
 }
 
 // count[r] = entries of row r with a > 0 and a >= v; one block per row.

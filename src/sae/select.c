@@ -131,9 +131,7 @@ static void histogram(const float *a, int64_t n_rows, int m, int64_t ld, int lev
     }
 }
 
-// Index of the bucket (from the top of hist[lo, hi)) holding the kk-th largest;
-// kk becomes the rank inside it.
-static int find_bucket(const int64_t *hist, int lo, int hi, int64_t *kk) {
+int radix_find_bucket(const int64_t *hist, int lo, int hi, int64_t *kk) {
     int64_t above = 0;
     int b = hi - 1;
     for (; b > lo; b--) {
@@ -155,10 +153,10 @@ float kth_largest_positive(const float *a, int64_t n_rows, int m, int64_t ld, in
         free(hist);
         return 0.0f;
     }
-    uint32_t high = (uint32_t)find_bucket(hist, 1, POS, &kk);
+    uint32_t high = (uint32_t)radix_find_bucket(hist, 1, POS, &kk);
     histogram(a, n_rows, m, ld, 1, high, hist);
     if (sum_i64) sum_i64(ctx, hist, HALF);
-    uint32_t low = (uint32_t)find_bucket(hist, 0, HALF, &kk);
+    uint32_t low = (uint32_t)radix_find_bucket(hist, 0, HALF, &kk);
     free(hist);
     uint32_t bits = high << 16 | low;
     float v;

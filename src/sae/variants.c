@@ -8,8 +8,8 @@
 // The columns, as in SaeVariant: select, contrast, optional (the InfoNCE term
 // only when lambda_t > 0), +M (Matryoshka), frozen (decoder), auxk, uses (the
 // deck values that apply), batch, cost_nce (factor while the InfoNCE term has
-// a weight > 0), cost (factor always), cuda (the CUDA step, cuda/sae/sae.cu,
-// implements the row; an optional InfoNCE term only while it is off). The
+// a weight > 0), cost (factor always), cuda (the CUDA step, cuda/sae/sae.cu
+// with cuda/sae/infonce.cu, implements the row; every row today). The
 // cost model is rough and documented in deck/jobs.h: the encoder GEMM dominates, an InfoNCE term adds
 // a quarter, +M's BatchTopK and L_high 15%.
 #include "stsae/sae/variants.h"
@@ -26,12 +26,12 @@
 #define SAE_VARIANT_ROWS(X)                                                                                          \
     /* name          select          contrast      optional +M frozen auxk uses         batch         cost_nce cost  cuda */ \
     X("standard",    SEL_TOPK,       CTR_NONE,     0,       0, 0,     1,   0,           BATCH_TOKENS, 1.0,     1.0,  1)    \
-    X("temporal",    SEL_TOPK,       CTR_TEMPORAL, 0,       0, 0,     1,   NCE_T,       BATCH_CLIPS,  1.25,    1.0,  0)    \
-    X("separate",    SEL_TOPK,       CTR_SEPARATE, 0,       0, 0,     1,   NCE_TS,      BATCH_CLIPS,  1.25,    1.0,  0)    \
-    X("raster",      SEL_TOPK,       CTR_RASTER,   0,       0, 0,     1,   NCE_R,       BATCH_PAIRS,  1.25,    1.0,  0)    \
+    X("temporal",    SEL_TOPK,       CTR_TEMPORAL, 0,       0, 0,     1,   NCE_T,       BATCH_CLIPS,  1.25,    1.0,  1)    \
+    X("separate",    SEL_TOPK,       CTR_SEPARATE, 0,       0, 0,     1,   NCE_TS,      BATCH_CLIPS,  1.25,    1.0,  1)    \
+    X("raster",      SEL_TOPK,       CTR_RASTER,   0,       0, 0,     1,   NCE_R,       BATCH_PAIRS,  1.25,    1.0,  1)    \
     X("standard+M",  SEL_BATCHTOPK,  CTR_NONE,     0,       1, 0,     1,   HF,          BATCH_TOKENS, 1.0,     1.15, 1)    \
-    X("temporal+M",  SEL_BATCHTOPK,  CTR_TEMPORAL, 0,       1, 0,     1,   NCE_T | HF,  BATCH_CLIPS,  1.25,    1.15, 0)    \
-    X("separate+M",  SEL_BATCHTOPK,  CTR_SEPARATE, 0,       1, 0,     1,   NCE_TS | HF, BATCH_CLIPS,  1.25,    1.15, 0)    \
+    X("temporal+M",  SEL_BATCHTOPK,  CTR_TEMPORAL, 0,       1, 0,     1,   NCE_T | HF,  BATCH_CLIPS,  1.25,    1.15, 1)    \
+    X("separate+M",  SEL_BATCHTOPK,  CTR_SEPARATE, 0,       1, 0,     1,   NCE_TS | HF, BATCH_CLIPS,  1.25,    1.15, 1)    \
     X("sparsemax",   SEL_SPARSEMAX,  CTR_TEMPORAL, 1,       0, 0,     0,   NCE_T | TS,  BATCH_CLIPS,  1.25,    1.0,  1)    \
     X("entmax15",    SEL_ENTMAX15,   CTR_TEMPORAL, 1,       0, 0,     0,   NCE_T | TS,  BATCH_CLIPS,  1.25,    1.0,  1)    \
     X("frozen",      SEL_TOPK,       CTR_NONE,     0,       0, 1,     1,   0,           BATCH_TOKENS, 1.0,     1.0,  1)

@@ -4,10 +4,9 @@
 // CASE form), the one owner of those attribute names; its parameters through
 // model_read_tensors, as eval reads a model.h5's.
 // --device cuda: the same step, and the same optimizer run, by the CUDA twin
-// (sae_cuda.h, fp32 encoder GEMM) for the variants it covers (their `cuda`
-// column; sparsemax / entmax15 only with lambda_t = 0, whose clips are then
-// plain tokens); exit 77 saying "no CUDA device" where the build has no CUDA
-// or the machine no device.
+// (sae_cuda.h, fp32 encoder GEMM), for every variant (their `cuda` column);
+// exit 77 saying "no CUDA device" where the build has no CUDA or the machine
+// no device.
 #include "stsae/tools/check.h"
 
 #include <limits.h>
@@ -117,11 +116,9 @@ static void load_case(const char *path, Case *c) {
 static void run_cuda(Case *c, const char *path, float *grads, SaeLosses *L, double *totals, double *theta) {
     SaeConfig *cfg = &c->cfg;
     const SaeVariant *v = sae_variant_of(cfg);
-    if (!v || !v->cuda || cfg->contrast != CTR_NONE)
-        die("%s: check-step --device cuda: variant %s%s has no CUDA step yet (sae_cuda.h)", path,
-            sae_variant_name(cfg), cfg->contrast != CTR_NONE && v && v->cuda ? " with its InfoNCE term" : "");
-    // no InfoNCE term: a clip batch is its tokens
-    const SaeBatch b = sae_batch_tokens(c->batch.n_tok);
+    if (!v || !v->cuda)
+        die("%s: check-step --device cuda: variant %s has no CUDA step (sae_cuda.h)", path, sae_variant_name(cfg));
+    const SaeBatch b = c->batch;
     const int d = cfg->d, m = cfg->m, n = b.n_tok;
     const size_t np = sae_num_params(cfg);
     SaeDeviceState st;

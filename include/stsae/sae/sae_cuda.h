@@ -11,16 +11,18 @@
 //      device parameters and moments in place; the dead-latent clocks
 //      (sae_cuda_dead_mask, sae_cuda_fire) stay on the device.
 //
-// Variants (SaeVariant.cuda in variants.h): `standard` and `frozen` (TopK),
-// `standard+M` (BatchTopK and L_high), `sparsemax` and `entmax15` on token
-// batches (their InfoNCE term off, lambda_t = 0), each with AuxK where its
-// row has it. The InfoNCE variants (temporal, separate, raster and their +M,
-// sparsemax / entmax15 with lambda_t > 0) die as not implemented.
+// Variants (SaeVariant.cuda in variants.h): all ten. TopK (`standard`,
+// `frozen`, `temporal`, `separate`, `raster`), BatchTopK and L_high (the +M
+// variants), `sparsemax` and `entmax15` (with L_temp when lambda_t > 0), each
+// with AuxK where its row has it; the InfoNCE terms on whole clips or pairs
+// (cuda/sae/infonce.cu), their codes exchanged across ranks through red's
+// gather_codes / return_grad on the host.
 //
 // Determinism: no floating-point atomics. The kept latents of each token are
 // sorted by latent index, the latent-major gradient pass walks each latent's
 // entries in token order (a stable radix sort), and every sum is a fixed
-// reduction tree, so a step gives the same bits run after run on one GPU.
+// reduction tree (InfoNCE's pairs: sums in the order of a stable sort,
+// infonce.cu), so a step gives the same bits run after run on one GPU.
 // A tie at the k-th value of a TopK row keeps the lowest latent indices;
 // BatchTopK keeps every value equal to its threshold, as the CPU does.
 #ifndef STSAE_SAE_CUDA_H
@@ -62,6 +64,7 @@ typedef struct SaeCudaWork SaeCudaWork;
 // variant, and the cuBLAS handle. Encoder GEMMs run on chunks of at most 4096
 // tokens; BatchTopK holds the batch's pre-activations, max_tok * m floats.
 // Dies for a variant the CUDA step does not implement, k or k_aux above 512.
+// The InfoNCE scratch grows with the batch's overlapping code pairs.
 SaeCudaWork *sae_cuda_work_create(const SaeConfig *cfg, int max_tok, SaeGemmMath math);
 void sae_cuda_work_free(SaeCudaWork *w);
 
@@ -69,7 +72,9 @@ void sae_cuda_work_free(SaeCudaWork *w);
 // x [n_tok, d] on the device; dead: a device uint8 [m] (1 = dead; NULL or
 // k_aux == 0: no AuxK) as sae_cuda_dead_mask makes it; red's hooks get host
 // buffers (the step copies its few global sums and BatchTopK's histograms to
-// the host and back). Synchronous: returns with grad complete.
+// the host and back; the InfoNCE variants also gather the batch's codes and
+// return the candidates' gradients through them, as sae_step does).
+// Synchronous: returns with grad complete.
 void sae_step_cuda(const SaeConfig *cfg, const SaeTensors *p, SaeTensors *grad, const float *x,
                    const SaeBatch *b, const uint8_t *dead, const SaeReduce *red, SaeCudaWork *w,
                    SaeLosses *out);

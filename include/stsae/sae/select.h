@@ -26,6 +26,9 @@ int topk_row_subset(const float *a, const int32_t *cand, int n_cand, int k,
 // the ranks of a job, so the threshold is that of the global batch.
 float kth_largest_positive(const float *a, int64_t n_rows, int m, int64_t ld, int64_t kk,
                            void (*sum_i64)(void *ctx, int64_t *buf, int n), void *ctx);
+// Its step (and its CUDA twin's): the index of the bucket, from the top of
+// hist[lo, hi), holding the kk-th largest; kk becomes the rank inside it.
+int radix_find_bucket(const int64_t *hist, int lo, int hi, int64_t *kk);
 
 // Sparsemax / entmax-1.5 of v = pre * inv_T over one row of length m.
 // *_threshold returns tau such that the output is max(v - tau, 0)

@@ -57,8 +57,7 @@ typedef struct {
     SaeBatchKind batch;    // its batch (tokens when an optional term is off)
     double cost_nce;       // cost factor while its InfoNCE term has a weight > 0
     double cost;           // cost factor always (+M: BatchTopK and L_high)
-    int cuda;              // sae_step_cuda (sae_cuda.h) implements it; an optional
-                           // InfoNCE term only while it is off (no InfoNCE twin yet)
+    int cuda;              // sae_step_cuda (sae_cuda.h) implements it, InfoNCE terms included
 } SaeVariant;
 
 // The rows, in the order of SPEC §1's table (the order `stsae check` and the
