@@ -10,8 +10,15 @@ prints per configuration: grid tokens/s (all jobs' tokens over the wall time
 of the whole run, start-up and the input-scale pass included), each job's own
 tokens/s (model.h5), and the stage table's allreduce share.
 
+--lockstep: instead, many SAEs per data pass (train_job.h): a grid of six
+token jobs with the same batches ({variant: [standard, standard+M, frozen],
+k: [32, 64]}) on 1 rank, one job at a time (train.lockstep 1) and together
+(train.lockstep 8); per configuration the grid tokens/s, the wall time, the
+stage table's data seconds (reading and scaling batches) and the feature
+bytes read (batches read x batch bytes as float16).
+
 usage: /usr/bin/python3 benchmarks/bench_train.py --stsae build/stsae
-           [--cores 2] [--epochs 1] [--clips 24] [--workdir /tmp/bench_train]
+           [--cores 2] [--epochs 1] [--clips 24] [--lockstep] [--workdir /tmp/bench_train]
 """
 import argparse
 import glob
@@ -48,14 +55,18 @@ def make_features(path, clips, T=16, N=256, d=768, seed=0):
             f.attrs[k] = v
 
 
-def run(a, w, name, np_, rpj, threads):
+LOCKSTEP_GRID = """    - {variant: [standard, standard+M, frozen], k: [32, 64]}
+"""
+
+
+def run(a, w, name, np_, rpj, threads, over=()):
     run_dir = os.path.join(w, name)
     shutil.rmtree(run_dir, ignore_errors=True)
     deck = os.path.join(w, "deck.yaml")
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), OMPI_ALLOW_RUN_AS_ROOT="1",
                OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
     cmd = ["mpirun", "--oversubscribe", "--bind-to", "none", "-np", str(np_), a.stsae, "train", deck,
-           f"run_dir={run_dir}", f"train.ranks_per_job={rpj}"]
+           f"run_dir={run_dir}", f"train.ranks_per_job={rpj}"] + list(over)
     t0 = time.time()
     p = subprocess.run(cmd, env=env, capture_output=True, text=True)
     wall = time.time() - t0
@@ -71,7 +82,21 @@ def run(a, w, name, np_, rpj, threads):
         q = re.match(r"^(data|step|allreduce|optimizer|checkpoint|total)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)%", line)
         if q:
             table[q.group(1)] = (float(q.group(3)), float(q.group(5)))
+    passes = re.search(r"# (\d+) feature passes", p.stdout)
+    table["passes"] = int(passes.group(1)) if passes else 0
     return wall, tokens, per_job, table
+
+
+def lockstep(a, w):
+    """One job at a time against the cohort in lockstep, 1 rank."""
+    print(f"grid of 6 token jobs x {a.epochs} epoch(s) of {a.clips} x 4096 tokens at d=768, m=6144; 1 rank x "
+          f"{a.cores} threads")
+    print(f"{'configuration':<34} {'grid tok/s':>11} {'wall s':>7} {'data s':>7} {'passes':>6} {'GB read':>8}")
+    for name, ls in (("one job at a time (lockstep 1)", 1), ("cohort in lockstep (lockstep 8)", 8)):
+        wall, tokens, _, table = run(a, w, f"lockstep{ls}", 1, 1, a.cores, [f"train.lockstep={ls}"])
+        gb = table["passes"] * a.epochs * a.clips * 16 * 256 * 768 * 2 / 1e9
+        print(f"{name:<34} {tokens / wall:>11,.0f} {wall:>7.1f} {table.get('data', (0, 0))[0]:>7.2f} "
+              f"{table['passes']:>6} {gb:>8.2f}")
 
 
 def main():
@@ -80,6 +105,7 @@ def main():
     ap.add_argument("--cores", type=int, default=2)
     ap.add_argument("--epochs", type=int, default=1)
     ap.add_argument("--clips", type=int, default=24)
+    ap.add_argument("--lockstep", action="store_true", help="many SAEs per data pass (see the header)")
     ap.add_argument("--workdir", default="/tmp/bench_train")
     a = ap.parse_args()
     w = a.workdir
@@ -97,7 +123,9 @@ train:
   seeds: [0]
   progress_every: 1000
   grid:
-{GRID}""")
+{LOCKSTEP_GRID if a.lockstep else GRID}""")
+    if a.lockstep:
+        return lockstep(a, w)
     configs = [("1 rank", 1, 1, a.cores), ("2 ranks per job", 2, 2, a.cores // 2), ("2 groups of 1 rank", 2, 1, a.cores // 2)]
     print(f"grid of 4 jobs x {a.epochs} epoch(s) of {a.clips} x 4096 tokens at d=768, m=6144, k=64; "
           f"{a.cores} cores in every configuration")

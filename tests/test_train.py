@@ -15,6 +15,13 @@ layout, tests/ref/make_features.py). One case per invocation (--case):
             started directly with the signal blocked, each give a checkpoint,
             exit status 3 and the stop file removed; the rerun finishes with
             the same bits as an uninterrupted run.
+  lockstep  many SAEs per data pass: the jobs with the same batches (kind,
+            size, seed) trained together (train.lockstep 8, and 2) end with
+            the same bits as one job at a time (train.lockstep 1), on 1 rank
+            and on 2 ranks per job, a job of another seed kept apart;
+            the plan line counts the feature passes; a job resumed from a
+            checkpoint at step 1 joins its cohort (whose other jobs start at
+            step 0) and still ends with the bits of one at a time.
   grid      inputs/ablation29.yaml itself (120 jobs) on a small feature file
             under 3 ranks (3 groups), batch sizes overridden to fit the file;
             a second run skips every finished job.
@@ -297,6 +304,48 @@ def case_signal(r, w):
     return fails
 
 
+def case_lockstep(r, w):
+    make(os.path.join(w, "f.h5"), clips=24, T=4, H=3, W=3, d=16, seed=5)
+    deck = os.path.join(w, "deck.yaml")
+    # one clip job of another seed: its batches differ, so it trains apart
+    grid = VARIANTS + "    - {variant: temporal, lambda: 0.5, seeds: [4]}\n"
+    open(deck, "w").write(deck_text(os.path.join(w, "f.h5"), os.path.join(w, "one"), grid))
+    fails = 0
+    for np_ in (1, 2):
+        one = r.run(np_, deck, f"run_dir={w}/one{np_}", f"train.ranks_per_job={np_}", "train.lockstep=1").stdout
+        ref = models(f"{w}/one{np_}")
+        if len(ref) != 11 or "in lockstep" in one:
+            print(f"FAIL: train.lockstep=1 on {np_} rank(s): {len(ref)} models, lockstep lines: {'in lockstep' in one}")
+            fails += 1
+        for ls, cohorts in ((8, ["4 jobs in lockstep", "5 jobs in lockstep"]), (2, ["2 jobs in lockstep"])):
+            run = f"{w}/ls{ls}_{np_}"
+            out = r.run(np_, deck, f"run_dir={run}", f"train.ranks_per_job={np_}", f"train.lockstep={ls}").stdout
+            missing = [c for c in cohorts if c not in out]
+            plan = next((t for t in out.splitlines() if "feature passes" in t), "(no plan line)")
+            want = {8: "4 feature passes", 2: "7 feature passes"}[ls]
+            if missing or want not in plan:
+                print(f"FAIL: train.lockstep={ls} on {np_} rank(s): missing {missing}; plan: {plan}")
+                fails += 1
+            fails += compare(ref, models(run), 0.0, f"train.lockstep={ls} vs one job at a time, {np_} rank(s) (bits)")
+    # a job ahead of its cohort: standard_seed3 checkpointed at step 1 (a stop
+    # file present at start stops after the first step), then the whole grid
+    only = os.path.join(w, "only.yaml")
+    open(only, "w").write(deck_text(os.path.join(w, "f.h5"), os.path.join(w, "join"), "    - {variant: standard}\n"))
+    os.makedirs(f"{w}/join")
+    open(f"{w}/join/STOP", "w").close()
+    p = r.run(1, only, check=False)
+    ck = glob.glob(f"{w}/join/jobs/standard_seed3/ckpt.h5")
+    if p.returncode != 3 or not ck:
+        print(f"FAIL: the stopped single job: exit {p.returncode}, checkpoint {ck}")
+        return fails + 1
+    out = r.run(1, deck, f"run_dir={w}/join").stdout
+    if "standard_seed3: resuming at step 1" not in out or "4 jobs in lockstep" not in out:
+        print("FAIL: standard_seed3 did not resume at step 1 inside its cohort")
+        fails += 1
+    fails += compare(models(f"{w}/one1"), models(f"{w}/join"), 0.0, "a job resumed at step 1 inside a cohort (bits)")
+    return fails
+
+
 def case_grid(r, w):
     make(os.path.join(w, "f.h5"), clips=30, T=4, H=3, W=3, d=16, layers=(11,), seed=4)
     over = [f"run_dir={w}/abl", f"train.features={w}/f.h5", "train.k=4", "train.k_aux=64", "train.batch_tokens=64",
@@ -447,7 +496,7 @@ def main():
     ap.add_argument("--stsae", required=True)
     ap.add_argument("--mpirun", default="mpirun")
     ap.add_argument("--mpi-flags", default="--oversubscribe")
-    ap.add_argument("--case", required=True, choices=["ranks", "kill9", "signal", "grid", "bad"])
+    ap.add_argument("--case", required=True, choices=["ranks", "kill9", "signal", "lockstep", "grid", "bad"])
     ap.add_argument("--deck", help="inputs/ablation29.yaml (case grid)")
     ap.add_argument("--workdir", required=True)
     a = ap.parse_args()

@@ -167,6 +167,23 @@ static int open_data(Train *t) {
     return 0;
 }
 
+// Job i and the later jobs of its group with the same batches (batch kind,
+// size and seed: the data loader's inputs that vary by job; planted: any
+// seed), at most max of them, marked taken, into cohort. Returns how many.
+static int gather_cohort(const JobList *jobs, const int *group_of, int i, int max, uint8_t *taken, const Job **cohort) {
+    const Job *a = &jobs->job[i];
+    int n = 0;
+    for (int j = i; j < jobs->n && n < max; j++) {
+        const Job *b = &jobs->job[j];
+        if (group_of[j] != group_of[i] || taken[j] || b->batch_kind != a->batch_kind || b->batch != a->batch ||
+            (b->seed != a->seed && !PLANTED("lockstep_any_seed")))
+            continue;
+        taken[j] = 1;
+        cohort[n++] = b;
+    }
+    return n;
+}
+
 // The groups of ranks_per_job ranks and the jobs dealt to them; rank 0 prints
 // the plan.
 static void plan_groups(Train *t) {
@@ -187,10 +204,20 @@ static void plan_groups(Train *t) {
         printf("%s group %d: %d (cost %.1f)", g ? "," : "", g, n, t->load[g]);
     }
     printf("\n");
+    uint8_t *taken = xcalloc((size_t)(jobs->n ? jobs->n : 1), 1);
+    const Job **cohort = xmalloc(sizeof(Job *) * (size_t)(jobs->n ? jobs->n : 1));
+    int passes = 0;
+    for (int i = 0; i < jobs->n; i++)
+        if (!taken[i]) passes += gather_cohort(jobs, t->group_of, i, t->opt.lockstep, taken, cohort) > 0;
+    printf("# %d feature passes for %d jobs (train.lockstep %d: the jobs of a group with the same batches train "
+           "together)\n", passes, jobs->n, t->opt.lockstep);
+    free(taken);
+    free(cohort);
     fflush(stdout);
 }
 
-// This group's jobs, in index order, until one stops or fails. Returns the
+// This group's jobs in cohorts (train_job.h), in the index order of each
+// cohort's first job, until one stops or fails. Returns the
 // status the world agrees on: 0 all done, 3 some group stopped on request, 1
 // some group's write failed (every rank says the first failing rank's message).
 static int run_jobs(Train *t) {
@@ -206,13 +233,19 @@ static int run_jobs(Train *t) {
     env->group_index = t->gi;
     env->n_groups = t->n_groups;
     stop_watch(t->opt.run_dir, comm_rank(t->group) == 0); // each group's rank 0 polls the stop file
+    const JobList *jobs = t->opt.jobs;
+    const Job **cohort = xmalloc(sizeof(Job *) * (size_t)(jobs->n ? jobs->n : 1));
+    uint8_t *taken = xcalloc((size_t)(jobs->n ? jobs->n : 1), 1);
     int stopped = 0, failed = 0;
-    for (int i = 0; i < t->opt.jobs->n && !stopped && !failed; i++) {
-        if (t->group_of[i] != t->gi) continue;
-        const JobOutcome o = trainer_run(env, &t->opt.jobs->job[i]);
+    for (int i = 0; i < jobs->n && !stopped && !failed; i++) {
+        if (t->group_of[i] != t->gi || taken[i]) continue;
+        const int n = gather_cohort(jobs, t->group_of, i, t->opt.lockstep, taken, cohort);
+        const JobOutcome o = trainer_run(env, cohort, n);
         stopped = o == JOB_STOPPED;
         failed = o == JOB_FAILED;
     }
+    free(cohort);
+    free(taken);
     // a group whose write failed (a full disk) stopped at once; the others
     // learn it when their own jobs are through, and every rank exits 1 with
     // the first failing rank's message (finished jobs stay done, the rest

@@ -1,8 +1,10 @@
-// train_job.c — one training job on the ranks of its group (train_job.h).
-// trainer_run reads as its steps: the job's paths; skip it when its model.h5
-// exists; its directory; the state (from ckpt.h5 or the seed); the data and
-// the optimizer; the training loop (train_step, progress lines, checkpoints
-// and stop requests); model.h5; one cleanup (job_free) on every way out.
+// train_job.c — the jobs of one cohort on the ranks of their group, in
+// lockstep (train_job.h). trainer_run reads as its steps: per job, its paths;
+// skip it when its model.h5 exists; its directory; its state (from ckpt.h5 or
+// the seed); then the cohort's data, each job's optimizer and work space; the
+// training loop (one batch read, a job_step for each job at that step,
+// progress lines, checkpoints and stop requests); each model.h5; one cleanup
+// (job_free, cohort_free) on every way out.
 #include "stsae/stages/train_job.h"
 
 #include <errno.h>
@@ -24,7 +26,7 @@
 
 const char *const TIMER_NAMES[N_TIMERS] = {"data", "step", "allreduce", "optimizer", "checkpoint", "total"};
 
-// One job while it trains: what trainer_run's steps make and share, freed by
+// One job while it trains: what trainer_run's steps make for it, freed by
 // job_free whichever step the job ended at.
 typedef struct {
     TrainEnv *env;
@@ -40,15 +42,26 @@ typedef struct {
     uint8_t *dead;
     TrainState st;
     int resumed;                       // from ckpt.h5
-    DataLoader *dl;
-    int64_t steps;
+    int active;                        // not done already: trains in this run
+    int stepped;                       // took the cohort's current step
+    int64_t steps, tokens0;            // the last step; tokens at the loop's start
     AdamConfig adam;
     SaeWork *w;
-    float *x;                          // this rank's share of a batch
     SaeReduce red;
     SaeLosses L;                       // the last step's
     int n_dead;
 } JobRun;
+
+// The jobs trained together (their batches are the same: batch kind, size and
+// seed) and what they share: the data loader and this rank's share of a batch.
+typedef struct {
+    TrainEnv *env;
+    int n;
+    JobRun *r; // [n]
+    DataLoader *dl;
+    int64_t steps;
+    float *x;
+} Cohort;
 
 // The SaeConfig of a job on features of width d (jobs.h has resolved every
 // value by the variant's rules; train.c's jobs_check has refused, before any
@@ -137,33 +150,40 @@ static void make_state(JobRun *r) {
     if (!r->resumed) sae_init(&r->cfg, &r->p, (uint64_t)r->job->seed, env->mean);
 }
 
-// The data loader, the number of steps, the optimizer's settings, the step's
-// work space and batch buffer, and the group's reduction hooks.
-static void make_data(JobRun *r) {
-    const TrainEnv *env = r->env;
-    const TrainOptions *o = r->opt;
-    const Job *job = r->job;
+// The cohort's data loader (every job's batches: the first active job's
+// batch settings stand for all), its number of steps and batch buffer.
+static void make_data(Cohort *c, const JobRun *first) {
+    const TrainEnv *env = c->env;
+    const TrainOptions *o = env->opt;
+    const Job *job = first->job;
     Comm *g = env->group;
-    const int d = env->features->d;
     DataConfig dc = {job->batch_kind, job->batch, o->streams, o->mix_clips, (uint64_t)job->seed, comm_rank(g),
                      comm_size(g)};
-    r->dl = data_create(env->features, env->train, env->n_train, &dc);
-    r->steps = data_steps(r->dl, o->epochs);
-    if (o->max_steps < r->steps) r->steps = o->max_steps;
-    if (r->steps < 1)
+    c->dl = data_create(env->features, env->train, env->n_train, &dc);
+    c->steps = data_steps(c->dl, o->epochs);
+    if (o->max_steps < c->steps) c->steps = o->max_steps;
+    if (c->steps < 1)
         die("job %s: %d training clips give no full batch of %lld in train.epochs epochs", job->name, env->n_train,
             (long long)job->batch);
+    const int max_tok = data_max_local_tokens(c->dl);
+    c->x = xmalloc(sizeof(float) * ((size_t)max_tok * env->features->d + 1));
+}
+
+// A job's number of steps, the optimizer's settings, the step's work space
+// and the group's reduction hooks.
+static void make_optim(JobRun *r, const Cohort *c) {
+    const TrainOptions *o = r->opt;
+    r->steps = c->steps;
     r->adam = adam_defaults(r->cfg.m, r->steps);
-    r->adam.lr = (float)job_lr(job, d);
+    r->adam.lr = (float)job_lr(r->job, r->env->features->d);
     r->adam.warmup_steps = (int64_t)floor(o->warmup_frac * r->steps + 0.5);
     if (r->adam.warmup_steps < 1) r->adam.warmup_steps = 1;
     r->adam.beta1 = (float)o->adam_beta1;
     r->adam.beta2 = (float)o->adam_beta2;
     r->adam.eps = (float)o->adam_eps;
-    const int max_tok = data_max_local_tokens(r->dl);
+    const int max_tok = data_max_local_tokens(c->dl);
     r->w = sae_work_create(&r->cfg, max_tok > 0 ? max_tok : 1);
-    r->x = xmalloc(sizeof(float) * ((size_t)max_tok * d + 1));
-    r->red = comm_reduce(g);
+    r->red = comm_reduce(r->env->group);
 }
 
 static void announce(const JobRun *r) {
@@ -177,33 +197,31 @@ static void announce(const JobRun *r) {
     fflush(stdout);
 }
 
-// One training step on the group: the batch, the dead mask, the SAE step,
-// the dead-latent clocks, the gradients summed, Adam, the BatchTopK threshold.
-// Returns the time it ended.
-static double train_step(JobRun *r) {
+// One training step of a job on the group's batch b (this rank's share in
+// x): the dead mask, the SAE step, the dead-latent clocks, the gradients
+// summed, Adam, the BatchTopK threshold.
+static void job_step(JobRun *r, const SaeBatch *b, const float *x) {
     const SaeConfig *cfg = &r->cfg;
     const int m = cfg->m;
     TrainState *st = &r->st;
     SaeLosses *L = &r->L;
-    double t0 = wall_time();
-    SaeBatch b = data_batch(r->dl, st->step, st->scale, r->x);
-    double t1 = wall_time();
+    const double t1 = wall_time();
     r->n_dead = 0;
     for (int j = 0; j < m; j++) {
         r->dead[j] = st->tokens - r->last_fired[j] >= r->opt->dead_tokens;
         r->n_dead += r->dead[j];
     }
-    sae_step(cfg, &r->p, &r->gr, r->x, &b, cfg->k_aux > 0 ? r->dead : NULL, &r->red, r->w, L);
+    sae_step(cfg, &r->p, &r->gr, x, b, cfg->k_aux > 0 ? r->dead : NULL, &r->red, r->w, L);
     if (!isfinite(L->total))
         die("job %s: the loss became %g at step %lld (lower train.lr?)", r->job->name, L->total, (long long)st->step);
     // dead-latent clocks: a latent kept for any token of the global batch fires now
     const SparseCodes *z = sae_last_codes(r->w);
     memset(r->fired, 0, sizeof(int64_t) * (size_t)m);
     for (int64_t e = 0; e < z->nnz; e++) r->fired[z->idx[e]]++;
-    double t2 = wall_time();
+    const double t2 = wall_time();
     r->red.sum_i64(r->red.ctx, r->fired, m);
     comm_allreduce(r->env->group, r->grads, r->np, COMM_F32, COMM_SUM, NULL);
-    double t3 = wall_time();
+    const double t3 = wall_time();
     optim_step(cfg, &r->adam, st->step + 1, r->params, r->grads, r->m1, r->m2);
     st->tokens += L->n_tok_global;
     for (int j = 0; j < m; j++)
@@ -212,55 +230,77 @@ static double train_step(JobRun *r) {
     if (cfg->select == SEL_BATCHTOPK)
         st->theta = st->step == 0 ? L->min_kept : (float)(decay * st->theta + (1.0 - decay) * L->min_kept);
     st->step++;
-    double t4 = wall_time();
     double *timers = r->env->timers;
-    timers[T_DATA] += t1 - t0;
     timers[T_STEP] += t2 - t1;
     timers[T_ALLREDUCE] += t3 - t2;
-    timers[T_OPTIM] += t4 - t3;
-    return t4;
+    timers[T_OPTIM] += wall_time() - t3;
 }
 
-// ckpt.h5 written by the lead and agreed on by the group (a failed save
-// leaves the previous checkpoint and fails the job on every rank); on a stop
-// request, the job then stops. JOB_FINISHED: train on.
-static JobOutcome checkpoint(JobRun *r, int stop, double *t_loop, double *t_last_ckpt) {
-    double tc = wall_time();
-    r->st.train_s += tc - *t_loop;
-    *t_loop = tc;
-    TrainEnv *env = r->env;
-    const int saved = !r->lead || ckpt_save(r->ckpt_path, &r->cfg, r->params, r->m1, r->m2, r->last_fired, &r->st,
-                                            env->err, sizeof(env->err)) == 0;
-    if (!comm_agree_msg(env->group, saved, env->err, sizeof(env->err), 0)) return JOB_FAILED;
+// Whether job i trains at cohort step s (it is active and has reached s;
+// planted: any job not through steps, whatever batch it is at).
+static int steps_at(const Cohort *c, int i, int64_t s) {
+    const JobRun *r = &c->r[i];
+    return r->active && (r->st.step == s || (PLANTED("lockstep_any_step") && r->st.step < c->steps));
+}
+
+// ckpt.h5 of every job still training, written by the lead and agreed on by
+// the group (a failed save leaves the previous checkpoint and fails the
+// cohort on every rank); on a stop request, the cohort then stops.
+// JOB_FINISHED: train on.
+static JobOutcome checkpoint(Cohort *c, int stop, double *t_last_ckpt) {
+    const double tc = wall_time();
+    TrainEnv *env = c->env;
+    for (int i = 0; i < c->n; i++) {
+        JobRun *r = &c->r[i];
+        if (!r->active || r->st.step >= r->steps) continue;
+        const int saved = !r->lead || ckpt_save(r->ckpt_path, &r->cfg, r->params, r->m1, r->m2, r->last_fired, &r->st,
+                                                env->err, sizeof(env->err)) == 0;
+        if (!comm_agree_msg(env->group, saved, env->err, sizeof(env->err), 0)) return JOB_FAILED;
+        if (stop && r->lead)
+            printf("[group %d] %s: stopped on request at step %lld; checkpoint %s\n", env->group_index, r->job->name,
+                   (long long)r->st.step, r->ckpt_path);
+    }
     *t_last_ckpt = wall_time();
     env->timers[T_CKPT] += *t_last_ckpt - tc;
-    if (!stop) return JOB_FINISHED;
-    if (r->lead)
-        printf("[group %d] %s: stopped on request at step %lld; checkpoint %s\n", env->group_index, r->job->name,
-               (long long)r->st.step, r->ckpt_path);
-    return JOB_STOPPED;
+    return stop ? JOB_STOPPED : JOB_FINISHED;
 }
 
-// Steps until the last, a stop request, or a failed checkpoint; progress
-// lines from the lead. JOB_FINISHED when the last step is done.
-static JobOutcome train_loop(JobRun *r) {
-    memset(&r->L, 0, sizeof(r->L));
-    double t_last_ckpt = wall_time(), t_loop = wall_time();
-    const int64_t step0 = r->st.step, tokens0 = r->st.tokens;
+// Cohort steps s from the earliest job's step to the last: batch s read once,
+// then a step of each job at s (a job resumed further on joins when s reaches
+// it); a stop request or a failed checkpoint ends it. Progress lines from the
+// lead. JOB_FINISHED when every job has taken its last step.
+static JobOutcome train_loop(Cohort *c) {
+    int64_t s = c->steps;
+    for (int i = 0; i < c->n; i++) {
+        JobRun *r = &c->r[i];
+        memset(&r->L, 0, sizeof(r->L));
+        r->tokens0 = r->st.tokens;
+        if (r->active && r->st.step < s) s = r->st.step;
+    }
+    const int64_t s0 = s;
+    double t_last_ckpt = wall_time();
     Progress pr;
-    progress_start(&pr, t_loop, r->opt->progress_every, step0);
-    const double ckpt_every = r->opt->checkpoint_every;
+    progress_start(&pr, t_last_ckpt, c->env->opt->progress_every, s0);
+    const double ckpt_every = c->env->opt->checkpoint_every;
+    const int lead = comm_rank(c->env->group) == 0;
     JobOutcome o = JOB_FINISHED;
-    while (r->st.step < r->steps && o == JOB_FINISHED) {
-        const double t4 = train_step(r);
+    for (; s < c->steps && o == JOB_FINISHED; s++) {
+        const double t0 = wall_time();
+        const SaeBatch b = data_batch(c->dl, s, c->env->scale, c->x);
+        c->env->timers[T_DATA] += wall_time() - t0;
+        for (int i = 0; i < c->n; i++)
+            if ((c->r[i].stepped = steps_at(c, i, s))) job_step(&c->r[i], &b, c->x);
+        const double t4 = wall_time();
+        for (int i = 0; i < c->n; i++)
+            if (c->r[i].stepped) c->r[i].st.train_s += t4 - t0;
         // the group agrees on stopping (a signal or the stop file) and on checkpointing (the clock)
         int flags[2] = {stop_requested(), ckpt_every > 0 && t4 - t_last_ckpt >= ckpt_every};
-        comm_allreduce(r->env->group, flags, 2, COMM_I32, COMM_MAX, NULL);
-        if (r->lead && progress_due(&pr, t4, r->st.step == step0 + 1 || r->st.step == r->steps))
-            progress_line(r, &pr, tokens0, t4);
-        if ((flags[0] || flags[1]) && r->st.step < r->steps) o = checkpoint(r, flags[0], &t_loop, &t_last_ckpt);
+        comm_allreduce(c->env->group, flags, 2, COMM_I32, COMM_MAX, NULL);
+        if (lead && progress_due(&pr, t4, s == s0 || s + 1 == c->steps))
+            for (int i = 0; i < c->n; i++)
+                if (c->r[i].stepped) progress_line(&c->r[i], &pr, c->r[i].tokens0, t4);
+        if ((flags[0] || flags[1]) && s + 1 < c->steps) o = checkpoint(c, flags[0], &t_last_ckpt);
     }
-    if (o == JOB_FINISHED) r->st.train_s += wall_time() - t_loop;
     return o;
 }
 
@@ -301,37 +341,65 @@ static JobOutcome save_model(JobRun *r) {
 }
 
 static void job_free(JobRun *r) {
-    data_free(r->dl);
     sae_work_free(r->w);
-    free(r->x), free(r->params), free(r->grads), free(r->m1), free(r->m2), free(r->last_fired), free(r->fired),
-        free(r->dead);
+    free(r->params), free(r->grads), free(r->m1), free(r->m2), free(r->last_fired), free(r->fired), free(r->dead);
     free(r->dir), free(r->model_path), free(r->ckpt_path);
 }
 
-JobOutcome trainer_run(TrainEnv *env, const Job *job) {
+// A job up to its state: its paths; skipped (not active) when its model.h5
+// exists; its directory, made by the lead and agreed on by the group (a full
+// disk or a read-only run_dir stops every rank with the lead's message); its
+// parameters, moments and clocks. -1 when the directory failed.
+static int job_open(JobRun *r, TrainEnv *env, const Job *job) {
+    r->env = env;
+    r->job = job;
+    r->opt = env->opt;
+    r->lead = comm_rank(env->group) == 0;
+    job_paths(r);
+    if (done_already(r)) return 0;
+    const int made = !r->lead || path_mkdirs(r->dir, env->err, sizeof(env->err)) == 0;
+    if (!comm_agree_msg(env->group, made, env->err, sizeof(env->err), 0)) return -1;
+    make_state(r);
+    r->active = 1;
+    return 0;
+}
+
+// The outcome of a cohort with one shared step: JOB_SKIPPED when no job
+// trained, else the loop's and the saves' (the first failure).
+JobOutcome trainer_run(TrainEnv *env, const Job *const *jobs, int n) {
     const double t_start = wall_time();
-    JobRun r;
-    memset(&r, 0, sizeof(r));
-    r.env = env;
-    r.job = job;
-    r.opt = env->opt;
-    r.lead = comm_rank(env->group) == 0;
-    job_paths(&r);
-    JobOutcome o = JOB_SKIPPED;
-    int made;
-    if (done_already(&r)) goto out;
-    // the job's directory: made by the lead, agreed on by the group (a full
-    // disk or a read-only run_dir stops every rank with the lead's message)
-    o = JOB_FAILED;
-    made = !r.lead || path_mkdirs(r.dir, env->err, sizeof(env->err)) == 0;
-    if (!comm_agree_msg(env->group, made, env->err, sizeof(env->err), 0)) goto out;
-    make_state(&r);
-    make_data(&r);
-    announce(&r);
-    o = train_loop(&r);
-    if (o == JOB_FINISHED) o = save_model(&r);
+    Cohort c;
+    memset(&c, 0, sizeof(c));
+    c.env = env;
+    c.n = n;
+    c.r = xcalloc((size_t)n, sizeof(JobRun));
+    JobOutcome o = JOB_FAILED;
+    const JobRun *first = NULL;
+    for (int i = 0; i < n; i++) {
+        if (job_open(&c.r[i], env, jobs[i])) goto out;
+        if (c.r[i].active && !first) first = &c.r[i];
+    }
+    o = JOB_SKIPPED;
+    if (!first) goto out;
+    make_data(&c, first);
+    if (n > 1 && first->lead)
+        printf("[group %d] %d jobs in lockstep on one read of each batch (%lld %s, seed %lld)\n", env->group_index, n,
+               (long long)first->job->batch,
+               first->job->batch_kind == BATCH_CLIPS ? "clips" : first->job->batch_kind == BATCH_PAIRS ? "pairs" : "tokens",
+               (long long)first->job->seed);
+    for (int i = 0; i < n; i++)
+        if (c.r[i].active) {
+            make_optim(&c.r[i], &c);
+            announce(&c.r[i]);
+        }
+    o = train_loop(&c);
+    for (int i = 0; i < n && o == JOB_FINISHED; i++)
+        if (c.r[i].active) o = save_model(&c.r[i]);
     env->timers[T_TOTAL] += wall_time() - t_start;
 out:
-    job_free(&r);
+    for (int i = 0; i < n; i++) job_free(&c.r[i]);
+    free(c.r);
+    data_free(c.dl);
+    free(c.x);
     return o;
 }

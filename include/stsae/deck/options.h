@@ -38,6 +38,7 @@ typedef struct {
     const char *features;     // train.features, relative to run_dir
     int layer;                // train.layer
     int ranks_per_job;        // divides the ranks of the run (checked)
+    int lockstep;             // at most this many jobs of a group trained together on the same batches
     int streams, mix_clips;   // data streams of loose tokens and pairs; clips per stream window
     int epochs;
     int64_t max_steps;        // INT64_MAX when absent (no limit)

@@ -1,19 +1,29 @@
-// train_job.h — one training job of the grid on the ranks of its group: data,
-// steps, exact data-parallel reductions, Adam, dead-latent clocks, the
-// BatchTopK threshold, progress lines, checkpoints and the final model.
+// train_job.h — a cohort of training jobs of the grid on the ranks of their
+// group: data, steps, exact data-parallel reductions, Adam, dead-latent
+// clocks, the BatchTopK threshold, progress lines, checkpoints and the final
+// models.
 //
-// In:  the job (jobs.h), the train options (options.h), the open feature file and
-//      its training clips, the input scale and scaled mean (the same for every
-//      job of a layer), and the group's communicator.
+// In:  the jobs of one cohort (jobs.h: the same batch kind, batch size and
+//      seed, so the same batches), the train options (options.h), the open
+//      feature file and its training clips, the input scale and scaled mean
+//      (the same for every job of a layer), and the group's communicator.
 // Out: RUN_DIR/jobs/NAME/model.h5 (model.h) when the job finishes;
 //      RUN_DIR/jobs/NAME/ckpt.h5 every train.checkpoint_every seconds and on a
 //      stop request (stop_request.h: SIGTERM, SIGUSR1 or RUN_DIR/STOP), after which
 //      the job stops (status 3).
 //
+// Many SAEs per data pass (saev, dictionary_learning): the cohort's jobs
+// train in lockstep, each batch read (and scaled) once and then stepped by
+// every job at that step. A job's state is its own and its batch is the one
+// it would read alone, so each ends with the bits of training it alone; the
+// grid reads its features once per cohort instead of once per job. Memory:
+// every job's parameters, moments and step work space at once.
+//
 // Restart: a job whose model.h5 exists is skipped; one with a checkpoint
-// continues from it and, on the same ranks and threads, ends with the same
-// bits as a run that was never stopped (the data of a step is a function of
-// the step, every sum has a fixed order, and the checkpoint holds all state).
+// continues from it (joining its cohort when the cohort's step reaches its
+// own) and, on the same ranks and threads, ends with the same bits as a run
+// that was never stopped (the data of a step is a function of the step,
+// every sum has a fixed order, and the checkpoint holds all state).
 #ifndef STSAE_TRAIN_JOB_H
 #define STSAE_TRAIN_JOB_H
 
@@ -44,6 +54,9 @@ typedef struct {
 // disk); every rank of the group returns it with the message in env->err, and
 // nothing of the job was marked done (its model.h5 exists only when whole).
 typedef enum { JOB_FINISHED, JOB_SKIPPED, JOB_STOPPED, JOB_FAILED } JobOutcome;
-JobOutcome trainer_run(TrainEnv *env, const Job *job);
+// Trains jobs[0..n) (one cohort) to the end, a stop request or a failed
+// write: JOB_SKIPPED when every one was done already, else the cohort's
+// outcome (a stop or a failure ends every job of the cohort).
+JobOutcome trainer_run(TrainEnv *env, const Job *const *jobs, int n);
 
 #endif
