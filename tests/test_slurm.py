@@ -42,6 +42,14 @@ With Slurm (every job 2 tasks x 1 cpu):
   (h) a bare `sbatch jobscripts/eval.sbatch DECK` (no chain.sh): from the
       repository root it finds runner.sh and COMPLETES; from elsewhere it
       FAILS 2:0 naming where it looked for runner.sh.
+  (i) scaling.sh: without Slurm its usage (exit 2), a bad deck (exit 1,
+      nothing submitted) and --dry-run (a train.sbatch per mode and rank
+      count, with --ntasks, train.ranks_per_job and, weak, train.seeds; then
+      the collect job); with Slurm, strong and weak sweeps on 1 and 2 ranks of
+      the real stsae and its collect job: every job COMPLETED, DIR/scaling.md
+      with a tokens/s figure on each of the 4 rows, 100% efficiency at 1 rank,
+      twice the jobs in the weak 2-rank point; `--collect DIR` by hand writes
+      the same table.
 Prints one line per check and `N passed, M failed`; exit 1 on failure.
 """
 
@@ -446,6 +454,65 @@ def check_chain_cli(js, stsae, deck, work, env):
     report("chain_dry_run_train_eval", ok, f"exit {p.returncode}, stdout {p.stdout!r}, stderr {p.stderr!r}")
 
 
+def check_scaling_cli(js, stsae, deck, work, env):
+    """(i) scaling.sh usage, bad deck, dry run (no Slurm needed)."""
+    sc = os.path.join(js, "scaling.sh")
+    e = dict(env, STSAE=stsae)
+    p = subprocess.run([sc], capture_output=True, text=True, timeout=30, env=e)
+    report("scaling_usage", p.returncode == 2 and "scaling.sh" in p.stdout, f"exit {p.returncode}")
+    bad = os.path.join(work, "bad.yaml")
+    with open(bad, "w") as f:
+        f.write("run_dir: x\ntrain:\n  grid:\n    - {variant: nosuch}\n")
+    p = subprocess.run([sc, bad], capture_output=True, text=True, timeout=30, env=e)
+    report("scaling_bad_deck", p.returncode == 1 and "bad.yaml:4" in p.stderr and "sbatch" not in p.stdout,
+           f"exit {p.returncode}, stdout {p.stdout!r}, stderr {p.stderr!r}")
+    p = subprocess.run([sc, "--dry-run", "--max", "4", "--tasks-per-node", "2", deck, "train.k=3"],
+                       capture_output=True, text=True, timeout=30, env=e)
+    lines = p.stdout.splitlines()
+    want = [("strong", 1, "train.ranks_per_job=1"), ("strong", 2, "train.ranks_per_job=2"),
+            ("strong", 4, "train.ranks_per_job=4"), ("weak", 1, r"train.seeds=\[0\]"),
+            ("weak", 2, r"train.seeds=\[0\,\ 1\]"), ("weak", 4, r"train.seeds=\[0\,\ 1\,\ 2\,\ 3\]")]
+    ok = p.returncode == 0 and len(lines) == 7 and "--collect" in lines[6] and "afterany" in lines[6]
+    for line, (m, n, over) in zip(lines, want):
+        ok &= (f"--ntasks={n} " in line and f"--nodes={(n + 1) // 2} " in line and f"scaling-{m}-n{n} " in line
+               and "train.sbatch" in line and "train.k=3" in line and over in line)
+    report("scaling_dry_run", ok, f"exit {p.returncode}, stdout {p.stdout!r}, stderr {p.stderr!r}")
+
+
+def scaling_sweep(sl, js, stsae, work, env, end):
+    """(i) strong and weak sweeps on 1 and 2 ranks under Slurm, then the table."""
+    d = os.path.join(work, "scaling")
+    os.makedirs(d)
+    deck = os.path.join(d, "deck.yaml")
+    write_deck(deck, os.path.join(d, "run"), os.path.join(work, "features.h5"))
+    out = os.path.join(d, "sweep")
+    t = time.time()
+    p = sl.run(os.path.join(js, "scaling.sh"), "--max", "2", "--tasks-per-node", "2", "--out", out, deck,
+               env=dict(env, STSAE=stsae), timeout=60)
+    ids = re.findall(r"job (\d+)", p.stdout)
+    report("scaling_submitted", p.returncode == 0 and len(ids) == 5, f"exit {p.returncode}: {p.stdout} {p.stderr}")
+    done = sl.wait(ids, max(1, end - time.time()))
+    print(f"  scaling sweep (4 points and the table) took {time.time() - t:.1f} s", flush=True)
+    states = [sl.job(i) for i in ids]
+    info = "; ".join(f"{i} {f.get('JobName')} {f.get('JobState')} {f.get('ExitCode')}" for i, f in zip(ids, states))
+    report("scaling_all_completed", done and all(f.get("JobState") == "COMPLETED" for f in states), info)
+    table = open(os.path.join(out, "scaling.md")).read() if os.path.exists(os.path.join(out, "scaling.md")) else ""
+    rows = {}
+    for line in table.splitlines():
+        c = [x.strip() for x in line.strip("|").split("|")]
+        if len(c) == 12 and c[0] in ("strong", "weak"):
+            rows[(c[0], c[1])] = c
+    ok = len(rows) == 4 and all(r[5].isdigit() and int(r[5]) > 0 for r in rows.values())
+    ok = ok and rows[("strong", "1")][7] == "100%" and rows[("weak", "1")][7] == "100%"
+    ok = ok and int(rows[("weak", "2")][2]) == 2 * int(rows[("strong", "2")][2])
+    report("scaling_table", ok, f"{table}\n{info}")
+    os.rename(os.path.join(out, "scaling.md"), os.path.join(out, "scaling.md.job"))
+    p = subprocess.run([os.path.join(js, "scaling.sh"), "--collect", out], capture_output=True, text=True,
+                       timeout=30, env=env)
+    again = open(os.path.join(out, "scaling.md")).read() if p.returncode == 0 else ""
+    report("scaling_collect_by_hand", again == table and again != "", f"exit {p.returncode} {p.stderr}")
+
+
 def submit(sl, js, deck, env, *over):
     """chain.sh DECK OVER...: {stage: job id}."""
     p = sl.run(os.path.join(js, "chain.sh"), deck, *over, env=env, timeout=60)
@@ -525,6 +592,7 @@ def main():
     check_outside(js, stsae, deck, env)
     check_runner_sourced(js, work, env)
     check_chain_cli(js, stsae, deck, work, env)
+    check_scaling_cli(js, stsae, deck, work, env)
 
     sl = Slurm(root)
     t0 = time.time()
@@ -668,6 +736,7 @@ def slurm_checks(sl, js, stsae, work, features, env, timeout):
                    and not any(c.startswith("cmd=eval") for c in calls), info)
 
     real_stages(sl, js, stsae, work, features, env, end)
+    scaling_sweep(sl, js, stsae, work, env, end)
 
 
 JOB_LINE = re.compile(r"^#\s+\d+\s+(\S+)\s.*\s[0-9a-f]{16}\s")

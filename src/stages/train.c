@@ -55,6 +55,7 @@ typedef struct {
     int n_train;
     float *mean, scale;  // the input scale and the scaled mean (train_data.h)
     int n_groups, gi;    // groups of ranks_per_job ranks; this rank's
+    double t_jobs;       // wall seconds of run_jobs (the training of every job)
     Comm *group;
     int *group_of;       // job -> group (deal_jobs)
     double *load;        // cost per group
@@ -233,6 +234,7 @@ static int run_jobs(Train *t) {
     env->group_index = t->gi;
     env->n_groups = t->n_groups;
     stop_watch(t->opt.run_dir, comm_rank(t->group) == 0); // each group's rank 0 polls the stop file
+    t->t_jobs = wall_time();
     const JobList *jobs = t->opt.jobs;
     const Job **cohort = xmalloc(sizeof(Job *) * (size_t)(jobs->n ? jobs->n : 1));
     uint8_t *taken = xcalloc((size_t)(jobs->n ? jobs->n : 1), 1);
@@ -257,13 +259,21 @@ static int run_jobs(Train *t) {
         return 1;
     }
     comm_allreduce(t->st.world, &stopped, 1, COMM_I32, COMM_MAX, NULL);
+    t->t_jobs = wall_time() - t->t_jobs;
     return stopped ? 3 : 0;
 }
 
-// The seconds per stage over the ranks, and rank 0's last word.
+// The seconds per stage over the ranks, the grid's throughput (this run's
+// training tokens of every job over the wall time of the jobs: what
+// jobscripts/scaling.sh collects), and rank 0's last word.
 static void report_end(const Train *t, int rc) {
     comm_stage_table(t->st.world, TIMER_NAMES, t->env.timers, N_TIMERS);
+    int64_t tokens = t->env.tokens_trained;
+    comm_allreduce(t->st.world, &tokens, 1, COMM_I64, COMM_SUM, NULL);
     if (t->st.rank != 0) return;
+    printf("\n# grid throughput: %lld tokens trained in %.3f s = %.0f tok/s on %d rank%s (%d group%s of %d)\n",
+           (long long)tokens, t->t_jobs, t->t_jobs > 0 ? (double)tokens / t->t_jobs : 0.0, t->st.size,
+           t->st.size > 1 ? "s" : "", t->n_groups, t->n_groups > 1 ? "s" : "", t->opt.ranks_per_job);
     printf(rc == 3 ? "\nstopped on request (signal or stop file): checkpoints written; run the same command "
                      "again to continue\n"
                    : "\nall %d jobs done; models under %s/jobs\n",

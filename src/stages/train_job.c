@@ -224,6 +224,7 @@ static void job_step(JobRun *r, const SaeBatch *b, const float *x) {
     const double t3 = wall_time();
     optim_step(cfg, &r->adam, st->step + 1, r->params, r->grads, r->m1, r->m2);
     st->tokens += L->n_tok_global;
+    if (r->lead) r->env->tokens_trained += L->n_tok_global;
     for (int j = 0; j < m; j++)
         if (r->fired[j]) r->last_fired[j] = st->tokens;
     const double decay = r->opt->theta_decay;

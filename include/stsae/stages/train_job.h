@@ -47,6 +47,7 @@ typedef struct {
     Comm *group;            // the ranks training this job together
     int group_index, n_groups;
     double timers[N_TIMERS];
+    int64_t tokens_trained; // this run's training tokens, counted by the group's rank 0 (each job's global batches)
     char err[2048];         // JOB_FAILED: what failed (file, object, reason), on every rank of the group
 } TrainEnv;
 
