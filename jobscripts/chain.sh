@@ -34,20 +34,11 @@ if (($# < 1)) || [ "$1" = -h ] || [ "$1" = --help ]; then
   sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed -e '$d' -e 's/^# \{0,1\}//'
   exit 2
 fi
-[ -f "$1" ] || { echo "$me: no deck '$1'" >&2; exit 2; }
-deck="$(cd "$(dirname "$1")" && pwd)/$(basename "$1")"
+# shellcheck source-path=SCRIPTDIR source=submit.sh
+source "$here/submit.sh"
+submit_deck "$@"
 shift
-
-STSAE=${STSAE:-$here/../build/stsae}
-[ -x "$STSAE" ] || { echo "$me: no stsae binary at '$STSAE' (set STSAE=/path/to/stsae)" >&2; exit 2; }
-STSAE="$(cd "$(dirname "$STSAE")" && pwd)/$(basename "$STSAE")"
-export STSAE
-# where the jobs find runner.sh (sbatch runs a copy of each script)
-export STSAE_JOBSCRIPTS=$here
-
-resolved=$("$STSAE" check "$deck" "$@") || { echo "$me: the deck does not check (above)" >&2; exit 1; }
 has() { grep -q "^$1:" <<<"$resolved"; }
-run_dir=$(sed -n 's/^run_dir: *//p' <<<"$resolved" | sed -e 's/ *#.*$//' -e "s/^[\"']//" -e "s/[\"']$//")
 logs=${STSAE_LOG_DIR:-$run_dir/logs}
 
 stages=()

@@ -124,18 +124,11 @@ case $mode in strong|weak|both) ;; *) echo "$me: --mode strong, weak or both, no
 [[ $max =~ ^[1-9][0-9]*$ ]] || { echo "$me: --max takes a positive integer, not '$max'" >&2; exit 2; }
 [ -z "$tpn" ] && tpn=$((gpus ? 4 : 32))
 [[ $tpn =~ ^[1-9][0-9]*$ ]] || { echo "$me: --tasks-per-node takes a positive integer, not '$tpn'" >&2; exit 2; }
-[ -f "$1" ] || { echo "$me: no deck '$1'" >&2; exit 2; }
-deck="$(cd "$(dirname "$1")" && pwd)/$(basename "$1")"
+# shellcheck source-path=SCRIPTDIR source=submit.sh
+source "$here/submit.sh"
+submit_deck "$@"
 shift
-
-STSAE=${STSAE:-$here/../build/stsae}
-[ -x "$STSAE" ] || { echo "$me: no stsae binary at '$STSAE' (set STSAE=/path/to/stsae)" >&2; exit 2; }
-STSAE="$(cd "$(dirname "$STSAE")" && pwd)/$(basename "$STSAE")"
-export STSAE STSAE_JOBSCRIPTS=$here
-
-resolved=$("$STSAE" check "$deck" "$@") || { echo "$me: the deck does not check (above)" >&2; exit 1; }
 grep -q '^train:' <<<"$resolved" || { echo "$me: the deck has no train section" >&2; exit 1; }
-run_dir=$(sed -n 's/^run_dir: *//p' <<<"$resolved" | sed -e 's/ *#.*$//' -e "s/^[\"']//" -e "s/[\"']$//")
 out=${out:-$run_dir/scaling}
 case $out in /*) ;; *) out=$PWD/$out ;; esac
 

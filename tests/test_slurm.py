@@ -425,18 +425,25 @@ def check_runner_sourced(js, work, env):
                f"exit {p.returncode}, stderr {p.stderr.strip()!r}, expected {want!r}")
 
 
-def check_chain_cli(js, stsae, deck, work, env):
-    """(b) chain.sh usage, bad deck, dry run (no Slurm needed)."""
-    chain = os.path.join(js, "chain.sh")
+def usage_and_bad_deck(name, js, stsae, work, env):
+    """NAME.sh alone prints its usage (exit 2); on a bad deck it exits 1 with
+    stsae's FILE:LINE message and submits nothing. Returns the script and env."""
+    script = os.path.join(js, f"{name}.sh")
     e = dict(env, STSAE=stsae)
-    p = subprocess.run([chain], capture_output=True, text=True, timeout=30, env=e)
-    report("chain_usage", p.returncode == 2 and "chain.sh" in p.stdout, f"exit {p.returncode}")
+    p = subprocess.run([script], capture_output=True, text=True, timeout=30, env=e)
+    report(f"{name}_usage", p.returncode == 2 and f"{name}.sh" in p.stdout, f"exit {p.returncode}")
     bad = os.path.join(work, "bad.yaml")
     with open(bad, "w") as f:
         f.write("run_dir: x\ntrain:\n  grid:\n    - {variant: nosuch}\n")
-    p = subprocess.run([chain, bad], capture_output=True, text=True, timeout=30, env=e)
-    report("chain_bad_deck", p.returncode == 1 and "bad.yaml:4" in p.stderr and "sbatch" not in p.stdout,
+    p = subprocess.run([script, bad], capture_output=True, text=True, timeout=30, env=e)
+    report(f"{name}_bad_deck", p.returncode == 1 and "bad.yaml:4" in p.stderr and "sbatch" not in p.stdout,
            f"exit {p.returncode}, stdout {p.stdout!r}, stderr {p.stderr!r}")
+    return script, e
+
+
+def check_chain_cli(js, stsae, deck, work, env):
+    """(b) chain.sh usage, bad deck, dry run (no Slurm needed)."""
+    chain, e = usage_and_bad_deck("chain", js, stsae, work, env)
     p = subprocess.run([chain, "--dry-run", deck, "train.k=3"], capture_output=True, text=True, timeout=30,
                        env=e)
     lines = p.stdout.splitlines()
@@ -456,16 +463,7 @@ def check_chain_cli(js, stsae, deck, work, env):
 
 def check_scaling_cli(js, stsae, deck, work, env):
     """(i) scaling.sh usage, bad deck, dry run (no Slurm needed)."""
-    sc = os.path.join(js, "scaling.sh")
-    e = dict(env, STSAE=stsae)
-    p = subprocess.run([sc], capture_output=True, text=True, timeout=30, env=e)
-    report("scaling_usage", p.returncode == 2 and "scaling.sh" in p.stdout, f"exit {p.returncode}")
-    bad = os.path.join(work, "bad.yaml")
-    with open(bad, "w") as f:
-        f.write("run_dir: x\ntrain:\n  grid:\n    - {variant: nosuch}\n")
-    p = subprocess.run([sc, bad], capture_output=True, text=True, timeout=30, env=e)
-    report("scaling_bad_deck", p.returncode == 1 and "bad.yaml:4" in p.stderr and "sbatch" not in p.stdout,
-           f"exit {p.returncode}, stdout {p.stdout!r}, stderr {p.stderr!r}")
+    sc, e = usage_and_bad_deck("scaling", js, stsae, work, env)
     p = subprocess.run([sc, "--dry-run", "--max", "4", "--tasks-per-node", "2", deck, "train.k=3"],
                        capture_output=True, text=True, timeout=30, env=e)
     lines = p.stdout.splitlines()
