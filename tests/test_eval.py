@@ -16,6 +16,7 @@ import argparse
 import csv
 import itertools
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -84,6 +85,51 @@ def check(name, got, want, tol, fails):
     fails.append(not ok)
 
 
+def findings_agree(rows, md):
+    """results.md's findings section against the same findings computed here
+    from results.csv (means over seeds per configuration)."""
+    conf = {}
+    for r in rows:
+        name = re.sub(r"_seed\d+$", "", r["job"])
+        conf.setdefault(name, {"variant": r["variant"], "rows": []})["rows"].append(r)
+
+    def mean(name, col):
+        v = [float(r[col]) for r in conf[name]["rows"] if r.get(col, "") != ""]
+        return float(np.mean(v)) if v else float("nan")
+    contrastive = [n for n, c in conf.items() if c["variant"] in ("temporal", "separate", "raster", "temporal+M",
+                                                                  "separate+M") and mean(n, "lambda") > 0]
+    std = next(n for n, c in conf.items() if c["variant"] == "standard")
+    want = {}  # finding: (the parts of its figure, separated by '|'; the verdict)
+    d1 = mean(std, "lag1") / mean("raw", "lag1") - 1
+    want[1] = (f"{100 * d1:+.1f}%", "yes" if d1 < 0 else "no")
+    tm = [n for n in contrastive if conf[n]["variant"] == "temporal+M"]
+    best = max(tm, key=lambda n: mean(n, "lambda")) if tm else max(contrastive, key=lambda n: mean(n, "lag1"))
+    want[2] = (f"{best} {mean(best, 'lag1'):.3f}", "yes" if mean(best, "lag1") > mean(std, "lag1") else "no")
+    groups = {}
+    for n in contrastive:
+        groups.setdefault(re.sub(r"_lambda[^_]*", "", n), []).append(n)
+    groups = {k: sorted(v, key=lambda n: mean(n, "lambda")) for k, v in groups.items() if len(v) > 1}
+    mono = [all(mean(b, "r2") <= mean(a, "r2") and mean(b, "lag1") >= mean(a, "lag1") for a, b in zip(g, g[1:]))
+            for g in groups.values()]
+    want[3] = (f"{sum(mono)} of {len(mono)} monotonic", "yes" if all(mono) else "no")
+    pp = 100 * (mean(std, "probe") - mean("raw", "probe"))
+    br = max((n for n in conf if n != "raw"), key=lambda n: mean(n, "r_at_1"))
+    rb, rr = mean(br, "r_at_1"), mean("raw", "r_at_1")
+    fig = f"; R@1 {rb / rr:.2f}x raw" if rr > 0 else f"; R@1 {br} {rb:.3f}, raw 0"
+    want[4] = (f"standard {pp:+.1f} pp|{fig}", "yes" if pp >= 0 and rb > rr else "no")
+    got = {}
+    for line in md.split("## Findings", 1)[-1].split("## Table 1")[0].splitlines():
+        c = [x.strip() for x in line.strip("|").split("|")]
+        if len(c) == 5 and c[0].isdigit():
+            got[int(c[0])] = (c[3], c[4])
+    ok = md.index("## Findings") < md.index("## Table 1") and sorted(got) == [1, 2, 3, 4]
+    for i, (fig, verdict) in want.items():
+        agree = i in got and all(part in got[i][0] for part in fig.split("|")) and got[i][1] == verdict
+        print(f"{'ok  ' if agree else 'FAIL'} finding {i}: results.md '{got.get(i)}' vs here ('{fig}', {verdict})")
+        ok &= agree
+    return ok
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--stsae", required=True)
@@ -117,7 +163,7 @@ train:
   grid:
     - {{variant: standard}}
     - {{variant: standard+M, high_frac: 0.25}}
-    - {{variant: temporal, lambda: 0.5}}
+    - {{variant: temporal, lambda: [0.1, 0.5]}}
 eval:
   ablate_n: [2, 5]
   random_draws: 3
@@ -169,13 +215,14 @@ eval:
     # results.csv: every SPEC column, a row per job and raw
     rows = list(csv.DictReader(open(f"{w}/run/results.csv")))
     missing = [c for c in SPEC_COLUMNS if c not in rows[0]]
-    ok = not missing and len(rows) == 7 and rows[0]["job"] == "raw"
+    ok = not missing and len(rows) == 9 and rows[0]["job"] == "raw"
     print(f"{'ok  ' if ok else 'FAIL'} results.csv: {len(rows)} rows, missing columns {missing}")
     fails.append(not ok)
     md = open(f"{w}/run/results.md").read()
     ok = all(f"## Table {i}" in md for i in range(1, 7)) and "frontier" in md
     print(f"{'ok  ' if ok else 'FAIL'} results.md has tables 1-6 and the frontier")
     fails.append(not ok)
+    fails.append(not findings_agree(rows, md))
     plots = sorted(os.listdir(f"{w}/run/plots")) if os.path.isdir(f"{w}/run/plots") else []
     ok = all(f"{p}.png" in plots for p in ("frontier", "lambda", "ablation", "timelines"))
     print(f"{'ok  ' if ok else 'FAIL'} plots: {plots}")

@@ -13,7 +13,8 @@
 //      (NaN: does not apply), the root attribute format_version (report.h),
 //      and per row a group /per_latent/NAME with rho,
 //      ms, top_clips, mean_clip_value and the activation timeline of one test
-//      clip (timeline [T, 8], timeline_latents). results.md: the paper's tables 1-6
+//      clip (timeline [T, 8], timeline_latents). results.md: the paper's four
+//      findings checked on the run (findings.h), the paper's tables 1-6
 //      (mean ± std over seeds of each configuration) and the reconstruction /
 //      coherence frontier. Then `analysis/plots.py RUN_DIR` draws the PNGs
 //      (skipped with a note where Python or matplotlib is missing).
@@ -38,6 +39,7 @@
 #include "stsae/sae/variants.h"
 #include "stsae/stages/eval.h" // EVAL_FORMAT_VERSION
 #include "stsae/stages/extract.h"
+#include "stsae/stages/findings.h"
 #include "stsae/stages/report.h"
 #include "stsae/vit/preprocess.h"
 
@@ -401,6 +403,19 @@ static int write_md(const Table *t, const char *path, const char *run_dir, char 
                 "results.csv; SPEC §2 defines every metric. Per variant, the configuration with the best probe "
                 "accuracy stands for it in tables 1-5.\n\n",
             run_dir, t->n_rows, nc);
+    ConfigSummary *sum = xmalloc(sizeof(ConfigSummary) * (size_t)(nc ? nc : 1));
+    for (int i = 0; i < nc; i++) {
+        double sd;
+        sum[i].name = c[i].name;
+        sum[i].variant = c[i].variant;
+        stats(t, &c[i], "lambda", &sum[i].lambda, &sd);
+        stats(t, &c[i], "r2", &sum[i].r2, &sd);
+        stats(t, &c[i], "lag1", &sum[i].lag1, &sd);
+        stats(t, &c[i], "probe", &sum[i].probe, &sd);
+        stats(t, &c[i], "r_at_1", &sum[i].r_at_1, &sd);
+    }
+    findings_write(fp, sum, nc);
+    free(sum);
 
     static const char *const t1[] = {"ms", "purity_mean", "purity_max", "jaccard"};
     fprintf(fp, "## Table 1: MonoSemanticity and action purity\n\n");
