@@ -319,6 +319,26 @@ eval:
                 zs_tr[:, t] = 0.5 * zs_tr[:, t - 1] + 0.5 * Z[tr][:, t]
             _, _, acc_e = probe(zs_tr.mean((1, 2)), ytr, zs.mean((1, 2)), yte)
             check(f"{job} probe_ema0.5", g["probe_ema0.5"], acc_e, 1e-3, fails)
+    # retrieval's label embeddings: the file's; without them the hashed stand-in
+    # (text_hash.h), or none with eval.text_stand_in=none (last: the feature
+    # file loses its /text_embeddings; the job hashes hold its path)
+    with h5py.File(f"{w}/run/raw/eval.h5") as f:
+        emb = {"file": (f.attrs.get("text_embedder", ""), float(f.attrs["r_at_1"]))}
+    with h5py.File(f"{w}/f.h5", "a") as f:
+        del f["text_embeddings"]
+    for mode in ("hashed", "none"):
+        shutil.copytree(f"{w}/run", f"{w}/runt_{mode}", ignore=shutil.ignore_patterns("eval.h5", "results*", "plots"))
+        p = subprocess.run([a.stsae, "eval", deck, f"run_dir={w}/runt_{mode}", f"eval.text_stand_in={mode}"],
+                           env=env, capture_output=True, text=True)
+        if p.returncode:
+            raise SystemExit(p.stderr)
+        with h5py.File(f"{w}/runt_{mode}/raw/eval.h5") as f:
+            emb[mode] = (f.attrs.get("text_embedder", ""), float(f.attrs.get("r_at_1", np.nan)))
+    ok = ("/text_embeddings" in emb["file"][0] and "hashed" in emb["hashed"][0] and np.isfinite(emb["hashed"][1])
+          and emb["none"][0] == "" and np.isnan(emb["none"][1]))
+    print(f"{'ok  ' if ok else 'FAIL'} label text embeddings: file / stand-in / none: {emb}")
+    fails.append(not ok)
+
     print(f"eval: {'FAILED' if any(fails) else 'passed'}")
     sys.exit(1 if any(fails) else 0)
 

@@ -110,6 +110,7 @@ const DeckKey stsae_schema[] = {
 
     {"eval",                        DECK_MAP,       NULL,         NULL,       0, "stage: metrics of every trained job"},
     {"eval.embeddings",             DECK_ENUM,      "raw",        "raw|clip", 0, "clip similarity: raw features or /clip_embeddings"},
+    {"eval.text_stand_in",          DECK_ENUM,      "hashed",     "hashed|none", 0, "retrieval's label texts where the file has no /text_embeddings: hashed words and word pairs, or no retrieval"},
     {"eval.clip_value",             DECK_ENUM,      "mean",       "mean|max", 0, "a latent's value on a clip"},
     {"eval.probe_max_iter",         DECK_INT,       "1000",       "[1, 1000000]", 0, "L-BFGS iterations of the linear probe"},
     {"eval.ablate_n",               DECK_INT_LIST,  "[10, 50, 100, 500]", "[1, 16777216]", 0, "latents zeroed in the causal ablation"},

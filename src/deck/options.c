@@ -148,6 +148,7 @@ int eval_options_resolve(const Deck *d, EvalOptions *o, char *err, size_t cap) {
     o->features = deck_str(d, "train.features");
     o->layer = (int)deck_int(d, "train.layer");
     o->clip_embeddings = strcmp(deck_str(d, "eval.embeddings"), "clip") == 0;
+    o->text_stand_in = strcmp(deck_str(d, "eval.text_stand_in"), "hashed") == 0;
     o->use_max = strcmp(deck_str(d, "eval.clip_value"), "max") == 0;
     o->probe_max_iter = (int)deck_int(d, "eval.probe_max_iter");
     o->random_draws = (int)deck_int(d, "eval.random_draws");

@@ -31,6 +31,7 @@
 #include "stsae/metrics/probe.h"
 #include "stsae/metrics/r2.h"
 #include "stsae/metrics/ridge.h"
+#include "stsae/metrics/text_hash.h"
 #include "stsae/sae/sae.h"
 #include "stsae/stages/stage.h"
 
@@ -53,6 +54,7 @@ typedef struct {
     int e;
     float *text;  // [n_class, e_text] label text embeddings, or NULL
     int e_text;
+    const char *text_from; // what made them (eval.h5's text_embedder), or NULL
 } Eval;
 
 // One result row: named numbers (NAN: does not apply), then written as
@@ -171,13 +173,14 @@ static void timeline(const SparseCodes *z, int T, int N, int m, int32_t *lat, fl
 // reason in err, and no eval.h5 (the item counts as not evaluated).
 static int write_eval(const char *path, const Row *row, const char *job, const char *variant, int m, const double *rho,
                       const double *ms, const int32_t *top, const float *mean_value, const double *wnorm, int T,
-                      const int32_t *tl_lat, const float *tl, const char *tl_clip, const double *sec, char *err,
-                      size_t cap) {
+                      const int32_t *tl_lat, const float *tl, const char *tl_clip, const double *sec,
+                      const char *text_from, char *err, size_t cap) {
     H5W w;
     if (h5w_create(&w, path) != 0) return errorf(err, cap, "%s", w.err);
     h5w_format_version(&w, EVAL_FORMAT_VERSION);
     h5w_attr_str(&w, "job", job);
     h5w_attr_str(&w, "variant", variant);
+    if (text_from) h5w_attr_str(&w, "text_embedder", text_from);
     for (int i = 0; i < row->n; i++) h5w_attr_f64(&w, row->name[i], row->v[i]);
     hsize_t dm[1] = {(hsize_t)m}, dt[2] = {(hsize_t)m, 8};
     h5w_f64(&w, "rho", rho, 1, dm);
@@ -246,7 +249,8 @@ static int eval_raw(const Eval *ev, const char *path, char *err, size_t cap) {
     put(&row, "r_at_5", r5);
     float *mv = xmalloc(sizeof(float) * (size_t)d);
     column_means(Xte, ev->n_test, d, mv);
-    const int rc = write_eval(path, &row, "raw", "raw", d, rho, ms, top, mv, NULL, 0, NULL, NULL, NULL, NULL, err, cap);
+    const int rc = write_eval(path, &row, "raw", "raw", d, rho, ms, top, mv, NULL, 0, NULL, NULL, NULL, NULL,
+                              ev->text_from, err, cap);
     lag1_free(&l);
     free(h), free(x), free(Xtr), free(Xte), free(rho), free(ms), free(live), free(top), free(mv);
     return rc;
@@ -559,7 +563,7 @@ static int eval_job(const Eval *ev, const Job *job, const char *model_path, cons
     float *mv = xmalloc(sizeof(float) * (size_t)je.m);
     column_means(je.P[1].V, ev->n_test, je.m, mv);
     const int rc = write_eval(path, &je.row, job->name, job->variant, je.m, je.rho, je.ms, je.top, mv, je.wnorm, je.T,
-                              je.tl_lat, je.tl, ev->f.clip_ids[ev->test[0]], je.sec, err, cap);
+                              je.tl_lat, je.tl, ev->f.clip_ids[ev->test[0]], je.sec, ev->text_from, err, cap);
     free(mv);
     job_free(&je);
     return rc;
@@ -637,6 +641,12 @@ static void read_labels(Eval *ev) {
             die("%s: /text_embeddings has %llu rows, /label_names %d", ev->feat_path, (unsigned long long)dims[0],
                 ev->n_class);
         ev->e_text = (int)dims[1];
+        ev->text_from = "the feature file's /text_embeddings";
+    } else if (ev->opt.text_stand_in && ev->n_class > 0) {
+        ev->e_text = TEXT_HASH_DIM;
+        ev->text = xmalloc(sizeof(float) * (size_t)ev->n_class * TEXT_HASH_DIM);
+        text_hash_embed((const char *const *)ev->f.label_names, ev->n_class, TEXT_HASH_DIM, ev->text);
+        ev->text_from = "hashed words and word pairs of the label names (stsae's stand-in, no CLIP)";
     }
     clip_embeddings(ev);
 }

@@ -56,6 +56,7 @@ typedef struct {
     int n_rows;
     char **job, **variant, **config, **path;
     double *v;      // [n_rows, MAX_COLS]
+    char text_embedder[256]; // what made retrieval's label embeddings (eval.h5's text_embedder; "" none)
 } Table;
 
 #define MAX_COLS 96
@@ -101,6 +102,8 @@ static void add_row(Table *t, const char *path, const char *config) {
     t->variant[r] = strdup(variant);
     t->config[r] = strdup(config);
     t->path[r] = strdup(path);
+    if (!t->text_embedder[0] && H5Aexists(f, "text_embedder") > 0)
+        h5_attr_str(f, path, "text_embedder", t->text_embedder, sizeof(t->text_embedder));
     for (int i = 0; i < MAX_COLS; i++) t->v[(size_t)r * MAX_COLS + i] = NAN;
     IterCtx c = {t, r};
     hsize_t idx = 0;
@@ -441,7 +444,8 @@ static int write_md(const Table *t, const char *path, const char *run_dir, char 
     table_rows(fp, t, c, best, nb, t4, 9);
 
     static const char *const t5[] = {"r_at_1", "r_at_5", "r_at_1_recon", "r_at_5_recon"};
-    fprintf(fp, "\n## Table 5: text-video retrieval (ridge to the label text embeddings)\n\n");
+    fprintf(fp, "\n## Table 5: text-video retrieval (ridge to the label text embeddings: %s)\n\n",
+            t->text_embedder[0] ? t->text_embedder : "none in this run");
     header(fp, "configuration", t5, 4);
     table_rows(fp, t, c, best, nb, t5, 4);
 

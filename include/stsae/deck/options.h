@@ -140,6 +140,7 @@ typedef struct {
     const char *features;        // train.features, relative to run_dir
     int layer;                   // train.layer
     int clip_embeddings;         // eval.embeddings: 1 clip (the file's /clip_embeddings), 0 raw
+    int text_stand_in;           // eval.text_stand_in: 1 hashed (text_hash.h) where the file has no /text_embeddings
     int use_max;                 // eval.clip_value: 1 max, 0 mean
     int probe_max_iter, random_draws;
     int n_ablate;                // eval.ablate_n, its first EVAL_MAX_LIST entries
