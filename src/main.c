@@ -79,7 +79,8 @@ int main(int argc, char **argv) {
             return rc;
         }
     if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
-        printf("stsae %s\nbackend: %s\nBLAS kernel: %s\n", STSAE_VERSION, device_describe(), blas_kernel());
+        printf("stsae %s\nbackend: %s\n%sBLAS kernel: %s\n", STSAE_VERSION, device_describe(), device_list(),
+               blas_kernel());
         return 0;
     }
     fprintf(stderr, "stsae: unknown command '%s'\n", cmd);

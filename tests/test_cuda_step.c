@@ -104,6 +104,9 @@ int main(void) {
         printf("no CUDA device: skipped (%s)\n", device_describe());
         return 77;
     }
+    printf("%s", device_list());
+    check(strncmp(device_list(), "GPU 0: ", 7) == 0 && strstr(device_list(), "GiB, sm_"), "device_list: GPU 0 named",
+          0.0);
     run_variant("standard");
     run_variant("frozen");
     return tally_report();

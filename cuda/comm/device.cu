@@ -17,6 +17,25 @@ extern "C" int device_count(void) {
     return n;
 }
 
+extern "C" const char *device_list(void) {
+    static char buf[4096];
+    size_t n = 0;
+    buf[0] = 0;
+    const int count = device_count();
+    for (int i = 0; i < count && n < sizeof(buf) - 1; i++) {
+        cudaDeviceProp p;
+        if (cudaGetDeviceProperties(&p, i) != cudaSuccess) {
+            cudaGetLastError();
+            n += (size_t)snprintf(buf + n, sizeof(buf) - n, "GPU %d: (properties unreadable)\n", i);
+            continue;
+        }
+        n += (size_t)snprintf(buf + n, sizeof(buf) - n, "GPU %d: %s, %.1f GiB, sm_%d%d, %d SMs\n", i, p.name,
+                              (double)p.totalGlobalMem / (1024.0 * 1024.0 * 1024.0), p.major, p.minor,
+                              p.multiProcessorCount);
+    }
+    return buf;
+}
+
 extern "C" const char *device_describe(void) {
     static char buf[128];
     int rt = 0;

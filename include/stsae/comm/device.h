@@ -9,5 +9,8 @@
 int device_count(void);
 // One line describing the backend, e.g. "CUDA 13.0 runtime, 0 devices".
 const char *device_describe(void);
+// One line per device ("GPU 0: NVIDIA H200, 139.8 GiB, sm_90, 132 SMs"), each
+// ending in a newline; "" without devices (`stsae version` prints them).
+const char *device_list(void);
 
 #endif
