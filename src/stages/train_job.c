@@ -4,7 +4,7 @@
 // the seed); then the cohort's data, each job's optimizer and work space; the
 // training loop (one batch read, a job_step for each job at that step,
 // progress lines, checkpoints and stop requests); each model.h5; one cleanup
-// (job_free, cohort_free) on every way out.
+// (each job_free, then the cohort's loader and buffer) on every way out.
 #include "stsae/stages/train_job.h"
 
 #include <errno.h>
