@@ -18,7 +18,8 @@ layout, tests/ref/make_features.py). One case per invocation (--case):
   lockstep  many SAEs per data pass: the jobs with the same batches (kind,
             size, seed) trained together (train.lockstep 8, and 2) end with
             the same bits as one job at a time (train.lockstep 1), on 1 rank
-            and on 2 ranks per job, a job of another seed kept apart;
+            and on 2 ranks per job, a job of another seed kept apart, and a
+            memory budget (train.lockstep_gb) too small for two: one at a time;
             the plan line counts the feature passes; a job resumed from a
             checkpoint at step 1 joins its cohort (whose other jobs start at
             step 0) and still ends with the bits of one at a time.
@@ -317,16 +318,21 @@ def case_lockstep(r, w):
         if len(ref) != 11 or "in lockstep" in one:
             print(f"FAIL: train.lockstep=1 on {np_} rank(s): {len(ref)} models, lockstep lines: {'in lockstep' in one}")
             fails += 1
-        for ls, cohorts in ((8, ["4 jobs in lockstep", "5 jobs in lockstep"]), (2, ["2 jobs in lockstep"])):
-            run = f"{w}/ls{ls}_{np_}"
-            out = r.run(np_, deck, f"run_dir={run}", f"train.ranks_per_job={np_}", f"train.lockstep={ls}").stdout
-            missing = [c for c in cohorts if c not in out]
+        # (lockstep, memory budget in GB): the cohorts it gives, the feature passes
+        for ls, gb, cohorts, want in ((8, 2, ["4 jobs in lockstep", "5 jobs in lockstep"], "4 feature passes"),
+                                      (2, 2, ["2 jobs in lockstep"], "7 feature passes"),
+                                      (8, 1e-6, [], "11 feature passes")):
+            run = f"{w}/ls{ls}_{gb}_{np_}"
+            out = r.run(np_, deck, f"run_dir={run}", f"train.ranks_per_job={np_}", f"train.lockstep={ls}",
+                        f"train.lockstep_gb={gb}").stdout
+            missing = [c for c in cohorts if c not in out] + (["no cohort"] if not cohorts and "in lockstep" in out
+                                                              else [])
             plan = next((t for t in out.splitlines() if "feature passes" in t), "(no plan line)")
-            want = {8: "4 feature passes", 2: "7 feature passes"}[ls]
             if missing or want not in plan:
-                print(f"FAIL: train.lockstep={ls} on {np_} rank(s): missing {missing}; plan: {plan}")
+                print(f"FAIL: train.lockstep={ls}, lockstep_gb={gb} on {np_} rank(s): missing {missing}; plan: {plan}")
                 fails += 1
-            fails += compare(ref, models(run), 0.0, f"train.lockstep={ls} vs one job at a time, {np_} rank(s) (bits)")
+            fails += compare(ref, models(run), 0.0,
+                             f"train.lockstep={ls}, lockstep_gb={gb} vs one job at a time, {np_} rank(s) (bits)")
     # a job ahead of its cohort: standard_seed3 checkpointed at step 1 (a stop
     # file present at start stops after the first step), then the whole grid
     only = os.path.join(w, "only.yaml")

@@ -82,6 +82,7 @@ const DeckKey stsae_schema[] = {
     {"train.max_steps",             DECK_INT,       NULL,         "[1, 1000000000000]", 0, "absent: no limit"},
     {"train.ranks_per_job",         DECK_INT,       "1",          "[1, 65536]", 0, "ranks training one job together"},
     {"train.lockstep",              DECK_INT,       "8",          "[1, 4096]", 0, "jobs with the same batches (kind, size, seed) trained together on one read of each batch; 1: one at a time"},
+    {"train.lockstep_gb",           DECK_NUM,       "2",          "> 0",      0, "memory a cohort's jobs may hold together per rank (GB, estimated); a job alone may exceed it"},
     {"train.seeds",                 DECK_INT_LIST,  "[0, 1, 2]",  "[0, 4294967295]", 0, "every grid entry runs once per seed"},
     {"train.lambda",                DECK_NUM,       "0.1",        ">= 0",     0, "contrastive weight (see train.grid)"},
     {"train.tau",                   DECK_NUM,       "0.1",        "> 0",      0, "InfoNCE temperature"},

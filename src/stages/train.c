@@ -35,6 +35,7 @@
 #include "stsae/comm/comm.h"
 #include "stsae/deck/options.h"
 #include "stsae/io/features.h"
+#include "stsae/sae/variants.h"
 #include "stsae/stages/stage.h"
 #include "stsae/stages/train.h"
 #include "stsae/stages/train_data.h"
@@ -168,18 +169,41 @@ static int open_data(Train *t) {
     return 0;
 }
 
+// The memory a job holds on each rank while it trains (an estimate): its
+// parameters, gradients and Adam moments, the step's pre-activations
+// (BatchTopK: the whole local batch; otherwise chunks of 2048 tokens) and
+// three [tokens, d] buffers of the step.
+static double job_bytes(const Job *j, const FeatureFile *f, int ranks_per_job) {
+    const double d = f->d, m = (double)job_latents(j, f->d);
+    const double global = j->batch_kind == BATCH_CLIPS   ? (double)j->batch * f->T * f->H * f->W
+                           : j->batch_kind == BATCH_PAIRS ? 2.0 * (double)j->batch
+                                                          : (double)j->batch;
+    const double tok = ceil(global / ranks_per_job);
+    const SaeVariant *v = sae_variant_find(j->variant);
+    const double rows = v && v->select == SEL_BATCHTOPK ? tok : fmin(tok, 2048.0);
+    return 4.0 * (4.0 * (2.0 * m * d + m + d) + rows * m + 3.0 * tok * d);
+}
+
 // Job i and the later jobs of its group with the same batches (batch kind,
 // size and seed: the data loader's inputs that vary by job; planted: any
-// seed), at most max of them, marked taken, into cohort. Returns how many.
-static int gather_cohort(const JobList *jobs, const int *group_of, int i, int max, uint8_t *taken, const Job **cohort) {
+// seed), at most train.lockstep of them and, past the first, as many as fit
+// in train.lockstep_gb together (job_bytes), marked taken, into cohort.
+// Returns how many.
+static int gather_cohort(const Train *t, int i, uint8_t *taken, const Job **cohort) {
+    const JobList *jobs = t->opt.jobs;
     const Job *a = &jobs->job[i];
+    const double budget = t->opt.lockstep_gb * 1e9;
+    double held = 0.0;
     int n = 0;
-    for (int j = i; j < jobs->n && n < max; j++) {
+    for (int j = i; j < jobs->n && n < t->opt.lockstep; j++) {
         const Job *b = &jobs->job[j];
-        if (group_of[j] != group_of[i] || taken[j] || b->batch_kind != a->batch_kind || b->batch != a->batch ||
+        if (t->group_of[j] != t->group_of[i] || taken[j] || b->batch_kind != a->batch_kind || b->batch != a->batch ||
             (b->seed != a->seed && !PLANTED("lockstep_any_seed")))
             continue;
+        const double need = job_bytes(b, &t->f, t->opt.ranks_per_job);
+        if (n > 0 && held + need > budget) continue;
         taken[j] = 1;
+        held += need;
         cohort[n++] = b;
     }
     return n;
@@ -209,9 +233,10 @@ static void plan_groups(Train *t) {
     const Job **cohort = xmalloc(sizeof(Job *) * (size_t)(jobs->n ? jobs->n : 1));
     int passes = 0;
     for (int i = 0; i < jobs->n; i++)
-        if (!taken[i]) passes += gather_cohort(jobs, t->group_of, i, t->opt.lockstep, taken, cohort) > 0;
-    printf("# %d feature passes for %d jobs (train.lockstep %d: the jobs of a group with the same batches train "
-           "together)\n", passes, jobs->n, t->opt.lockstep);
+        if (!taken[i]) passes += gather_cohort(t, i, taken, cohort) > 0;
+    printf("# %d feature passes for %d jobs (the jobs of a group with the same batches train together: at most "
+           "train.lockstep %d, in train.lockstep_gb %g GB per rank)\n", passes, jobs->n, t->opt.lockstep,
+           t->opt.lockstep_gb);
     free(taken);
     free(cohort);
     fflush(stdout);
@@ -241,7 +266,7 @@ static int run_jobs(Train *t) {
     int stopped = 0, failed = 0;
     for (int i = 0; i < jobs->n && !stopped && !failed; i++) {
         if (t->group_of[i] != t->gi || taken[i]) continue;
-        const int n = gather_cohort(jobs, t->group_of, i, t->opt.lockstep, taken, cohort);
+        const int n = gather_cohort(t, i, taken, cohort);
         const JobOutcome o = trainer_run(env, cohort, n);
         stopped = o == JOB_STOPPED;
         failed = o == JOB_FAILED;

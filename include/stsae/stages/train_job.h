@@ -17,7 +17,8 @@
 // every job at that step. A job's state is its own and its batch is the one
 // it would read alone, so each ends with the bits of training it alone; the
 // grid reads its features once per cohort instead of once per job. Memory:
-// every job's parameters, moments and step work space at once.
+// every job's parameters, moments and step work space at once, which
+// train.c bounds when it forms the cohorts (train.lockstep_gb).
 //
 // Restart: a job whose model.h5 exists is skipped; one with a checkpoint
 // continues from it (joining its cohort when the cohort's step reaches its
