@@ -376,15 +376,18 @@ JobOutcome trainer_run(TrainEnv *env, const Job *const *jobs, int n) {
     c.r = xcalloc((size_t)n, sizeof(JobRun));
     JobOutcome o = JOB_FAILED;
     const JobRun *first = NULL;
+    int active = 0;
     for (int i = 0; i < n; i++) {
         if (job_open(&c.r[i], env, jobs[i])) goto out;
         if (c.r[i].active && !first) first = &c.r[i];
+        active += c.r[i].active;
     }
     o = JOB_SKIPPED;
     if (!first) goto out;
     make_data(&c, first);
-    if (n > 1 && first->lead)
-        printf("[group %d] %d jobs in lockstep on one read of each batch (%lld %s, seed %lld)\n", env->group_index, n,
+    if (active > 1 && first->lead)
+        printf("[group %d] %d jobs in lockstep on one read of each batch (%lld %s, seed %lld)\n", env->group_index,
+               active,
                (long long)first->job->batch,
                first->job->batch_kind == BATCH_CLIPS ? "clips" : first->job->batch_kind == BATCH_PAIRS ? "pairs" : "tokens",
                (long long)first->job->seed);
