@@ -379,8 +379,8 @@ static int open_partial(Extract *x) {
 static void print_plan(const Extract *x) {
     const FeaturesSetup *su = &x->su;
     if (!strcmp(x->opt.device, "cuda"))
-        printf("extract: note: device cuda: the backbones run on the CPU in this build (the CUDA backbone ops "
-               "are issue 7)\n");
+        printf("extract: note: device cuda: the backbones run on the CPU (the GPU backbone forward is not written "
+               "yet)\n");
     printf("extract: %d clips (%d to do%s), backbone %s, layers", x->l.n, x->n_todo, x->resume ? ", resuming" : "",
            su->backbone);
     for (int i = 0; i < su->n_layers; i++) printf(" %d", su->layers[i]);
