@@ -26,7 +26,6 @@
 #include "stsae/sae/select.h"
 #include "stsae/sae/variants.h"
 
-enum { CHUNK_TOKENS = 2048 };      // tokens per encoder GEMM (TopK and simplex selections)
 enum { GRAD_BLOCK_TOKENS = 4096 }; // tokens per block of the latent-major gradient pass
 
 // Every rule that depends on the variant is its row of the table (variants.h).
@@ -126,7 +125,7 @@ SaeWork *sae_work_create(const SaeConfig *cfg, int max_tok) {
     SaeWork *w = xcalloc(1, sizeof(SaeWork));
     const int threads = max_threads();
     w->max_tok = max_tok;
-    w->rows_pre = cfg->select == SEL_BATCHTOPK ? max_tok : (max_tok < CHUNK_TOKENS ? max_tok : CHUNK_TOKENS);
+    w->rows_pre = cfg->select == SEL_BATCHTOPK ? max_tok : (max_tok < SAE_CHUNK_TOKENS ? max_tok : SAE_CHUNK_TOKENS);
     w->chunk = w->rows_pre;
     w->grad_block = GRAD_BLOCK_TOKENS;
     w->pre = xmalloc(sizeof(float) * (size_t)w->rows_pre * m);

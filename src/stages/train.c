@@ -171,7 +171,7 @@ static int open_data(Train *t) {
 
 // The memory a job holds on each rank while it trains (an estimate): its
 // parameters, gradients and Adam moments, the step's pre-activations
-// (BatchTopK: the whole local batch; otherwise chunks of 2048 tokens) and
+// (BatchTopK: the whole local batch; otherwise chunks, sae.h) and
 // three [tokens, d] buffers of the step.
 static double job_bytes(const Job *j, const FeatureFile *f, int ranks_per_job) {
     const double d = f->d, m = (double)job_latents(j, f->d);
@@ -180,7 +180,7 @@ static double job_bytes(const Job *j, const FeatureFile *f, int ranks_per_job) {
                                                           : (double)j->batch;
     const double tok = ceil(global / ranks_per_job);
     const SaeVariant *v = sae_variant_find(j->variant);
-    const double rows = v && v->select == SEL_BATCHTOPK ? tok : fmin(tok, 2048.0);
+    const double rows = v && v->select == SEL_BATCHTOPK ? tok : fmin(tok, (double)SAE_CHUNK_TOKENS);
     return 4.0 * (4.0 * (2.0 * m * d + m + d) + rows * m + 3.0 * tok * d);
 }
 

@@ -121,7 +121,9 @@ typedef struct {
 
 typedef struct SaeWork SaeWork;
 // Scratch for batches of up to max_tok tokens (BatchTopK holds the batch's
-// pre-activations densely: max_tok * m floats; the others work in chunks).
+// pre-activations densely: max_tok * m floats; the others work in chunks of
+// SAE_CHUNK_TOKENS tokens).
+enum { SAE_CHUNK_TOKENS = 2048 };
 SaeWork *sae_work_create(const SaeConfig *cfg, int max_tok);
 void sae_work_free(SaeWork *w);
 // Tuning (and tests): tokens per encoder GEMM chunk (at most the default,
