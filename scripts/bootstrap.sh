@@ -87,9 +87,9 @@ case "$action" in
     exit "$failed"
     ;;
   demo)
-    # The main job: inputs/demo.yaml end to end (synthetic videos -> pixels
+    # The main job: inputs/demo.yaml end to end (synthetic videos -> motion
     # features -> every SAE variant -> evaluation -> results.md and plots),
-    # about 5 minutes on 2 cores. It ends by printing where the results are.
+    # about 4 minutes on 2 cores. It ends by printing where the results are.
     OMP_NUM_THREADS=${OMP_NUM_THREADS:-$(nproc)} "$BUILD_DIR/stsae" run inputs/demo.yaml
     ;;
   *)

@@ -3,7 +3,8 @@
 
 reference suite: tiny random-weight DINOv2 and VideoMAE checkpoints in Hugging
   Face naming (config.json + a hand-written model.safetensors), and the pixels
-  backbone. Each case writes random pixels to IN.h5, runs the binary and
+  and motion backbones (motion against backbone_ref.motion_forward: full 2-D
+  Gabor kernels, float64). Each case writes random pixels to IN.h5, runs the binary and
   compares every emitted layer with the float64 PyTorch forward of
   tests/ref/backbone_ref.py: max|out - ref| <= 1e-4 * max|ref| per layer; the
   printed token grid and weights digest (FNV-1a of model.safetensors) must
@@ -22,7 +23,7 @@ bad suite: broken checkpoints, configs and inputs; each must exit 1 with one
   dimensions.
 
   /usr/bin/python3 tests/test_backbone.py --stsae build/stsae
-        [--suite reference|bad|all] [--only dinov2,videomae,pixels] [--workdir DIR]
+        [--suite reference|bad|all] [--only dinov2,videomae,pixels,motion] [--workdir DIR]
 
 One line per case, then `N passed, M failed`; exit status 1 on any failure.
 """
@@ -69,12 +70,15 @@ CASES = [
     ("videomae_base", 2, 4, 16, [1, 0], False, "hf"),
     ("videomae_long", 2, 10, 32, [1], True, "hf"),
     ("pixels", 2, 3, 16, [0, 11], False, "hf"),
+    ("motion", 2, 4, 8, [0, 3], False, "hf"),         # patch 4: kernels wider than the frame (mirrored twice)
+    ("motion_p8", 1, 6, 24, [0], False, "hf"),        # patch 8: strides 1, 1, 2
 ]
-PIXEL_PATCH = 4
+# the built-ins' patch side per case model
+BUILTIN_PATCH = {"pixels": 4, "motion": 4, "motion_p8": 8}
 
 
 def family(model):
-    return "pixels" if model == "pixels" else model.split("_")[0]
+    return model.split("_")[0]
 
 
 def run_binary(stsae, model, in_path, out_path, timeout=120):
@@ -124,10 +128,12 @@ def reference_case(index, case, models, stsae, workdir, rng):
     os.makedirs(cdir, exist_ok=True)
     in_path, out_path = os.path.join(cdir, "IN.h5"), os.path.join(cdir, "OUT.h5")
     pixels = rng.standard_normal((clips, T_in, 3, S, S)).astype(np.float32)
-    if model == "pixels":
-        write_input(in_path, pixels, layers, final_norm, pos_interp, patch=PIXEL_PATCH)
-        ref = {l: R.pixels_forward(pixels, PIXEL_PATCH) for l in layers}
-        arg, want = "pixels", {"name": "pixels", "digest": "none"}
+    if model in BUILTIN_PATCH:
+        patch, name = BUILTIN_PATCH[model], family(model)
+        write_input(in_path, pixels, layers, final_norm, pos_interp, patch=patch)
+        fwd = R.pixels_forward if name == "pixels" else R.motion_forward
+        ref = {l: fwd(pixels, patch) for l in layers}
+        arg, want = name, {"name": name, "digest": "none"}
     else:
         mdir, cfg, tensors, digest = models[model]
         write_input(in_path, pixels, layers, final_norm, pos_interp)
@@ -330,6 +336,10 @@ BAD = [
     ("pixels not 5-D", "dinov2", {"input": {"pixels_4d": True}}, ["IN.h5", "'pixels'", "dimensions"]),
     ("NaN pixel", "dinov2", {"input": {"nan": True}}, ["IN.h5", "/pixels", "non-finite"]),
     ("pixels backbone without patch", "pixels", {"input": {}}, ["IN.h5", "'patch'"]),
+    ("motion: odd frame count", "motion", {"input": {"T_in": 3, "patch": 4}}, ["motion backbone", "3 frames", "even"]),
+    ("motion: odd patch", "motion", {"input": {"S": 15, "patch": 5}}, ["motion backbone", "patch = 5", "even"]),
+    ("motion: frame not a patch multiple", "motion", {"input": {"S": 18, "patch": 4}},
+     ["motion backbone", "frame size 18", "patch 4"]),
     ("no such model directory", "missing", {}, ["config.json", "cannot open", "No such file or directory"]),
 ]
 
@@ -352,14 +362,14 @@ def bad_case(index, case, stsae, workdir):
             mut["files"](mdir)
         arg = mdir
     else:
-        arg = "pixels" if model == "pixels" else mdir
+        arg = model if model in BUILTIN_PATCH else mdir
     pixels = np.random.default_rng(index).standard_normal((2, inp["T_in"], 3, inp["S"], inp["S"])).astype(np.float32)
     if inp.get("nan"):
         pixels.flat[pixels.size // 2] = np.nan
     if inp.get("pixels_4d"):
         pixels = pixels[0]
     in_path, out_path = os.path.join(cdir, "IN.h5"), os.path.join(cdir, "OUT.h5")
-    write_input(in_path, pixels, inp["layers"], inp["final_norm"], inp["pos_interp"])
+    write_input(in_path, pixels, inp["layers"], inp["final_norm"], inp["pos_interp"], inp.get("patch"))
     rc, _, stderr = run_binary(stsae, arg, in_path, out_path)
     lines = [ln for ln in stderr.splitlines() if ln.strip()]
     problems = []
@@ -380,7 +390,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--stsae", required=True)
     ap.add_argument("--suite", choices=("reference", "bad", "all"), default="all")
-    ap.add_argument("--only", default="", help="model families of the reference suite: dinov2,videomae,pixels")
+    ap.add_argument("--only", default="", help="model families of the reference suite: dinov2,videomae,pixels,motion")
     ap.add_argument("--workdir", default=None)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
@@ -398,7 +408,7 @@ def main():
 
     if args.suite in ("reference", "all"):
         cases = [c for c in CASES if not only or family(c[0]) in only]
-        models = build_models(workdir, sorted({c[0] for c in cases if c[0] != "pixels"}))
+        models = build_models(workdir, sorted({c[0] for c in cases if c[0] not in BUILTIN_PATCH}))
         rng = np.random.default_rng(args.seed)
         for i, case in enumerate(cases):
             report(*reference_case(i, case, models, stsae, workdir, rng))

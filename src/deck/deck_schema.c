@@ -45,7 +45,7 @@ const DeckKey stsae_schema[] = {
     {"extract.input.k400.videos",   DECK_PATH,      NULL,         NULL,       REQ, NULL},
     {"extract.input.k400.csv",      DECK_PATH,      NULL,         NULL,       REQ, NULL},
     {"extract.input.pixels",        DECK_PATH,      NULL,         NULL,       0, "HDF5 of preprocessed /pixels"},
-    {"extract.backbone",            DECK_PATH,      "pixels",     NULL,       0, "pixels, or a Hugging Face model directory"},
+    {"extract.backbone",            DECK_PATH,      "pixels",     NULL,       0, "pixels, motion, or a Hugging Face model directory"},
     {"extract.layers",              DECK_INT_LIST,  "[11]",       "[0, 1023]", 0, "blocks whose output is saved (0-based)"},
     {"extract.final_norm",          DECK_BOOL,      "false",      NULL,       0, "apply the model's final LayerNorm"},
     {"extract.pos_interp",          DECK_ENUM,      "hf",         "hf|meta",  0, "DINOv2 position-embedding resampling"},

@@ -1,5 +1,5 @@
 // backbone.c — one interface over the feature extractors (backbone.h): the
-// built-in `pixels` backbone and the Hugging Face ViTs, whose configuration
+// built-in `pixels` and `motion` backbones and the Hugging Face ViTs, whose configuration
 // and tensors are read here from the model directory (config.json, the
 // memory-mapped model.safetensors: hf.h) by their Hugging Face names and
 // bound to vit.h's forward pass.
@@ -26,7 +26,8 @@ typedef struct {
 } HfVit;
 
 struct Backbone {
-    HfVit *vit; // NULL: the pixels backbone
+    HfVit *vit; // NULL: a built-in backbone
+    int motion; // the built-in: 0 pixels, 1 motion
     int patch;
 };
 
@@ -215,10 +216,13 @@ int backbone_pos_interp(const char *word, PosInterp *out) {
     return 0;
 }
 
+int backbone_builtin(const char *spec) { return !strcmp(spec, "pixels") || !strcmp(spec, "motion"); }
+
 Backbone *backbone_open(const char *spec, const BackboneOptions *opt) {
     Backbone *bb = xcalloc(1, sizeof(Backbone));
-    if (!strcmp(spec, "pixels")) {
-        if (opt->patch < 1) die("pixels backbone: patch = %d must be >= 1", opt->patch);
+    if (backbone_builtin(spec)) {
+        bb->motion = !strcmp(spec, "motion");
+        if (opt->patch < 1) die("%s backbone: patch = %d must be >= 1", spec, opt->patch);
         bb->patch = opt->patch;
     } else {
         bb->vit = hf_vit_open(spec, opt);
@@ -232,7 +236,9 @@ void backbone_close(Backbone *bb) {
     free(bb);
 }
 
-const char *backbone_name(const Backbone *bb) { return bb->vit ? bb->vit->w.model_type : "pixels"; }
+const char *backbone_name(const Backbone *bb) {
+    return bb->vit ? bb->vit->w.model_type : bb->motion ? "motion" : "pixels";
+}
 const char *backbone_digest(Backbone *bb) { return bb->vit ? hf_digest(bb->vit->hf) : "none"; }
 int backbone_depth(const Backbone *bb) { return bb->vit ? bb->vit->w.depth : 0; }
 
@@ -249,7 +255,8 @@ void backbone_check_layers(const Backbone *bb, const int *layers, int n_layers, 
 }
 
 BackboneShape backbone_shape(const Backbone *bb, int T_in, int S) {
-    return bb->vit ? vit_shape(bb->vit->vit, T_in, S) : pixels_shape(bb->patch, T_in, S);
+    if (bb->vit) return vit_shape(bb->vit->vit, T_in, S);
+    return bb->motion ? motion_shape(bb->patch, T_in, S) : pixels_shape(bb->patch, T_in, S);
 }
 
 void backbone_forward(Backbone *bb, const float *pixels, int clips, int T_in, int S, const int *layers,
@@ -257,6 +264,8 @@ void backbone_forward(Backbone *bb, const float *pixels, int clips, int T_in, in
     backbone_check_layers(bb, layers, n_layers, "backbone_forward");
     if (bb->vit)
         vit_forward(bb->vit->vit, pixels, clips, T_in, S, layers, n_layers, out);
+    else if (bb->motion)
+        motion_forward(bb->patch, pixels, clips, T_in, S, n_layers, out);
     else
         pixels_forward(bb->patch, pixels, clips, T_in, S, n_layers, out);
 }

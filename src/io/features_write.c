@@ -25,6 +25,14 @@
 // disk before its /done marks are written, so that a crash or a full disk in
 // between costs recomputation, never a clip marked done over features that
 // are not there (the marks become durable with the next flush).
+// Dataset writes use independent MPI-IO transfers (every rank still makes
+// every H5Dwrite, with an empty selection when it has nothing): the chunks
+// are allocated when the datasets are made (parallel HDF5 allocates early),
+// so a rank's write touches only its own clips' bytes, and a write that
+// fails (a full disk) fails on that rank and returns. A collective transfer
+// would leave the other ranks inside ROMIO's collective set-view after the
+// write, waiting for the rank that left (seen on a full tmpfs, 3 ranks: a
+// hang until comm_collective_timeout's abort, with no message from them).
 #define _POSIX_C_SOURCE 200809L // unlink
 #include <errno.h>
 #include <stdio.h>
@@ -53,7 +61,7 @@ static void writer_init(FeatureWriter *w, Comm *c, const char *path, const Featu
     w->T = su->T, w->N = su->N, w->d = su->d;
     w->file = w->done = w->failed = -1;
     w->dxpl = H5Pcreate(H5P_DATASET_XFER);
-    H5Pset_dxpl_mpio(w->dxpl, H5FD_MPIO_COLLECTIVE);
+    H5Pset_dxpl_mpio(w->dxpl, H5FD_MPIO_INDEPENDENT);
 }
 
 static hid_t fixed_strings(char **s, int n, size_t *size, char **buf) {

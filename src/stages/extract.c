@@ -3,7 +3,7 @@
 //
 // In:  the deck's extract section, resolved once into ExtractOptions
 //      (options.h; the start-up, stage.h): the clip list (CSV, SSv2, K400, or
-//      an HDF5 of preprocessed /pixels), the backbone ("pixels" or a Hugging
+//      an HDF5 of preprocessed /pixels), the backbone ("pixels", "motion" or a Hugging
 //      Face model directory), the layers, T_in, and optional embeddings to
 //      import.
 // Out: RUN_DIR/<extract.out>, SPEC §3's layout: /features/layer_LL float16
@@ -294,7 +294,7 @@ static void open_backbone(Extract *x) {
     BackboneOptions bo = {o->final_norm, POS_INTERP_HF, o->patch};
     su->pos_interp = o->pos_interp;
     backbone_pos_interp(su->pos_interp, &bo.pos_interp);
-    x->model_dir = strcmp(o->backbone, "pixels") ? path_join(o->run_dir, o->backbone) : strdup("pixels");
+    x->model_dir = backbone_builtin(o->backbone) ? strdup(o->backbone) : path_join(o->run_dir, o->backbone);
     x->bb = backbone_open(x->model_dir, &bo);
     su->backbone = backbone_name(x->bb);
     su->digest = backbone_digest(x->bb);

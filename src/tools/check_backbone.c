@@ -4,7 +4,7 @@
 //
 // IN.h5:  /pixels float32 [clips, T_in, 3, S, S] (normalized); root attributes
 //         layers (integers), final_norm (0/1, default 0), pos_interp ("hf" or
-//         "meta", default "hf"), patch (pixels backbone only).
+//         "meta", default "hf"), patch (the pixels and motion backbones only).
 // OUT.h5: /layer_LL float32 [clips, T, N, d] per requested layer LL.
 // stdout: one line: backbone, weights digest and the token grid.
 #include <hdf5.h>
@@ -33,7 +33,7 @@ int check_backbone_main(int argc, char **argv) {
     if (H5Aexists(f, "pos_interp") > 0) h5_attr_str(f, in_path, "pos_interp", word, sizeof(word));
     if (backbone_pos_interp(word, &opt.pos_interp) != 0)
         die("%s: attribute 'pos_interp' is '%s', expected hf or meta", in_path, word);
-    if (!strcmp(model, "pixels")) {
+    if (backbone_builtin(model)) {
         double p = h5_attr_f64(f, in_path, "patch");
         if (!(p >= 1.0 && p <= 4096.0 && p == floor(p)))
             die("%s: attribute 'patch' must be an integer >= 1", in_path);

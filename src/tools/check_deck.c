@@ -109,16 +109,30 @@ static int extract_shape(const Deck *d, const char *feat, DataShape *s, char *sr
         return key_error(d, "train.layer", err, ecap, msg);
     }
     const char *spec = deck_str(d, "extract.backbone");
-    if (!strcmp(spec, "pixels")) {
+    if (backbone_builtin(spec)) {
         const int64_t p = deck_int(d, "extract.patch"), S = deck_int(d, "extract.image_size");
+        const int motion = !strcmp(spec, "motion");
+        char msg[200];
         if (S % p) {
-            char msg[200];
-            snprintf(msg, sizeof(msg), "%lld px is not a multiple of extract.patch = %lld (the pixels backbone)",
-                     (long long)S, (long long)p);
+            snprintf(msg, sizeof(msg), "%lld px is not a multiple of extract.patch = %lld (the %s backbone)",
+                     (long long)S, (long long)p, spec);
             return key_error(d, "extract.image_size", err, ecap, msg);
         }
-        *s = (DataShape){(int)(3 * p * p), (int)T_in, (int)(S / p), (int)(S / p), -1, src};
-        snprintf(src, scap, "the pixels backbone of the extract section");
+        if (motion && (p < 4 || p % 2)) {
+            snprintf(msg, sizeof(msg), "%lld: the motion backbone needs an even patch >= 4", (long long)p);
+            return key_error(d, "extract.patch", err, ecap, msg);
+        }
+        if (motion && T_in % 2) {
+            snprintf(msg, sizeof(msg), "%lld frames: the motion backbone needs an even count (tubelets of 2)",
+                     (long long)T_in);
+            return key_error(d, "extract.frames", err, ecap, msg);
+        }
+        BackboneOptions bo = {.patch = (int)p};
+        Backbone *bb = backbone_open(spec, &bo);
+        const BackboneShape sh = backbone_shape(bb, (int)T_in, (int)S);
+        backbone_close(bb);
+        *s = (DataShape){sh.d, sh.T, sh.H, sh.W, -1, src};
+        snprintf(src, scap, "the %s backbone of the extract section", spec);
         return 1;
     }
     char *dir = path_join(run_dir, spec), *cfg = path_join(dir, "config.json");

@@ -1,7 +1,7 @@
 """Plain PyTorch reference for the stsae backbones (SPEC section 4,
 reference/backbones.md): DINOv2 and VideoMAE written from their Hugging Face
 definitions with torch.nn.functional only (not transformers), plus the
-`pixels` backbone, a safetensors writer and Hugging Face-style random
+`pixels` and `motion` backbones, a safetensors writer and Hugging Face-style random
 checkpoints.
 
 It is dtype-generic: tests/test_backbone.py runs it in float64 against the
@@ -18,6 +18,7 @@ Main entry points:
   forward(cfg, tensors, pixels, layers, final_norm, pos_interp, dtype)
                                                       -> {layer: [clips, T, N, d]}
   pixels_forward(pixels, patch)                       -> [clips, T, N, 3 p^2]
+  motion_forward(pixels, patch)                       -> [clips, T/2, N, 324]
   fnv1a64(path)                                       -> "fnv1a64:<16 hex>"
 """
 
@@ -303,3 +304,59 @@ def pixels_forward(pixels, patch):
     G = S // patch
     x = x.reshape(clips, T, C, G, patch, G, patch)            # c, gy, ky, gx, kx
     return x.transpose(0, 1, 3, 5, 2, 4, 6).reshape(clips, T, G * G, C * patch * patch)
+
+
+def motion_forward(pixels, patch):
+    """The built-in motion backbone (src/vit/motion.c's definition), written
+    from the definition and not from the C code's structure: each complex
+    Gabor is one full 2-D kernel (not two 1-D passes), applied as a float64
+    convolution at every pixel of the frame padded by np.pad(mode="symmetric"),
+    then read at the sample points; cells are averaged with explicit masks.
+    [clips, T_in, 3, S, S] -> [clips, T_in/2, (S/p)^2, 4 * 81]."""
+    x = np.asarray(pixels, dtype=np.float64)
+    clips, T_in, _, S, _ = x.shape
+    T, G, half = T_in // 2, S // patch, patch // 2
+    Y = 0.299 * x[:, :, 0] + 0.587 * x[:, :, 1] + 0.114 * x[:, :, 2]       # [clips, T_in, S, S]
+    cell = np.arange(S) // half                                             # cell index of a coordinate
+    out = np.zeros((clips, T, G * 2, G * 2, 81))                             # by frame cell (cy, cx)
+    for s in range(3):
+        lam = patch / 4 * 2 ** s
+        sigma = 0.56 * lam
+        h = math.ceil(3 * sigma)
+        st = max(1, math.floor(lam / 4))
+        pos = np.arange(st // 2, S, st)
+        q = np.arange(-h, h + 1)
+        env = np.exp(-q ** 2 / (2 * sigma ** 2))
+        env2 = np.outer(env, env) / env.sum() ** 2                          # [qy, qx]
+        pad = np.pad(Y, ((0, 0), (0, 0), (h, h), (h, h)), mode="symmetric")
+        inp = torch.from_numpy(pad.reshape(-1, 1, S + 2 * h, S + 2 * h))
+        count = np.zeros((G * 2, G * 2))
+        for i in pos:
+            for j in pos:
+                count[cell[i], cell[j]] += 1
+        for o in range(8):
+            th = o * math.pi / 8
+            phase = 2 * math.pi * (q[None, :] * math.cos(th) + q[:, None] * math.sin(th)) / lam
+            k = np.stack([env2 * np.cos(phase), env2 * np.sin(phase)])[:, None]   # [2, 1, qy, qx]
+            r = F.conv2d(inp, torch.from_numpy(k)).numpy().reshape(clips, T_in, 2, S, S)
+            z = r[:, :, 0] + 1j * r[:, :, 1]                                  # [clips, T_in, S, S]
+            z0, z1 = z[:, 0::2][:, :, pos][:, :, :, pos], z[:, 1::2][:, :, pos][:, :, :, pos]
+            cross = (z1 * np.conj(z0)).imag
+            vals = [np.sqrt(np.maximum(cross, 0)), np.sqrt(np.maximum(-cross, 0)), (np.abs(z0) + np.abs(z1)) / 2]
+            for a, i in enumerate(pos):
+                for b, j in enumerate(pos):
+                    for v in range(3):
+                        out[:, :, cell[i], cell[j], (s * 8 + o) * 3 + v] += vals[v][:, :, a, b] / count[cell[i], cell[j]]
+    x0, x1 = x[:, 0::2], x[:, 1::2]                                          # [clips, T, 3, S, S]
+    dv = x1 - x0
+    for c in range(3):
+        for v, val in enumerate([np.maximum(dv[:, :, c], 0), np.maximum(-dv[:, :, c], 0), (x0[:, :, c] + x1[:, :, c]) / 2]):
+            out[..., 72 + c * 3 + v] = val.reshape(clips, T, G * 2, half, G * 2, half).mean(axis=(3, 5))
+    e = out[..., 2:72:3].mean(axis=(2, 3, 4))                               # [clips, T]
+    gain = 1.0 / (e + 1e-3)
+    out[..., :72] *= gain[:, :, None, None, None]
+    for c in range(3):
+        out[..., 72 + c * 3: 72 + c * 3 + 2] *= gain[:, :, None, None, None]
+    # frame cells -> tokens (r, c) of 4 cells (a, b), each 81 features
+    out = out.reshape(clips, T, G, 2, G, 2, 81).transpose(0, 1, 2, 4, 3, 5, 6)
+    return out.reshape(clips, T, G * G, 4 * 81)

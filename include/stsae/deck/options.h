@@ -98,7 +98,7 @@ typedef struct {
     const char *run_dir;
     const char *device;          // "cpu" | "cuda"
     ExtractInput input;
-    const char *backbone;        // "pixels", or a Hugging Face model directory
+    const char *backbone;        // "pixels", "motion", or a Hugging Face model directory
     int *layers, n_layers;       // extract.layers (blocks whose output is saved); owned
     char layers_where[600];      // "FILE:LINE: extract.layers", for the layer check's message
     int final_norm;              // extract.final_norm

@@ -1,5 +1,5 @@
 // backbone.h — the frozen feature extractors of SPEC §4 behind one interface:
-// the built-in `pixels` backbone and the Hugging Face ViTs (DINOv2 per frame,
+// the built-in `pixels` and `motion` backbones and the Hugging Face ViTs (DINOv2 per frame,
 // VideoMAE per clip; reference/backbones.md), each opened from its
 // description (a model directory is read and its weights bound here; the
 // forward passes are vit.h's pure compute), so that `stsae extract` and the
@@ -22,9 +22,14 @@
 //            (t, r, c) is that patch's normalized RGB values in (channel, row,
 //            column) order. It has no blocks: every requested layer index
 //            gets these same tokens, and final_norm has no effect.
+//   motion   T = T_in/2, H = W = S/patch, d = 324: training-free motion-energy
+//            features of each tubelet of 2 frames (oriented Gabor energy, its
+//            direction of motion, brightening/darkening and colour, per
+//            quarter of the patch; defined in vit/motion.c). No blocks, like
+//            pixels; it needs an even T_in and an even patch >= 4.
 //
 // Typical use (stsae extract):
-//   Backbone *bb = backbone_open(deck_value, &opt);  // "pixels" or a model directory
+//   Backbone *bb = backbone_open(deck_value, &opt);  // "pixels", "motion" or a model directory
 //   backbone_check_layers(bb, layers, n_layers, "deck.yaml: extract.layers");
 //   BackboneShape sh = backbone_shape(bb, T_in, S);  // T, H, W, N, d of the feature file
 //   ... backbone_digest(bb) for the file's attributes ...
@@ -48,17 +53,21 @@ typedef struct Backbone Backbone;
 // "hf" or "meta" -> *out; returns 0, or -1 for any other word.
 int backbone_pos_interp(const char *word, PosInterp *out);
 
-// spec: "pixels", or a Hugging Face model directory (config.json with
+// 1 when spec names a built-in backbone ("pixels" or "motion"), read from no
+// directory.
+int backbone_builtin(const char *spec);
+
+// spec: "pixels", "motion", or a Hugging Face model directory (config.json with
 // model_type dinov2 or videomae, and model.safetensors).
 Backbone *backbone_open(const char *spec, const BackboneOptions *opt);
 void backbone_close(Backbone *bb);
 
-const char *backbone_name(const Backbone *bb);   // "pixels", "dinov2" or "videomae"
-const char *backbone_digest(Backbone *bb);       // hf.h's weights digest; "none" for pixels
-int backbone_depth(const Backbone *bb);          // number of blocks (0 for pixels)
+const char *backbone_name(const Backbone *bb);   // "pixels", "motion", "dinov2" or "videomae"
+const char *backbone_digest(Backbone *bb);       // hf.h's weights digest; "none" for the built-ins
+int backbone_depth(const Backbone *bb);          // number of blocks (0 for the built-ins)
 
 // Dies with "<where>: layer ..." unless every layer is a block index in
-// [0, depth) (any index >= 0 for pixels) and no layer repeats; `where` names
+// [0, depth) (any index >= 0 for the built-ins) and no layer repeats; `where` names
 // the source of the list (a deck key, a file).
 void backbone_check_layers(const Backbone *bb, const int *layers, int n_layers, const char *where);
 // The token grid for clips of T_in frames of S x S pixels; dies naming the

@@ -2,7 +2,7 @@
 // file, no MPI, HDF5 or YAML): the Hugging Face ViTs (DINOv2 per frame,
 // VideoMAE per clip; reference/backbones.md §4-§6) over weights that a loader
 // has bound (io/backbone.h reads them from a model directory, memory-mapped),
-// and the built-in `pixels` backbone. Users call backbone.h; the meaning of
+// and the built-in `pixels` and `motion` backbones. Users call backbone.h; the meaning of
 // every shape and option is given there.
 //
 // In:  weights as pointers (VitWeights, not copied: they outlive the Vit),
@@ -22,7 +22,7 @@ typedef enum {
 typedef struct {
     int final_norm;       // 1: apply the model's final LayerNorm to every emitted layer
     PosInterp pos_interp; // DINOv2 position-embedding resampling convention
-    int patch;            // pixels backbone: patch side in pixels (ignored by the ViTs)
+    int patch;            // pixels and motion backbones: patch side in pixels (ignored by the ViTs)
 } BackboneOptions;
 
 typedef struct {
@@ -68,5 +68,10 @@ void vit_forward(Vit *v, const float *pixels, int clips, int T_in, int S, const 
 // patches' normalized RGB values.
 BackboneShape pixels_shape(int patch, int T_in, int S);
 void pixels_forward(int patch, const float *pixels, int clips, int T_in, int S, int n_layers, float *const *out);
+
+// The motion backbone (patch side `patch`, tubelets of 2 frames): every
+// requested layer gets the motion-energy tokens defined in motion.c.
+BackboneShape motion_shape(int patch, int T_in, int S);
+void motion_forward(int patch, const float *pixels, int clips, int T_in, int S, int n_layers, float *const *out);
 
 #endif
