@@ -4,7 +4,8 @@ In:  a run directory as `stsae train / eval / report` leave it (README):
        RUN_DIR/train.yaml             the deck as run
        RUN_DIR/jobs/NAME/model.h5     one trained SAE (src/io/model.c owns the format)
        RUN_DIR/jobs/NAME/eval.h5      its metrics (root attributes) and per-latent arrays
-       RUN_DIR/raw/eval.h5            the raw features' row
+       RUN_DIR/raw/eval.h5            the raw features' row (train.layer; a layer
+                                      analysis adds RUN_DIR/raw_layerL/eval.h5)
        RUN_DIR/results.csv, results.h5  the table of every row (and per_latent/NAME/...)
      and a feature file (SPEC §3: /features/layer_LL [clips, T, N, d] float16).
 Out: numpy arrays, computed as stsae computes them, so that a user's analysis
@@ -192,7 +193,8 @@ class Eval:
 
 
 class Run:
-    """A run directory: jobs(), model(name), eval(name) ('raw' for the raw features),
+    """A run directory: jobs(), model(name), eval(name) ('raw' for the raw features,
+    'raw_layerL' for those of another layer in a layer analysis),
     results() (results.csv) and results_h5() (results.h5)."""
 
     def __init__(self, path):
@@ -210,7 +212,8 @@ class Run:
                       and (not trained_only or os.path.exists(os.path.join(d, n, "model.h5"))))
 
     def job_dir(self, name):
-        return os.path.join(self.path, "raw") if name == "raw" else os.path.join(self.path, "jobs", name)
+        raw = name == "raw" or name.startswith("raw_layer")
+        return os.path.join(self.path, name) if raw else os.path.join(self.path, "jobs", name)
 
     def model(self, name):
         return Model(os.path.join(self.job_dir(name), "model.h5"))

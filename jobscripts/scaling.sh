@@ -44,14 +44,15 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 usage() { sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed -e '$d' -e 's/^# \{0,1\}//'; exit 2; }
 
 # ---- --collect DIR: DIR/points.tsv and the logs -> DIR/scaling.md -----------------------
-# The sums of one log: tokens, wall seconds, jobs (the plan line), and the
+# The sums of one log: tokens, wall seconds, tokens/s (from the unrounded
+# sums: a tiny test run trains in milliseconds), jobs (the plan line), and the
 # stage table's average seconds of data, step, allreduce, optimizer.
 log_sums() {
   awk '
     /^# grid throughput:/ { tok += $4; wall += $8; n++ }
     /^# [0-9]+ jobs on / { jobs = $2 }
     $1 ~ /^(data|step|allreduce|optimizer)$/ && NF == 5 { avg[$1] += $3 }
-    END { if (n) printf "%d %.2f %d %.2f %.2f %.2f %.2f\n", tok, wall, jobs, avg["data"], avg["step"], avg["allreduce"], avg["optimizer"] }
+    END { if (n) printf "%d %.3f %.0f %d %.2f %.2f %.2f %.2f\n", tok, wall, (wall > 0 ? tok / wall : 0), jobs, avg["data"], avg["step"], avg["allreduce"], avg["optimizer"] }
   ' "$1"
 }
 
@@ -77,9 +78,8 @@ collect() {
         echo "| $mode | $n | | | | no result (job $id: failed or not finished; log $log) | | | | | | |"
         continue
       fi
-      read -r tok wall jobs data step ar opt <<<"$sums"
-      local rate
-      rate=$(awk -v t="$tok" -v w="$wall" 'BEGIN { printf "%.0f", (w > 0 ? t / w : 0) }')
+      local tok wall rate jobs data step ar opt
+      read -r tok wall rate jobs data step ar opt <<<"$sums"
       if [ "$mode" != "$base_mode" ]; then base_mode=$mode; base=""; fi
       if [ "$n" = 1 ]; then base=$rate; fi
       local sp="–" ef="–"

@@ -310,6 +310,9 @@ BAD = [
      "extract.image_size", ["multiple of extract.patch"]),
     ("train.layer not among extract.layers", PIX + "  layers: [0, 1]\ntrain:\n  layer: 11   #<-\n  expansion: 1\n"
      "  k: 8\n  k_aux: 8\n" + GRID, [], "train.layer", ["extract.layers"]),
+    ("a grid layer not among extract.layers", PIX + "  layers: [0, 1]\ntrain:\n  layer: 1\n  expansion: 1\n"
+     "  k: 8\n  k_aux: 8\n  grid:\n    - {variant: standard, layer: [0, 3]}   #<-\n", [], "train.grid[0].layer",
+     ["job standard_layer3_seed0", "layer 3 is not among the layers of", "extract section"]),
 ]
 
 

@@ -336,7 +336,7 @@ static void check_case(const char *what, int n_over, char **over, DataShape s, c
 
 static void test_jobs_check(void) {
     // 9 training clips of T x H x W = 3 x 2 x 2 tokens of d = 8: m = 16, 108 tokens, 45 pairs an epoch
-    const DataShape s = {8, 3, 2, 2, 9, "f.h5"};
+    const DataShape s = {8, 3, 2, 2, 9, "f.h5", NULL, 0};
     check_case("every job fits the data", 0, NULL, s, NULL);
     char *k17[] = {"train.k=17"};
     check_case("k > m", 1, k17, s, "command line: train.k=17: train.k: job standard_seed0: k = 17 exceeds the m = 16 latents (expansion 2 x d 8 of f.h5)");
@@ -350,7 +350,7 @@ static void test_jobs_check(void) {
     check_case("a grid entry's own k is the key named", 1, gk, s,
                "command line: train.grid[2].k=[4, 32]: train.grid[2].k: job separate_lambda0.1_k32_seed0: k = 32 exceeds "
                "the m = 16 latents (expansion 2 x d 8 of f.h5)");
-    const DataShape wide = {4000000, 3, 2, 2, 9, "f.h5"};
+    const DataShape wide = {4000000, 3, 2, 2, 9, "f.h5", NULL, 0};
     char *big[] = {"train.expansion=1024"};
     check_case("m = expansion x d beyond an int", 1, big, wide,
                "command line: train.expansion=1024: train.expansion: job standard_seed0: m = expansion x d = 1024 x "
@@ -363,20 +363,20 @@ static void test_jobs_check(void) {
     check_case("+M: m_h = 0", 1, hf0, s,
                "command line: train.grid[1].high_frac=0.03: train.grid[1].high_frac: job temporal+M_lambda0.1_high_frac0.03_seed0: "
                "high_frac 0.03 of m = 16 latents gives a high-level group of m_h = 0; +M needs 1 <= m_h < m");
-    const DataShape t1 = {8, 1, 2, 2, 100, "f.h5"};
+    const DataShape t1 = {8, 1, 2, 2, 100, "f.h5", NULL, 0};
     check_case("T = 1 with a temporal term", 0, NULL, t1,
                "%s:13: train.grid[1].variant: job temporal+M_lambda0.1_high_frac0.2_seed0: variant temporal+M compares "
                "time steps and needs clips of T >= 2 (f.h5 has T = 1)");
-    const DataShape w1 = {8, 3, 4, 1, 9, "f.h5"};
+    const DataShape w1 = {8, 3, 4, 1, 9, "f.h5", NULL, 0};
     check_case("W = 1 for separate", 0, NULL, w1,
                "%s:14: train.grid[2].variant: job separate_lambda0.1_seed0: variant separate compares right neighbours "
                "and needs W >= 2 patches per row (f.h5 has W = 1)");
-    const DataShape tn2 = {8, 2, 1, 1, 100, "f.h5"};
+    const DataShape tn2 = {8, 2, 1, 1, 100, "f.h5", NULL, 0};
     char *no_sep[] = {"train.grid[2].variant=temporal"};
     check_case("raster: T x N = 2 holds no pair", 1, no_sep, tn2,
                "%s:15: train.grid[3].variant: job raster_lambda0.1_seed0: clips of T x H x W = 2 tokens hold no raster "
                "pair (f.h5; needs at least 3)");
-    const DataShape huge = {8, 16, 64, 64, 100000, "f.h5"};
+    const DataShape huge = {8, 16, 64, 64, 100000, "f.h5", NULL, 0};
     char *bc[] = {"train.batch_clips=65536"};
     check_case("clip batch tokens beyond an int", 1, bc, huge,
                "command line: train.batch_clips=65536: train.batch_clips: job temporal+M_lambda0.1_high_frac0.2_seed0: "
@@ -385,7 +385,7 @@ static void test_jobs_check(void) {
     check_case("clip batch > training clips", 1, bc10, s,
                "command line: train.batch_clips=10: train.batch_clips: job temporal+M_lambda0.1_high_frac0.2_seed0: a "
                "batch of 10 clips exceeds the 9 training clips of f.h5");
-    const DataShape unknown = {8, 3, 2, 2, -1, "the extract section"};
+    const DataShape unknown = {8, 3, 2, 2, -1, "the extract section", NULL, 0};
     check_case("training clips unknown: not checked", 1, bc10, unknown, NULL);
     char *bt[] = {"train.batch_tokens=109"};
     check_case("no full batch of tokens in the epochs", 1, bt, s,
@@ -635,7 +635,7 @@ static void test_variant_lists(void) {
                             "  batch_clips: 9\n  batch_pairs: 45\n  seeds: [0]\n  grid:\n"
                             "    - {variant: [temporal, separate, raster], lambda: 0.1}\n";
     l = expand_text("w1.yaml", w1, &d, err, sizeof(err));
-    const DataShape narrow = {8, 3, 4, 1, 9, "f.h5"};
+    const DataShape narrow = {8, 3, 4, 1, 9, "f.h5", NULL, 0};
     char want[1600];
     snprintf(want, sizeof(want),
              "%s/w1.yaml:12: train.grid[0].variant[1]: job separate_lambda0.1_seed0: variant separate compares right "

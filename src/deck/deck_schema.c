@@ -62,7 +62,7 @@ const DeckKey stsae_schema[] = {
 
     {"train",                       DECK_MAP,       NULL,         NULL,       0, "stage: every SAE of the grid"},
     {"train.features",              DECK_PATH,      "features.h5", NULL,      0, NULL},
-    {"train.layer",                 DECK_INT,       "11",         "[0, 1023]", 0, NULL},
+    {"train.layer",                 DECK_INT,       "11",         "[0, 1023]", 0, "the feature file's layer of jobs that set none (and of the raw row)"},
     {"train.expansion",             DECK_INT,       "8",          "[1, 1024]", 0, "m = expansion * d"},
     {"train.k",                     DECK_INT,       "64",         "[1, 65536]", 0, "kept latents per token (TopK)"},
     {"train.k_aux",                 DECK_INT,       "512",        "[0, 65536]", 0, "AuxK latents (0: AuxK off)"},
@@ -104,6 +104,7 @@ const DeckKey stsae_schema[] = {
     {"train.grid.T_s",              DECK_NUM_LIST,  NULL,         "> 0",      0, NULL},
     {"train.grid.k",                DECK_INT_LIST,  NULL,         "[1, 65536]", 0, NULL},
     {"train.grid.expansion",        DECK_INT_LIST,  NULL,         "[1, 1024]", 0, NULL},
+    {"train.grid.layer",            DECK_INT_LIST,  NULL,         "[0, 1023]", 0, "layers of the feature file (the layer analysis)"},
     {"train.grid.alpha",            DECK_NUM_LIST,  NULL,         ">= 0",     0, NULL},
     {"train.grid.beta",             DECK_NUM_LIST,  NULL,         ">= 0",     0, NULL},
     {"train.grid.lr",               DECK_NUM_LIST,  NULL,         "> 0",      0, NULL},

@@ -28,18 +28,23 @@
 
 // The values a grid entry may set (its axes), with train-level defaults, and
 // the variants they apply to (the variant table's SAE_USES_*; 0: every variant).
-enum { K_LAMBDA, K_LAMBDA_T, K_LAMBDA_S, K_TAU, K_HIGH_FRAC, K_T_S, K_ALPHA, K_BETA, K_LR, K_K, K_EXPANSION, N_KNOB };
-static const char *const KNOB[N_KNOB] = {"lambda", "lambda_t", "lambda_s", "tau", "high_frac", "T_s",
-                                         "alpha",  "beta",     "lr",       "k",   "expansion"};
+enum {
+    K_LAMBDA, K_LAMBDA_T, K_LAMBDA_S, K_TAU, K_HIGH_FRAC, K_T_S, K_ALPHA, K_BETA, K_LR, K_K, K_EXPANSION, K_LAYER,
+    N_KNOB
+};
+static const char *const KNOB[N_KNOB] = {"lambda", "lambda_t", "lambda_s", "tau",       "high_frac", "T_s",
+                                         "alpha",  "beta",     "lr",       "k",         "expansion", "layer"};
 static const unsigned KNOB_USES[N_KNOB] = {SAE_USES_LAMBDA,    SAE_USES_LAMBDA_T, SAE_USES_LAMBDA_S, SAE_USES_TAU,
                                            SAE_USES_HIGH_FRAC, SAE_USES_T_S,      SAE_USES_ALPHA,    SAE_USES_BETA,
-                                           0,                  0,                 0};
+                                           0,                  0,                 0,                 0};
 
-// Train-level values every job shares that shape the trained SAE (in the hash).
-static const char *const SHARED[] = {"features",   "layer",      "dead_tokens", "warmup_frac",
-                                     "adam_beta1", "adam_beta2", "adam_eps",    "epochs",
-                                     "max_steps",  "streams",    "mix_clips",   "scale_sample",
-                                     "theta_decay"};
+// Train-level values every job shares that shape the trained SAE (in the
+// hash), around the job's layer (train.layer, or its grid entry's): the
+// canonical text reads "... features=F layer=L dead_tokens=...".
+static const char *const SHARED_HEAD[] = {"features"};
+static const char *const SHARED_TAIL[] = {"dead_tokens", "warmup_frac", "adam_beta1",   "adam_beta2", "adam_eps",
+                                          "epochs",      "max_steps",   "streams",      "mix_clips",  "scale_sample",
+                                          "theta_decay"};
 
 typedef struct {
     const Deck *d;
@@ -49,7 +54,7 @@ typedef struct {
     double base[N_KNOB]; // train-level values (NAN: none)
     int k_aux;
     int64_t batch[3];    // by JobBatch
-    char shared[CANON_CAP];
+    char shared_head[CANON_CAP], shared_tail[CANON_CAP];
 } Ctx;
 
 static int jfail(Ctx *c, const char *key, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -92,6 +97,17 @@ static int uses(const SaeVariant *v, int knob) { return !KNOB_USES[knob] || sae_
 
 static void num(char *buf, double v) { deck_format_num(v, buf, 32); }
 
+// " key=value" for each train-level key (value "-" when absent) into out[CANON_CAP].
+static void shared_text(const Deck *d, const char *const *keys, size_t n_keys, char *out) {
+    size_t n = 0;
+    out[0] = 0;
+    for (size_t i = 0; i < n_keys; i++) {
+        char key[64];
+        snprintf(key, sizeof(key), "train.%s", keys[i]);
+        n += (size_t)snprintf(out + n, CANON_CAP - n, " %s=%s", keys[i], deck_has(d, key) ? deck_str(d, key) : "-");
+    }
+}
+
 static void base_values(Ctx *c) {
     const Deck *d = c->d;
     for (int i = 0; i < N_KNOB; i++) {
@@ -103,13 +119,8 @@ static void base_values(Ctx *c) {
     c->batch[BATCH_TOKENS] = deck_int(d, "train.batch_tokens");
     c->batch[BATCH_CLIPS] = deck_int(d, "train.batch_clips");
     c->batch[BATCH_PAIRS] = deck_int(d, "train.batch_pairs");
-    size_t n = 0;
-    for (size_t i = 0; i < sizeof(SHARED) / sizeof(*SHARED); i++) {
-        char key[64];
-        snprintf(key, sizeof(key), "train.%s", SHARED[i]);
-        n += (size_t)snprintf(c->shared + n, sizeof(c->shared) - n, " %s=%s", SHARED[i],
-                              deck_has(d, key) ? deck_str(d, key) : "-");
-    }
+    shared_text(d, SHARED_HEAD, sizeof(SHARED_HEAD) / sizeof(*SHARED_HEAD), c->shared_head);
+    shared_text(d, SHARED_TAIL, sizeof(SHARED_TAIL) / sizeof(*SHARED_TAIL), c->shared_tail);
 }
 
 // Every value of a job from its knobs, by its variant's row (jobs.h).
@@ -132,6 +143,7 @@ static void resolve(const Ctx *c, const SaeVariant *v, const double *kv, Job *j)
     j->k = (int)kv[K_K];
     j->expansion = (int)kv[K_EXPANSION];
     j->lr = kv[K_LR];
+    j->layer = (int)kv[K_LAYER];
     j->batch_kind = sae_variant_batch(v, j->lambda_t);
     j->batch = c->batch[j->batch_kind];
     j->cost = j->expansion * (contrastive ? v->cost_nce : 1.0) * v->cost;
@@ -146,9 +158,10 @@ static void canonical(const Ctx *c, Job *j) {
     char buf[2 * CANON_CAP];
     snprintf(buf, sizeof(buf),
              "variant=%s lambda_t=%s lambda_s=%s lambda_r=%s tau=%s high_frac=%s T_s=%s k=%d k_aux=%d "
-             "expansion=%d alpha=%s beta=%s lr=%s seed=%lld batch=%lld_%s%s",
+             "expansion=%d alpha=%s beta=%s lr=%s seed=%lld batch=%lld_%s%s layer=%d%s",
              j->variant, lt, ls, lr_, tau, hf, ts, j->k, j->k_aux, j->expansion, al, be, lr,
-             (long long)j->seed, (long long)j->batch, batch_name[j->batch_kind], c->shared);
+             (long long)j->seed, (long long)j->batch, batch_name[j->batch_kind], c->shared_head, j->layer,
+             c->shared_tail);
     j->canon = memcpy(xmalloc(strlen(buf) + 1), buf, strlen(buf) + 1);
     j->hash = job_hash_text(j->canon);
 }
@@ -384,6 +397,11 @@ static int check_job(Ctx *c, const Job *j, const DataShape *s) {
     const char *n = j->name;
     variant_key(c, j, var, sizeof(var));
     const int64_t m = job_latents(j, s->d), tn = (int64_t)s->T * s->H * s->W;
+    int has_layer = !s->layers;
+    for (int l = 0; l < s->n_layers && !has_layer; l++) has_layer = s->layers[l] == j->layer;
+    if (!has_layer)
+        return jfail(c, knob_key(c, j, "layer", key, sizeof(key)), "job %s: layer %d is not among the layers of %s",
+                     n, j->layer, s->source);
     if (m > INT_MAX)
         return jfail(c, knob_key(c, j, "expansion", key, sizeof(key)),
                      "job %s: m = expansion x d = %d x %d = %lld latents is more than %d", n, j->expansion, s->d,

@@ -20,7 +20,6 @@ int train_options_resolve(const Deck *d, int n_ranks, TrainOptions *o, char *err
     o->run_dir = deck_str(d, "run_dir");
     o->device = deck_str(d, "device");
     o->features = deck_str(d, "train.features");
-    o->layer = (int)deck_int(d, "train.layer");
     o->ranks_per_job = (int)deck_int(d, "train.ranks_per_job");
     o->lockstep = (int)deck_int(d, "train.lockstep");
     o->lockstep_gb = deck_num(d, "train.lockstep_gb");

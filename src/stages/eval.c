@@ -5,8 +5,12 @@
 // attribute, reason), once every rank's items are through.
 //
 // The deck is read once (stage.h's start-up, with the eval section's defaults
-// where the deck has none) into EvalOptions (options.h). eval_main reads as
-// its steps (start, options, feature file, labels and embeddings, items);
+// where the deck has none) into EvalOptions (options.h). The feature file is
+// read one layer at a time: train.layer with its raw row RUN_DIR/raw, then
+// each other layer a job trains on (the layer analysis: `layer` in the grid)
+// with its raw row RUN_DIR/raw_layerL; every row records its `layer`.
+// eval_main reads as its steps (start, options, then per layer: feature
+// file, labels and embeddings, items);
 // eval_job as the parts of one job's evaluation (model, clips encoded, token
 // metrics, clip metrics, probes, ablation, smoothing, retrieval, the job's
 // description, eval.h5), each a function below; one cleanup each.
@@ -218,7 +222,7 @@ static void column_means(const float *V, int n, int m, float *out) {
 // The raw features as a row of their own: lag-1 over the d channels, the
 // clip-level metrics over channels, probe and retrieval. 0, or -1 with err
 // (writing eval.h5 failed).
-static int eval_raw(const Eval *ev, const char *path, char *err, size_t cap) {
+static int eval_raw(const Eval *ev, const char *name, const char *path, char *err, size_t cap) {
     const int T = ev->f.T, N = ev->f.N, d = ev->f.d, tn = T * N;
     uint16_t *h = xmalloc(sizeof(uint16_t) * (size_t)tn * d);
     float *x = xmalloc(sizeof(float) * (size_t)tn * d);
@@ -236,6 +240,7 @@ static int eval_raw(const Eval *ev, const char *path, char *err, size_t cap) {
     }
     Row row = {.n = 0};
     double *rho = xmalloc(sizeof(double) * (size_t)d), *ms = xmalloc(sizeof(double) * (size_t)d), frac;
+    put(&row, "layer", ev->f.layer);
     put(&row, "lag1", lag1_finish(&l, rho, &frac));
     put(&row, "frac_lag1_below_0.3", frac);
     uint8_t *live = xmalloc((size_t)d);
@@ -249,7 +254,7 @@ static int eval_raw(const Eval *ev, const char *path, char *err, size_t cap) {
     put(&row, "r_at_5", r5);
     float *mv = xmalloc(sizeof(float) * (size_t)d);
     column_means(Xte, ev->n_test, d, mv);
-    const int rc = write_eval(path, &row, "raw", "raw", d, rho, ms, top, mv, NULL, 0, NULL, NULL, NULL, NULL,
+    const int rc = write_eval(path, &row, name, "raw", d, rho, ms, top, mv, NULL, 0, NULL, NULL, NULL, NULL,
                               ev->text_from, err, cap);
     lag1_free(&l);
     free(h), free(x), free(Xtr), free(Xte), free(rho), free(ms), free(live), free(top), free(mv);
@@ -303,6 +308,8 @@ static void load_model(JobEval *je, const char *model_path) {
     const Eval *ev = je->ev;
     je->params = model_load(model_path, &je->cfg, &je->info);
     if (je->cfg.d != ev->f.d) die("%s: d = %d, the features %d", model_path, je->cfg.d, ev->f.d);
+    if (je->info.layer != ev->f.layer)
+        die("%s: trained on layer %d, job %s is of layer %d", model_path, je->info.layer, je->job->name, ev->f.layer);
     if (je->info.hash != je->job->hash)
         die("%s: trained for another version of job %s (hash); retrain or move it away", model_path, je->job->name);
     sae_carve(je->params, &je->cfg, &je->p);
@@ -399,6 +406,7 @@ static void token_metrics(JobEval *je) {
     const int d = je->d, m = je->m;
     Row *row = &je->row;
     const double n_tok = (double)ev->n_test * je->tn;
+    put(row, "layer", ev->f.layer);
     put(row, "r2", r2_sum_value(&je->r2));
     // clip-pooled R^2 on the clip means (original space)
     put(row, "r2_clip", r2_rows(je->Xte, je->P[1].R, ev->n_test, d));
@@ -611,12 +619,26 @@ static int resolve_options(Eval *ev) {
     return stage_agree(&ev->st, ok) ? 0 : -1;
 }
 
-// The feature file the jobs trained on, with training and test clips
-// (agreed). 0, or -1.
-static int open_features(Eval *ev) {
+// The layers evaluated: train.layer first (its raw row is `raw`), then every
+// other layer a job trains on, in grid order (raw rows `raw_layerL`). Returns
+// how many (out: room for jobs + 1).
+static int eval_layers(const EvalOptions *o, int *out) {
+    int n = 0;
+    out[n++] = o->layer;
+    for (int i = 0; i < o->jobs->n; i++) {
+        int seen = 0;
+        for (int l = 0; l < n && !seen; l++) seen = out[l] == o->jobs->job[i].layer;
+        if (!seen) out[n++] = o->jobs->job[i].layer;
+    }
+    return n;
+}
+
+// Layer `layer` of the feature file the jobs trained on, with training and
+// test clips (agreed). 0, or -1.
+static int open_features(Eval *ev, int layer) {
     Stage *st = &ev->st;
     ev->feat_path = path_join(ev->opt.run_dir, ev->opt.features);
-    ev->f_open = features_open(&ev->f, ev->feat_path, ev->opt.layer, st->err, sizeof(st->err)) == 0;
+    ev->f_open = features_open(&ev->f, ev->feat_path, layer, st->err, sizeof(st->err)) == 0;
     if (!stage_agree(st, ev->f_open)) return -1;
     ev->n_train = features_clips(&ev->f, 0, &ev->train);
     ev->n_test = features_clips(&ev->f, 1, &ev->test);
@@ -651,28 +673,37 @@ static void read_labels(Eval *ev) {
     clip_embeddings(ev);
 }
 
-// Item 0 (raw) or job item-1: evaluated unless its eval.h5 exists (skipped)
-// or it has no model (missing). 0, or -1 with werr (a failed write).
+// The raw row of the open layer: its name (`raw` for train.layer, else
+// `raw_layerL`), which is also its directory under run_dir.
+static void raw_name(const Eval *ev, char *name, size_t cap) {
+    if (ev->f.layer == ev->opt.layer) snprintf(name, cap, "raw");
+    else snprintf(name, cap, "raw_layer%d", ev->f.layer);
+}
+
+// Item -1 (the open layer's raw row) or job `item`: evaluated unless its
+// eval.h5 exists (skipped) or it has no model (missing). 0, or -1 with werr
+// (a failed write).
 static int eval_item(Eval *ev, int item, const char *raw_dir, int *done_here, int *skipped, int *missing,
                      char *werr, size_t cap) {
     const JobList *jobs = ev->opt.jobs;
-    char *dir = item == 0 ? strdup(raw_dir) : NULL;
-    if (item > 0) {
+    char *dir = item < 0 ? strdup(raw_dir) : NULL, raw[64];
+    if (item >= 0) {
         char *jd = path_join(ev->opt.run_dir, "jobs");
-        dir = path_join(jd, jobs->job[item - 1].name);
+        dir = path_join(jd, jobs->job[item].name);
         free(jd);
     }
     char *out = path_join(dir, "eval.h5"), *model = path_join(dir, "model.h5");
-    const char *name = item == 0 ? "raw" : jobs->job[item - 1].name;
+    raw_name(ev, raw, sizeof(raw));
+    const char *name = item < 0 ? raw : jobs->job[item].name;
     int failed = 0;
     if (access(out, F_OK) == 0) {
         (*skipped)++;
-    } else if (item > 0 && access(model, F_OK) != 0) {
+    } else if (item >= 0 && access(model, F_OK) != 0) {
         printf("eval: %s: not trained (no %s); skipped\n", name, model);
         (*missing)++;
     } else {
         const double t1 = wall_time();
-        failed = (item == 0 ? eval_raw(ev, out, werr, cap) : eval_job(ev, &jobs->job[item - 1], model, out, werr, cap)) != 0;
+        failed = (item < 0 ? eval_raw(ev, raw, out, werr, cap) : eval_job(ev, &jobs->job[item], model, out, werr, cap)) != 0;
         if (!failed) {
             (*done_here)++;
             printf("eval [rank %d]: %s in %.1f s -> %s\n", ev->st.rank, name, wall_time() - t1, out);
@@ -683,20 +714,24 @@ static int eval_item(Eval *ev, int item, const char *raw_dir, int *done_here, in
     return failed ? -1 : 0;
 }
 
-// The items: raw, then every trained job; dealt round-robin over the ranks.
-// A rank whose write fails (a full disk) stops its items; the others learn it
-// when theirs are through, and every rank exits 1 naming the file and the
-// reason (the items whose eval.h5 exists stay done). The exit status.
+// The open layer's items: its raw row, then every trained job of that
+// layer; dealt round-robin over the ranks. A rank whose write fails (a full
+// disk) stops its items; the others learn it when theirs are through, and
+// every rank exits 1 naming the file and the reason (the items whose eval.h5
+// exists stay done). The exit status.
 static int run_items(Eval *ev) {
     Stage *st = &ev->st;
-    char *raw_dir = path_join(ev->opt.run_dir, "raw");
+    char raw[64];
+    raw_name(ev, raw, sizeof(raw));
+    char *raw_dir = path_join(ev->opt.run_dir, raw);
     char werr[COMM_MSG_MAX] = "";
     int ok = st->rank != 0 || path_mkdirs(raw_dir, werr, sizeof(werr)) == 0;
     int failed = !comm_agree_msg(st->world, ok, werr, sizeof(werr), 0);
     const double t0 = wall_time();
     int done_here = 0, skipped = 0, missing = 0;
-    for (int item = 0; item <= ev->opt.jobs->n && !failed; item++) {
-        if (item % st->size != st->rank) continue;
+    for (int item = -1, k = 0; item < ev->opt.jobs->n && !failed; item++) {
+        if (item >= 0 && ev->opt.jobs->job[item].layer != ev->f.layer) continue;
+        if (k++ % st->size != st->rank) continue;
         failed = eval_item(ev, item, raw_dir, &done_here, &skipped, &missing, werr, sizeof(werr)) != 0;
     }
     free(raw_dir);
@@ -708,16 +743,25 @@ static int run_items(Eval *ev) {
     int counts[3] = {done_here, skipped, missing};
     comm_allreduce(st->world, counts, 3, COMM_I32, COMM_SUM, NULL);
     if (st->rank == 0)
-        printf("eval: %d items evaluated, %d already done, %d jobs not trained, in %.1f s on %d ranks\n", counts[0],
-               counts[1], counts[2], wall_time() - t0, st->size);
+        printf("eval: layer %d: %d items evaluated, %d already done, %d jobs not trained, in %.1f s on %d ranks\n",
+               ev->f.layer, counts[0], counts[1], counts[2], wall_time() - t0, st->size);
     return 0;
+}
+
+// Frees what open_features and read_labels made for one layer.
+static void close_layer(Eval *ev) {
+    free(ev->feat_path);
+    free(ev->train), free(ev->test), free(ev->y_train), free(ev->y_test), free(ev->E), free(ev->text);
+    if (ev->f_open) features_close(&ev->f);
+    ev->feat_path = NULL, ev->f_open = 0;
+    ev->train = ev->test = ev->y_train = ev->y_test = NULL;
+    ev->E = ev->text = NULL;
+    ev->text_from = NULL;
 }
 
 // Frees what eval_main made, whichever step it stopped at.
 static void eval_cleanup(Eval *ev) {
-    free(ev->feat_path);
-    free(ev->train), free(ev->test), free(ev->y_train), free(ev->y_test), free(ev->E), free(ev->text);
-    if (ev->f_open) features_close(&ev->f);
+    close_layer(ev);
     if (ev->have_opt) eval_options_free(&ev->opt);
     stage_finish(&ev->st);
 }
@@ -728,9 +772,19 @@ int eval_main(int argc, char **argv) {
     if (rc) goto out;
     rc = 1;
     if (resolve_options(ev)) goto out;
-    if (open_features(ev)) goto out;
-    read_labels(ev);
-    rc = run_items(ev);
+    int *layers = xmalloc(sizeof(int) * (size_t)(ev->opt.jobs->n + 1));
+    const int n_layers = eval_layers(&ev->opt, layers);
+    for (int l = 0; l < n_layers; l++) { // one layer of the feature file open at a time
+        if (open_features(ev, layers[l])) {
+            rc = 1;
+            break;
+        }
+        read_labels(ev);
+        rc = run_items(ev);
+        close_layer(ev);
+        if (rc) break;
+    }
+    free(layers);
 out:
     eval_cleanup(ev);
     free(ev);

@@ -1,12 +1,13 @@
 // report.c — `stsae report RUN_DIR` (SPEC §6): the evaluations of a run
 // gathered into results.h5, results.csv and results.md, then the plots.
 //
-// In:  RUN_DIR/raw/eval.h5 and RUN_DIR/jobs/*/eval.h5 (eval.h), in the order of
+// In:  RUN_DIR/raw/eval.h5 (raw_layerL/eval.h5 for each other layer the jobs
+//      train on) and RUN_DIR/jobs/*/eval.h5 (eval.h), in the order of
 //      the grid of RUN_DIR/train.yaml (the deck as trained, read once into
 //      ReportOptions, options.h: the jobs, the feature file, the clip list
 //      for the montages); an eval.h5 of another format_version than eval.h's
 //      is refused (none: version 1).
-// Out: results.csv: one row per job and one `raw` row; the columns of SPEC §6
+// Out: results.csv: one row per job and one `raw` row per layer; the columns of SPEC §6
 //      first, in its order, then every further metric (smoothing, retrieval of
 //      reconstructions, lambda_s, T_s), empty where a metric does not apply.
 //      results.h5: /columns, /rows (job names), /variants, /table [rows, cols]
@@ -16,8 +17,10 @@
 //      clip (timeline [T, 8], timeline_latents). results.md: the paper's four
 //      findings checked on the run (findings.h), the paper's tables 1-6
 //      (mean ± std over seeds of each configuration) and the reconstruction /
-//      coherence frontier. Then `analysis/plots.py RUN_DIR` draws the PNGs
-//      (skipped with a note where Python or matplotlib is missing).
+//      coherence frontier; with several layers, those are of train.layer's
+//      configurations and a last table compares the layers. Then
+//      `analysis/plots.py RUN_DIR` draws the PNGs (skipped with a note where
+//      Python or matplotlib is missing).
 // Under MPI, rank 0 writes the report and every rank exits with its status.
 // Every file is written under a temporary name, synced and renamed, every
 // return checked (paths.h, h5io.h): a full disk leaves no half file under a
@@ -392,20 +395,69 @@ static int best_per_variant(const Table *t, const Config *c, int nc, const char 
     return n;
 }
 
-// results.md; 0, or -1 with the file and the reason in err.
-static int write_md(const Table *t, const char *path, const char *run_dir, char *err, size_t cap) {
+// A configuration's layer (NAN: its eval.h5 predates the column).
+static double layer_of(const Table *t, const Config *c) { return get(t, c->rows[0], "layer"); }
+
+// The distinct layers of the configurations, ascending, into out; how many.
+static int layers_of(const Table *t, const Config *c, int nc, int *out) {
+    int n = 0;
+    for (int i = 0; i < nc; i++) {
+        const double l = layer_of(t, &c[i]);
+        int seen = isnan(l);
+        for (int q = 0; q < n && !seen; q++) seen = out[q] == (int)l;
+        if (seen) continue;
+        int q = n++;
+        for (; q > 0 && out[q - 1] > (int)l; q--) out[q] = out[q - 1];
+        out[q] = (int)l;
+    }
+    return n;
+}
+
+// The layer analysis (a run whose jobs train on several layers): every
+// configuration, layer by layer (its raw row first).
+static void write_layer_table(FILE *fp, const Table *t, const Config *c, int nc, const int *layers, int nl) {
+    static const char *const tl[] = {"layer", "r2", "lag1", "ms", "probe", "r_at_1"};
+    fprintf(fp, "\n## Layers: the raw features and every configuration at each layer\n\n");
+    header(fp, "configuration", tl, 6);
+    int *at = xmalloc(sizeof(int) * (size_t)(nc ? nc : 1));
+    for (int q = 0; q < nl; q++) {
+        int n = 0;
+        for (int i = 0; i < nc; i++)
+            if (layer_of(t, &c[i]) == layers[q]) at[n++] = i;
+        table_rows(fp, t, c, at, n, tl, 6);
+    }
+    free(at);
+}
+
+// results.md; 0, or -1 with the file and the reason in err. With several
+// layers, the findings and tables 1-6 are of main_layer's configurations
+// (train.layer: the paper's main results are of one layer) and a last table
+// compares the layers.
+static int write_md(const Table *t, const char *path, const char *run_dir, int main_layer, char *err, size_t cap) {
     char tmp[4200];
     FILE *fp = path_tmp_open(path, tmp, sizeof(tmp), err, cap);
     if (!fp) return -1;
-    Config *c = xmalloc(sizeof(Config) * 512);
-    const int nc = configs_of(t, c, 512);
+    Config *every = xmalloc(sizeof(Config) * 512), *c = xmalloc(sizeof(Config) * 512);
+    const int n_every = configs_of(t, every, 512);
+    int layers[512];
+    const int nl = layers_of(t, every, n_every, layers);
+    int nc = 0;
+    for (int i = 0; i < n_every; i++)
+        if (nl < 2 || layer_of(t, &every[i]) == main_layer) c[nc++] = every[i];
     int *best = xmalloc(sizeof(int) * 512), *all = xmalloc(sizeof(int) * 512);
     const int nb = best_per_variant(t, c, nc, "probe", best);
     for (int i = 0; i < nc; i++) all[i] = i;
     fprintf(fp, "# stsae results: %s\n\n%d rows (%d configurations; mean ± std over seeds). Columns as in "
                 "results.csv; SPEC §2 defines every metric. Per variant, the configuration with the best probe "
-                "accuracy stands for it in tables 1-5.\n\n",
-            run_dir, t->n_rows, nc);
+                "accuracy stands for it in tables 1-5.",
+            run_dir, t->n_rows, n_every);
+    if (nl > 1) {
+        fprintf(fp, " The jobs train on %d layers (", nl);
+        for (int q = 0; q < nl; q++) fprintf(fp, "%s%d", q ? ", " : "", layers[q]);
+        fprintf(fp, "): the findings and tables 1-6 are of layer %d (train.layer), the last table compares the "
+                    "layers.", main_layer);
+    }
+    fprintf(fp, "\n\n");
     ConfigSummary *sum = xmalloc(sizeof(ConfigSummary) * (size_t)(nc ? nc : 1));
     for (int i = 0; i < nc; i++) {
         double sd;
@@ -486,7 +538,8 @@ static int write_md(const Table *t, const char *path, const char *run_dir, char 
     fprintf(fp, "\n## Every configuration\n\n");
     header(fp, "configuration", t3, 10);
     table_rows(fp, t, c, all, nc, t3, 10);
-    free(c), free(best), free(all), free(soft), free(front);
+    if (nl > 1) write_layer_table(fp, t, every, n_every, layers, nl);
+    free(every), free(c), free(best), free(all), free(soft), free(front);
     return path_tmp_commit(fp, tmp, path, err, cap);
 }
 
@@ -518,21 +571,30 @@ static int report_write(int argc, char **argv) {
     ReportOptions ro;
     if (report_options_load(saved, &ro, err, sizeof(err)) != 0) die("%s (report needs the deck saved by stsae train)", err);
     const JobList *jobs = ro.jobs;
-    const int cap = jobs->n + 1;
+    // the raw rows: train.layer's (`raw`), then each other layer a job trains on (`raw_layerL`)
+    int *raw_layer = xmalloc(sizeof(int) * (size_t)(jobs->n + 1)), n_raw = 0;
+    raw_layer[n_raw++] = ro.layer;
+    for (int i = 0; i < jobs->n; i++) {
+        int seen = 0;
+        for (int q = 0; q < n_raw && !seen; q++) seen = raw_layer[q] == jobs->job[i].layer;
+        if (!seen) raw_layer[n_raw++] = jobs->job[i].layer;
+    }
+    const int cap = jobs->n + n_raw;
     t.job = xcalloc((size_t)cap, sizeof(char *));
     t.variant = xcalloc((size_t)cap, sizeof(char *));
     t.config = xcalloc((size_t)cap, sizeof(char *));
     t.path = xcalloc((size_t)cap, sizeof(char *));
     t.v = xmalloc(sizeof(double) * (size_t)cap * MAX_COLS);
     int missing = 0;
-    for (int i = -1; i < jobs->n; i++) {
-        char sub[300];
-        if (i < 0) snprintf(sub, sizeof(sub), "raw/eval.h5");
+    for (int i = -n_raw; i < jobs->n; i++) {
+        char sub[300], config[200];
+        if (i == -n_raw) snprintf(config, sizeof(config), "raw");
+        else if (i < 0) snprintf(config, sizeof(config), "raw_layer%d", raw_layer[i + n_raw]);
+        else snprintf(config, sizeof(config), "%s", jobs->job[i].name);
+        if (i < 0) snprintf(sub, sizeof(sub), "%s/eval.h5", config);
         else snprintf(sub, sizeof(sub), "jobs/%s/eval.h5", jobs->job[i].name);
         char *p = path_join(run_dir, sub);
         if (access(p, F_OK) == 0) {
-            char config[200];
-            snprintf(config, sizeof(config), "%s", i < 0 ? "raw" : jobs->job[i].name);
             char *seed = i < 0 ? NULL : strstr(config, "_seed");
             if (seed) *seed = 0;
             add_row(&t, p, config);
@@ -548,7 +610,7 @@ static int report_write(int argc, char **argv) {
     // disk) is one message naming the file and the reason, and exit status 1
     char werr[8704];
     const int ok = write_csv(&t, csv, werr, sizeof(werr)) == 0 && write_h5(&t, h5, &ro, run_dir, werr, sizeof(werr)) == 0 &&
-                   write_md(&t, md, run_dir, werr, sizeof(werr)) == 0;
+                   write_md(&t, md, run_dir, ro.layer, werr, sizeof(werr)) == 0;
     if (ok) {
         printf("report: %d rows (%d jobs not evaluated) -> %s, %s, %s\n", t.n_rows, missing, md, csv, h5);
         fflush(stdout);
@@ -560,7 +622,7 @@ static int report_write(int argc, char **argv) {
     for (int r = 0; r < t.n_rows; r++) free(t.job[r]), free(t.variant[r]), free(t.config[r]), free(t.path[r]);
     for (int i = 0; i < t.n_cols; i++) free(t.cols[i]);
     free(t.cols), free(t.job), free(t.variant), free(t.config), free(t.path), free(t.v);
-    free(csv), free(h5), free(md), free(saved);
+    free(csv), free(h5), free(md), free(saved), free(raw_layer);
     report_options_free(&ro);
     return ok ? 0 : 1;
 }

@@ -43,6 +43,15 @@
 
 static const StageSpec TRAIN_STAGE = {"train", "train", NULL, NULL};
 
+// One layer of the feature file that some jobs train on: the open layer,
+// its input scale and the scaled mean (train_data.h: one scale per layer).
+typedef struct {
+    int layer;
+    FeatureFile f;       // open when f_open
+    int f_open;
+    float *mean, scale;
+} TrainLayer;
+
 // Everything train_main makes, in the order it makes it; train_cleanup frees
 // whatever of it exists, on every way out.
 typedef struct {
@@ -50,11 +59,10 @@ typedef struct {
     TrainOptions opt;
     int have_opt;
     char *feat_path;     // run_dir/train.features
-    FeatureFile f;       // open when f_open
-    int f_open;
+    TrainLayer *layer;   // the layers the jobs train on, in the order of their first job
+    int n_layers;
     int32_t *train;      // the training clips (split 0, done)
     int n_train;
-    float *mean, scale;  // the input scale and the scaled mean (train_data.h)
     int n_groups, gi;    // groups of ranks_per_job ranks; this rank's
     double t_jobs;       // wall seconds of run_jobs (the training of every job)
     Comm *group;
@@ -145,27 +153,49 @@ static int make_run_dir(Train *t) {
     return 0;
 }
 
-// The feature file, its training clips, every job checked against them, and
-// the input scale with the scaled mean. 0, or -1 (every rank agreed; rank 0 said why).
+// The open layer job i trains on.
+static TrainLayer *layer_of(const Train *t, int i) {
+    for (int l = 0; l < t->n_layers; l++)
+        if (t->layer[l].layer == t->opt.jobs->job[i].layer) return &t->layer[l];
+    die("train: job %s: layer %d not opened", t->opt.jobs->job[i].name, t->opt.jobs->job[i].layer);
+}
+
+// The feature file's layers that the jobs train on (each opened: a layer the
+// file lacks is an error naming it), its training clips, every job checked
+// against them, and each layer's input scale with its scaled mean. 0, or -1
+// (every rank agreed; rank 0 said why).
 static int open_data(Train *t) {
     Stage *st = &t->st;
+    const JobList *jobs = t->opt.jobs;
     t->feat_path = path_join(t->opt.run_dir, t->opt.features);
-    t->f_open = features_open(&t->f, t->feat_path, t->opt.layer, st->err, sizeof(st->err)) == 0;
-    if (!stage_agree(st, t->f_open)) return -1;
-    t->n_train = features_clips(&t->f, 0, &t->train);
+    t->layer = xcalloc((size_t)(jobs->n ? jobs->n : 1), sizeof(TrainLayer));
+    for (int i = 0; i < jobs->n; i++) {
+        int seen = 0;
+        for (int l = 0; l < t->n_layers && !seen; l++) seen = t->layer[l].layer == jobs->job[i].layer;
+        if (seen) continue;
+        TrainLayer *L = &t->layer[t->n_layers++];
+        L->layer = jobs->job[i].layer;
+        L->f_open = features_open(&L->f, t->feat_path, L->layer, st->err, sizeof(st->err)) == 0;
+        if (!stage_agree(st, L->f_open)) return -1;
+    }
+    const FeatureFile *f = &t->layer[0].f; // every layer has the file's clips and token grid
+    t->n_train = features_clips(f, 0, &t->train);
     snprintf(st->err, sizeof(st->err), "%s: no training clip (split 0 and done) in the feature file", t->feat_path);
     if (!stage_agree(st, t->n_train > 0)) return -1;
     // every job against this data before any job trains (k <= m, batches, T, W, ...)
-    const FeatureFile *f = &t->f;
-    const DataShape shape = {f->d, f->T, f->H, f->W, t->n_train, t->feat_path};
+    const DataShape shape = {f->d, f->T, f->H, f->W, t->n_train, t->feat_path, NULL, 0}; // layers: opened above
     if (!stage_agree(st, train_options_check(&t->opt, &shape, st->err, sizeof(st->err)) == 0)) return -1;
-    t->mean = xmalloc(sizeof(float) * (size_t)f->d);
-    const double t_scale = wall_time();
-    t->scale = data_input_scale(f, t->train, t->n_train, t->opt.scale_sample, st->world, t->mean);
-    if (st->rank == 0)
-        printf("# features: %s, layer %d: %d clips (%d for training), T=%d, H=%d, W=%d, d=%d; input scale %.6g "
-               "(%.1f s)\n",
-               t->feat_path, f->layer, f->n_clips, t->n_train, f->T, f->H, f->W, f->d, t->scale, wall_time() - t_scale);
+    for (int l = 0; l < t->n_layers; l++) {
+        TrainLayer *L = &t->layer[l];
+        L->mean = xmalloc(sizeof(float) * (size_t)f->d);
+        const double t_scale = wall_time();
+        L->scale = data_input_scale(&L->f, t->train, t->n_train, t->opt.scale_sample, st->world, L->mean);
+        if (st->rank == 0)
+            printf("# features: %s, layer %d: %d clips (%d for training), T=%d, H=%d, W=%d, d=%d; input scale %.6g "
+                   "(%.1f s)\n",
+                   t->feat_path, L->layer, f->n_clips, t->n_train, f->T, f->H, f->W, f->d, L->scale,
+                   wall_time() - t_scale);
+    }
     return 0;
 }
 
@@ -184,8 +214,8 @@ static double job_bytes(const Job *j, const FeatureFile *f, int ranks_per_job) {
     return 4.0 * (4.0 * (2.0 * m * d + m + d) + rows * m + 3.0 * tok * d);
 }
 
-// Job i and the later jobs of its group with the same batches (batch kind,
-// size and seed: the data loader's inputs that vary by job; planted: any
+// Job i and the later jobs of its group with the same batches (layer, batch
+// kind, size and seed: the data loader's inputs that vary by job; planted: any
 // seed), at most train.lockstep of them and, past the first, as many as fit
 // in train.lockstep_gb together (job_bytes), marked taken, into cohort.
 // Returns how many.
@@ -197,10 +227,10 @@ static int gather_cohort(const Train *t, int i, uint8_t *taken, const Job **coho
     int n = 0;
     for (int j = i; j < jobs->n && n < t->opt.lockstep; j++) {
         const Job *b = &jobs->job[j];
-        if (t->group_of[j] != t->group_of[i] || taken[j] || b->batch_kind != a->batch_kind || b->batch != a->batch ||
-            (b->seed != a->seed && !PLANTED("lockstep_any_seed")))
+        if (t->group_of[j] != t->group_of[i] || taken[j] || b->layer != a->layer || b->batch_kind != a->batch_kind ||
+            b->batch != a->batch || (b->seed != a->seed && !PLANTED("lockstep_any_seed")))
             continue;
-        const double need = job_bytes(b, &t->f, t->opt.ranks_per_job);
+        const double need = job_bytes(b, &t->layer[0].f, t->opt.ranks_per_job);
         if (n > 0 && held + need > budget) continue;
         taken[j] = 1;
         held += need;
@@ -250,11 +280,8 @@ static int run_jobs(Train *t) {
     TrainEnv *env = &t->env;
     env->opt = &t->opt;
     env->run_dir = t->opt.run_dir;
-    env->features = &t->f;
     env->train = t->train;
     env->n_train = t->n_train;
-    env->scale = t->scale;
-    env->mean = t->mean;
     env->group = t->group;
     env->group_index = t->gi;
     env->n_groups = t->n_groups;
@@ -267,6 +294,10 @@ static int run_jobs(Train *t) {
     for (int i = 0; i < jobs->n && !stopped && !failed; i++) {
         if (t->group_of[i] != t->gi || taken[i]) continue;
         const int n = gather_cohort(t, i, taken, cohort);
+        const TrainLayer *L = PLANTED("train_one_layer") ? &t->layer[0] : layer_of(t, i); // the cohort's layer
+        env->features = &L->f;
+        env->scale = L->scale;
+        env->mean = L->mean;
         const JobOutcome o = trainer_run(env, cohort, n);
         stopped = o == JOB_STOPPED;
         failed = o == JOB_FAILED;
@@ -311,8 +342,12 @@ static void report_end(const Train *t, int rc) {
 // group's communicator).
 static void train_cleanup(Train *t) {
     if (t->group) comm_free(t->group);
-    free(t->group_of), free(t->load), free(t->mean), free(t->train), free(t->feat_path);
-    if (t->f_open) features_close(&t->f);
+    free(t->group_of), free(t->load), free(t->train), free(t->feat_path);
+    for (int l = 0; l < t->n_layers; l++) {
+        if (t->layer[l].f_open) features_close(&t->layer[l].f);
+        free(t->layer[l].mean);
+    }
+    free(t->layer);
     if (t->have_opt) train_options_free(&t->opt);
     stage_finish(&t->st);
 }

@@ -131,7 +131,7 @@ static int extract_shape(const Deck *d, const char *feat, DataShape *s, char *sr
         Backbone *bb = backbone_open(spec, &bo);
         const BackboneShape sh = backbone_shape(bb, (int)T_in, (int)S);
         backbone_close(bb);
-        *s = (DataShape){sh.d, sh.T, sh.H, sh.W, -1, src};
+        *s = (DataShape){sh.d, sh.T, sh.H, sh.W, -1, src, NULL, 0};
         snprintf(src, scap, "the %s backbone of the extract section", spec);
         return 1;
     }
@@ -162,7 +162,7 @@ static int extract_shape(const Deck *d, const char *feat, DataShape *s, char *sr
     free(layers);
     const BackboneShape sh = backbone_shape(bb, (int)T_in, S);
     snprintf(src, scap, "the %s model %s of the extract section", backbone_name(bb), dir);
-    *s = (DataShape){sh.d, sh.T, sh.H, sh.W, -1, src};
+    *s = (DataShape){sh.d, sh.T, sh.H, sh.W, -1, src, NULL, 0};
     backbone_close(bb);
     free(dir);
     return 1;
@@ -175,18 +175,33 @@ static int check_data(const Deck *d, const JobList *jobs, char *line, size_t lca
     char src[4200], note[4400] = "";
     DataShape s;
     int have, rc = 0;
+    int *layers = xmalloc(sizeof(int) * (size_t)(deck_has(d, "extract") ? deck_len(d, "extract.layers") + 1 : 1));
     if (access(feat, F_OK) == 0) { // the file train would read: every check, with its training clips
         FeatureFile f;
         have = features_open(&f, feat, (int)deck_int(d, "train.layer"), err, ecap) == 0 ? 1 : -1;
         if (have > 0) {
             int32_t *train = NULL;
             snprintf(src, sizeof(src), "%s", feat);
-            s = (DataShape){f.d, f.T, f.H, f.W, features_clips(&f, 0, &train), src};
+            s = (DataShape){f.d, f.T, f.H, f.W, features_clips(&f, 0, &train), src, NULL, 0};
             free(train);
         }
         features_close(&f);
+        for (int i = 0; i < jobs->n && have > 0; i++) { // every other layer the jobs train on is in the file
+            if (jobs->job[i].layer == (int)deck_int(d, "train.layer")) continue;
+            have = features_open(&f, feat, jobs->job[i].layer, err, ecap) == 0 ? 1 : -1;
+            features_close(&f);
+        }
     } else {
         have = extract_shape(d, feat, &s, src, sizeof(src), note, sizeof(note), err, ecap);
+        if (have > 0) { // the layers extract will write
+            s.n_layers = deck_len(d, "extract.layers");
+            for (int i = 0; i < s.n_layers; i++) {
+                char key[64];
+                snprintf(key, sizeof(key), "extract.layers[%d]", i);
+                layers[i] = (int)deck_int(d, key);
+            }
+            s.layers = layers;
+        }
     }
     if (have < 0 || (have > 0 && jobs_check(d, jobs, &s, err, ecap))) rc = -1;
     else if (have == 0) snprintf(line, lcap, "# note: data checks skipped: %s", note);
@@ -196,7 +211,7 @@ static int check_data(const Deck *d, const JobList *jobs, char *line, size_t lca
     else
         snprintf(line, lcap, "# data: %s: d=%d, T=%d, H=%d, W=%d (the training clips are checked once extracted)",
                  s.source, s.d, s.T, s.H, s.W);
-    free(feat);
+    free(feat), free(layers);
     return rc;
 }
 

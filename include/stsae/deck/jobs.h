@@ -18,6 +18,11 @@
 // `{variant: [standard, temporal], lambda: [0.1, 1.0]}` gives standard_seed0,
 // temporal_lambda0.1_seed0, temporal_lambda1_seed0: a key applies to the
 // listed variants that use it, and the others expand as if it were absent.
+// `layer` is a key like the others, used by every variant (the layer
+// analysis: `{variant: standard, layer: [3, 7, 11]}` gives standard_layer3_seed0,
+// ...): each job reads its own layer of the one feature file (train.features),
+// and a job without one reads train.layer (whose canonical text, hence hash,
+// is what it always was).
 //
 // Variant rules (the table's `uses`): a deck's `lambda` sets lambda_t
 // (temporal, temporal+M, and sparsemax / entmax15 when lambda > 0),
@@ -33,7 +38,7 @@
 // see (the width d and the T x H x W token grid of the feature file's layer,
 // and its training clips): the things that would otherwise fail only when
 // that job starts, after other jobs have trained (SPEC §1): m = expansion * d
-// fits an int; k <= m and k_aux <= m; +M's high-level group
+// fits an int; its layer is among the data's (when DataShape.layers is known); k <= m and k_aux <= m; +M's high-level group
 // m_h = round(high_frac * m) with 1 <= m_h < m; clip batches (temporal,
 // separate, sparsemax with L_temp) need T >= 2, separate also W >= 2, raster
 // a pair per clip (T * N >= 3); a global batch's tokens fit an int; and,
@@ -64,6 +69,7 @@ typedef struct {
     const SaeVariant *rules; // its row of the variant table
     double lambda_t, lambda_s, lambda_r, tau, high_frac, T_s, alpha, beta;
     int k, k_aux, expansion;
+    int layer;           // the feature file's layer it trains on: its entry's `layer`, else train.layer
     double lr;           // 0: the default of SPEC §1, see job_lr
     int64_t seed;
     JobBatch batch_kind; // whole clips (contrastive by clip), raster pairs, or loose tokens
@@ -97,6 +103,8 @@ typedef struct {
     int d, T, H, W;      // token width; tokens per clip T x H x W
     int64_t n_train;     // training clips; < 0: unknown (checks against the clips skipped)
     const char *source;  // where the shape comes from, for messages (a file, "the extract section")
+    const int *layers;   // the layers it will have (extract.layers); NULL: each job's layer not checked here
+    int n_layers;
 } DataShape;
 
 // Checks every job against the deck and the data (above). 0, or -1 with one

@@ -35,8 +35,7 @@
 typedef struct {
     const char *run_dir;      // everything a run writes goes under it
     const char *device;       // "cpu" | "cuda"
-    const char *features;     // train.features, relative to run_dir
-    int layer;                // train.layer
+    const char *features;     // train.features, relative to run_dir (each job's layer: Job.layer)
     int ranks_per_job;        // divides the ranks of the run (checked)
     int lockstep;             // at most this many jobs of a group trained together on the same batches
     double lockstep_gb;       // and at most this much memory per rank for them together (estimated)
@@ -139,7 +138,7 @@ void synth_options_resolve(const Deck *d, SynthOptions *o);
 typedef struct {
     const char *run_dir;
     const char *features;        // train.features, relative to run_dir
-    int layer;                   // train.layer
+    int layer;                   // train.layer: the raw row `raw` (each job: its own layer, Job.layer)
     int clip_embeddings;         // eval.embeddings: 1 clip (the file's /clip_embeddings), 0 raw
     int text_stand_in;           // eval.text_stand_in: 1 hashed (text_hash.h) where the file has no /text_embeddings
     int use_max;                 // eval.clip_value: 1 max, 0 mean
