@@ -14,7 +14,8 @@
 //      grid, 64 KiB of dynamic shared memory before and after
 //      cudaFuncSetAttribute); cub::DeviceRadixSort::SortPairs stable on a bit
 //      range and on signed keys, its too-small temp storage error; bf16
-//      rounding to nearest even; cublasSgemm's lda check. Emulation only: the
+//      rounding to nearest even; cublasSgemm's lda check; stream 0 in issue
+//      order, and in order with a blocking stream. Emulation only: the
 //      0xFF fill of unwritten dynamic shared memory, TF32 operand rounding.
 #include <cublas_v2.h>
 #include <cuda_bf16.h>
@@ -120,6 +121,41 @@ static void check_shuffles(int *d) {
                   w, (unsigned)h[blocks * threads + bl * n_warps + w]);
         }
     }
+}
+
+// One link of a chain: it finds the count its predecessor left, or poisons it.
+__global__ void link_kernel(int *count, int i) {
+    if (threadIdx.x == 0 && blockIdx.x == 0) *count = *count == i ? i + 1 : -1000000;
+}
+
+// Work on stream 0 runs in issue order, and an asynchronous copy and the
+// synchronization after it see the work before them (HIP-CPU's own null
+// stream runs its tasks on two threads at once); the legacy stream 0 also
+// orders itself with a blocking stream of ours: links alternating between
+// the two run in turn. (The old emulation failed the first case 18 times in
+// 20 runs on 2 cores, the second always.)
+static void check_stream_order(int *d) {
+    enum { LINKS = 1000, EVERY = 50 };
+    cudaStream_t st;
+    CHECK(cudaStreamCreate(&st) == cudaSuccess, "cudaStreamCreate");
+    for (int mixed = 0; mixed < 2; mixed++) {
+        std::vector<int> seen(LINKS / EVERY, -1);
+        CHECK(cudaMemset(d, 0, sizeof(int)) == cudaSuccess, "cudaMemset");
+        for (int i = 0; i < LINKS; i++) {
+            const cudaStream_t s = mixed && i % 2 ? st : 0;
+            link_kernel<<<4, 256, 0, s>>>(d, i); // 1024 fibers: the next is issued while one runs
+            if ((i + 1) % EVERY == 0)
+                cudaMemcpyAsync(&seen[(i + 1) / EVERY - 1], d, sizeof(int), cudaMemcpyDeviceToHost, s);
+        }
+        CHECK(cudaStreamSynchronize(0) == cudaSuccess && cudaStreamSynchronize(st) == cudaSuccess,
+              "cudaStreamSynchronize");
+        int bad = 0;
+        for (int j = 0; j < LINKS / EVERY; j++) bad += seen[j] != (j + 1) * EVERY;
+        CHECK(bad == 0, "%s: %d of %d copies saw another count (first %d, last %d; want %d, %d)",
+              mixed ? "links alternating between stream 0 and a stream" : "links on stream 0", bad, LINKS / EVERY,
+              seen[0], seen[LINKS / EVERY - 1], EVERY, LINKS);
+    }
+    cudaStreamDestroy(st);
 }
 
 static void check_launches(float *f) {
@@ -236,6 +272,7 @@ int main(void) {
     check_launches(f);
     check_sort();
     check_numbers();
+    check_stream_order(d);
     cudaFree(d);
     cudaFree(f);
     printf("%d passed, %d failed\n", checks - fails, fails);

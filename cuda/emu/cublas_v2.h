@@ -171,7 +171,7 @@ inline cublasStatus_t check_gemm(cublasHandle_t h, cublasOperation_t ta, cublasO
 template <typename TA, typename TB, typename TC>
 void gemm_on_stream(hipStream_t st, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k, float alpha,
                     const void *A, int lda, const void *B, int ldb, float beta, void *C, int ldc, Round rnd) {
-    hip::detail::Stream *s = st ? st : hip::detail::Runtime::null_stream();
+    hip::detail::Stream *s = stsae_emu::enqueue_stream(st);
     s->apply([=](auto &&tasks) {
         tasks.emplace_back([=](auto &&) {
             std::vector<int> cols(n > 0 ? n : 0);

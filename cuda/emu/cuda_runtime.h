@@ -6,8 +6,10 @@
 // Out: the same calls on HIP-CPU: device memory is host memory (cudaMalloc'd
 //      bytes start as 0xFF, as garbage would), streams are HIP-CPU's
 //      asynchronous queues (a result read before the stream is synchronized
-//      can be stale, as on a GPU), errors keep CUDA's numbers. One emulated
-//      device; cudaRuntimeGetVersion reports 0 (no CUDA runtime is involved).
+//      can be stale, as on a GPU; stream 0 is one of ours with the legacy
+//      default stream's ordering, stsae_emu.h says why), errors keep CUDA's
+//      numbers. One emulated device; cudaRuntimeGetVersion reports 0 (no CUDA
+//      runtime is involved).
 // Only what the sources need and a few neighbours are mapped: a CUDA call
 // missing here fails to compile, naming itself.
 #ifndef STSAE_EMU_CUDA_RUNTIME_H
@@ -61,21 +63,34 @@ using cudaDeviceProp = hipDeviceProp_t;
 #define cudaMallocHost hipHostMalloc
 #define cudaFreeHost hipHostFree
 #define cudaMemcpy hipMemcpy
-#define cudaMemcpyAsync hipMemcpyAsync
 #define cudaMemset hipMemset
-#define cudaMemsetAsync hipMemsetAsync
 #define cudaStreamCreate hipStreamCreate
 #define cudaStreamCreateWithFlags hipStreamCreateWithFlags
 #define cudaStreamDestroy hipStreamDestroy
-#define cudaStreamSynchronize hipStreamSynchronize
-#define cudaStreamQuery hipStreamQuery
-#define cudaStreamWaitEvent hipStreamWaitEvent
 #define cudaEventCreate hipEventCreate
 #define cudaEventCreateWithFlags hipEventCreateWithFlags
 #define cudaEventDestroy hipEventDestroy
-#define cudaEventRecord hipEventRecord
 #define cudaEventSynchronize hipEventSynchronize
 #define cudaEventElapsedTime hipEventElapsedTime
+
+// Stream 0 is a stream of the emulation's (stsae_emu.h, enqueue_stream).
+inline cudaError_t cudaMemcpyAsync(void *dst, const void *src, std::size_t bytes, cudaMemcpyKind kind,
+                                   cudaStream_t st = nullptr) {
+    return hipMemcpyAsync(dst, src, bytes, kind, stsae_emu::enqueue_stream(st));
+}
+inline cudaError_t cudaMemsetAsync(void *dst, int value, std::size_t bytes, cudaStream_t st = nullptr) {
+    return hipMemsetAsync(dst, value, bytes, stsae_emu::enqueue_stream(st));
+}
+inline cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t st = nullptr) {
+    return hipEventRecord(e, stsae_emu::enqueue_stream(st));
+}
+inline cudaError_t cudaStreamWaitEvent(cudaStream_t st, cudaEvent_t e, unsigned int flags) {
+    return hipStreamWaitEvent(stsae_emu::enqueue_stream(st), e, flags);
+}
+inline cudaError_t cudaStreamSynchronize(cudaStream_t st) {
+    return st ? hipStreamSynchronize(st) : hipDeviceSynchronize();
+}
+inline cudaError_t cudaStreamQuery(cudaStream_t st) { return hipStreamQuery(st ? st : stsae_emu::default_stream()); }
 
 // Device memory: host memory whose bytes start as 0xFF (never zero by luck).
 inline cudaError_t cudaMalloc(void **p, std::size_t bytes) {

@@ -94,6 +94,44 @@ struct LaunchConfig {
         : grid(g), block(b), shmem(s), stream(st) {}
 };
 
+// ---- stream 0 ---------------------------------------------------------------
+
+// CUDA's legacy default stream (stream 0, a launch without one): HIP-CPU's
+// null stream is drained by two of its threads at once (its
+// Runtime::wait_all_streams_ empties it in a std::async task and again in the
+// loop over all streams, where it is listed too), so two tasks of stream 0
+// can run concurrently or out of order: a kernel and the copy that reads its
+// result, or the event a stream synchronization waits on. Every stream-0
+// operation goes to a stream of ours instead, with the legacy stream's
+// ordering: it waits for all work issued before it (a device synchronization;
+// the host waits too, stricter than CUDA), and the next operation on any
+// other stream waits for it.
+inline hipStream_t default_stream() {
+    static hipStream_t s = [] {
+        hipStream_t x = nullptr;
+        if (hipStreamCreate(&x) != hipSuccess || !x) {
+            std::fprintf(stderr, "CUDA emulation: cannot create the stream that stands in for stream 0\n");
+            std::abort();
+        }
+        return x;
+    }();
+    return s;
+}
+inline std::atomic<bool> &default_stream_used() {
+    static std::atomic<bool> used{false};
+    return used;
+}
+// The stream an operation issued on s is enqueued on (see above).
+inline hipStream_t enqueue_stream(hipStream_t s) {
+    if (!s) {
+        hipDeviceSynchronize();
+        default_stream_used() = true;
+        return default_stream();
+    }
+    if (default_stream_used().exchange(false)) hipDeviceSynchronize();
+    return s;
+}
+
 enum : std::size_t {
     kDefaultDynamicShared = 48 * 1024, // without cudaFuncAttributeMaxDynamicSharedMemorySize
     kMaxDynamicShared = 227 * 1024,    // sm_90's opt-in maximum per block
@@ -143,7 +181,7 @@ void launch(const LaunchConfig &c, void (*kernel)(P...), A &&...args) {
     }
     const unsigned long seq = ++launch_counter();
     hip::detail::launch(
-        c.grid, c.block, static_cast<std::uint32_t>(c.shmem), c.stream,
+        c.grid, c.block, static_cast<std::uint32_t>(c.shmem), enqueue_stream(c.stream),
         [kernel, seq](auto &&...xs) noexcept {
             // every thread a fiber of its own (see the header comment)
             hip::detail::this_tile::has_barrier = true;

@@ -32,8 +32,14 @@
 # - Left out (-LE): label `planted` (fault-planted twins that must fail
 #   anyway: no production path) and label `slurm` (the private Slurm
 #   cluster's job scripts pass only OMPI_*, OMP_* and PATH to the job, which
-#   drops these options; it is also the slowest test). Everything else runs,
-#   the MPI tests (mpi, train, extract, eval) included.
+#   drops these options; it is also the slowest test); and (-E) the test
+#   demo_reference, whose reference numbers are a Release build's: this
+#   build (-O1, no -march) rounds otherwise, and 3 epochs of training carry
+#   that past the reference's tolerances (measured 2026-12-06, 2 cores:
+#   accuracies 0.092 off against 0.10, purity_max one step; 7 minutes), while
+#   the pipeline it runs (`stsae run`) runs here in test_synth, test_extract
+#   and test_train. Everything else runs, the MPI tests (mpi, train, extract,
+#   eval) included.
 # - Open bugs (fuzz/KNOWN_BUGS.md): none today, so lsan.supp has no
 #   second section and no test is left out (a test that fails here only
 #   because of an open bug would be left out with -E below, and listed there).
@@ -50,7 +56,7 @@ export LSAN_OPTIONS="suppressions=$here/lsan.supp:print_suppressions=0"
 export UBSAN_OPTIONS="log_path=$logs/ubsan:exitcode=87:print_stacktrace=1:halt_on_error=1"
 
 status=0
-ctest --test-dir "$build" --output-on-failure -LE 'planted|slurm' "$@" || status=$?
+ctest --test-dir "$build" --output-on-failure -LE 'planted|slurm' -E '^demo_reference$' "$@" || status=$?
 
 mapfile -t reports < <(find "$logs" -type f | sort)
 if ((${#reports[@]})); then

@@ -55,7 +55,7 @@ cudaError_t sort(void *d_temp, std::size_t &bytes, const K *keys_in, K *keys_out
     }
     if (bytes < need || begin_bit < 0 || end_bit > (int)(8 * sizeof(K)) || begin_bit > end_bit) return cudaErrorInvalidValue;
     if (n <= 0) return cudaSuccess;
-    hip::detail::Stream *s = st ? st : hip::detail::Runtime::null_stream();
+    hip::detail::Stream *s = stsae_emu::enqueue_stream(st);
     s->apply([=](auto &&tasks) {
         tasks.emplace_back([=](auto &&) {
             const int nb = end_bit - begin_bit;
