@@ -43,3 +43,14 @@ extern "C" const char *device_describe(void) {
     snprintf(buf, sizeof(buf), "CUDA %d.%d runtime, %d device(s)", rt / 1000, (rt % 1000) / 10, device_count());
     return buf;
 }
+
+extern "C" int device_use(int i) {
+    const int n = device_count();
+    if (n <= 0) return -1;
+    const int dev = (i % n + n) % n;
+    if (cudaSetDevice(dev) != cudaSuccess) {
+        cudaGetLastError();
+        return -1;
+    }
+    return dev;
+}

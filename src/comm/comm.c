@@ -105,6 +105,14 @@ Comm *comm_world(void) {
     return &world;
 }
 
+void comm_node_rank(Comm *c, int *rank, int *size) {
+    MPI_Comm node;
+    mpiCheck(MPI_Comm_split_type(c->comm, MPI_COMM_TYPE_SHARED, c->rank, MPI_INFO_NULL, &node));
+    mpiCheck(MPI_Comm_rank(node, rank));
+    mpiCheck(MPI_Comm_size(node, size));
+    mpiCheck(MPI_Comm_free(&node));
+}
+
 Comm *comm_split(Comm *parent, int colour, int key) {
     MPI_Comm m;
     mpiCheck(MPI_Comm_split(parent->comm, colour, key, &m));

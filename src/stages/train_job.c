@@ -5,6 +5,8 @@
 // training loop (one batch read, a job_step for each job at that step,
 // progress lines, checkpoints and stop requests); each model.h5; one cleanup
 // (each job_free, then the cohort's loader and buffer) on every way out.
+// device: cuda: the same steps with the state on the GPU (train_job.h);
+// job_step_device and job_to_host are the two places that differ.
 #include "stsae/stages/train_job.h"
 
 #include <errno.h>
@@ -22,6 +24,7 @@
 #include "stsae/io/model.h"
 #include "stsae/sae/optim.h"
 #include "stsae/sae/sae.h"
+#include "stsae/sae/sae_cuda.h"
 #include "stsae/stages/train_data.h"
 
 const char *const TIMER_NAMES[N_TIMERS] = {"data", "step", "allreduce", "optimizer", "checkpoint", "total"};
@@ -50,6 +53,12 @@ typedef struct {
     SaeReduce red;
     SaeLosses L;                       // the last step's
     int n_dead;
+    // device: cuda: the state on the GPU (the host copies above are refreshed by job_to_host)
+    SaeDeviceState ds;
+    SaeTensors dp, dgr;
+    int64_t *d_last_fired;             // [m]
+    uint8_t *d_dead;                   // [m]
+    SaeCudaWork *cw;
 } JobRun;
 
 // The jobs trained together (their batches are the same: batch kind, size and
@@ -61,6 +70,7 @@ typedef struct {
     DataLoader *dl;
     int64_t steps;
     float *x;
+    float *dx; // device: cuda: the batch on the GPU
 } Cohort;
 
 // The SaeConfig of a job on features of width d (jobs.h has resolved every
@@ -148,6 +158,26 @@ static void make_state(JobRun *r) {
     r->st = (TrainState){0, 0, 0.0f, env->scale, r->job->hash, 0.0};
     r->resumed = ckpt_load(r->ckpt_path, &r->cfg, r->params, r->m1, r->m2, r->last_fired, &r->st) == 0;
     if (!r->resumed) sae_init(&r->cfg, &r->p, (uint64_t)r->job->seed, env->mean);
+    if (!env->device) return;
+    sae_device_state_create(&r->ds, &r->cfg);
+    dev_upload(r->ds.params, r->params, r->np);
+    dev_upload(r->ds.m1, r->m1, r->np);
+    dev_upload(r->ds.m2, r->m2, r->np);
+    sae_carve(r->ds.params, &r->cfg, &r->dp);
+    sae_carve(r->ds.grads, &r->cfg, &r->dgr);
+    r->d_last_fired = dev_alloc(sizeof(int64_t) * (size_t)m);
+    dev_upload_bytes(r->d_last_fired, r->last_fired, sizeof(int64_t) * (size_t)m);
+    r->d_dead = dev_alloc((size_t)m);
+}
+
+// device: cuda: the host copies of the state (what ckpt.h5 and model.h5
+// hold) from the GPU.
+static void job_to_host(JobRun *r) {
+    if (!r->env->device || PLANTED("device_stale_host")) return;
+    dev_download(r->params, r->ds.params, r->np);
+    dev_download(r->m1, r->ds.m1, r->np);
+    dev_download(r->m2, r->ds.m2, r->np);
+    dev_download_bytes(r->last_fired, r->d_last_fired, sizeof(int64_t) * (size_t)r->cfg.m);
 }
 
 // The cohort's data loader (every job's batches: the first active job's
@@ -167,6 +197,7 @@ static void make_data(Cohort *c, const JobRun *first) {
             (long long)job->batch);
     const int max_tok = data_max_local_tokens(c->dl);
     c->x = xmalloc(sizeof(float) * ((size_t)max_tok * env->features->d + 1));
+    if (env->device) c->dx = dev_alloc_floats((size_t)max_tok * env->features->d + 1);
 }
 
 // A job's number of steps, the optimizer's settings, the step's work space
@@ -182,7 +213,10 @@ static void make_optim(JobRun *r, const Cohort *c) {
     r->adam.beta2 = (float)o->adam_beta2;
     r->adam.eps = (float)o->adam_eps;
     const int max_tok = data_max_local_tokens(c->dl);
-    r->w = sae_work_create(&r->cfg, max_tok > 0 ? max_tok : 1);
+    if (r->env->device)
+        r->cw = sae_cuda_work_create(&r->cfg, max_tok > 0 ? max_tok : 1, SAE_GEMM_FP32);
+    else
+        r->w = sae_work_create(&r->cfg, max_tok > 0 ? max_tok : 1);
     r->red = comm_reduce(r->env->group);
 }
 
@@ -195,6 +229,22 @@ static void announce(const JobRun *r) {
            (long long)job->batch, job->batch_kind == BATCH_CLIPS ? "clips" : job->batch_kind == BATCH_PAIRS ? "pairs" : "tokens",
            comm_size(g), comm_size(g) > 1 ? "s" : "", r->cfg.m, r->cfg.k, r->adam.lr);
     fflush(stdout);
+}
+
+// The end of a step on either path: the tokens trained, the BatchTopK
+// threshold, the step count and the timers (t1 step, t2 sums, t3 Adam).
+static void job_step_end(JobRun *r, double t1, double t2, double t3) {
+    TrainState *st = &r->st;
+    const SaeLosses *L = &r->L;
+    if (r->lead) r->env->tokens_trained += L->n_tok_global;
+    const double decay = r->opt->theta_decay;
+    if (r->cfg.select == SEL_BATCHTOPK)
+        st->theta = st->step == 0 ? L->min_kept : (float)(decay * st->theta + (1.0 - decay) * L->min_kept);
+    st->step++;
+    double *timers = r->env->timers;
+    timers[T_STEP] += t2 - t1;
+    timers[T_ALLREDUCE] += t3 - t2;
+    timers[T_OPTIM] += wall_time() - t3;
 }
 
 // One training step of a job on the group's batch b (this rank's share in
@@ -224,17 +274,34 @@ static void job_step(JobRun *r, const SaeBatch *b, const float *x) {
     const double t3 = wall_time();
     optim_step(cfg, &r->adam, st->step + 1, r->params, r->grads, r->m1, r->m2);
     st->tokens += L->n_tok_global;
-    if (r->lead) r->env->tokens_trained += L->n_tok_global;
     for (int j = 0; j < m; j++)
         if (r->fired[j]) r->last_fired[j] = st->tokens;
-    const double decay = r->opt->theta_decay;
-    if (cfg->select == SEL_BATCHTOPK)
-        st->theta = st->step == 0 ? L->min_kept : (float)(decay * st->theta + (1.0 - decay) * L->min_kept);
-    st->step++;
-    double *timers = r->env->timers;
-    timers[T_STEP] += t2 - t1;
-    timers[T_ALLREDUCE] += t3 - t2;
-    timers[T_OPTIM] += wall_time() - t3;
+    job_step_end(r, t1, t2, t3);
+}
+
+// job_step on the GPU: x is the batch on the device. The dead mask, the step
+// and the clocks on the device; the gradients summed over the group through
+// host copies (one rank: none); Adam on the device.
+static void job_step_device(JobRun *r, const SaeBatch *b, const float *dx) {
+    const SaeConfig *cfg = &r->cfg;
+    TrainState *st = &r->st;
+    SaeLosses *L = &r->L;
+    const double t1 = wall_time();
+    r->n_dead = sae_cuda_dead_mask(r->cw, r->d_last_fired, st->tokens, r->opt->dead_tokens, r->d_dead);
+    sae_step_cuda(cfg, &r->dp, &r->dgr, dx, b, cfg->k_aux > 0 ? r->d_dead : NULL, &r->red, r->cw, L);
+    if (!isfinite(L->total))
+        die("job %s: the loss became %g at step %lld (lower train.lr?)", r->job->name, L->total, (long long)st->step);
+    sae_cuda_fire(r->cw, &r->red, st->tokens + L->n_tok_global, r->d_last_fired);
+    const double t2 = wall_time();
+    if (comm_size(r->env->group) > 1) {
+        dev_download(r->grads, r->ds.grads, r->np);
+        comm_allreduce(r->env->group, r->grads, r->np, COMM_F32, COMM_SUM, NULL);
+        dev_upload(r->ds.grads, r->grads, r->np);
+    }
+    const double t3 = wall_time();
+    optim_step_cuda(cfg, &r->adam, st->step + 1, r->ds.params, r->ds.grads, r->ds.m1, r->ds.m2);
+    st->tokens += L->n_tok_global;
+    job_step_end(r, t1, t2, t3);
 }
 
 // Whether job i trains at cohort step s (it is active and has reached s;
@@ -254,6 +321,7 @@ static JobOutcome checkpoint(Cohort *c, int stop, double *t_last_ckpt) {
     for (int i = 0; i < c->n; i++) {
         JobRun *r = &c->r[i];
         if (!r->active || r->st.step >= r->steps) continue;
+        job_to_host(r);
         const int saved = !r->lead || ckpt_save(r->ckpt_path, &r->cfg, r->params, r->m1, r->m2, r->last_fired, &r->st,
                                                 env->err, sizeof(env->err)) == 0;
         if (!comm_agree_msg(env->group, saved, env->err, sizeof(env->err), 0)) return JOB_FAILED;
@@ -288,9 +356,15 @@ static JobOutcome train_loop(Cohort *c) {
     for (; s < c->steps && o == JOB_FINISHED; s++) {
         const double t0 = wall_time();
         const SaeBatch b = data_batch(c->dl, s, c->env->scale, c->x);
+        if (c->dx && b.n_tok > 0) dev_upload(c->dx, c->x, (size_t)b.n_tok * c->env->features->d);
         c->env->timers[T_DATA] += wall_time() - t0;
-        for (int i = 0; i < c->n; i++)
-            if ((c->r[i].stepped = steps_at(c, i, s))) job_step(&c->r[i], &b, c->x);
+        for (int i = 0; i < c->n; i++) {
+            if (!(c->r[i].stepped = steps_at(c, i, s))) continue;
+            if (c->dx)
+                job_step_device(&c->r[i], &b, c->dx);
+            else
+                job_step(&c->r[i], &b, c->x);
+        }
         const double t4 = wall_time();
         for (int i = 0; i < c->n; i++)
             if (c->r[i].stepped) c->r[i].st.train_s += t4 - t0;
@@ -328,6 +402,7 @@ static JobOutcome save_model(JobRun *r) {
     info.dead_frac = (double)r->n_dead / r->cfg.m;
     char *err = r->env->err;
     const size_t cap = sizeof(r->env->err);
+    job_to_host(r);
     const int saved = !r->lead || model_save(r->model_path, &r->cfg, r->params, &info, err, cap) == 0;
     if (r->lead && saved) {
         if (unlink(r->ckpt_path) != 0 && errno != ENOENT)
@@ -343,6 +418,10 @@ static JobOutcome save_model(JobRun *r) {
 
 static void job_free(JobRun *r) {
     sae_work_free(r->w);
+    if (r->cw) sae_cuda_work_free(r->cw);
+    if (r->ds.params) sae_device_state_free(&r->ds);
+    if (r->d_last_fired) dev_free(r->d_last_fired);
+    if (r->d_dead) dev_free(r->d_dead);
     free(r->params), free(r->grads), free(r->m1), free(r->m2), free(r->last_fired), free(r->fired), free(r->dead);
     free(r->dir), free(r->model_path), free(r->ckpt_path);
 }
@@ -405,5 +484,6 @@ out:
     free(c.r);
     data_free(c.dl);
     free(c.x);
+    if (c.dx) dev_free(c.dx);
     return o;
 }

@@ -80,6 +80,10 @@ Comm *comm_world(void);
 Comm *comm_split(Comm *parent, int colour, int key);
 // Frees a group made by comm_split; comm_free(comm_world()) does nothing.
 void comm_free(Comm *c);
+// This rank's index among c's ranks on its node (the ranks that share its
+// memory: MPI_Comm_split_type(MPI_COMM_TYPE_SHARED)) and how many they are;
+// collective over c. Chooses a rank's GPU (device_use).
+void comm_node_rank(Comm *c, int *rank, int *size);
 int comm_rank(const Comm *c);
 int comm_size(const Comm *c);
 

@@ -12,5 +12,10 @@ const char *device_describe(void);
 // One line per device ("GPU 0: NVIDIA H200, 139.8 GiB, sm_90, 132 SMs"), each
 // ending in a newline; "" without devices (`stsae version` prints them).
 const char *device_list(void);
+// Binds the calling process to device i % device_count() (cudaSetDevice,
+// before its first allocation on a device) and returns that device; -1
+// without devices. train.c passes the rank's index on its node, so the ranks
+// of a node spread over its GPUs (and share them when there are more ranks).
+int device_use(int i);
 
 #endif

@@ -20,6 +20,16 @@
 // every job's parameters, moments and step work space at once, which
 // train.c bounds when it forms the cohorts (train.lockstep_gb).
 //
+// device: cuda (env->device): each job's parameters, gradients, Adam's
+// moments and dead-latent clocks live on this rank's GPU for the whole run,
+// the cohort's batch is uploaded once per step, and the step, the clocks and
+// Adam run there (sae_cuda.h); the group's gradient sum is host-staged (copy
+// down, MPI allreduce, copy up), which also lets ranks share one GPU. The
+// host copies of the state are refreshed only for checkpoints and model.h5,
+// which are the same files as on the CPU (a run may resume on either).
+// Sums on the GPU are in other orders than the CPU's: the two paths agree
+// within float precision, not bit for bit.
+//
 // Restart: a job whose model.h5 exists is skipped; one with a checkpoint
 // continues from it (joining its cohort when the cohort's step reaches its
 // own) and, on the same ranks and threads, ends with the same bits as a run
@@ -46,6 +56,7 @@ typedef struct {
     float scale;            // input scale s
     const float *mean;      // mean of the scaled sample (d), b_dec's initial value
     Comm *group;            // the ranks training this job together
+    int device;             // device: cuda: this rank's GPU holds each job's state and steps it (train.c bound it)
     int group_index, n_groups;
     double timers[N_TIMERS];
     int64_t tokens_trained; // this run's training tokens, counted by the group's rank 0 (each job's global batches)
