@@ -11,6 +11,9 @@
 # Out: STSAE_HAVE_CUDA_EMU (ON when built) and, then, the libraries
 #        stsae_sae_cuda_emu   the CUDA twins of the step (emulated)
 #        stsae_device_emu     cuda/comm/device.cu (device.h: one device)
+#        stsae_comm_device_emu(_planted)  cuda/comm/comm_device.cu over
+#                             cuda/emu/nccl.h, NCCL's stand-in over MPI (not
+#                             in GPU-core builds, which have no MPI)
 #        stsae_core_emu       both, with the layers sae and base: what a GPU
 #                             test links instead of stsae_core;
 #        stsae_core_emu_planted  the same built with STSAE_PLANTED (where the
@@ -134,4 +137,13 @@ if("planted" IN_LIST STSAE_TWINS)
   add_library(stsae_core_emu_planted INTERFACE)
   target_link_libraries(stsae_core_emu_planted INTERFACE stsae_sae_cuda_emu_planted stsae_device_emu_planted
                                                          stsae_sae_planted stsae_base_planted)
+endif()
+# the NCCL backend of comm_device.h over the stand-in (cuda/emu/nccl.h, MPI);
+# its calls to comm.h resolve in the program's stsae_comm (tests/CMakeLists.txt)
+if(TARGET MPI::MPI_C)
+  foreach(which ${STSAE_TWINS})
+    stsae_twin(twin ${which})
+    stsae_cuda_emu_target(stsae_comm_device_emu${twin} cuda/comm/comm_device.cu LINK stsae_base${twin} MPI::MPI_C)
+    target_compile_definitions(stsae_comm_device_emu${twin} PRIVATE STSAE_HAVE_NCCL)
+  endforeach()
 endif()

@@ -30,9 +30,12 @@ layout, tests/ref/make_features.py). One case per invocation (--case):
   device    device: cuda (stsae-emu: the program on the CUDA emulation, where
             no GPU is at hand; stsae itself on a GPU machine): every variant on
             1 rank against the CPU's models (GPU sums in other orders: within
-            1e-4 relative; 2e-6 seen), on 2 and 3 ranks per job through the host-staged
-            MPI sums (ranks sharing the one GPU) against 1 rank (1e-5), 3
-            groups of 1 rank against 1 rank (the same bits); a device run
+            1e-4 relative; 2e-6 seen), on 2 and 3 ranks per job (ranks
+            sharing the one GPU) through the NCCL backend (the emulation's
+            stand-in over MPI, which checks every count and type) against 1
+            rank (1e-5), the host-staged MPI backend (comm.backend: mpi)
+            against NCCL on 2 ranks (1e-5), 3 groups of 1 rank against 1 rank
+            (the same bits); a device run
             stopped and resumed ends with the bits of an uninterrupted one (its
             checkpoint from the device state); and a stsae without a device
             refuses device: cuda on every rank, saying so once.
@@ -229,8 +232,9 @@ def case_device(r, w):
     emu = Runner(r.a, r.a.stsae_emu)
     fails = 0
     p = emu.run(1, deck, f"run_dir={w}/d1", "device=cuda")
-    if "# device cuda: 1 rank on this node over 1 GPU" not in p.stdout:
-        print("FAIL: no device line in the output of a device: cuda run:\n" + p.stdout[-2000:])
+    if "# device cuda: 1 rank on this node over 1 GPU" not in p.stdout or \
+            "gradients summed over each group's GPUs by nccl" not in p.stdout:
+        print("FAIL: no device lines (GPU, NCCL) in the output of a device: cuda run:\n" + p.stdout[-2000:])
         fails += 1
     d1 = models(f"{w}/d1")
     fails += compare(cpu, d1, 1e-4, "device (1 rank) vs CPU", flips=1)
@@ -239,6 +243,12 @@ def case_device(r, w):
     for np_ in (2, 3):
         emu.run(np_, deck, f"run_dir={w}/d{np_}", f"train.ranks_per_job={np_}", "device=cuda")
         fails += compare(d1, models(f"{w}/d{np_}"), 1e-5, f"device, {np_} ranks per job on one GPU vs 1", flips=1)
+    # the host-staged MPI backend against NCCL (its stand-in) on 2 ranks per job
+    p = emu.run(2, deck, f"run_dir={w}/dm2", "train.ranks_per_job=2", "device=cuda", "comm.backend=mpi")
+    if "gradients summed over each group's GPUs by mpi" not in p.stdout:
+        print("FAIL: comm.backend: mpi does not say so:\n" + p.stdout[-2000:])
+        fails += 1
+    fails += compare(models(f"{w}/d2"), models(f"{w}/dm2"), 1e-5, "device, 2 ranks per job: MPI backend vs NCCL")
     emu.run(3, deck, f"run_dir={w}/dg3", "device=cuda")
     fails += compare(d1, models(f"{w}/dg3"), 0.0, "device, 3 groups of 1 rank vs 1 rank (bits)")
     # stopped after its first checkpoint (the stop file), then resumed

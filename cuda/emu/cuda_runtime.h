@@ -59,7 +59,6 @@ using cudaDeviceProp = hipDeviceProp_t;
 #define cudaMemGetInfo hipMemGetInfo
 #define cudaDeviceSynchronize hipDeviceSynchronize
 #define cudaDeviceReset hipDeviceReset
-#define cudaFree hipFree
 #define cudaMallocHost hipHostMalloc
 #define cudaFreeHost hipHostFree
 #define cudaMemcpy hipMemcpy
@@ -93,12 +92,46 @@ inline cudaError_t cudaStreamSynchronize(cudaStream_t st) {
 inline cudaError_t cudaStreamQuery(cudaStream_t st) { return hipStreamQuery(st ? st : stsae_emu::default_stream()); }
 
 // Device memory: host memory whose bytes start as 0xFF (never zero by luck).
+// Each block is recorded (start -> bytes) so that the NCCL stand-in (nccl.h)
+// can check an element count against the allocation it reads.
+namespace stsae_emu {
+inline std::mutex &allocations_mutex() {
+    static std::mutex m;
+    return m;
+}
+inline std::map<std::uintptr_t, std::size_t> &allocations() {
+    static std::map<std::uintptr_t, std::size_t> a;
+    return a;
+}
+// The bytes from p to the end of the cudaMalloc'd block that holds p; 0 when
+// no block holds it (a host pointer, or memory already freed).
+inline std::size_t device_bytes_from(const void *p) {
+    const std::uintptr_t u = reinterpret_cast<std::uintptr_t>(p);
+    std::lock_guard<std::mutex> lock(allocations_mutex());
+    auto it = allocations().upper_bound(u);
+    if (it == allocations().begin()) return 0;
+    --it;
+    return u < it->first + it->second ? it->first + it->second - u : 0;
+}
+} // namespace stsae_emu
+
 inline cudaError_t cudaMalloc(void **p, std::size_t bytes) {
     const hipError_t e = hipMalloc(p, bytes);
     if (e != hipSuccess) return e;
     if (bytes > 0 && !*p) return hipErrorOutOfMemory; // HIP-CPU does not check malloc
-    if (bytes > 0) std::memset(*p, 0xFF, bytes);
+    if (bytes > 0) {
+        std::memset(*p, 0xFF, bytes);
+        std::lock_guard<std::mutex> lock(stsae_emu::allocations_mutex());
+        stsae_emu::allocations()[reinterpret_cast<std::uintptr_t>(*p)] = bytes;
+    }
     return hipSuccess;
+}
+inline cudaError_t cudaFree(void *p) {
+    if (p) {
+        std::lock_guard<std::mutex> lock(stsae_emu::allocations_mutex());
+        stsae_emu::allocations().erase(reinterpret_cast<std::uintptr_t>(p));
+    }
+    return hipFree(p);
 }
 template <typename T>
 inline cudaError_t cudaMalloc(T **p, std::size_t bytes) {

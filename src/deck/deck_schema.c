@@ -20,6 +20,8 @@ const DeckKey stsae_schema[] = {
     // key                          type            default       allowed     flags  help
     {"run_dir",                     DECK_PATH,      "runs/default", NULL,     0, "everything a run writes goes under it"},
     {"device",                      DECK_ENUM,      "cpu",        "cpu|cuda", 0, "where the SAE step and the backbone run"},
+    {"comm",                        DECK_MAP,       "{}",         NULL,       0, "how the ranks talk (device: cuda)"},
+    {"comm.backend",                DECK_ENUM,      "nccl",       "nccl|mpi", 0, "sums between GPUs: nccl, or mpi through host copies (ranks may share a GPU)"},
 
     {"synth",                       DECK_MAP,       NULL,         NULL,       0, "stage: the built-in synthetic labelled video set"},
     {"synth.out",                   DECK_PATH,      "data/synth", NULL,       0, "directory of the videos and their CSV"},

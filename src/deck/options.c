@@ -19,6 +19,7 @@ int train_options_resolve(const Deck *d, int n_ranks, TrainOptions *o, char *err
     o->deck = d;
     o->run_dir = deck_str(d, "run_dir");
     o->device = deck_str(d, "device");
+    o->comm_backend = deck_str(d, "comm.backend");
     o->features = deck_str(d, "train.features");
     o->ranks_per_job = (int)deck_int(d, "train.ranks_per_job");
     o->lockstep = (int)deck_int(d, "train.lockstep");

@@ -33,6 +33,7 @@
 #include "stsae/base/paths.h"
 #include "stsae/base/stop_request.h"
 #include "stsae/comm/comm.h"
+#include "stsae/comm/comm_device.h"
 #include "stsae/comm/device.h"
 #include "stsae/deck/options.h"
 #include "stsae/io/features.h"
@@ -165,9 +166,8 @@ static int bind_device(Train *t) {
     }
     t->env.device = 1;
     if (t->st.rank == 0) {
-        printf("# device cuda: %d rank%s on this node over %d GPU%s (rank 0 on GPU %d)%s; gradients summed over MPI "
-               "through host copies\n", node_size, node_size > 1 ? "s" : "", n, n > 1 ? "s" : "", dev,
-               node_size > n ? ", ranks sharing GPUs" : "");
+        printf("# device cuda: %d rank%s on this node over %d GPU%s (rank 0 on GPU %d)%s\n", node_size,
+               node_size > 1 ? "s" : "", n, n > 1 ? "s" : "", dev, node_size > n ? ", ranks sharing GPUs" : "");
         printf("%s", device_list());
         fflush(stdout);
     }
@@ -373,9 +373,30 @@ static void report_end(const Train *t, int rc) {
     if (rc == 3) stop_consume(t->opt.run_dir);
 }
 
+// device: cuda: the group's communicator over its GPUs (comm.backend: NCCL,
+// or MPI through host copies; comm_device.h), for the gradient sums; agreed
+// over the world, so that a group that cannot make one stops every rank.
+// 0, or -1 (said).
+static int group_device_comm(Train *t) {
+    if (!t->env.device) return 0;
+    const CommDeviceBackend b = strcmp(t->opt.comm_backend, "mpi") == 0 ? COMM_DEVICE_MPI : COMM_DEVICE_NCCL;
+    char msg[COMM_MSG_MAX] = "";
+    t->env.dcomm = comm_device_create(t->group, b, msg, sizeof(msg));
+    if (!comm_agree_msg(t->st.world, t->env.dcomm != NULL, msg, sizeof(msg), 0)) {
+        if (t->st.rank == 0) say_failed(t->st.rank, msg);
+        return -1;
+    }
+    if (t->st.rank == 0) {
+        printf("# device cuda: gradients summed over each group's GPUs by %s\n", comm_device_describe(t->env.dcomm));
+        fflush(stdout);
+    }
+    return 0;
+}
+
 // Frees what train_main made, whichever step it stopped at (collective: the
 // group's communicator).
 static void train_cleanup(Train *t) {
+    comm_device_free(t->env.dcomm);
     if (t->group) comm_free(t->group);
     free(t->group_of), free(t->load), free(t->train), free(t->feat_path);
     for (int l = 0; l < t->n_layers; l++) {
@@ -398,6 +419,7 @@ int train_main(int argc, char **argv) {
     if (make_run_dir(t)) goto out;
     if (open_data(t)) goto out;
     plan_groups(t);
+    if (group_device_comm(t)) goto out;
     rc = run_jobs(t);
     if (rc != 1) report_end(t, rc);
 out:

@@ -280,8 +280,8 @@ static void job_step(JobRun *r, const SaeBatch *b, const float *x) {
 }
 
 // job_step on the GPU: x is the batch on the device. The dead mask, the step
-// and the clocks on the device; the gradients summed over the group through
-// host copies (one rank: none); Adam on the device.
+// and the clocks on the device; the gradients summed over the group's GPUs
+// (env->dcomm); Adam on the device.
 static void job_step_device(JobRun *r, const SaeBatch *b, const float *dx) {
     const SaeConfig *cfg = &r->cfg;
     TrainState *st = &r->st;
@@ -293,11 +293,7 @@ static void job_step_device(JobRun *r, const SaeBatch *b, const float *dx) {
         die("job %s: the loss became %g at step %lld (lower train.lr?)", r->job->name, L->total, (long long)st->step);
     sae_cuda_fire(r->cw, &r->red, st->tokens + L->n_tok_global, r->d_last_fired);
     const double t2 = wall_time();
-    if (comm_size(r->env->group) > 1) {
-        dev_download(r->grads, r->ds.grads, r->np);
-        comm_allreduce(r->env->group, r->grads, r->np, COMM_F32, COMM_SUM, NULL);
-        dev_upload(r->ds.grads, r->grads, r->np);
-    }
+    comm_device_allreduce(r->env->dcomm, r->ds.grads, r->np, COMM_F32, COMM_SUM);
     const double t3 = wall_time();
     optim_step_cuda(cfg, &r->adam, st->step + 1, r->ds.params, r->ds.grads, r->ds.m1, r->ds.m2);
     st->tokens += L->n_tok_global;

@@ -30,11 +30,12 @@
 
 // ============================== train ============================================
 // The deck's top-level keys and its train section (deck_schema.c), and the
-// jobs of train.grid. run_dir, features and device are the deck's text
+// jobs of train.grid. run_dir, features, device and comm_backend are the deck's text
 // (valid while the deck lives).
 typedef struct {
     const char *run_dir;      // everything a run writes goes under it
     const char *device;       // "cpu" | "cuda"
+    const char *comm_backend; // "nccl" | "mpi": sums between GPUs (device: cuda)
     const char *features;     // train.features, relative to run_dir (each job's layer: Job.layer)
     int ranks_per_job;        // divides the ranks of the run (checked)
     int lockstep;             // at most this many jobs of a group trained together on the same batches

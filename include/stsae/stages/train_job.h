@@ -23,8 +23,8 @@
 // device: cuda (env->device): each job's parameters, gradients, Adam's
 // moments and dead-latent clocks live on this rank's GPU for the whole run,
 // the cohort's batch is uploaded once per step, and the step, the clocks and
-// Adam run there (sae_cuda.h); the group's gradient sum is host-staged (copy
-// down, MPI allreduce, copy up), which also lets ranks share one GPU. The
+// Adam run there (sae_cuda.h); the group's gradient sum runs over the GPUs
+// (env->dcomm: NCCL, or host-staged MPI, which lets ranks share one GPU). The
 // host copies of the state are refreshed only for checkpoints and model.h5,
 // which are the same files as on the CPU (a run may resume on either).
 // Sums on the GPU are in other orders than the CPU's: the two paths agree
@@ -39,6 +39,7 @@
 #define STSAE_TRAIN_JOB_H
 
 #include "stsae/comm/comm.h"
+#include "stsae/comm/comm_device.h"
 #include "stsae/deck/jobs.h"
 #include "stsae/deck/options.h"
 #include "stsae/io/features.h"
@@ -57,6 +58,7 @@ typedef struct {
     const float *mean;      // mean of the scaled sample (d), b_dec's initial value
     Comm *group;            // the ranks training this job together
     int device;             // device: cuda: this rank's GPU holds each job's state and steps it (train.c bound it)
+    CommDevice *dcomm;      // device: cuda: the group's sums over device buffers (comm.backend)
     int group_index, n_groups;
     double timers[N_TIMERS];
     int64_t tokens_trained; // this run's training tokens, counted by the group's rank 0 (each job's global batches)
