@@ -173,7 +173,8 @@ static void *rank_main(void *arg) {
     const int lo = q < 0 ? 0 : (int)((int64_t)units * q * q / ((int64_t)parts * parts));
     const int hi = q < 0 ? 0 : (int)((int64_t)units * (q + 1) * (q + 1) / ((int64_t)parts * parts));
     const SaeBatch b = batch_of(cfg, hi - lo);
-    SaeReduce red = {fake_sum_f64, fake_sum_i64, fake_gather_codes, fake_return_grad, &j->ctx};
+    SaeReduce red = {.sum_f64 = fake_sum_f64, .sum_i64 = fake_sum_i64, .gather_codes = fake_gather_codes,
+                     .return_grad = fake_return_grad, .ctx = &j->ctx};
     const size_t np = sae_num_params(cfg);
     float *g_dev = dev_alloc_floats(np);
     SaeTensors gd;

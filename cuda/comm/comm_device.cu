@@ -31,6 +31,7 @@ struct CommDevice {
     char describe[64];
     void *host;       // MPI backend: pinned staging buffer
     size_t host_bytes;
+    CommCodesLayout layout; // the last InfoNCE code exchange's (comm_codes_layout)
 #ifdef STSAE_HAVE_NCCL
     ncclComm_t nccl;
     cudaStream_t stream;
@@ -165,18 +166,24 @@ extern "C" void comm_device_free(CommDevice *d) {
 
 extern "C" const char *comm_device_describe(const CommDevice *d) { return d->describe; }
 
+// MPI backend: the pinned staging buffer, at least bytes.
+static char *staging(CommDevice *d, size_t bytes) {
+    if (bytes > d->host_bytes) {
+        if (d->host) cudaCheck(cudaFreeHost(d->host));
+        cudaCheck(cudaMallocHost(&d->host, bytes));
+        d->host_bytes = bytes;
+    }
+    return (char *)d->host;
+}
+
 extern "C" void comm_device_allreduce(CommDevice *d, void *buf, size_t count, CommType t, CommOp op) {
     const size_t bytes = count * type_bytes(t);
     if (d->backend == COMM_DEVICE_MPI) {
         if (comm_size(d->c) == 1) return;
-        if (bytes > d->host_bytes) {
-            if (d->host) cudaCheck(cudaFreeHost(d->host));
-            cudaCheck(cudaMallocHost(&d->host, bytes));
-            d->host_bytes = bytes;
-        }
-        cudaCheck(cudaMemcpy(d->host, buf, bytes, cudaMemcpyDeviceToHost));
-        comm_allreduce(d->c, d->host, count, t, op, NULL);
-        cudaCheck(cudaMemcpy(buf, d->host, bytes, cudaMemcpyHostToDevice));
+        char *h = staging(d, bytes);
+        cudaCheck(cudaMemcpy(h, buf, bytes, cudaMemcpyDeviceToHost));
+        comm_allreduce(d->c, h, count, t, op, NULL);
+        cudaCheck(cudaMemcpy(buf, h, bytes, cudaMemcpyHostToDevice));
         return;
     }
 #ifdef STSAE_HAVE_NCCL
@@ -186,4 +193,98 @@ extern "C" void comm_device_allreduce(CommDevice *d, void *buf, size_t count, Co
 #else
     die("comm_device: the NCCL backend in a build without NCCL (a bug: comm_device_create refuses it)");
 #endif
+}
+
+extern "C" void comm_device_allgatherv(CommDevice *d, const void *send, void *recv, const int *counts,
+                                       const int *displs, CommType t) {
+    const size_t sz = type_bytes(t);
+    const int n = comm_size(d->c), me = comm_rank(d->c);
+    if (d->backend == COMM_DEVICE_MPI) {
+        size_t total = 0;
+        for (int r = 0; r < n; r++)
+            if ((size_t)displs[r] + (size_t)counts[r] > total) total = (size_t)displs[r] + (size_t)counts[r];
+        const size_t mine = (size_t)counts[me] * sz;
+        char *h = staging(d, mine + total * sz);
+        if (mine) cudaCheck(cudaMemcpy(h, send, mine, cudaMemcpyDeviceToHost));
+        comm_allgatherv(d->c, h, h + mine, counts, displs, t, NULL);
+        if (total) cudaCheck(cudaMemcpy(recv, h + mine, total * sz, cudaMemcpyHostToDevice));
+        return;
+    }
+#ifdef STSAE_HAVE_NCCL
+    ncclCheck(ncclGroupStart());
+    for (int r = 0; r < n; r++) {
+        char *at = (char *)recv + (size_t)displs[r] * sz;
+        ncclCheck(ncclBroadcast(r == me ? send : at, at, (size_t)counts[r], nccl_type(t), r, d->nccl, d->stream));
+    }
+    ncclCheck(ncclGroupEnd());
+    cudaCheck(cudaStreamSynchronize(d->stream));
+#else
+    die("comm_device: the NCCL backend in a build without NCCL (a bug: comm_device_create refuses it)");
+#endif
+}
+
+extern "C" void comm_device_reduce_scatterv(CommDevice *d, const void *send, void *recv, const int *counts,
+                                            CommType t, CommOp op) {
+    const size_t sz = type_bytes(t);
+    const int n = comm_size(d->c), me = comm_rank(d->c);
+    if (d->backend == COMM_DEVICE_MPI) {
+        size_t total = 0;
+        for (int r = 0; r < n; r++) total += (size_t)counts[r];
+        const size_t mine = (size_t)counts[me] * sz;
+        char *h = staging(d, total * sz + mine);
+        if (total) cudaCheck(cudaMemcpy(h, send, total * sz, cudaMemcpyDeviceToHost));
+        comm_reduce_scatterv(d->c, h, h + total * sz, counts, t, op, NULL);
+        if (mine) cudaCheck(cudaMemcpy(recv, h + total * sz, mine, cudaMemcpyHostToDevice));
+        return;
+    }
+#ifdef STSAE_HAVE_NCCL
+    ncclCheck(ncclGroupStart());
+    size_t off = 0;
+    for (int r = 0; r < n; r++) {
+        ncclCheck(ncclReduce((const char *)send + off * sz, recv, (size_t)counts[r], nccl_type(t), nccl_op(op), r,
+                             d->nccl, d->stream));
+        off += (size_t)counts[r];
+    }
+    ncclCheck(ncclGroupEnd());
+    cudaCheck(cudaStreamSynchronize(d->stream));
+#else
+    die("comm_device: the NCCL backend in a build without NCCL (a bug: comm_device_create refuses it)");
+#endif
+}
+
+// --- the SaeReduce device twins (sae.h) ------------------------------------------------
+
+static void sum_i64_device(void *ctx, int64_t *dev_buf, int n) {
+    comm_device_allreduce((CommDevice *)ctx, dev_buf, (size_t)n, COMM_I64, COMM_SUM);
+}
+
+static void codes_layout_device(void *ctx, int rows_mine, int64_t nnz_mine, const int *row_len_mine,
+                                int64_t *n_rows, int64_t *nnz, int64_t *row0, int64_t *ent0, const int **row_len) {
+    CommDevice *d = (CommDevice *)ctx;
+    d->layout = comm_codes_layout(d->c, rows_mine, nnz_mine, row_len_mine);
+    *n_rows = d->layout.n_rows;
+    *nnz = d->layout.nnz;
+    *row0 = d->layout.row0;
+    *ent0 = d->layout.ent0;
+    *row_len = d->layout.row_len;
+}
+
+static void codes_entries_device(void *ctx, const int32_t *idx_mine, const float *val_mine, int32_t *idx_all,
+                                 float *val_all) {
+    CommDevice *d = (CommDevice *)ctx;
+    comm_device_allgatherv(d, idx_mine, idx_all, d->layout.ents, d->layout.ent_off, COMM_I32);
+    comm_device_allgatherv(d, val_mine, val_all, d->layout.ents, d->layout.ent_off, COMM_F32);
+}
+
+static void return_grad_device(void *ctx, const float *all_buf, float *mine) {
+    CommDevice *d = (CommDevice *)ctx;
+    comm_device_reduce_scatterv(d, all_buf, mine, d->layout.ents, COMM_F32, COMM_SUM);
+}
+
+extern "C" void comm_device_hooks(CommDevice *d, SaeReduce *red) {
+    red->device_ctx = d;
+    red->sum_i64_device = sum_i64_device;
+    red->codes_layout_device = codes_layout_device;
+    red->codes_entries_device = codes_entries_device;
+    red->return_grad_device = return_grad_device;
 }

@@ -275,4 +275,22 @@ inline ncclResult_t ncclAllGather(const void *send, void *recv, std::size_t coun
     return ncclSuccess;
 }
 
+inline ncclResult_t ncclReduce(const void *send, void *recv, std::size_t count, ncclDataType_t t, ncclRedOp_t op,
+                               int root, ncclComm_t c, cudaStream_t st) {
+    const char *call = "ncclReduce";
+    stsae_emu::nccl_check_comm(call, c);
+    std::size_t size = 0;
+    const MPI_Datatype mt = stsae_emu::nccl_mpi_type(call, t, &size);
+    const MPI_Op mo = stsae_emu::nccl_mpi_op(call, op);
+    if (root < 0 || root >= c->size) stsae_emu::nccl_fail(call, "root %d of %d ranks", root, c->size);
+    stsae_emu::nccl_check_buffer(call, "sendbuff", send, count, size);
+    if (c->rank == root) stsae_emu::nccl_check_buffer(call, "recvbuff", recv, count, size);
+    stsae_emu::nccl_check_same(call, c, count, (int)t, (int)op, root);
+    stsae_emu::nccl_wait(st);
+    if (count > (std::size_t)INT_MAX) stsae_emu::nccl_fail(call, "%zu elements: more than the emulation sends", count);
+    const bool in_place = c->rank == root && send == recv;
+    MPI_Reduce(in_place ? MPI_IN_PLACE : send, recv, (int)count, mt, mo, root, c->mpi);
+    return ncclSuccess;
+}
+
 #endif

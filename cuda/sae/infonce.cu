@@ -15,7 +15,8 @@
 // sharing a latent are visited. Per step:
 //   1. the codes of the whole batch in CSR (one rank: this rank's, compacted
 //      on the device; several: exchange_codes, the one place that talks to
-//      the other ranks, gathers them on the host through red->gather_codes);
+//      the other ranks, gathers them on the device through red's device
+//      twins (NCCL: comm_device.h) or else on the host (red->gather_codes));
 //      u = z / max(||z||, 1e-8) per token;
 //   2. the latent-major index of every set (a time step of every clip, or
 //      the anchors / partners of the pairs): a stable radix sort (CUB) of the
@@ -38,8 +39,8 @@
 //      each contribution's run through its anchor entry's offset). No entry is
 //      written by two threads of one launch, so no atomics, and the same bits
 //      on every run.
-//   5. the candidates' gradients back to their owners (red->return_grad, on
-//      the host), then through the normalization: dL/dz = (gu - u (u . gu)) /
+//   5. the candidates' gradients back to their owners (red->return_grad_device,
+//      or red->return_grad on the host), then through the normalization: dL/dz = (gu - u (u . gu)) /
 //      ||z|| (gu / 1e-8 where the norm is clamped), added to dL/dz.
 // Sums differ from the CPU's only in order (Z_a, the candidates' gradients,
 // the loss means): the CPU's thread buffers vs the warps here.
@@ -120,6 +121,10 @@ struct InfoNceCudaWork {
     SparseCodes h_mine, h_all;
     float *h_gu, *h_gu_mine, *gu_mine;
     int cap_h_gu, cap_mine;
+    // the device exchange (red's device twins): this rank's entries, sent
+    int32_t *idx_mine;
+    float *val_mine;
+    int cap_send;
 };
 
 // ---- kernels -------------------------------------------------------------------
@@ -431,7 +436,8 @@ void infonce_work_free_cuda(InfoNceCudaWork *w) {
     void *dev[] = {w->rp,      w->idx,      w->emem,    w->val,  w->u,      w->gu,     w->norm,  w->ikey_in,
                    w->ikey_out, w->ient_in, w->ient_out, w->imem, w->iu,     w->eoff,   w->col,   w->isort,
                    w->anc[0],  w->anc[1],   w->tot,     w->aoff, w->arange, w->loss,   w->qkey_in, w->qkey_out,
-                   w->qid_in,  w->qid_out,  w->run,     w->prod, w->sg,     w->qsort,  w->gsum,  w->gu_mine};
+                   w->qid_in,  w->qid_out,  w->run,     w->prod, w->sg,     w->qsort,  w->gsum,  w->gu_mine,
+                   w->idx_mine, w->val_mine};
     for (size_t i = 0; i < sizeof dev / sizeof *dev; i++) dev_free(dev[i]);
     free(w->h_rp);
     free(w->h_count);
@@ -475,16 +481,56 @@ static int compact_codes(InfoNceCudaWork *w, const DevCodesView *z, cudaStream_t
     return (int)nnz;
 }
 
-// The exchange (the one place that talks to the other ranks; NCCL can take
-// its place): the whole batch's codes, every rank's rows in rank order, into
-// the batch buffers; this rank's first row and entry in them. One rank (red
-// without gather_codes, or NULL): its own codes, row0 = ent0 = 0. Returns
-// this rank's entries.
+// The batch's row pointers (host and device) from every row's length.
+static void set_rows(InfoNceCudaWork *w, int64_t n_rows, const int *row_len, cudaStream_t st) {
+    w->h_rp[0] = 0;
+    for (int64_t r = 0; r < n_rows; r++) w->h_rp[r + 1] = w->h_rp[r] + row_len[r];
+    cudaCheck(cudaMemcpyAsync(w->rp, w->h_rp, sizeof(int) * ((size_t)n_rows + 1), cudaMemcpyHostToDevice, st));
+}
+
+// The exchange on device buffers (red's device twins: NCCL, comm_device.h):
+// the layout over the host, then this rank's entries, moved aside (the batch
+// buffers are resized for the whole batch), gathered into them.
+static void exchange_codes_device(InfoNceCudaWork *w, int n_mine, int nnz, const SaeReduce *red, int *row0,
+                                  int *ent0, cudaStream_t st) {
+    int64_t n_rows = 0, nnz_all = 0, r0 = 0, e0 = 0;
+    const int *row_len = NULL;
+    red->codes_layout_device(red->device_ctx, n_mine, nnz, w->h_count, &n_rows, &nnz_all, &r0, &e0, &row_len);
+    if (nnz > w->cap_send || !w->idx_mine) {
+        renew(&w->idx_mine, nnz);
+        renew(&w->val_mine, nnz);
+        w->cap_send = nnz;
+    }
+    if (nnz > 0) {
+        cudaCheck(cudaMemcpyAsync(w->idx_mine, w->idx, sizeof(int32_t) * nnz, cudaMemcpyDeviceToDevice, st));
+        cudaCheck(cudaMemcpyAsync(w->val_mine, w->val, sizeof(float) * nnz, cudaMemcpyDeviceToDevice, st));
+    }
+    cudaCheck(cudaStreamSynchronize(st));
+    reserve_codes(w, (int)n_rows, nnz_all);
+    set_rows(w, n_rows, row_len, st);
+    cudaCheck(cudaStreamSynchronize(st));
+    red->codes_entries_device(red->device_ctx, w->idx_mine, w->val_mine, w->idx, w->val);
+    w->n_rows = (int)n_rows;
+    w->nnz = (int)nnz_all;
+    *row0 = (int)r0;
+    *ent0 = (int)e0;
+}
+
+// The exchange (the one place that talks to the other ranks): the whole
+// batch's codes, every rank's rows in rank order, into the batch buffers;
+// this rank's first row and entry in them. On the device through red's
+// device twins where it has them, else through the host (gather_codes). One
+// rank (red without gather_codes, or NULL): its own codes, row0 = ent0 = 0.
+// Returns this rank's entries.
 static int exchange_codes(InfoNceCudaWork *w, const DevCodesView *z, const SaeReduce *red, int *row0, int *ent0,
                            cudaStream_t st) {
     const int nnz = compact_codes(w, z, st);
     *row0 = *ent0 = 0;
     if (!red || !red->gather_codes) return nnz;
+    if (red->codes_layout_device) {
+        exchange_codes_device(w, z->n, nnz, red, row0, ent0, st);
+        return nnz;
+    }
     SparseCodes *mine = &w->h_mine, *all = &w->h_all;
     if (z->n > mine->n_rows) {
         codes_free(mine);
@@ -517,10 +563,19 @@ static int exchange_codes(InfoNceCudaWork *w, const DevCodesView *z, const SaeRe
 }
 
 // This rank's dL/du (device): the candidates' gradients summed over the
-// ranks through red->return_grad (the exchange's other half), or the batch's
-// own for one rank.
+// ranks through red->return_grad_device or red->return_grad (the exchange's
+// other half), or the batch's own for one rank.
 static const float *return_grads(InfoNceCudaWork *w, const SaeReduce *red, int nnz_mine, cudaStream_t st) {
     if (!red || !red->gather_codes) return w->gu;
+    if (red->return_grad_device) {
+        if (nnz_mine > w->cap_mine || !w->gu_mine) {
+            renew(&w->gu_mine, nnz_mine);
+            w->cap_mine = nnz_mine;
+        }
+        cudaCheck(cudaStreamSynchronize(st));
+        red->return_grad_device(red->device_ctx, w->gu, w->gu_mine);
+        return w->gu_mine;
+    }
     if (w->nnz > w->cap_h_gu) {
         w->h_gu = (float *)xrealloc(w->h_gu, sizeof(float) * (size_t)w->nnz);
         w->cap_h_gu = w->nnz;

@@ -879,7 +879,10 @@ extern "C" void sae_cuda_fire(SaeCudaWork *w, const SaeReduce *red, int64_t toke
     const int m = w->m;
     kept_counts_kernel<<<grid_for((size_t)m, 256), 256, 0, w->st>>>(w->z.col_ptr, m, w->fired);
     cudaCheckLaunch("kept_counts_kernel");
-    if (red) {
+    if (red && red->sum_i64_device) {
+        cudaCheck(cudaStreamSynchronize(w->st)); // the counts, before another stream reads them
+        red->sum_i64_device(red->device_ctx, w->fired, m);
+    } else if (red) {
         cudaCheck(cudaMemcpyAsync(w->h_fired, w->fired, sizeof(int64_t) * m, cudaMemcpyDeviceToHost, w->st));
         cudaCheck(cudaStreamSynchronize(w->st));
         red->sum_i64(red->ctx, w->h_fired, m);

@@ -230,11 +230,8 @@ static int as_count(int64_t v, const char *what) {
     return (int)v;
 }
 
-// Row and entry counts of every rank, their offsets, then the row lengths,
-// latent indices and values, each with one Allgatherv.
-static void gather_codes(void *ctx, const SparseCodes *mine, SparseCodes *all, int64_t *row0, int64_t *ent0) {
-    Comm *c = ctx;
-    int my[2] = {mine->n_rows, as_count(mine->nnz, "a rank's code entries")};
+CommCodesLayout comm_codes_layout(Comm *c, int rows_mine, int64_t nnz_mine, const int *row_len_mine) {
+    int my[2] = {rows_mine, as_count(nnz_mine, "a rank's code entries")};
     int *both = xmalloc(sizeof(int) * 2 * (size_t)c->size);
     comm_allgather(c, my, both, 2, COMM_I32, NULL);
     int64_t nr = 0, ne = 0;
@@ -248,22 +245,31 @@ static void gather_codes(void *ctx, const SparseCodes *mine, SparseCodes *all, i
     }
     free(both);
     as_count(ne, "the batch's code entries");
-    *row0 = c->row_off[c->rank];
-    *ent0 = c->ent_off[c->rank];
     if (nr + 1 > c->cap_rows) {
         c->row_len = xrealloc(c->row_len, sizeof(int) * (size_t)(nr + 1));
         c->cap_rows = nr + 1;
     }
+    comm_allgatherv(c, row_len_mine, c->row_len, c->rows, c->row_off, COMM_I32, NULL);
+    return (CommCodesLayout){.n_rows = nr, .nnz = ne, .row0 = c->row_off[c->rank], .ent0 = c->ent_off[c->rank],
+                             .ents = c->ents, .ent_off = c->ent_off, .row_len = c->row_len};
+}
+
+// The layout (comm_codes_layout), then the latent indices and values, each
+// with one Allgatherv.
+static void gather_codes(void *ctx, const SparseCodes *mine, SparseCodes *all, int64_t *row0, int64_t *ent0) {
+    Comm *c = ctx;
     int *len = xmalloc(sizeof(int) * (size_t)(mine->n_rows + 1));
     for (int r = 0; r < mine->n_rows; r++) len[r] = (int)(mine->row_ptr[r + 1] - mine->row_ptr[r]);
-    comm_allgatherv(c, len, c->row_len, c->rows, c->row_off, COMM_I32, NULL);
+    const CommCodesLayout g = comm_codes_layout(c, mine->n_rows, mine->nnz, len);
     free(len);
-    all->row_ptr = xrealloc(all->row_ptr, sizeof(int64_t) * (size_t)(nr + 1));
-    codes_reserve(all, ne);
-    all->n_rows = (int)nr;
-    all->nnz = ne;
+    *row0 = g.row0;
+    *ent0 = g.ent0;
+    all->row_ptr = xrealloc(all->row_ptr, sizeof(int64_t) * (size_t)(g.n_rows + 1));
+    codes_reserve(all, g.nnz);
+    all->n_rows = (int)g.n_rows;
+    all->nnz = g.nnz;
     all->row_ptr[0] = 0;
-    for (int64_t r = 0; r < nr; r++) all->row_ptr[r + 1] = all->row_ptr[r] + c->row_len[r];
+    for (int64_t r = 0; r < g.n_rows; r++) all->row_ptr[r + 1] = all->row_ptr[r] + g.row_len[r];
     comm_allgatherv(c, mine->idx, all->idx, c->ents, c->ent_off, COMM_I32, NULL);
     comm_allgatherv(c, mine->val, all->val, c->ents, c->ent_off, COMM_F32, NULL);
 }
@@ -276,7 +282,10 @@ static void return_grad(void *ctx, const float *all_buf, float *mine, int64_t n_
     comm_reduce_scatterv(c, all_buf, mine, c->ents, COMM_F32, COMM_SUM, NULL);
 }
 
-SaeReduce comm_reduce(Comm *c) { return (SaeReduce){sum_f64, sum_i64, gather_codes, return_grad, c}; }
+SaeReduce comm_reduce(Comm *c) {
+    return (SaeReduce){.sum_f64 = sum_f64, .sum_i64 = sum_i64, .gather_codes = gather_codes,
+                       .return_grad = return_grad, .ctx = c};
+}
 
 // --- control --------------------------------------------------------------------------
 

@@ -14,3 +14,14 @@ void comm_device_allreduce(CommDevice *d, void *buf, size_t count, CommType t, C
     (void)d, (void)buf, (void)count, (void)t, (void)op;
     die("comm_device_allreduce in a build without CUDA (a bug)");
 }
+void comm_device_allgatherv(CommDevice *d, const void *send, void *recv, const int *counts, const int *displs,
+                            CommType t) {
+    (void)d, (void)send, (void)recv, (void)counts, (void)displs, (void)t;
+    die("comm_device_allgatherv in a build without CUDA (a bug)");
+}
+void comm_device_reduce_scatterv(CommDevice *d, const void *send, void *recv, const int *counts, CommType t,
+                                 CommOp op) {
+    (void)d, (void)send, (void)recv, (void)counts, (void)t, (void)op;
+    die("comm_device_reduce_scatterv in a build without CUDA (a bug)");
+}
+void comm_device_hooks(CommDevice *d, SaeReduce *red) { (void)d, (void)red; }

@@ -218,6 +218,7 @@ static void make_optim(JobRun *r, const Cohort *c) {
     else
         r->w = sae_work_create(&r->cfg, max_tok > 0 ? max_tok : 1);
     r->red = comm_reduce(r->env->group);
+    if (r->env->device) comm_device_hooks(r->env->dcomm, &r->red);
 }
 
 static void announce(const JobRun *r) {

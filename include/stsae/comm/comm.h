@@ -115,6 +115,20 @@ void comm_barrier(Comm *c, void *stream);
 // of c (built on the calls above; the host path).
 SaeReduce comm_reduce(Comm *c);
 
+// The layout of the InfoNCE code exchange (the first half of comm_reduce's
+// gather_codes; comm_device.h's device exchange uses it too): every rank's
+// row count and entry count (rows_mine, nnz_mine) and every row's length
+// (row_len_mine[rows_mine]) gathered over c, in rank order. The arrays are
+// c's and hold until the next exchange on c. Collective; dies past 2^31
+// entries (MPI counts).
+typedef struct {
+    int64_t n_rows, nnz;      // the whole batch
+    int64_t row0, ent0;       // this rank's first row and entry in it
+    const int *ents, *ent_off; // [ranks] entries of each rank and their offsets
+    const int *row_len;       // [n_rows] entries of every row of the batch
+} CommCodesLayout;
+CommCodesLayout comm_codes_layout(Comm *c, int rows_mine, int64_t nnz_mine, const int *row_len_mine);
+
 // --- control: verdicts and timings (host values, always MPI) ----------------------
 
 // Every rank of c checked something alike (a deck, a file); returns 1 when

@@ -42,5 +42,20 @@ const char *comm_device_describe(const CommDevice *d);
 // buf: count elements of type t in device memory, reduced over the group's
 // ranks with op, in place. Collective over the group; synchronous.
 void comm_device_allreduce(CommDevice *d, void *buf, size_t count, CommType t, CommOp op);
+// comm_allgatherv on device buffers: every rank's send (counts[rank]
+// elements) into recv at displs[r]. NCCL has no v-form: one ncclBroadcast
+// per rank from its block, inside ncclGroupStart/End.
+void comm_device_allgatherv(CommDevice *d, const void *send, void *recv, const int *counts, const int *displs,
+                            CommType t);
+// comm_reduce_scatterv on device buffers: send holds one block per rank,
+// counts[r] elements each, back to back; block r reduced over the ranks lands
+// in rank r's recv. NCCL's ReduceScatter needs equal counts: one ncclReduce
+// per rank (rank r's block to root r), inside a group.
+void comm_device_reduce_scatterv(CommDevice *d, const void *send, void *recv, const int *counts, CommType t,
+                                 CommOp op);
+
+// red (comm_reduce of the same group) with its device twins set (sae.h): the
+// CUDA step's per-latent counts and its InfoNCE code exchange over d.
+void comm_device_hooks(CommDevice *d, SaeReduce *red);
 
 #endif

@@ -97,12 +97,31 @@ SaeBatch sae_batch_pairs(int pairs);
 // and gives this rank's first row and entry in it; return_grad takes one float
 // per entry of `all`, sums it over the ranks, and writes the n_mine sums of
 // this rank's entries to mine.
+// The device twins (optional, for the CUDA step; comm_device.h sets them, on
+// device_ctx): the same exchanges on buffers in device memory, synchronous.
+// Where they are NULL the step stages its buffers through the host hooks.
+// sum_i64_device is sum_i64's. The code exchange comes in three calls so that
+// the step can size its buffers between them: codes_layout_device gathers
+// every rank's rows and entries (host counts; this rank's row lengths in
+// row_len_mine) and gives the batch's rows, entries, this rank's first row
+// and entry, and every row's length (*row_len, host, valid until the next
+// exchange); codes_entries_device then gathers the entries (device idx and
+// val, this rank's nnz_mine of the layout) in rank order; return_grad_device
+// is return_grad on device buffers (one float per entry of the batch in,
+// this rank's summed entries out).
 typedef struct {
     void (*sum_f64)(void *ctx, double *buf, int n);
     void (*sum_i64)(void *ctx, int64_t *buf, int n);
     void (*gather_codes)(void *ctx, const SparseCodes *mine, SparseCodes *all, int64_t *row0, int64_t *ent0);
     void (*return_grad)(void *ctx, const float *all_buf, float *mine, int64_t n_mine);
     void *ctx;
+    void *device_ctx;
+    void (*sum_i64_device)(void *device_ctx, int64_t *dev_buf, int n);
+    void (*codes_layout_device)(void *device_ctx, int rows_mine, int64_t nnz_mine, const int *row_len_mine,
+                                int64_t *n_rows, int64_t *nnz, int64_t *row0, int64_t *ent0, const int **row_len);
+    void (*codes_entries_device)(void *device_ctx, const int32_t *idx_mine, const float *val_mine, int32_t *idx_all,
+                                 float *val_all);
+    void (*return_grad_device)(void *device_ctx, const float *all_buf, float *mine);
 } SaeReduce;
 
 // buf summed over the ranks in place, or left as it is for one process (red

@@ -16,7 +16,8 @@
 // variants), `sparsemax` and `entmax15` (with L_temp when lambda_t > 0), each
 // with AuxK where its row has it; the InfoNCE terms on whole clips or pairs
 // (cuda/sae/infonce.cu), their codes exchanged across ranks through red's
-// gather_codes / return_grad on the host.
+// device twins where it has them (comm_device.h: NCCL), else gather_codes /
+// return_grad on the host.
 //
 // Determinism: no floating-point atomics. The kept latents of each token are
 // sorted by latent index, the latent-major gradient pass walks each latent's
@@ -91,7 +92,8 @@ void sae_cuda_last_codes(SaeCudaWork *w, SparseCodes *out);
 // sae_cuda_fire, after a step, sets last_fired[j] = tokens (the count after
 // the step) for every latent the step kept for any token of the global batch
 // (per-latent counts from the step's latent-major index, summed over the
-// ranks through red->sum_i64 on the host when red is given).
+// ranks when red is given: on the device through red->sum_i64_device where
+// it is set, else through red->sum_i64 on the host).
 int sae_cuda_dead_mask(SaeCudaWork *w, const int64_t *last_fired, int64_t tokens, int64_t dead_tokens,
                        uint8_t *dead);
 void sae_cuda_fire(SaeCudaWork *w, const SaeReduce *red, int64_t tokens, int64_t *last_fired);
