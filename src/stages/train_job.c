@@ -147,14 +147,16 @@ static void make_state(JobRun *r) {
     const int m = r->cfg.m;
     r->np = sae_num_params(&r->cfg);
     r->params = xmalloc(sizeof(float) * r->np);
-    r->grads = xmalloc(sizeof(float) * r->np);
     r->m1 = xcalloc(r->np, sizeof(float));
     r->m2 = xcalloc(r->np, sizeof(float));
     r->last_fired = xcalloc((size_t)m, sizeof(int64_t));
-    r->fired = xmalloc(sizeof(int64_t) * (size_t)m);
-    r->dead = xcalloc((size_t)m, 1);
+    if (!env->device) { // the step's buffers (on the GPU, the device state has its own)
+        r->grads = xmalloc(sizeof(float) * r->np);
+        r->fired = xmalloc(sizeof(int64_t) * (size_t)m);
+        r->dead = xcalloc((size_t)m, 1);
+        sae_carve(r->grads, &r->cfg, &r->gr);
+    }
     sae_carve(r->params, &r->cfg, &r->p);
-    sae_carve(r->grads, &r->cfg, &r->gr);
     r->st = (TrainState){0, 0, 0.0f, env->scale, r->job->hash, 0.0};
     r->resumed = ckpt_load(r->ckpt_path, &r->cfg, r->params, r->m1, r->m2, r->last_fired, &r->st) == 0;
     if (!r->resumed) sae_init(&r->cfg, &r->p, (uint64_t)r->job->seed, env->mean);
@@ -232,11 +234,19 @@ static void announce(const JobRun *r) {
     fflush(stdout);
 }
 
+// A step's loss, checked on either path: training stops at a NaN or Inf.
+static void check_loss(const JobRun *r) {
+    if (!isfinite(r->L.total))
+        die("job %s: the loss became %g at step %lld (lower train.lr?)", r->job->name, r->L.total,
+            (long long)r->st.step);
+}
+
 // The end of a step on either path: the tokens trained, the BatchTopK
 // threshold, the step count and the timers (t1 step, t2 sums, t3 Adam).
 static void job_step_end(JobRun *r, double t1, double t2, double t3) {
     TrainState *st = &r->st;
     const SaeLosses *L = &r->L;
+    st->tokens += L->n_tok_global;
     if (r->lead) r->env->tokens_trained += L->n_tok_global;
     const double decay = r->opt->theta_decay;
     if (r->cfg.select == SEL_BATCHTOPK)
@@ -263,8 +273,7 @@ static void job_step(JobRun *r, const SaeBatch *b, const float *x) {
         r->n_dead += r->dead[j];
     }
     sae_step(cfg, &r->p, &r->gr, x, b, cfg->k_aux > 0 ? r->dead : NULL, &r->red, r->w, L);
-    if (!isfinite(L->total))
-        die("job %s: the loss became %g at step %lld (lower train.lr?)", r->job->name, L->total, (long long)st->step);
+    check_loss(r);
     // dead-latent clocks: a latent kept for any token of the global batch fires now
     const SparseCodes *z = sae_last_codes(r->w);
     memset(r->fired, 0, sizeof(int64_t) * (size_t)m);
@@ -274,9 +283,9 @@ static void job_step(JobRun *r, const SaeBatch *b, const float *x) {
     comm_allreduce(r->env->group, r->grads, r->np, COMM_F32, COMM_SUM, NULL);
     const double t3 = wall_time();
     optim_step(cfg, &r->adam, st->step + 1, r->params, r->grads, r->m1, r->m2);
-    st->tokens += L->n_tok_global;
+    const int64_t tokens = st->tokens + L->n_tok_global; // the count after this step
     for (int j = 0; j < m; j++)
-        if (r->fired[j]) r->last_fired[j] = st->tokens;
+        if (r->fired[j]) r->last_fired[j] = tokens;
     job_step_end(r, t1, t2, t3);
 }
 
@@ -290,14 +299,12 @@ static void job_step_device(JobRun *r, const SaeBatch *b, const float *dx) {
     const double t1 = wall_time();
     r->n_dead = sae_cuda_dead_mask(r->cw, r->d_last_fired, st->tokens, r->opt->dead_tokens, r->d_dead);
     sae_step_cuda(cfg, &r->dp, &r->dgr, dx, b, cfg->k_aux > 0 ? r->d_dead : NULL, &r->red, r->cw, L);
-    if (!isfinite(L->total))
-        die("job %s: the loss became %g at step %lld (lower train.lr?)", r->job->name, L->total, (long long)st->step);
+    check_loss(r);
     sae_cuda_fire(r->cw, &r->red, st->tokens + L->n_tok_global, r->d_last_fired);
     const double t2 = wall_time();
     comm_device_allreduce(r->env->dcomm, r->ds.grads, r->np, COMM_F32, COMM_SUM);
     const double t3 = wall_time();
     optim_step_cuda(cfg, &r->adam, st->step + 1, r->ds.params, r->ds.grads, r->ds.m1, r->ds.m2);
-    st->tokens += L->n_tok_global;
     job_step_end(r, t1, t2, t3);
 }
 
