@@ -5,7 +5,7 @@
 #   jobscripts/chain.sh [--dry-run] DECK [key=value ...]
 #
 #   synth: or extract:  -> extract.sbatch   (synth, then extract)
-#   train:              -> train.sbatch
+#   train:              -> train.sbatch (train-gpu.sbatch when the deck says device: cuda)
 #   eval:               -> eval.sbatch      (eval, then report RUN_DIR)
 #
 # The deck and the overrides go to every stage unchanged; the stages come from
@@ -46,6 +46,8 @@ if has synth || has extract; then stages+=(extract); fi
 if has train; then stages+=(train); fi
 if has eval; then stages+=(eval); fi
 ((${#stages[@]})) || { echo "$me: the deck names no stage (synth, extract, train, eval)" >&2; exit 1; }
+# device: cuda trains on GPU nodes (one rank per GPU); extract and eval run on CPUs
+script_of() { if [ "$1" = train ] && grep -q '^device: cuda' <<<"$resolved"; then echo train-gpu; else echo "$1"; fi; }
 
 read -r -a extra <<<"${STSAE_SBATCH_ARGS:-}"
 ((dry)) || mkdir -p "$logs"
@@ -64,7 +66,7 @@ prev=""
 for s in "${stages[@]}"; do
   args=(--parsable "--output=$logs/%x-%j.out")
   if [ -n "$prev" ]; then args+=("--dependency=afterok:$prev" --kill-on-invalid-dep=yes); fi
-  cmd=(sbatch "${args[@]}" "${extra[@]}" "$here/$s.sbatch" "$deck" "$@")
+  cmd=(sbatch "${args[@]}" "${extra[@]}" "$here/$(script_of "$s").sbatch" "$deck" "$@")
   if ((dry)); then
     printf '%q ' "${cmd[@]}"
     echo

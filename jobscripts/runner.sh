@@ -2,7 +2,8 @@
 # by each (not run): the checks, the MPI launcher, the stop file and the
 # signal traps, one stage run on the allocation, and the exit or requeue.
 #
-# In:  from the sourcing script: `stage` (extract | train | eval), `requeue`
+# In:  from the sourcing script: `stage` (extract | train | eval), `script`
+#      (its own name when that is not the stage's: train-gpu), `requeue`
 #      (1: a checkpointed stage, exit 3 after SIGUSR1, requeues the job), and
 #      its positional parameters DECK [key=value ...]; the environment of the
 #      job: SLURM_* and STSAE, STSAE_LAUNCHER, STSAE_SRUN_MPI,
@@ -30,13 +31,14 @@ if [ "${BASH_SOURCE[0]}" = "$0" ]; then
 fi
 : "${stage:?runner.sh: the sourcing script sets stage}" "${requeue:?runner.sh: the sourcing script sets requeue}"
 
-me="stsae $stage.sbatch"
+script=${script:-$stage} # the .sbatch file's name (train-gpu runs the train stage)
+me="stsae $script.sbatch"
 die() { echo "$me: $*" >&2; exit 2; }
 if [ -z "${SLURM_JOB_ID:-}" ]; then
   die "not inside a Slurm job (SLURM_JOB_ID is unset): submit it with" \
-      "'sbatch jobscripts/$stage.sbatch DECK [key=value ...]', or every stage with 'jobscripts/chain.sh DECK'"
+      "'sbatch jobscripts/$script.sbatch DECK [key=value ...]', or every stage with 'jobscripts/chain.sh DECK'"
 fi
-(($# >= 1)) || die "usage: sbatch jobscripts/$stage.sbatch DECK [key=value ...]"
+(($# >= 1)) || die "usage: sbatch jobscripts/$script.sbatch DECK [key=value ...]"
 STSAE=${STSAE:-${SLURM_SUBMIT_DIR:-.}/build/stsae}
 [ -x "$STSAE" ] || die "no stsae binary at '$STSAE' (set STSAE=/path/to/stsae)"
 cpus=${SLURM_CPUS_PER_TASK:-1}

@@ -1,7 +1,8 @@
 #!/bin/bash
 # scaling.sh — a scaling sweep of `stsae train`: the same deck on 1, 2, 4, ... N
 # ranks (one per GPU for a `device: cuda` deck with --gpus, else CPU ranks), each
-# point its own train.sbatch job, then one markdown table of the points.
+# point its own train.sbatch job (train-gpu.sbatch with --gpus), then one
+# markdown table of the points.
 #
 #   jobscripts/scaling.sh [--dry-run] [--mode strong|weak|both] [--max N]
 #                         [--tasks-per-node P] [--gpus] [--out DIR] DECK [key=value ...]
@@ -162,7 +163,8 @@ for m in "${modes[@]}"; do
       seeds=$(seq -s ', ' 0 $((n - 1)))
       over+=("train.ranks_per_job=1" "train.seeds=[$seeds]")
     fi
-    cmd=(sbatch --parsable "${args[@]}" "$here/train.sbatch" "$deck" "$@" "${over[@]}")
+    cmd=(sbatch --parsable "${args[@]}" "$here/$( ((gpus)) && echo train-gpu || echo train).sbatch" "$deck" "$@"
+         "${over[@]}")
     if ((dry)); then
       printf '%q ' "${cmd[@]}"
       echo

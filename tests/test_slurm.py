@@ -14,7 +14,8 @@ Without Slurm:
       each sources jobscripts/runner.sh, which a copy of the script (what sbatch
       runs) finds through $STSAE_JOBSCRIPTS or $SLURM_SUBMIT_DIR/jobscripts, and
       without either exits 2 naming where it looked;
-  (b) chain.sh: usage, a bad deck (exit 1, nothing submitted), --dry-run.
+  (b) chain.sh: usage, a bad deck (exit 1, nothing submitted), --dry-run
+      (a device: cuda deck's train stage goes to train-gpu.sbatch).
 With Slurm (every job 2 tasks x 1 cpu):
   (c) the real stsae: `chain.sh DECK` on a deck with synth, extract, train (two tiny
       SAEs on a feature file in the SPEC §3 layout, written here) and eval:
@@ -45,7 +46,7 @@ With Slurm (every job 2 tasks x 1 cpu):
   (i) scaling.sh: without Slurm its usage (exit 2), a bad deck (exit 1,
       nothing submitted) and --dry-run (a train.sbatch per mode and rank
       count, with --ntasks, train.ranks_per_job and, weak, train.seeds; then
-      the collect job); with Slurm, strong and weak sweeps on 1 and 2 ranks of
+      the collect job; with --gpus, train-gpu.sbatch with --gpus-per-node); with Slurm, strong and weak sweeps on 1 and 2 ranks of
       the real stsae and its collect job: every job COMPLETED, DIR/scaling.md
       with a tokens/s figure on each of the 4 rows, 100% efficiency at 1 rank,
       twice the jobs in the weak 2-rank point; `--collect DIR` by hand writes
@@ -459,6 +460,11 @@ def check_chain_cli(js, stsae, deck, work, env):
     ok = (p.returncode == 0 and len(lines) == 2 and "train.sbatch" in lines[0]
           and "eval.sbatch" in lines[1] and "--dependency=afterok:" in lines[1])
     report("chain_dry_run_train_eval", ok, f"exit {p.returncode}, stdout {p.stdout!r}, stderr {p.stderr!r}")
+    p = subprocess.run([chain, "-n", deck2, "device=cuda"], capture_output=True, text=True, timeout=30, env=e)
+    lines = p.stdout.splitlines()
+    ok = (p.returncode == 0 and len(lines) == 2 and "/train-gpu.sbatch" in lines[0]
+          and "/eval.sbatch" in lines[1] and "device=cuda" in lines[0])
+    report("chain_dry_run_gpu", ok, f"exit {p.returncode}, stdout {p.stdout!r}, stderr {p.stderr!r}")
 
 
 def check_scaling_cli(js, stsae, deck, work, env):
@@ -475,6 +481,14 @@ def check_scaling_cli(js, stsae, deck, work, env):
         ok &= (f"--ntasks={n} " in line and f"--nodes={(n + 1) // 2} " in line and f"scaling-{m}-n{n} " in line
                and "train.sbatch" in line and "train.k=3" in line and over in line)
     report("scaling_dry_run", ok, f"exit {p.returncode}, stdout {p.stdout!r}, stderr {p.stderr!r}")
+    p = subprocess.run([sc, "--dry-run", "--gpus", "--max", "8", "--mode", "weak", deck, "device=cuda"],
+                       capture_output=True, text=True, timeout=30, env=e)
+    lines = p.stdout.splitlines()
+    ok = p.returncode == 0 and len(lines) == 5
+    for line, (n, nodes, per) in zip(lines, [(1, 1, 1), (2, 1, 2), (4, 1, 4), (8, 2, 4)]):
+        ok &= (f"--ntasks={n} " in line and f"--nodes={nodes} " in line and f"--gpus-per-node={per} " in line
+               and "/train-gpu.sbatch" in line)
+    report("scaling_dry_run_gpus", ok, f"exit {p.returncode}, stdout {p.stdout!r}, stderr {p.stderr!r}")
 
 
 def scaling_sweep(sl, js, stsae, work, env, end):
