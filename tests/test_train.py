@@ -21,7 +21,8 @@ layout, tests/ref/make_features.py). One case per invocation (--case):
             the same bits as one job at a time (train.lockstep 1), on 1 rank
             and on 2 ranks per job, a job of another seed kept apart, and a
             memory budget (train.lockstep_gb) too small for two: one at a time;
-            the plan line counts the feature passes; a job resumed from a
+            the plan line counts the feature passes and the bytes they read
+            (in proportion to the passes); a job resumed from a
             checkpoint at step 1 joins its cohort (whose other jobs start at
             step 0) and still ends with the bits of one at a time.
   grid      inputs/ablation29.yaml itself (120 jobs) on a small feature file
@@ -427,7 +428,11 @@ def case_lockstep(r, w):
             missing = [c for c in cohorts if c not in out] + (["no cohort"] if not cohorts and "in lockstep" in out
                                                               else [])
             plan = next((t for t in out.splitlines() if "feature passes" in t), "(no plan line)")
-            if missing or want not in plan:
+            # every job reads every training clip once per epoch: the bytes read go as the passes
+            gb_read = re.search(r"about ([0-9.e+-]+) GB of features read \(([0-9.e+-]+) GB one job at a time\)", plan)
+            passes = int(want.split()[0])
+            if missing or want not in plan or not gb_read or \
+                    abs(float(gb_read[1]) / float(gb_read[2]) - passes / 11) > 0.01:
                 print(f"FAIL: train.lockstep={ls}, lockstep_gb={gb} on {np_} rank(s): missing {missing}; plan: {plan}")
                 fails += 1
             fails += compare(ref, models(run), 0.0,

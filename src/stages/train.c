@@ -238,12 +238,16 @@ static int open_data(Train *t) {
 // parameters, gradients and Adam moments, the step's pre-activations
 // (BatchTopK: the whole local batch; otherwise chunks, sae.h) and
 // three [tokens, d] buffers of the step.
+// Tokens of a global batch of job j.
+static double job_batch_tokens(const Job *j, const FeatureFile *f) {
+    return j->batch_kind == BATCH_CLIPS   ? (double)j->batch * f->T * f->H * f->W
+           : j->batch_kind == BATCH_PAIRS ? 2.0 * (double)j->batch
+                                          : (double)j->batch;
+}
+
 static double job_bytes(const Job *j, const FeatureFile *f, int ranks_per_job) {
     const double d = f->d, m = (double)job_latents(j, f->d);
-    const double global = j->batch_kind == BATCH_CLIPS   ? (double)j->batch * f->T * f->H * f->W
-                           : j->batch_kind == BATCH_PAIRS ? 2.0 * (double)j->batch
-                                                          : (double)j->batch;
-    const double tok = ceil(global / ranks_per_job);
+    const double tok = ceil(job_batch_tokens(j, f) / ranks_per_job);
     const SaeVariant *v = sae_variant_find(j->variant);
     const double rows = v && v->select == SEL_BATCHTOPK ? tok : fmin(tok, (double)SAE_CHUNK_TOKENS);
     return 4.0 * (4.0 * (2.0 * m * d + m + d) + rows * m + 3.0 * tok * d);
@@ -274,8 +278,20 @@ static int gather_cohort(const Train *t, int i, uint8_t *taken, const Job **coho
     return n;
 }
 
+// Feature bytes that training job j reads (its cohort reads them once for
+// all its jobs): every training clip's float16 features once per epoch, or
+// fewer when train.max_steps stops it first. An estimate for the plan line
+// (a window of mixed clips is read whole).
+static double job_read_bytes(const Train *t, const Job *j) {
+    const FeatureFile *f = &t->layer[0].f;
+    const double token = 2.0 * f->d;
+    double bytes = (double)t->opt.epochs * t->n_train * (double)f->T * f->N * token;
+    if (t->opt.max_steps != INT64_MAX) bytes = fmin(bytes, (double)t->opt.max_steps * job_batch_tokens(j, f) * token);
+    return bytes;
+}
+
 // The groups of ranks_per_job ranks and the jobs dealt to them; rank 0 prints
-// the plan.
+// the plan, with the feature bytes the grid reads.
 static void plan_groups(Train *t) {
     const JobList *jobs = t->opt.jobs;
     const int rpj = t->opt.ranks_per_job;
@@ -297,11 +313,17 @@ static void plan_groups(Train *t) {
     uint8_t *taken = xcalloc((size_t)(jobs->n ? jobs->n : 1), 1);
     const Job **cohort = xmalloc(sizeof(Job *) * (size_t)(jobs->n ? jobs->n : 1));
     int passes = 0;
-    for (int i = 0; i < jobs->n; i++)
-        if (!taken[i]) passes += gather_cohort(t, i, taken, cohort) > 0;
+    double read = 0.0, alone = 0.0;
+    for (int i = 0; i < jobs->n; i++) {
+        alone += job_read_bytes(t, &jobs->job[i]);
+        if (!taken[i] && gather_cohort(t, i, taken, cohort) > 0) {
+            passes++;
+            read += job_read_bytes(t, &jobs->job[i]);
+        }
+    }
     printf("# %d feature passes for %d jobs (the jobs of a group with the same batches train together: at most "
-           "train.lockstep %d, in train.lockstep_gb %g GB per rank)\n", passes, jobs->n, t->opt.lockstep,
-           t->opt.lockstep_gb);
+           "train.lockstep %d, in train.lockstep_gb %g GB per rank): about %.3g GB of features read (%.3g GB one "
+           "job at a time)\n", passes, jobs->n, t->opt.lockstep, t->opt.lockstep_gb, read / 1e9, alone / 1e9);
     free(taken);
     free(cohort);
     fflush(stdout);
