@@ -6,7 +6,9 @@
 // bits (no atomics). Then one Adam step from both gradients (CPU optim_step,
 // CUDA optim_step_cuda) must give the same parameters and moments to 1e-4.
 // TF32 and bf16 encoder GEMMs run the step too, checked loosely (1e-2 on
-// the loss): they may change which latents are kept.
+// the loss): they may change which latents are kept. And dev_tokens_f16
+// (batches from float16 features resident on the device) against an
+// independent conversion of every float16 value, bit for bit.
 // Exits 77 ("no CUDA device: skipped") where no device or driver is present.
 #include <math.h>
 #include <stdio.h>
@@ -99,6 +101,45 @@ static void run_variant(const char *variant) {
     free(params); free(g_cpu); free(g_gpu); free(g_again); free(x); free(m1); free(m2); free(back);
 }
 
+// float16 bits as a value, written independently of the kernel (ldexpf).
+static float half_ref(uint16_t h) {
+    const int e = (h >> 10) & 31, m = h & 1023;
+    const float v = e == 0 ? ldexpf((float)m, -24) : e == 31 ? (m ? NAN : INFINITY) : ldexpf((float)(1024 + m), e - 25);
+    return (h & 0x8000) ? -v : v;
+}
+
+// dev_tokens_f16 (a batch from resident float16 features): every one of the
+// 65536 float16 values, rows gathered in a shuffled order, times a scale.
+static void check_tokens_f16(void) {
+    enum { D = 16, ROWS = 65536 / D, N = 3000 };
+    uint16_t *h = malloc(sizeof(uint16_t) * 65536);
+    int64_t src[N];
+    for (int i = 0; i < 65536; i++) h[i] = (uint16_t)i;
+    uint64_t st = 7;
+    for (int i = 0; i < N; i++) src[i] = (int64_t)(rng_next(&st) % ROWS);
+    uint16_t *dfeat = dev_alloc(sizeof(uint16_t) * 65536);
+    int64_t *dsrc = dev_alloc(sizeof(src));
+    float *dx = dev_alloc_floats((size_t)N * D), *x = malloc(sizeof(float) * N * D);
+    dev_upload_bytes(dfeat, h, sizeof(uint16_t) * 65536);
+    dev_upload_bytes(dsrc, src, sizeof(src));
+    const float scales[2] = {1.0f, 0.37f};
+    for (int k = 0; k < 2; k++) {
+        dev_tokens_f16(dfeat, dsrc, N, D, scales[k], dx);
+        dev_download(x, dx, (size_t)N * D);
+        int bad = 0;
+        for (int r = 0; r < N; r++)
+            for (int j = 0; j < D; j++) {
+                const float want = half_ref(h[src[r] * D + j]) * (scales[k] != 1.0f ? scales[k] : 1.0f);
+                const float got = x[(size_t)r * D + j];
+                bad += isnan(want) ? !isnan(got) : memcmp(&want, &got, sizeof(float)) != 0;
+            }
+        check(bad == 0, scales[k] == 1.0f ? "dev_tokens_f16: every float16 value, exact"
+                                          : "dev_tokens_f16: every float16 value times a scale, exact", bad);
+    }
+    dev_free(dfeat), dev_free(dsrc), dev_free(dx);
+    free(h), free(x);
+}
+
 int main(void) {
     if (device_count() <= 0) {
         printf("no CUDA device: skipped (%s)\n", device_describe());
@@ -109,5 +150,6 @@ int main(void) {
           0.0);
     run_variant("standard");
     run_variant("frozen");
+    check_tokens_f16();
     return tally_report();
 }

@@ -35,8 +35,10 @@ layout, tests/ref/make_features.py). One case per invocation (--case):
             sharing the one GPU) through the NCCL backend (the emulation's
             stand-in over MPI, which checks every count and type) against 1
             rank (1e-5), the host-staged MPI backend (comm.backend: mpi)
-            against NCCL on 2 ranks (1e-5), 3 groups of 1 rank against 1 rank
-            (the same bits); a device run
+            against NCCL on 2 ranks (1e-5), the layer resident on the GPU
+            (batches assembled there) against batches read from the file on 1
+            and 3 ranks per job (the same bits), 3 groups of 1 rank against 1
+            rank (the same bits); a device run
             stopped and resumed ends with the bits of an uninterrupted one (its
             checkpoint from the device state); and a stsae without a device
             refuses device: cuda on every rank, saying so once.
@@ -232,7 +234,7 @@ def case_device(r, w):
     cpu = models(os.path.join(w, "cpu"))
     emu = Runner(r.a, r.a.stsae_emu)
     fails = 0
-    p = emu.run(1, deck, f"run_dir={w}/d1", "device=cuda")
+    p = emu.run(1, deck, f"run_dir={w}/d1", "device=cuda", "train.device_features=stream")
     if "# device cuda: 1 rank on this node over 1 GPU" not in p.stdout or \
             "gradients summed over each group's GPUs by nccl" not in p.stdout:
         print("FAIL: no device lines (GPU, NCCL) in the output of a device: cuda run:\n" + p.stdout[-2000:])
@@ -242,8 +244,18 @@ def case_device(r, w):
     if fails:
         return fails  # the rest compares against this run
     for np_ in (2, 3):
-        emu.run(np_, deck, f"run_dir={w}/d{np_}", f"train.ranks_per_job={np_}", "device=cuda")
+        emu.run(np_, deck, f"run_dir={w}/d{np_}", f"train.ranks_per_job={np_}", "device=cuda",
+                "train.device_features=stream")
         fails += compare(d1, models(f"{w}/d{np_}"), 1e-5, f"device, {np_} ranks per job on one GPU vs 1", flips=1)
+    # the layer resident on the GPU, batches assembled there: the batches read from the file, bit for bit
+    for np_ in (1, 3):
+        p = emu.run(np_, deck, f"run_dir={w}/dr{np_}", f"train.ranks_per_job={np_}", "device=cuda",
+                    "train.device_features=resident")
+        if "resident on the GPU" not in p.stdout:
+            print("FAIL: train.device_features=resident does not say so:\n" + p.stdout[-2000:])
+            fails += 1
+        fails += compare(models(f"{w}/d{np_}"), models(f"{w}/dr{np_}"), 0.0,
+                         f"device, {np_} rank(s) per job: features resident on the GPU vs streamed (bits)")
     # the host-staged MPI backend against NCCL (its stand-in) on 2 ranks per job
     p = emu.run(2, deck, f"run_dir={w}/dm2", "train.ranks_per_job=2", "device=cuda", "comm.backend=mpi")
     if "gradients summed over each group's GPUs by mpi" not in p.stdout:

@@ -44,6 +44,15 @@ extern "C" const char *device_describe(void) {
     return buf;
 }
 
+extern "C" double device_free_bytes(void) {
+    size_t free_b = 0, total = 0;
+    if (device_count() <= 0 || cudaMemGetInfo(&free_b, &total) != cudaSuccess) {
+        cudaGetLastError();
+        return 0.0;
+    }
+    return (double)free_b;
+}
+
 extern "C" int device_use(int i) {
     const int n = device_count();
     if (n <= 0) return -1;

@@ -85,6 +85,7 @@ const DeckKey stsae_schema[] = {
     {"train.ranks_per_job",         DECK_INT,       "1",          "[1, 65536]", 0, "ranks training one job together"},
     {"train.lockstep",              DECK_INT,       "8",          "[1, 4096]", 0, "jobs with the same batches (kind, size, seed) trained together on one read of each batch; 1: one at a time"},
     {"train.lockstep_gb",           DECK_NUM,       "2",          "> 0",      0, "memory a cohort's jobs may hold together per rank (GB, estimated); a job alone may exceed it"},
+    {"train.device_features",       DECK_ENUM,      "auto",       "auto|resident|stream", 0, "device: cuda: the layer's training clips held on the GPU as float16 (resident; auto: when they fit in half its free memory) or read and uploaded each step (stream)"},
     {"train.seeds",                 DECK_INT_LIST,  "[0, 1, 2]",  "[0, 4294967295]", 0, "every grid entry runs once per seed"},
     {"train.lambda",                DECK_NUM,       "0.1",        ">= 0",     0, "contrastive weight (see train.grid)"},
     {"train.tau",                   DECK_NUM,       "0.1",        "> 0",      0, "InfoNCE temperature"},

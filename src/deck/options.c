@@ -24,6 +24,7 @@ int train_options_resolve(const Deck *d, int n_ranks, TrainOptions *o, char *err
     o->ranks_per_job = (int)deck_int(d, "train.ranks_per_job");
     o->lockstep = (int)deck_int(d, "train.lockstep");
     o->lockstep_gb = deck_num(d, "train.lockstep_gb");
+    o->device_features = deck_str(d, "train.device_features");
     o->streams = (int)deck_int(d, "train.streams");
     o->mix_clips = (int)deck_int(d, "train.mix_clips");
     o->epochs = (int)deck_int(d, "train.epochs");

@@ -23,6 +23,10 @@ void dev_download_bytes(void *host, const void *dev, size_t bytes) {
     (void)host, (void)dev, (void)bytes;
     no_cuda("dev_download_bytes");
 }
+void dev_tokens_f16(const uint16_t *feat, const int64_t *src, int n, int d, float scale, float *x) {
+    (void)feat, (void)src, (void)n, (void)d, (void)scale, (void)x;
+    no_cuda("dev_tokens_f16");
+}
 void sae_device_state_create(SaeDeviceState *s, const SaeConfig *cfg) {
     (void)s, (void)cfg;
     no_cuda("sae_device_state_create");

@@ -31,12 +31,14 @@
 
 #include "stsae/base/common.h"
 #include "stsae/base/paths.h"
+#include "stsae/base/progress.h"
 #include "stsae/base/stop_request.h"
 #include "stsae/comm/comm.h"
 #include "stsae/comm/comm_device.h"
 #include "stsae/comm/device.h"
 #include "stsae/deck/options.h"
 #include "stsae/io/features.h"
+#include "stsae/sae/sae_cuda.h" // dev_alloc, dev_upload_bytes: the resident features
 #include "stsae/sae/variants.h"
 #include "stsae/stages/stage.h"
 #include "stsae/stages/train.h"
@@ -70,6 +72,9 @@ typedef struct {
     Comm *group;
     int *group_of;       // job -> group (deal_jobs)
     double *load;        // cost per group
+    uint16_t *dfeat;     // device: cuda: one layer's training clips on the GPU (resident_features), or NULL
+    int32_t *dslot;      // their places ([n_clips])
+    int dfeat_layer;     // that layer
     TrainEnv env;
 } Train;
 
@@ -329,6 +334,62 @@ static void plan_groups(Train *t) {
     fflush(stdout);
 }
 
+// device: cuda: the cohort's layer held on this rank's GPU as float16
+// (train.device_features: resident; auto: when it fits in half the GPU's free
+// memory), read once instead of once per epoch; the loader then only names
+// each batch's tokens and the GPU assembles the batch (train_job.c). One
+// layer at a time: a cohort of another layer replaces it. Leaves env->dfeat
+// NULL (batches read from the file and uploaded) otherwise.
+static void resident_features(Train *t, const TrainLayer *L) {
+    TrainEnv *env = &t->env;
+    if (!env->device || strcmp(t->opt.device_features, "stream") == 0) return;
+    if (t->dfeat && t->dfeat_layer == L->layer) return;
+    dev_free(t->dfeat);
+    free(t->dslot);
+    t->dfeat = NULL, t->dslot = NULL;
+    env->dfeat = NULL, env->dslot = NULL;
+    const FeatureFile *f = &L->f;
+    const size_t tok = (size_t)f->T * f->N * f->d; // values per clip
+    const double bytes = 2.0 * (double)tok * t->n_train, free_b = device_free_bytes();
+    const int say = t->st.rank == 0;
+    if (strcmp(t->opt.device_features, "auto") == 0 && bytes > 0.5 * free_b) {
+        if (say)
+            printf("# device features: layer %d (%.3g GB) read from the file each step: more than half of the GPU's "
+                   "free %.3g GB (train.device_features)\n", L->layer, bytes / 1e9, free_b / 1e9);
+        return;
+    }
+    const double t0 = wall_time();
+    t->dfeat = dev_alloc((size_t)bytes);
+    t->dslot = xmalloc(sizeof(int32_t) * (size_t)f->n_clips);
+    for (int c = 0; c < f->n_clips; c++) t->dslot[c] = -1;
+    uint16_t *buf = xmalloc(sizeof(uint16_t) * tok);
+    Progress pr;
+    progress_start(&pr, t0, t->opt.progress_every, 0);
+    for (int i = 0; i < t->n_train; i++) {
+        features_read_clip(f, t->train[i], buf);
+        dev_upload_bytes(t->dfeat + (size_t)i * tok, buf, sizeof(uint16_t) * tok);
+        t->dslot[t->train[i]] = i;
+        const double now = wall_time();
+        if (say && progress_due(&pr, now, i + 1 == t->n_train)) {
+            char eta[32];
+            progress_eta_text(&pr, i + 1, t->n_train, now, eta, sizeof(eta));
+            printf("# device features: layer %d: %d/%d clips on the GPU, %.1f clips/s, ETA %s\n", L->layer, i + 1,
+                   t->n_train, progress_rate(&pr, i + 1, now), eta);
+            fflush(stdout);
+        }
+    }
+    free(buf);
+    env->timers[T_DATA] += wall_time() - t0;
+    t->dfeat_layer = L->layer;
+    env->dfeat = t->dfeat;
+    env->dslot = t->dslot;
+    if (say) {
+        printf("# device features: layer %d resident on the GPU: %d clips, %.3g GB, read once (not once per epoch) in "
+               "%.1f s\n", L->layer, t->n_train, bytes / 1e9, wall_time() - t0);
+        fflush(stdout);
+    }
+}
+
 // This group's jobs in cohorts (train_job.h), in the index order of each
 // cohort's first job, until one stops or fails. Returns the
 // status the world agrees on: 0 all done, 3 some group stopped on request, 1
@@ -355,6 +416,7 @@ static int run_jobs(Train *t) {
         env->features = &L->f;
         env->scale = L->scale;
         env->mean = L->mean;
+        resident_features(t, L);
         const JobOutcome o = trainer_run(env, cohort, n);
         stopped = o == JOB_STOPPED;
         failed = o == JOB_FAILED;
@@ -418,6 +480,8 @@ static int group_device_comm(Train *t) {
 // Frees what train_main made, whichever step it stopped at (collective: the
 // group's communicator).
 static void train_cleanup(Train *t) {
+    if (t->dfeat) dev_free(t->dfeat);
+    free(t->dslot);
     comm_device_free(t->env.dcomm);
     if (t->group) comm_free(t->group);
     free(t->group_of), free(t->load), free(t->train), free(t->feat_path);

@@ -12,7 +12,8 @@
 typedef struct {
     int64_t e, w; // -1: empty
     int n_clips;
-    uint16_t *feat;   // [mix, T*N, d]
+    int32_t *clip;    // [mix] the clips (indices into the file)
+    uint16_t *feat;   // [mix, T*N, d] (NULL: sources only)
     uint32_t *order;  // [n_clips * ipc] item = clip slot * ipc + item in clip
     uint8_t *offset;  // [mix] raster pair offset o of each clip
 } Window;
@@ -92,7 +93,7 @@ DataLoader *data_create(const FeatureFile *f, const int32_t *train, int n_train,
             die("train.batch_clips = %lld exceeds the %d training clips of %s", (long long)c->batch, n_train, f->path);
         dl->c0 = c->batch * c->rank / c->size;
         dl->c1 = c->batch * (c->rank + 1) / c->size;
-        dl->clipbuf = xmalloc(sizeof(uint16_t) * (size_t)dl->tn * dl->d);
+        if (!c->sources_only) dl->clipbuf = xmalloc(sizeof(uint16_t) * (size_t)dl->tn * dl->d);
         return dl;
     }
     dl->ipc = c->kind == BATCH_PAIRS ? (dl->tn - 1) / 2 : dl->tn;
@@ -105,7 +106,8 @@ DataLoader *data_create(const FeatureFile *f, const int32_t *train, int n_train,
     for (int i = 0; i < 2 * nl; i++) {
         Window *w = &dl->win[i];
         w->e = w->w = -1;
-        w->feat = xmalloc(sizeof(uint16_t) * (size_t)c->mix_clips * dl->tn * dl->d);
+        w->clip = xmalloc(sizeof(int32_t) * (size_t)c->mix_clips);
+        if (!c->sources_only) w->feat = xmalloc(sizeof(uint16_t) * (size_t)c->mix_clips * dl->tn * dl->d);
         w->order = xmalloc(sizeof(uint32_t) * (size_t)c->mix_clips * dl->ipc);
         w->offset = xmalloc((size_t)c->mix_clips);
     }
@@ -116,6 +118,7 @@ void data_free(DataLoader *dl) {
     if (!dl) return;
     for (int i = 0; i < 2; i++) free(dl->ep[i].perm);
     for (int i = 0; dl->win && i < 2 * (dl->s1 - dl->s0); i++) {
+        free(dl->win[i].clip);
         free(dl->win[i].feat);
         free(dl->win[i].order);
         free(dl->win[i].offset);
@@ -156,7 +159,8 @@ static Window *window(DataLoader *dl, int s, int64_t e, int64_t w, const Window 
     const int32_t *perm = epoch_perm(dl, e);
     uint64_t st = mix64(mix64(mix64(dl->c.seed, (uint64_t)s + 1), (uint64_t)e), (uint64_t)w);
     for (int c = 0; c < x->n_clips; c++) {
-        read_clip(dl, perm[(first + c) * S + s], x->feat + (size_t)c * dl->tn * dl->d);
+        x->clip[c] = perm[(first + c) * S + s];
+        if (x->feat) read_clip(dl, x->clip[c], x->feat + (size_t)c * dl->tn * dl->d);
         x->offset[c] = (uint8_t)(rng_next(&st) & 1);
     }
     const uint32_t n_items = (uint32_t)x->n_clips * (uint32_t)dl->ipc;
@@ -170,19 +174,20 @@ static Window *window(DataLoader *dl, int s, int64_t e, int64_t w, const Window 
     return x;
 }
 
-SaeBatch data_batch(DataLoader *dl, int64_t step, float scale, float *x) {
+// The batch's rows in order, each as its window (NULL for whole clips), the
+// clip's slot in it, the clip and the token: what data_batch copies and
+// data_batch_sources names.
+typedef void (*RowFn)(DataLoader *dl, const Window *w, int slot, int clip, int token, size_t row, void *arg);
+
+static SaeBatch walk_batch(DataLoader *dl, int64_t step, RowFn row_fn, void *arg) {
     const FeatureFile *f = dl->f;
-    const size_t d = (size_t)dl->d, tn = (size_t)dl->tn;
     if (dl->c.kind == BATCH_CLIPS) {
+        size_t row = 0;
         for (int64_t i = dl->c0; i < dl->c1; i++) {
             const int64_t p = step * dl->c.batch + i;
             const int clip = epoch_perm(dl, p / dl->n_train)[p % dl->n_train];
-            read_clip(dl, clip, dl->clipbuf);
-            half_to_float(dl->clipbuf, x + (size_t)(i - dl->c0) * tn * d, tn * d);
+            for (int t = 0; t < dl->tn; t++, row++) row_fn(dl, NULL, 0, clip, t, row, arg);
         }
-        const size_t n = (size_t)(dl->c1 - dl->c0) * tn * d;
-        if (scale != 1.0f)
-            for (size_t i = 0; i < n; i++) x[i] *= scale;
         return sae_batch_clips((int)(dl->c1 - dl->c0), f->T, f->H, f->W);
     }
     const int pairs = dl->c.kind == BATCH_PAIRS;
@@ -197,17 +202,51 @@ SaeBatch data_batch(DataLoader *dl, int64_t step, float scale, float *x) {
             cur = w;
             const uint32_t item = w->order[r % win_items];
             const int c = (int)(item / (uint32_t)dl->ipc), j = (int)(item % (uint32_t)dl->ipc);
-            const uint16_t *clip = w->feat + (size_t)c * tn * d;
             const int t0 = pairs ? 2 * j + w->offset[c] : j;
-            for (int k = 0; k < 1 + pairs; k++, row++) {
-                float *dst = x + row * d;
-                half_to_float(clip + (size_t)(t0 + k) * d, dst, d);
-                if (scale != 1.0f)
-                    for (size_t i = 0; i < d; i++) dst[i] *= scale;
-            }
+            for (int k = 0; k < 1 + pairs; k++, row++) row_fn(dl, w, c, w->clip[c], t0 + k, row, arg);
         }
     }
     return pairs ? sae_batch_pairs((int)(row / 2)) : sae_batch_tokens((int)row);
+}
+
+typedef struct {
+    float *x;
+    float scale;
+    int last_clip; // whole clips: the clip in clipbuf
+} CopyArg;
+
+// A row's token, float16 to float32, times the scale (whole clips: the clip
+// read once, at its first token).
+static void copy_row(DataLoader *dl, const Window *w, int slot, int clip, int token, size_t row, void *arg) {
+    CopyArg *a = arg;
+    const size_t d = (size_t)dl->d;
+    const uint16_t *src;
+    if (w) {
+        src = w->feat + ((size_t)slot * dl->tn + (size_t)token) * d;
+    } else {
+        if (token == 0 || clip != a->last_clip) read_clip(dl, clip, dl->clipbuf);
+        a->last_clip = clip;
+        src = dl->clipbuf + (size_t)token * d;
+    }
+    float *dst = a->x + row * d;
+    half_to_float(src, dst, d);
+    if (a->scale != 1.0f)
+        for (size_t i = 0; i < d; i++) dst[i] *= a->scale;
+}
+
+SaeBatch data_batch(DataLoader *dl, int64_t step, float scale, float *x) {
+    if (dl->c.sources_only) die("data_batch on a loader made for sources only (a bug)");
+    CopyArg a = {x, scale, -1};
+    return walk_batch(dl, step, copy_row, &a);
+}
+
+static void source_row(DataLoader *dl, const Window *w, int slot, int clip, int token, size_t row, void *arg) {
+    (void)w, (void)slot;
+    ((int64_t *)arg)[row] = (int64_t)clip * dl->tn + token;
+}
+
+SaeBatch data_batch_sources(DataLoader *dl, int64_t step, int64_t *src) {
+    return walk_batch(dl, step, source_row, src);
 }
 
 float data_input_scale(const FeatureFile *f, const int32_t *train, int n_train, int64_t sample_tokens, Comm *comm,

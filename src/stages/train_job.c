@@ -69,8 +69,9 @@ typedef struct {
     JobRun *r; // [n]
     DataLoader *dl;
     int64_t steps;
-    float *x;
+    float *x;  // this rank's share of the batch (NULL when the GPU assembles it)
     float *dx; // device: cuda: the batch on the GPU
+    int64_t *src, *dsrc; // env->dfeat: the batch's token rows in it, on the host and the GPU
 } Cohort;
 
 // The SaeConfig of a job on features of width d (jobs.h has resolved every
@@ -190,7 +191,7 @@ static void make_data(Cohort *c, const JobRun *first) {
     const Job *job = first->job;
     Comm *g = env->group;
     DataConfig dc = {job->batch_kind, job->batch, o->streams, o->mix_clips, (uint64_t)job->seed, comm_rank(g),
-                     comm_size(g)};
+                     comm_size(g), env->dfeat != NULL};
     c->dl = data_create(env->features, env->train, env->n_train, &dc);
     c->steps = data_steps(c->dl, o->epochs);
     if (o->max_steps < c->steps) c->steps = o->max_steps;
@@ -198,8 +199,28 @@ static void make_data(Cohort *c, const JobRun *first) {
         die("job %s: %d training clips give no full batch of %lld in train.epochs epochs", job->name, env->n_train,
             (long long)job->batch);
     const int max_tok = data_max_local_tokens(c->dl);
-    c->x = xmalloc(sizeof(float) * ((size_t)max_tok * env->features->d + 1));
     if (env->device) c->dx = dev_alloc_floats((size_t)max_tok * env->features->d + 1);
+    if (env->dfeat) {
+        c->src = xmalloc(sizeof(int64_t) * ((size_t)max_tok + 1));
+        c->dsrc = dev_alloc(sizeof(int64_t) * ((size_t)max_tok + 1));
+    } else {
+        c->x = xmalloc(sizeof(float) * ((size_t)max_tok * env->features->d + 1));
+    }
+}
+
+// device: cuda with the layer on the GPU (env->dfeat): this rank's share of
+// batch s assembled there from the rows the loader names (each clip's place
+// in the resident layer from env->dslot), the same batch data_batch reads.
+static SaeBatch device_batch(Cohort *c, int64_t s) {
+    const TrainEnv *env = c->env;
+    const SaeBatch b = data_batch_sources(c->dl, s, c->src);
+    const int64_t tn = (int64_t)env->features->T * env->features->N;
+    for (int i = 0; i < b.n_tok; i++) c->src[i] = (int64_t)env->dslot[c->src[i] / tn] * tn + c->src[i] % tn;
+    if (b.n_tok > 0) {
+        dev_upload_bytes(c->dsrc, c->src, sizeof(int64_t) * (size_t)b.n_tok);
+        dev_tokens_f16(env->dfeat, c->dsrc, b.n_tok, env->features->d, env->scale, c->dx);
+    }
+    return b;
 }
 
 // A job's number of steps, the optimizer's settings, the step's work space
@@ -359,8 +380,13 @@ static JobOutcome train_loop(Cohort *c) {
     JobOutcome o = JOB_FINISHED;
     for (; s < c->steps && o == JOB_FINISHED; s++) {
         const double t0 = wall_time();
-        const SaeBatch b = data_batch(c->dl, s, c->env->scale, c->x);
-        if (c->dx && b.n_tok > 0) dev_upload(c->dx, c->x, (size_t)b.n_tok * c->env->features->d);
+        SaeBatch b;
+        if (c->env->dfeat) {
+            b = device_batch(c, s);
+        } else {
+            b = data_batch(c->dl, s, c->env->scale, c->x);
+            if (c->dx && b.n_tok > 0) dev_upload(c->dx, c->x, (size_t)b.n_tok * c->env->features->d);
+        }
         c->env->timers[T_DATA] += wall_time() - t0;
         for (int i = 0; i < c->n; i++) {
             if (!(c->r[i].stepped = steps_at(c, i, s))) continue;
@@ -488,6 +514,8 @@ out:
     free(c.r);
     data_free(c.dl);
     free(c.x);
+    free(c.src);
     if (c.dx) dev_free(c.dx);
+    if (c.dsrc) dev_free(c.dsrc);
     return o;
 }

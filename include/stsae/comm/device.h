@@ -17,5 +17,8 @@ const char *device_list(void);
 // without devices. train.c passes the rank's index on its node, so the ranks
 // of a node spread over its GPUs (and share them when there are more ranks).
 int device_use(int i);
+// Free memory of the calling process's device in bytes (cudaMemGetInfo); 0
+// without a device.
+double device_free_bytes(void);
 
 #endif

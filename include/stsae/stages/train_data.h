@@ -44,6 +44,7 @@ typedef struct {
     int mix_clips;   // clips per stream window
     uint64_t seed;
     int rank, size;  // this rank in its group
+    int sources_only; // the loader names the batches' tokens (data_batch_sources) and reads nothing
 } DataConfig;
 
 typedef struct DataLoader DataLoader;
@@ -61,6 +62,11 @@ int data_max_local_tokens(const DataLoader *dl);
 // Fills x with this rank's share of global batch `step` (0-based), every value
 // multiplied by scale, and returns its geometry. Reads what it needs.
 SaeBatch data_batch(DataLoader *dl, int64_t step, float scale, float *x);
+// The same batch named instead of read (features resident elsewhere, e.g. on
+// the GPU: DataConfig.sources_only): src[row] = clip * T*N + token, the
+// token's place in the layer (clip: its index in the file), for every row of
+// the batch that data_batch would fill, in the same order.
+SaeBatch data_batch_sources(DataLoader *dl, int64_t step, int64_t *src);
 // Seconds spent reading the file so far (for the timing table).
 double data_read_seconds(const DataLoader *dl);
 

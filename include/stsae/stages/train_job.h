@@ -22,7 +22,9 @@
 //
 // device: cuda (env->device): each job's parameters, gradients, Adam's
 // moments and dead-latent clocks live on this rank's GPU for the whole run,
-// the cohort's batch is uploaded once per step, and the step, the clocks and
+// the cohort's batch is assembled there from the layer held on the GPU
+// (env->dfeat: the loader only names its tokens) or else read and uploaded
+// once per step, and the step, the clocks and
 // Adam run there (sae_cuda.h); the group's gradient sum runs over the GPUs
 // (env->dcomm: NCCL, or host-staged MPI, which lets ranks share one GPU). The
 // host copies of the state are refreshed only for checkpoints and model.h5,
@@ -59,6 +61,8 @@ typedef struct {
     Comm *group;            // the ranks training this job together
     int device;             // device: cuda: this rank's GPU holds each job's state and steps it (train.c bound it)
     CommDevice *dcomm;      // device: cuda: the group's sums over device buffers (comm.backend)
+    const uint16_t *dfeat;  // device: cuda: the layer's training clips on the GPU (float16, [n_train, T*N, d]), or NULL
+    const int32_t *dslot;   // with dfeat: each clip's place in it ([features->n_clips]; -1: not a training clip)
     int group_index, n_groups;
     double timers[N_TIMERS];
     int64_t tokens_trained; // this run's training tokens, counted by the group's rank 0 (each job's global batches)
