@@ -9,7 +9,8 @@
 #include "stsae/base/common.h" // STSAE_VERSION
 #include "stsae/base/stop_request.h" // stop_unblock
 #include "stsae/comm/comm.h" // comm_world_init, comm_world_finalize
-#include "stsae/comm/device.h" // device_describe
+#include "stsae/comm/comm_device.h" // comm_device_backends
+#include "stsae/comm/device.h"      // device_describe
 #include "stsae/stages/eval.h" // eval_main
 #include "stsae/stages/extract.h" // extract_main
 #include "stsae/stages/report.h" // report_main
@@ -79,8 +80,8 @@ int main(int argc, char **argv) {
             return rc;
         }
     if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
-        printf("stsae %s\nbackend: %s\n%sBLAS kernel: %s\n", STSAE_VERSION, device_describe(), device_list(),
-               blas_kernel());
+        printf("stsae %s\nbackend: %s\n%scollectives between GPUs (comm.backend): %s\nBLAS kernel: %s\n",
+               STSAE_VERSION, device_describe(), device_list(), comm_device_backends(), blas_kernel());
         return 0;
     }
     fprintf(stderr, "stsae: unknown command '%s'\n", cmd);

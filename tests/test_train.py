@@ -36,9 +36,9 @@ layout, tests/ref/make_features.py). One case per invocation (--case):
             stand-in over MPI, which checks every count and type) against 1
             rank (1e-5), the host-staged MPI backend (comm.backend: mpi)
             against NCCL on 2 ranks (1e-5), the layer resident on the GPU
-            (batches assembled there) against batches read from the file on 1
-            and 3 ranks per job (the same bits), 3 groups of 1 rank against 1
-            rank (the same bits); a device run
+            (batches assembled there; 3 ranks per job run this way) against
+            batches read from the file on 1 rank (the same bits), 3 groups of
+            1 rank against 1 rank (the same bits); a device run
             stopped and resumed ends with the bits of an uninterrupted one (its
             checkpoint from the device state); and a stsae without a device
             refuses device: cuda on every rank, saying so once.
@@ -243,19 +243,19 @@ def case_device(r, w):
     fails += compare(cpu, d1, 1e-4, "device (1 rank) vs CPU", flips=1)
     if fails:
         return fails  # the rest compares against this run
-    for np_ in (2, 3):
+    # 2 ranks per job with batches read from the file and uploaded, 3 with the
+    # layer resident on the GPU (batches assembled there)
+    for np_, mode in ((2, "stream"), (3, "resident")):
         emu.run(np_, deck, f"run_dir={w}/d{np_}", f"train.ranks_per_job={np_}", "device=cuda",
-                "train.device_features=stream")
-        fails += compare(d1, models(f"{w}/d{np_}"), 1e-5, f"device, {np_} ranks per job on one GPU vs 1", flips=1)
-    # the layer resident on the GPU, batches assembled there: the batches read from the file, bit for bit
-    for np_ in (1, 3):
-        p = emu.run(np_, deck, f"run_dir={w}/dr{np_}", f"train.ranks_per_job={np_}", "device=cuda",
-                    "train.device_features=resident")
-        if "resident on the GPU" not in p.stdout:
-            print("FAIL: train.device_features=resident does not say so:\n" + p.stdout[-2000:])
-            fails += 1
-        fails += compare(models(f"{w}/d{np_}"), models(f"{w}/dr{np_}"), 0.0,
-                         f"device, {np_} rank(s) per job: features resident on the GPU vs streamed (bits)")
+                f"train.device_features={mode}")
+        fails += compare(d1, models(f"{w}/d{np_}"), 1e-5, f"device, {np_} ranks per job on one GPU vs 1 ({mode})",
+                         flips=1)
+    # the layer resident on the GPU against the batches read from the file, bit for bit
+    p = emu.run(1, deck, f"run_dir={w}/dr1", "device=cuda", "train.device_features=resident")
+    if "resident on the GPU" not in p.stdout:
+        print("FAIL: train.device_features=resident does not say so:\n" + p.stdout[-2000:])
+        fails += 1
+    fails += compare(d1, models(f"{w}/dr1"), 0.0, "device, 1 rank: features resident on the GPU vs streamed (bits)")
     # the host-staged MPI backend against NCCL (its stand-in) on 2 ranks per job
     p = emu.run(2, deck, f"run_dir={w}/dm2", "train.ranks_per_job=2", "device=cuda", "comm.backend=mpi")
     if "gradients summed over each group's GPUs by mpi" not in p.stdout:

@@ -68,6 +68,13 @@ static ncclRedOp_t nccl_op(CommOp op) {
     die("comm_device: unknown reduction %d (a bug)", (int)op);
 }
 
+// "nccl MAJOR.MINOR.PATCH" of the library loaded.
+static void nccl_version(char *buf, size_t cap) {
+    int v = 0;
+    ncclGetVersion(&v);
+    snprintf(buf, cap, "nccl %d.%d.%d", v / 10000, v / 100 % 100, v % 100);
+}
+
 #define ncclCheck(call)                                                                                  \
     do {                                                                                                 \
         ncclResult_t r_ = (call);                                                                        \
@@ -135,9 +142,7 @@ extern "C" CommDevice *comm_device_create(Comm *c, CommDeviceBackend backend, ch
                               ncclGetErrorString(r));
             else
                 cudaCheck(cudaStreamCreate(&d->stream));
-            int v = 0;
-            ncclGetVersion(&v);
-            snprintf(d->describe, sizeof(d->describe), "nccl %d.%d.%d", v / 10000, v / 100 % 100, v % 100);
+            nccl_version(d->describe, sizeof(d->describe));
         } else {
             ok = 0;
         }
@@ -165,6 +170,17 @@ extern "C" void comm_device_free(CommDevice *d) {
 }
 
 extern "C" const char *comm_device_describe(const CommDevice *d) { return d->describe; }
+
+extern "C" const char *comm_device_backends(void) {
+#ifdef STSAE_HAVE_NCCL
+    static char buf[64];
+    nccl_version(buf, sizeof(buf) - 8);
+    strcat(buf, ", mpi");
+    return buf;
+#else
+    return "mpi (built without NCCL)";
+#endif
+}
 
 // MPI backend: the pinned staging buffer, at least bytes.
 static char *staging(CommDevice *d, size_t bytes) {

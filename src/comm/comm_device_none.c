@@ -10,6 +10,7 @@ CommDevice *comm_device_create(Comm *c, CommDeviceBackend backend, char *msg, si
 }
 void comm_device_free(CommDevice *d) { (void)d; }
 const char *comm_device_describe(const CommDevice *d) { (void)d; return "none"; }
+const char *comm_device_backends(void) { return "none (built without CUDA)"; }
 void comm_device_allreduce(CommDevice *d, void *buf, size_t count, CommType t, CommOp op) {
     (void)d, (void)buf, (void)count, (void)t, (void)op;
     die("comm_device_allreduce in a build without CUDA (a bug)");

@@ -147,6 +147,7 @@ void synth_options_resolve(const Deck *d, SynthOptions *o) {
 int eval_options_resolve(const Deck *d, EvalOptions *o, char *err, size_t cap) {
     memset(o, 0, sizeof(*o));
     o->run_dir = deck_str(d, "run_dir");
+    o->device = deck_str(d, "device");
     o->features = deck_str(d, "train.features");
     o->layer = (int)deck_int(d, "train.layer");
     o->clip_embeddings = strcmp(deck_str(d, "eval.embeddings"), "clip") == 0;

@@ -772,6 +772,8 @@ int eval_main(int argc, char **argv) {
     if (rc) goto out;
     rc = 1;
     if (resolve_options(ev)) goto out;
+    if (ev->st.rank == 0 && !strcmp(ev->opt.device, "cuda"))
+        printf("eval: note: device cuda: evaluation runs on the CPU (the GPU evaluation is not written yet)\n");
     int *layers = xmalloc(sizeof(int) * (size_t)(ev->opt.jobs->n + 1));
     const int n_layers = eval_layers(&ev->opt, layers);
     for (int l = 0; l < n_layers; l++) { // one layer of the feature file open at a time

@@ -36,8 +36,11 @@ typedef struct CommDevice CommDevice;
 // NCCL's own error. c must outlive it.
 CommDevice *comm_device_create(Comm *c, CommDeviceBackend backend, char *msg, size_t cap);
 void comm_device_free(CommDevice *d);
-// "nccl 2.21.5" or "mpi (host-staged)": for the run's device line.
+// "nccl 2.21.5" or "mpi (sums through host copies)": for the run's device line.
 const char *comm_device_describe(const CommDevice *d);
+// What this build offers (`stsae version`): "nccl 2.21.5, mpi", "mpi (built
+// without NCCL)" or "none (built without CUDA)".
+const char *comm_device_backends(void);
 
 // buf: count elements of type t in device memory, reduced over the group's
 // ranks with op, in place. Collective over the group; synchronous.
