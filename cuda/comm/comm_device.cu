@@ -38,15 +38,6 @@ struct CommDevice {
 #endif
 };
 
-static size_t type_bytes(CommType t) {
-    switch (t) {
-    case COMM_F32: case COMM_I32: return 4;
-    case COMM_F64: case COMM_I64: return 8;
-    case COMM_U8: return 1;
-    }
-    die("comm_device: unknown element type %d (a bug)", (int)t);
-}
-
 #ifdef STSAE_HAVE_NCCL
 static ncclDataType_t nccl_type(CommType t) {
     switch (t) {
@@ -193,7 +184,7 @@ static char *staging(CommDevice *d, size_t bytes) {
 }
 
 extern "C" void comm_device_allreduce(CommDevice *d, void *buf, size_t count, CommType t, CommOp op) {
-    const size_t bytes = count * type_bytes(t);
+    const size_t bytes = count * comm_type_size(t);
     if (d->backend == COMM_DEVICE_MPI) {
         if (comm_size(d->c) == 1) return;
         char *h = staging(d, bytes);
@@ -213,7 +204,7 @@ extern "C" void comm_device_allreduce(CommDevice *d, void *buf, size_t count, Co
 
 extern "C" void comm_device_allgatherv(CommDevice *d, const void *send, void *recv, const int *counts,
                                        const int *displs, CommType t) {
-    const size_t sz = type_bytes(t);
+    const size_t sz = comm_type_size(t);
     const int n = comm_size(d->c), me = comm_rank(d->c);
     if (d->backend == COMM_DEVICE_MPI) {
         size_t total = 0;
@@ -241,7 +232,7 @@ extern "C" void comm_device_allgatherv(CommDevice *d, const void *send, void *re
 
 extern "C" void comm_device_reduce_scatterv(CommDevice *d, const void *send, void *recv, const int *counts,
                                             CommType t, CommOp op) {
-    const size_t sz = type_bytes(t);
+    const size_t sz = comm_type_size(t);
     const int n = comm_size(d->c), me = comm_rank(d->c);
     if (d->backend == COMM_DEVICE_MPI) {
         size_t total = 0;

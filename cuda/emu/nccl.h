@@ -138,6 +138,11 @@ inline void nccl_check_same(const char *call, ncclComm_t c, std::size_t count, i
                       i == 0 ? "count" : i == 1 ? "data type" : i == 2 ? "operation" : "root", c->rank, mine[i],
                       lo[i], hi[i]);
 }
+// An MPI count for a call the emulation makes in one piece.
+inline int nccl_mpi_count(const char *call, std::size_t count) {
+    if (count > (std::size_t)INT_MAX) nccl_fail(call, "%zu elements: more than the emulation sends", count);
+    return (int)count;
+}
 // Before the call reads its buffers: everything enqueued so far on the
 // device, the call's stream and the others (a stream created blocking follows
 // the legacy default stream's work; waiting for all of it is never weaker).
@@ -207,16 +212,6 @@ inline ncclResult_t ncclCommDestroy(ncclComm_t c) {
     }
     return ncclSuccess;
 }
-inline ncclResult_t ncclCommCount(const ncclComm_t c, int *n) {
-    stsae_emu::nccl_check_comm("ncclCommCount", c);
-    *n = c->size;
-    return ncclSuccess;
-}
-inline ncclResult_t ncclCommUserRank(const ncclComm_t c, int *r) {
-    stsae_emu::nccl_check_comm("ncclCommUserRank", c);
-    *r = c->rank;
-    return ncclSuccess;
-}
 inline ncclResult_t ncclGroupStart(void) { return ncclSuccess; }
 inline ncclResult_t ncclGroupEnd(void) { return ncclSuccess; }
 
@@ -252,29 +247,9 @@ inline ncclResult_t ncclBroadcast(const void *send, void *recv, std::size_t coun
     stsae_emu::nccl_check_same(call, c, count, (int)t, 0, root);
     stsae_emu::nccl_wait(st);
     if (c->rank == root && send != recv) std::memcpy(recv, send, count * size);
-    if (count > (std::size_t)INT_MAX) stsae_emu::nccl_fail(call, "%zu elements: more than the emulation sends", count);
-    MPI_Bcast(recv, (int)count, mt, root, c->mpi);
+    MPI_Bcast(recv, stsae_emu::nccl_mpi_count(call, count), mt, root, c->mpi);
     return ncclSuccess;
 }
-inline ncclResult_t ncclAllGather(const void *send, void *recv, std::size_t count, ncclDataType_t t, ncclComm_t c,
-                                  cudaStream_t st) {
-    const char *call = "ncclAllGather";
-    stsae_emu::nccl_check_comm(call, c);
-    std::size_t size = 0;
-    const MPI_Datatype mt = stsae_emu::nccl_mpi_type(call, t, &size);
-    stsae_emu::nccl_check_buffer(call, "sendbuff", send, count, size);
-    stsae_emu::nccl_check_buffer(call, "recvbuff", recv, count * (std::size_t)c->size, size);
-    stsae_emu::nccl_check_same(call, c, count, (int)t, 0, 0);
-    stsae_emu::nccl_wait(st);
-    if (count * (std::size_t)c->size > (std::size_t)INT_MAX)
-        stsae_emu::nccl_fail(call, "%zu elements: more than the emulation sends", count);
-    const char *s = static_cast<const char *>(send);
-    char *r = static_cast<char *>(recv);
-    MPI_Allgather(s == r + (std::size_t)c->rank * count * size ? MPI_IN_PLACE : send, (int)count, mt, recv,
-                  (int)count, mt, c->mpi);
-    return ncclSuccess;
-}
-
 inline ncclResult_t ncclReduce(const void *send, void *recv, std::size_t count, ncclDataType_t t, ncclRedOp_t op,
                                int root, ncclComm_t c, cudaStream_t st) {
     const char *call = "ncclReduce";
@@ -287,9 +262,8 @@ inline ncclResult_t ncclReduce(const void *send, void *recv, std::size_t count, 
     if (c->rank == root) stsae_emu::nccl_check_buffer(call, "recvbuff", recv, count, size);
     stsae_emu::nccl_check_same(call, c, count, (int)t, (int)op, root);
     stsae_emu::nccl_wait(st);
-    if (count > (std::size_t)INT_MAX) stsae_emu::nccl_fail(call, "%zu elements: more than the emulation sends", count);
     const bool in_place = c->rank == root && send == recv;
-    MPI_Reduce(in_place ? MPI_IN_PLACE : send, recv, (int)count, mt, mo, root, c->mpi);
+    MPI_Reduce(in_place ? MPI_IN_PLACE : send, recv, stsae_emu::nccl_mpi_count(call, count), mt, mo, root, c->mpi);
     return ncclSuccess;
 }
 

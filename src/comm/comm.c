@@ -144,7 +144,7 @@ static MPI_Datatype mpi_type(CommType t) {
     die("comm: unknown element type %d (a bug)", (int)t);
 }
 
-static size_t type_size(CommType t) {
+size_t comm_type_size(CommType t) {
     static const size_t size[] = {4, 8, 4, 8, 1};
     return size[t];
 }
@@ -173,7 +173,7 @@ enum { PIECE = 1 << 30 }; // elements per call where a collective goes in pieces
 
 void comm_allreduce(Comm *c, void *buf, size_t count, CommType t, CommOp op, void *stream) {
     host_only(stream, "comm_allreduce");
-    const size_t sz = type_size(t);
+    const size_t sz = comm_type_size(t);
     for (size_t o = 0; o < count; o += PIECE) {
         const int cnt = (int)(count - o < PIECE ? count - o : PIECE);
         mpiCheck(MPI_Allreduce(MPI_IN_PLACE, (char *)buf + o * sz, cnt, mpi_type(t), mpi_op(op), c->comm));
@@ -182,7 +182,7 @@ void comm_allreduce(Comm *c, void *buf, size_t count, CommType t, CommOp op, voi
 
 void comm_bcast(Comm *c, void *buf, size_t count, CommType t, int root, void *stream) {
     host_only(stream, "comm_bcast");
-    const size_t sz = type_size(t);
+    const size_t sz = comm_type_size(t);
     for (size_t o = 0; o < count; o += PIECE) {
         const int cnt = (int)(count - o < PIECE ? count - o : PIECE);
         mpiCheck(MPI_Bcast((char *)buf + o * sz, cnt, mpi_type(t), root, c->comm));

@@ -212,11 +212,10 @@ static SaeBatch walk_batch(DataLoader *dl, int64_t step, RowFn row_fn, void *arg
 typedef struct {
     float *x;
     float scale;
-    int last_clip; // whole clips: the clip in clipbuf
 } CopyArg;
 
 // A row's token, float16 to float32, times the scale (whole clips: the clip
-// read once, at its first token).
+// read once, at its first token; its tokens follow in order).
 static void copy_row(DataLoader *dl, const Window *w, int slot, int clip, int token, size_t row, void *arg) {
     CopyArg *a = arg;
     const size_t d = (size_t)dl->d;
@@ -224,8 +223,7 @@ static void copy_row(DataLoader *dl, const Window *w, int slot, int clip, int to
     if (w) {
         src = w->feat + ((size_t)slot * dl->tn + (size_t)token) * d;
     } else {
-        if (token == 0 || clip != a->last_clip) read_clip(dl, clip, dl->clipbuf);
-        a->last_clip = clip;
+        if (token == 0) read_clip(dl, clip, dl->clipbuf);
         src = dl->clipbuf + (size_t)token * d;
     }
     float *dst = a->x + row * d;
@@ -236,7 +234,7 @@ static void copy_row(DataLoader *dl, const Window *w, int slot, int clip, int to
 
 SaeBatch data_batch(DataLoader *dl, int64_t step, float scale, float *x) {
     if (dl->c.sources_only) die("data_batch on a loader made for sources only (a bug)");
-    CopyArg a = {x, scale, -1};
+    CopyArg a = {x, scale};
     return walk_batch(dl, step, copy_row, &a);
 }
 

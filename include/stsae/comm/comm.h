@@ -56,6 +56,8 @@ typedef struct Comm Comm;
 
 typedef enum { COMM_F32, COMM_F64, COMM_I32, COMM_I64, COMM_U8 } CommType;
 typedef enum { COMM_SUM, COMM_MAX, COMM_MIN } CommOp;
+// Bytes of one element of type t.
+size_t comm_type_size(CommType t);
 
 // --- the world and its groups -----------------------------------------------------
 
