@@ -11,6 +11,12 @@ independently from model.h5 and the features:
   standardized clip values -> probe accuracy, and the causal ablation with
   its weights; the raw row likewise. results.csv must have every SPEC §6
   column and one row per job plus raw.
+
+With --stsae-emu (the program on the CUDA emulation, cmake/CudaEmu.cmake; on
+a GPU machine stsae itself), the same models are evaluated with device: cuda
+on 1 and 2 ranks: every number of every eval.h5 within 1e-4 relative of the
+CPU's (sums in other orders on the GPU), top-8 clips and timeline latents the
+same, and 1 and 2 ranks the same files.
 """
 import argparse
 import csv
@@ -130,12 +136,61 @@ def findings_agree(rows, md):
     return ok
 
 
+def same_eval(f1, f2, tol):
+    """The names of the eval.h5 numbers that differ (relative tol; integers:
+    exactly), timings aside."""
+    bad = []
+    for k in f1.attrs:
+        u, v = f1.attrs[k], f2.attrs.get(k)
+        if k == "train_tokens_per_s" or isinstance(u, str):
+            continue
+        if v is None or not np.allclose(u, v, rtol=tol, atol=tol * 1e-2, equal_nan=True):
+            bad.append(f"{k}: {u} vs {v}")
+    for k in f1:
+        if k == "seconds":
+            continue
+        u, v = f1[k][...], f2[k][...]
+        exact = k in ("top_clips", "timeline_latents")
+        if u.shape != v.shape or not (np.array_equal(u, v) if exact else
+                                      np.allclose(u, v, rtol=tol, atol=tol * 1e-2, equal_nan=True)):
+            bad.append(f"/{k}: max difference {np.nanmax(np.abs(u - v)) if u.shape == v.shape else 'shape'}")
+    return bad
+
+
+def device_eval(a, deck, w, env, mpi):
+    """device: cuda on 1 and 2 ranks against the CPU's 1-rank evaluation."""
+    fails = []
+    for np_ in (1, 2):
+        run = f"{w}/rund{np_}"
+        shutil.copytree(f"{w}/run", run, ignore=shutil.ignore_patterns("eval.h5", "results*", "plots"))
+        p = subprocess.run(mpi + ["-np", str(np_), a.stsae_emu, "eval", deck, f"run_dir={run}", "device=cuda"],
+                           env=env, capture_output=True, text=True)
+        if p.returncode or "# device cuda:" not in p.stdout:
+            print(p.stdout[-3000:], p.stderr[-3000:])
+            raise SystemExit(f"FAIL: eval with device: cuda on {np_} ranks exited {p.returncode} (or no device line)")
+    worst = 0.0
+    for j in sorted(os.listdir(f"{w}/run/jobs")):
+        with h5py.File(f"{w}/run1/jobs/{j}/eval.h5") as f1, h5py.File(f"{w}/rund1/jobs/{j}/eval.h5") as f2:
+            bad = same_eval(f1, f2, 1e-4)
+            for k in ("r2", "lag1", "ms", "lag1_union", "lag1_ema0.5"):
+                if k in f1.attrs and k in f2.attrs:
+                    worst = max(worst, abs(f1.attrs[k] - f2.attrs[k]) / max(abs(f1.attrs[k]), 1e-30))
+        with h5py.File(f"{w}/rund1/jobs/{j}/eval.h5") as f1, h5py.File(f"{w}/rund2/jobs/{j}/eval.h5") as f2:
+            bad2 = same_eval(f1, f2, 0.0)
+        print(f"{'FAIL' if bad or bad2 else 'ok  '} eval of {j} on the GPU vs the CPU (1e-4)"
+              f"{': ' + '; '.join(bad[:6]) if bad else ''}; 2 ranks vs 1{': ' + '; '.join(bad2[:3]) if bad2 else ''}")
+        fails.append(bool(bad or bad2))
+    print(f"     worst relative difference of r2, lag1, ms, lag1_union, lag1_ema0.5: {worst:.2e}")
+    return fails
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--stsae", required=True)
     ap.add_argument("--mpirun", default="mpirun")
     ap.add_argument("--mpi-flags", default="--oversubscribe")
     ap.add_argument("--workdir", required=True)
+    ap.add_argument("--stsae-emu", help="stsae on the CUDA emulation: also evaluate with device: cuda")
     a = ap.parse_args()
     w = os.path.abspath(a.workdir)
     shutil.rmtree(w, ignore_errors=True)
@@ -203,6 +258,8 @@ eval:
         if not same:
             print(f"FAIL eval of {j}: 1 and 2 ranks differ")
     print(f"{'ok  ' if not any(fails) else 'FAIL'} eval on 1 and 2 ranks: identical files")
+    if a.stsae_emu:
+        fails += device_eval(a, deck, w, env, mpi)
 
     # report under 3 ranks: one writer (rank 0), the same results, exit 0 everywhere
     shutil.copytree(f"{w}/run", f"{w}/run3", ignore=shutil.ignore_patterns("results*", "plots"))

@@ -463,7 +463,7 @@ def check_chain_cli(js, stsae, deck, work, env):
     p = subprocess.run([chain, "-n", deck2, "device=cuda"], capture_output=True, text=True, timeout=30, env=e)
     lines = p.stdout.splitlines()
     ok = (p.returncode == 0 and len(lines) == 2 and "/train-gpu.sbatch" in lines[0]
-          and "/eval.sbatch" in lines[1] and "device=cuda" in lines[0])
+          and "/eval-gpu.sbatch" in lines[1] and "device=cuda" in lines[0])
     report("chain_dry_run_gpu", ok, f"exit {p.returncode}, stdout {p.stdout!r}, stderr {p.stderr!r}")
 
 

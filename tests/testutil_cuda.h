@@ -42,7 +42,7 @@ static int tally_report(void) {
 
 // The four gradients (flat, sae_carve's layout) of the device against the
 // CPU's: a check each, max_rel within tol.
-static void check_grads(const char *name, const SaeConfig *cfg, const float *g_dev, const float *g_cpu, double tol) {
+static inline void check_grads(const char *name, const SaeConfig *cfg, const float *g_dev, const float *g_cpu, double tol) {
     SaeTensors gd, gc;
     sae_carve((float *)g_dev, cfg, &gd);
     sae_carve((float *)g_cpu, cfg, &gc);

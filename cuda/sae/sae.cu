@@ -2,8 +2,9 @@
 // sae_step (src/sae/sae.c) for every variant: TopK (`standard`, `frozen`,
 // `temporal`, `separate`, `raster`), BatchTopK with Matryoshka's L_high
 // (the +M variants), sparsemax and entmax-1.5 with T_s, each with AuxK
-// where its row has it and its InfoNCE terms (infonce.cu); and the
-// dead-latent clocks.
+// where its row has it and its InfoNCE terms (infonce.cu); the dead-latent
+// clocks; and the encoder alone for evaluation (sae_cuda_encode: step 2 below
+// chunk by chunk, BatchTopK keeping a > theta, its fixed threshold).
 //
 // In:  device parameters p (sae_carve layout), device tokens x [n, d] (whole
 //      clips or pairs for the InfoNCE terms, as sae_step's), a device dead
@@ -678,14 +679,61 @@ static float batch_kth_largest(SaeCudaWork *w, int n, int64_t kk, const SaeReduc
     return kth_largest_positive_cuda(w->pre, (size_t)n * w->m, kk, red, &bufs, w->st);
 }
 
+// Dies unless w was made for cfg and holds n tokens.
+static void check_work(const SaeConfig *cfg, int n, const SaeCudaWork *w) {
+    if (n > w->max_tok) die("batch of %d tokens exceeds the CUDA workspace (%d)", n, w->max_tok);
+    if (cfg->d != w->d || cfg->m != w->m || cfg->k != w->k || cfg->select != w->select || cfg->m_high != w->m_high ||
+        (cfg->k_aux > 0 ? cfg->k_aux : 0) != w->k_aux || (cfg->contrast != CTR_NONE) != (w->nce != NULL))
+        die("CUDA step: configuration differs from its workspace");
+}
+
+// The codes' slots for n tokens before the selection: TopK's fixed width k,
+// the others' CSR rows filled chunk by chunk (codes_csr_rows).
+static void codes_begin(SaeCudaWork *w, const SaeConfig *cfg, int n) {
+    if (cfg->select == SEL_TOPK) codes_fixed(w, &w->z, n, cfg->k);
+    else w->z.n_slots = 0;
+}
+
+// Step 2 chunk by chunk (all but the training step's BatchTopK, which needs
+// the whole batch): the codes of x [n, d] into w->z, after codes_begin; with
+// k_aux_eff > 0 AuxK's TopK over the dead latents into w->aux (its slots made
+// by the caller); BatchTopK (evaluation, sae_cuda_encode) keeps a > theta.
+static void select_chunks(const SaeConfig *cfg, const SaeTensors *p, const float *x, int n, const uint8_t *dead,
+                          int k_aux_eff, float theta, SaeCudaWork *w) {
+    const int m = cfg->m, k = cfg->k;
+    const int entmax = cfg->select == SEL_ENTMAX15;
+    const float inv_T = 1.0f / cfg->temp_s, s_simplex = entmax ? 0.5f * inv_T : inv_T;
+    DevCodes *z = &w->z, *za = &w->aux;
+    // keep a > theta: the kernels keep a >= v, and the float after theta is the least a > theta
+    const float v_keep = nextafterf(theta, INFINITY);
+    for (int r0 = 0; r0 < n; r0 += w->chunk) {
+        const int nc = n - r0 < w->chunk ? n - r0 : w->chunk;
+        encode_chunk(cfg, p, x, r0, nc, w->pre, w);
+        if (cfg->select == SEL_BATCHTOPK) {
+            launch_add_bias_rows(w->pre, p->b_enc, nc, m, w->st);
+            launch_keep_count(w->pre, nc, m, v_keep, z->count + r0, w->st);
+            codes_csr_rows(w, z, r0, nc);
+            launch_keep_fill(w->pre, nc, m, v_keep, z->start + r0, z->idx, z->val, w->st);
+        } else if (cfg->select != SEL_TOPK) { // sparsemax, entmax-1.5
+            launch_simplex_threshold(w->pre, p->b_enc, nc, m, s_simplex, entmax, w->tau + r0, z->count + r0, w->st);
+            codes_csr_rows(w, z, r0, nc);
+            launch_simplex_fill(w->pre, p->b_enc, nc, m, s_simplex, entmax, w->tau + r0, z->start + r0, z->idx,
+                                z->val, w->st);
+        } else {
+            launch_topk_rows(w->pre, p->b_enc, NULL, nc, m, k, z->idx + (size_t)r0 * k, z->val + (size_t)r0 * k,
+                             z->count + r0, w->st);
+        }
+        if (k_aux_eff > 0)
+            launch_topk_rows(w->pre, p->b_enc, dead, nc, m, k_aux_eff, za->idx + (size_t)r0 * k_aux_eff,
+                             za->val + (size_t)r0 * k_aux_eff, za->count + r0, w->st);
+    }
+}
+
 extern "C" void sae_step_cuda(const SaeConfig *cfg, const SaeTensors *p, SaeTensors *grad, const float *x,
                               const SaeBatch *b, const uint8_t *dead, const SaeReduce *red, SaeCudaWork *w,
                               SaeLosses *out) {
     const int d = cfg->d, m = cfg->m, k = cfg->k, n = b->n_tok;
-    if (n > w->max_tok) die("batch of %d tokens exceeds the CUDA workspace (%d)", n, w->max_tok);
-    if (d != w->d || m != w->m || k != w->k || cfg->select != w->select || cfg->m_high != w->m_high ||
-        (cfg->k_aux > 0 ? cfg->k_aux : 0) != w->k_aux || (cfg->contrast != CTR_NONE) != (w->nce != NULL))
-        die("CUDA step: configuration differs from its workspace");
+    check_work(cfg, n, w);
     memset(out, 0, sizeof(*out));
     double *acc = w->h_acc;
     DevCodes *z = &w->z, *za = &w->aux;
@@ -720,9 +768,8 @@ extern "C" void sae_step_cuda(const SaeConfig *cfg, const SaeTensors *p, SaeTens
     }
     const int simplex = cfg->select == SEL_SPARSEMAX || cfg->select == SEL_ENTMAX15;
     const int entmax = cfg->select == SEL_ENTMAX15;
-    const float inv_T = 1.0f / cfg->temp_s, s_simplex = entmax ? 0.5f * inv_T : inv_T;
-    if (cfg->select == SEL_TOPK) codes_fixed(w, z, n, k);
-    else z->n_slots = 0;
+    const float inv_T = 1.0f / cfg->temp_s;
+    codes_begin(w, cfg, n);
     if (k_aux_eff > 0) codes_fixed(w, za, n, k_aux_eff);
     else za->n_slots = 0;
     if (cfg->select == SEL_BATCHTOPK) {
@@ -739,22 +786,7 @@ extern "C" void sae_step_cuda(const SaeConfig *cfg, const SaeTensors *p, SaeTens
         if (k_aux_eff > 0)
             launch_topk_rows(w->pre, NULL, dead, n, m, k_aux_eff, za->idx, za->val, za->count, w->st);
     } else {
-        for (int r0 = 0; r0 < n; r0 += w->chunk) {
-            const int nc = n - r0 < w->chunk ? n - r0 : w->chunk;
-            encode_chunk(cfg, p, x, r0, nc, w->pre, w);
-            if (simplex) {
-                launch_simplex_threshold(w->pre, p->b_enc, nc, m, s_simplex, entmax, w->tau + r0, z->count + r0, w->st);
-                codes_csr_rows(w, z, r0, nc);
-                launch_simplex_fill(w->pre, p->b_enc, nc, m, s_simplex, entmax, w->tau + r0, z->start + r0, z->idx,
-                                    z->val, w->st);
-            } else {
-                launch_topk_rows(w->pre, p->b_enc, NULL, nc, m, k, z->idx + (size_t)r0 * k, z->val + (size_t)r0 * k,
-                                 z->count + r0, w->st);
-            }
-            if (k_aux_eff > 0)
-                launch_topk_rows(w->pre, p->b_enc, dead, nc, m, k_aux_eff, za->idx + (size_t)r0 * k_aux_eff,
-                                 za->val + (size_t)r0 * k_aux_eff, za->count + r0, w->st);
-        }
+        select_chunks(cfg, p, x, n, dead, k_aux_eff, 0.0f, w);
     }
     int64_t nnz = 0;
     if (n > 0) {
@@ -824,6 +856,23 @@ extern "C" void sae_step_cuda(const SaeConfig *cfg, const SaeTensors *p, SaeTens
     out->total = out->rec + cfg->alpha * out->aux + cfg->beta * out->high + cfg->lambda_t * out->temp +
                  cfg->lambda_s * out->spat + cfg->lambda_r * out->rast;
 }
+
+extern "C" void sae_cuda_encode(const SaeConfig *cfg, const SaeTensors *p, const float *x, int n, float theta,
+                                SaeCudaWork *w) {
+    check_work(cfg, n, w);
+    w->last_n = n;
+    codes_begin(w, cfg, n);
+    select_chunks(cfg, p, x, n, NULL, 0, theta, w);
+    cudaCheck(cudaStreamSynchronize(w->st));
+}
+
+DevCodesView sae_cuda_codes_view(SaeCudaWork *w) {
+    const DevCodes *z = &w->z;
+    const DevCodesView v = {w->last_n, z->start, z->count, z->idx, z->val, z->grad};
+    return v;
+}
+
+cudaStream_t sae_cuda_stream(const SaeCudaWork *w) { return w->st; }
 
 extern "C" void sae_cuda_last_codes(SaeCudaWork *w, SparseCodes *out) {
     const DevCodes *z = &w->z;

@@ -8,7 +8,8 @@
 #include <stdint.h>
 
 extern "C" {
-#include "stsae/sae/sae.h" // SaeReduce
+#include "stsae/sae/sae.h"      // SaeReduce
+#include "stsae/sae/sae_cuda.h" // SaeCudaWork
 }
 
 // Largest k the TopK kernel takes (its kept entries live in shared memory):
@@ -97,6 +98,11 @@ typedef struct {
     const float *val;
     float *grad;
 } DevCodesView;
+
+// The codes of the last sae_step_cuda or sae_cuda_encode (sae.cu), and the
+// stream the work runs on (eval.cu's kernels follow it there).
+DevCodesView sae_cuda_codes_view(SaeCudaWork *w);
+cudaStream_t sae_cuda_stream(const SaeCudaWork *w);
 
 typedef struct InfoNceCudaWork InfoNceCudaWork;
 InfoNceCudaWork *infonce_work_create_cuda(int m);

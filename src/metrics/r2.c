@@ -32,6 +32,15 @@ void r2_sum_add(R2Sum *r, const float *x, const float *xh, int64_t rows) {
     r->rows += (double)rows;
 }
 
+void r2_sum_add_sums(R2Sum *r, int64_t rows, double sse, const double *sx, const double *sxx) {
+    for (int q = 0; q < r->d; q++) {
+        r->sx[q] += sx[q];
+        r->sxx[q] += sxx[q];
+    }
+    r->sse += sse;
+    r->rows += (double)rows;
+}
+
 double r2_sum_value(const R2Sum *r) {
     double den = 0.0;
     // (planted: the total sum of squares about 0 instead of the mean)

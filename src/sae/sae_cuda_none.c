@@ -59,3 +59,18 @@ void optim_step_cuda(const SaeConfig *cfg, const AdamConfig *a, int64_t t, float
     (void)cfg, (void)a, (void)t, (void)params, (void)grads, (void)m1, (void)m2;
     no_cuda("optim_step_cuda");
 }
+void sae_cuda_encode(const SaeConfig *cfg, const SaeTensors *p, const float *x, int n, float theta, SaeCudaWork *w) {
+    (void)cfg, (void)p, (void)x, (void)n, (void)theta, (void)w;
+    no_cuda("sae_cuda_encode");
+}
+SaeCudaEval *sae_cuda_eval_create(const SaeConfig *cfg, int T, int N) {
+    (void)cfg, (void)T, (void)N;
+    no_cuda("sae_cuda_eval_create");
+    return NULL;
+}
+void sae_cuda_eval_clip(SaeCudaEval *e, const SaeConfig *cfg, const SaeTensors *p, const uint16_t *h, float scale,
+                        float theta, SaeCudaClip *out) {
+    (void)e, (void)cfg, (void)p, (void)h, (void)scale, (void)theta, (void)out;
+    no_cuda("sae_cuda_eval_clip");
+}
+void sae_cuda_eval_free(SaeCudaEval *e) { if (e) no_cuda("sae_cuda_eval_free"); }

@@ -9,8 +9,12 @@
 // read one layer at a time: train.layer with its raw row RUN_DIR/raw, then
 // each other layer a job trains on (the layer analysis: `layer` in the grid)
 // with its raw row RUN_DIR/raw_layerL; every row records its `layer`.
-// eval_main reads as its steps (start, options, then per layer: feature
-// file, labels and embeddings, items);
+// device: cuda: each rank on its node's GPU (stage_use_device); a clip's
+// encode, decode, R²'s sums and union TopK smoothing run there (sae_cuda.h
+// sae_cuda_eval_clip: the float16 features up, the codes back), the sparse
+// metrics, probes and retrieval on the CPU, as for device: cpu.
+// eval_main reads as its steps (start, options, device, then per layer:
+// feature file, labels and embeddings, items);
 // eval_job as the parts of one job's evaluation (model, clips encoded, token
 // metrics, clip metrics, probes, ablation, smoothing, retrieval, the job's
 // description, eval.h5), each a function below; one cleanup each.
@@ -37,6 +41,7 @@
 #include "stsae/metrics/ridge.h"
 #include "stsae/metrics/text_hash.h"
 #include "stsae/sae/sae.h"
+#include "stsae/sae/sae_cuda.h"
 #include "stsae/stages/stage.h"
 
 static const StageSpec EVAL_STAGE = {"eval", "train", "(its jobs are evaluated)", "eval"};
@@ -47,6 +52,7 @@ typedef struct {
     Stage st;
     EvalOptions opt;
     int have_opt;
+    int device;       // device: cuda: each clip encoded, decoded and summed on this rank's GPU
     char *feat_path;  // run_dir/train.features
     FeatureFile f;    // open when f_open
     int f_open;
@@ -293,6 +299,9 @@ typedef struct {
     int32_t *top;
     Probe pr;             // the codes' probe (the ablation's), when have_pr
     int have_pr;
+    SaeCudaEval *dev;     // device: cuda: the clip's evaluation on the GPU (sae_cuda.h), else NULL
+    float *dparams;       // the parameters on the GPU, carved into dp
+    SaeTensors dp;
     double sec[N_S], tq, t_job;
 } JobEval;
 
@@ -315,48 +324,92 @@ static void load_model(JobEval *je, const char *model_path) {
     sae_carve(je->params, &je->cfg, &je->p);
     je->T = ev->f.T, je->N = ev->f.N, je->d = je->cfg.d, je->m = je->cfg.m, je->tn = je->T * je->N;
     je->n_sm = str_eq(sae_variant_name(&je->cfg), "standard") ? ev->opt.n_smooth + 1 : 0;
+    if (ev->device) {
+        const size_t n = sae_num_params(&je->cfg);
+        je->dparams = dev_alloc_floats(n);
+        dev_upload(je->dparams, je->params, n);
+        sae_carve(je->dparams, &je->cfg, &je->dp);
+        je->dev = sae_cuda_eval_create(&je->cfg, je->T, je->N);
+    }
 }
 
 // One clip's buffers: its features, codes, reconstruction, smoothed codes.
 typedef struct {
-    SaeWork *w;
-    SparseCodes z, zs;
+    SaeWork *w;           // CPU only
+    SparseCodes z, zs, zu; // codes, a smoothing's, the union TopK's from the GPU
     uint16_t *h;
     float *x, *xh, *scratch;
+    double *sx, *sxx;     // [d] R²'s sums of a clip from the GPU
 } ClipBuf;
 
-// Clip i of list `part` encoded and decoded: its clip values (codes, each
-// smoothing) and reconstruction mean; for a test clip also every token-level
-// sum (lag-1, L0, R², the clip mean, the timeline of the first).
-static void eval_clip(JobEval *je, ClipBuf *b, int part, int i, int clip) {
-    const Eval *ev = je->ev;
-    const int T = je->T, N = je->N, d = je->d, m = je->m, tn = je->tn;
+// Clip i of list `part` on the CPU: its codes into b->z, the clip mean of
+// the reconstruction into P->R (original space); for a test clip also R²'s
+// sums and the clip's mean token into Xte.
+static void encode_cpu(JobEval *je, ClipBuf *b, int part, int i, int clip) {
+    const int tn = je->tn, d = je->d, m = je->m;
     const float s = je->info.scale, inv_s = 1.0f / s;
-    Pooled *P = &je->P[part];
-    load_clip(ev, clip, s, b->h, b->x);
+    float *R = je->P[part].R + (size_t)i * d;
+    load_clip(je->ev, clip, s, b->h, b->x);
     lap(je, S_READ);
     sae_encode(&je->cfg, &je->p, b->x, tn, je->info.theta, b->w, &b->z);
     sae_decode(&je->cfg, &je->p, &b->z, m, b->xh);
     lap(je, S_ENCODE);
+    token_mean(b->xh, tn, d, R);
+    for (int q = 0; q < d; q++) R[q] *= inv_s;
+    if (part) {
+        r2_sum_add(&je->r2, b->x, b->xh, tn);
+        float *X = je->Xte + (size_t)i * d;
+        token_mean(b->x, tn, d, X);
+        for (int q = 0; q < d; q++) X[q] *= inv_s;
+    }
+    lap(je, S_TOKEN);
+}
+
+// encode_cpu's twin on the GPU (sae_cuda.h): the same outputs, and the union
+// TopK smoothing into b->zu when the job has smoothings.
+static void encode_device(JobEval *je, ClipBuf *b, int part, int i, int clip) {
+    const int d = je->d;
+    const float inv_s = 1.0f / je->info.scale;
+    float *R = je->P[part].R + (size_t)i * d, *X = part ? je->Xte + (size_t)i * d : NULL;
+    features_read_clip(&je->ev->f, clip, b->h);
+    lap(je, S_READ);
+    SaeCudaClip c = {.z = &b->z, .zu = je->n_sm ? &b->zu : NULL, .xh_mean = R, .x_mean = X, .sx = b->sx, .sxx = b->sxx};
+    sae_cuda_eval_clip(je->dev, &je->cfg, &je->dp, b->h, je->info.scale, je->info.theta, &c);
+    lap(je, S_ENCODE);
+    for (int q = 0; q < d; q++) R[q] *= inv_s;
+    if (part) {
+        r2_sum_add_sums(&je->r2, je->tn, c.sse, c.sx, c.sxx);
+        for (int q = 0; q < d; q++) X[q] *= inv_s;
+    }
+    lap(je, S_TOKEN);
+}
+
+// Clip i of list `part` encoded and decoded (on the CPU or the GPU): its
+// clip values (codes, each smoothing) and reconstruction mean; for a test
+// clip also every token-level sum (lag-1, L0, R², the clip mean, the
+// timeline of the first).
+static void eval_clip(JobEval *je, ClipBuf *b, int part, int i, int clip) {
+    const Eval *ev = je->ev;
+    const int T = je->T, N = je->N, m = je->m;
+    Pooled *P = &je->P[part];
+    if (je->dev) encode_device(je, b, part, i, clip);
+    else encode_cpu(je, b, part, i, clip);
     clip_values_sparse(&b->z, m, ev->opt.use_max, P->V + (size_t)i * m);
-    token_mean(b->xh, tn, d, P->R + (size_t)i * d);
-    for (int q = 0; q < d; q++) P->R[(size_t)i * d + q] *= inv_s;
     lap(je, S_TOKEN);
     for (int k = 0; k < je->n_sm; k++) {
+        const SparseCodes *zs = &b->zs;
         if (k < ev->opt.n_smooth) smooth_ema(&b->z, T, N, m, (float)ev->opt.smooth[k], b->scratch, &b->zs);
+        else if (je->dev) zs = &b->zu; // made on the GPU with the codes
         else smooth_union_topk(&je->cfg, &je->p, b->x, &b->z, T, N, &b->zs);
-        clip_values_sparse(&b->zs, m, ev->opt.use_max, P->Vs[k] + (size_t)i * m);
-        if (part) lag1_add_sparse(&je->ls[k], &b->zs, T, N);
+        clip_values_sparse(zs, m, ev->opt.use_max, P->Vs[k] + (size_t)i * m);
+        if (part) lag1_add_sparse(&je->ls[k], zs, T, N);
     }
     lap(je, S_SMOOTH);
     if (!part) return;
-    // the test clips: every token-level metric (R^2 is scale-free: on s x)
+    // the test clips' sparse metrics
     if (i == 0) timeline(&b->z, T, N, m, je->tl_lat, je->tl);
     lag1_add_sparse(&je->l, &b->z, T, N);
     je->l0 += (double)b->z.nnz;
-    r2_sum_add(&je->r2, b->x, b->xh, tn);
-    token_mean(b->x, tn, d, je->Xte + (size_t)i * d);
-    for (int q = 0; q < d; q++) je->Xte[(size_t)i * d + q] *= inv_s;
     lap(je, S_TOKEN);
 }
 
@@ -365,14 +418,16 @@ static void eval_clip(JobEval *je, ClipBuf *b, int part, int i, int clip) {
 static void encode_clips(JobEval *je) {
     const Eval *ev = je->ev;
     const int d = je->d, m = je->m, tn = je->tn;
-    ClipBuf b;
-    b.w = sae_work_create(&je->cfg, tn);
+    ClipBuf b = {.w = je->dev ? NULL : sae_work_create(&je->cfg, tn)};
     codes_alloc(&b.z, tn, (int64_t)tn * je->cfg.k);
     codes_alloc(&b.zs, tn, 0);
+    codes_alloc(&b.zu, tn, 0);
     b.h = xmalloc(sizeof(uint16_t) * (size_t)tn * d);
     b.x = xmalloc(sizeof(float) * (size_t)tn * d);
     b.xh = xmalloc(sizeof(float) * (size_t)tn * d);
     b.scratch = xcalloc((size_t)m, sizeof(float));
+    b.sx = xmalloc(sizeof(double) * (size_t)d);
+    b.sxx = xmalloc(sizeof(double) * (size_t)d);
     const int n_of[2] = {ev->n_train, ev->n_test};
     const int32_t *clips_of[2] = {ev->train, ev->test};
     Progress pr;
@@ -395,9 +450,9 @@ static void encode_clips(JobEval *je) {
             eval_clip(je, &b, part, i, clips_of[part][i]);
         }
     }
-    sae_work_free(b.w);
-    codes_free(&b.z), codes_free(&b.zs);
-    free(b.h), free(b.x), free(b.xh), free(b.scratch);
+    if (b.w) sae_work_free(b.w);
+    codes_free(&b.z), codes_free(&b.zs), codes_free(&b.zu);
+    free(b.h), free(b.x), free(b.xh), free(b.scratch), free(b.sx), free(b.sxx);
 }
 
 // R², clip R², lag-1, L0 and dead latents of the test clips.
@@ -529,6 +584,7 @@ static void describe_job(JobEval *je) {
 }
 
 static void job_free(JobEval *je) {
+    if (je->dev) sae_cuda_eval_free(je->dev), dev_free(je->dparams);
     if (je->have_pr) probe_free(&je->pr);
     lag1_free(&je->l);
     for (int k = 0; k < je->n_sm; k++) lag1_free(&je->ls[k]);
@@ -772,8 +828,7 @@ int eval_main(int argc, char **argv) {
     if (rc) goto out;
     rc = 1;
     if (resolve_options(ev)) goto out;
-    if (ev->st.rank == 0 && !strcmp(ev->opt.device, "cuda"))
-        printf("eval: note: device cuda: evaluation runs on the CPU (the GPU evaluation is not written yet)\n");
+    if ((ev->device = stage_use_device(&ev->st, ev->opt.device)) < 0) goto out;
     int *layers = xmalloc(sizeof(int) * (size_t)(ev->opt.jobs->n + 1));
     const int n_layers = eval_layers(&ev->opt, layers);
     for (int l = 0; l < n_layers; l++) { // one layer of the feature file open at a time

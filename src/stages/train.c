@@ -27,7 +27,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "stsae/base/common.h"
 #include "stsae/base/paths.h"
@@ -141,42 +140,6 @@ static void echo_deck(const Train *t) {
                "tokens in jobs of loose tokens or pairs (raise train.streams)\n",
                o->ranks_per_job, (long long)o->streams);
     fflush(stdout);
-}
-
-// device: cuda: each rank on the GPU of its index on its node (device_use;
-// ranks beyond the node's GPUs share them), agreed on: a build without CUDA
-// or a rank without a device stops every rank, naming the rank. The group's
-// sums go through MPI from host copies (the MPI backend over device buffers,
-// which is also what lets several ranks share one GPU). 0, or -1 (said).
-static int bind_device(Train *t) {
-    if (strcmp(t->opt.device, "cuda") != 0) return 0;
-    int node_rank = 0, node_size = 1;
-    comm_node_rank(t->st.world, &node_rank, &node_size);
-    const int n = device_count(), dev = device_use(node_rank);
-    int ok = dev >= 0;
-    char msg[COMM_MSG_MAX] = "";
-    if (!ok) {
-        char host[256] = "?";
-        gethostname(host, sizeof(host) - 1);
-        if (n < 0)
-            snprintf(msg, sizeof(msg), "device: cuda, but this stsae was built without CUDA (%s); "
-                     "build it where the CUDA toolkit is installed, or set device: cpu", device_describe());
-        else
-            snprintf(msg, sizeof(msg), "device: cuda, but rank %d (on %s) finds no CUDA device (%s); "
-                     "run it on a GPU node, or set device: cpu", t->st.rank, host, device_describe());
-    }
-    if (!comm_agree_msg(t->st.world, ok, msg, sizeof(msg), 0)) {
-        if (t->st.rank == 0) say_failed(t->st.rank, msg);
-        return -1;
-    }
-    t->env.device = 1;
-    if (t->st.rank == 0) {
-        printf("# device cuda: %d rank%s on this node over %d GPU%s (rank 0 on GPU %d)%s\n", node_size,
-               node_size > 1 ? "s" : "", n, n > 1 ? "s" : "", dev, node_size > n ? ", ranks sharing GPUs" : "");
-        printf("%s", device_list());
-        fflush(stdout);
-    }
-    return 0;
 }
 
 // run_dir and run_dir/train.yaml, made by rank 0 and agreed on. 0, or -1 (said).
@@ -501,7 +464,7 @@ int train_main(int argc, char **argv) {
     rc = 1;
     if (resolve_options(t)) goto out;
     echo_deck(t);
-    if (bind_device(t)) goto out;
+    if ((t->env.device = stage_use_device(&t->st, t->opt.device)) < 0) goto out;
     if (make_run_dir(t)) goto out;
     if (open_data(t)) goto out;
     plan_groups(t);

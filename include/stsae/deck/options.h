@@ -139,7 +139,7 @@ void synth_options_resolve(const Deck *d, SynthOptions *o);
 #define EVAL_MAX_LIST 16
 typedef struct {
     const char *run_dir;
-    const char *device;          // "cpu" | "cuda" (evaluation runs on the CPU for both, saying so for cuda)
+    const char *device;          // "cpu" | "cuda" (each clip encoded and decoded on the rank's GPU; eval.c)
     const char *features;        // train.features, relative to run_dir
     int layer;                   // train.layer: the raw row `raw` (each job: its own layer, Job.layer)
     int clip_embeddings;         // eval.embeddings: 1 clip (the file's /clip_embeddings), 0 raw

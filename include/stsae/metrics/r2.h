@@ -36,6 +36,9 @@ void r2_sum_init(R2Sum *r, int d);
 void r2_sum_free(R2Sum *r);
 // x, xh [rows, d]
 void r2_sum_add(R2Sum *r, const float *x, const float *xh, int64_t rows);
+// rows already summed elsewhere (the GPU's evaluation, sae_cuda.h): their
+// sse and per-channel sx, sxx [d] added.
+void r2_sum_add_sums(R2Sum *r, int64_t rows, double sse, const double *sx, const double *sxx);
 // 1 - sse / sum_q (sxx_q - sx_q^2 / rows)
 double r2_sum_value(const R2Sum *r);
 

@@ -1,6 +1,7 @@
-// sae_cuda.h — the CUDA twin of the SAE training step (sae.h) and of the
-// optimizer step (optim.h), for the CUDA build only (STSAE_HAVE_CUDA; no
-// CPU-only stub: callers check device_count() > 0 first).
+// sae_cuda.h — the CUDA twin of the SAE training step (sae.h), of the
+// optimizer step (optim.h) and of a clip's evaluation (eval.c), for the CUDA
+// build (STSAE_HAVE_CUDA; a build without CUDA has sae_cuda_none.c, whose
+// calls die saying so: callers check device_count() > 0 first).
 //
 // In:  the flat parameters and Adam moments in device memory (the sae_carve
 //      layout of the CPU, so sae_carve on a device pointer gives the device
@@ -90,6 +91,39 @@ void sae_step_cuda(const SaeConfig *cfg, const SaeTensors *p, SaeTensors *grad, 
 // out made by codes_alloc (grown here as needed); each token's entries in
 // latent order.
 void sae_cuda_last_codes(SaeCudaWork *w, SparseCodes *out);
+
+// Encode only (sae_encode's twin, for evaluation): the codes of x [n, d]
+// (device, n <= the work's max_tok) with cfg's selection, BatchTopK keeping
+// a > theta; they stay in w (sae_cuda_last_codes copies them out).
+// Synchronous.
+void sae_cuda_encode(const SaeConfig *cfg, const SaeTensors *p, const float *x, int n, float theta, SaeCudaWork *w);
+
+// Evaluation on the GPU (eval.c with device: cuda), one clip at a time: what
+// the CPU's evaluation computes from a clip's tokens and its encoder, so that
+// only the codes (k per token) and a few [d] sums come back to the host,
+// where the sparse metrics (clip values, lag-1, EMA smoothing) run.
+// In:  the clip's float16 features h [T*N, d] (host, as features_read_clip
+//      gives them), the model's scale and BatchTopK threshold theta, device
+//      parameters p (sae_carve of a device buffer).
+// Out: z, the codes (as sae_encode on the CPU: float16 -> float times scale,
+//      the same bits as the CPU's tokens); zu, when not NULL, the union TopK
+//      smoothing of z (metrics.h smooth_union_topk, its dot products on the
+//      device); xh_mean [d], the token mean of the decode xhat = W_dec z +
+//      b_dec over every latent; and, when x_mean is not NULL, the token mean
+//      of the scaled tokens x [d] and R²'s sums (r2.h): sse = sum (x - xhat)^2,
+//      sx, sxx [d] per channel, in double (sx, sxx summed in token order, as
+//      r2_sum_add does).
+typedef struct SaeCudaEval SaeCudaEval;
+typedef struct {
+    SparseCodes *z, *zu;  // made by codes_alloc (grown here)
+    float *xh_mean;       // [d]
+    float *x_mean;        // [d] or NULL (then no sums)
+    double sse, *sx, *sxx; // sx, sxx [d] when x_mean
+} SaeCudaClip;
+SaeCudaEval *sae_cuda_eval_create(const SaeConfig *cfg, int T, int N);
+void sae_cuda_eval_clip(SaeCudaEval *e, const SaeConfig *cfg, const SaeTensors *p, const uint16_t *h, float scale,
+                        float theta, SaeCudaClip *out);
+void sae_cuda_eval_free(SaeCudaEval *e);
 
 // The dead-latent clocks on the device (the training loop's, SPEC §1 AuxK):
 // last_fired [m] int64, the global token count when each latent was last

@@ -66,6 +66,12 @@ int stage_start(Stage *s, const StageSpec *spec, int argc, char **argv);
 // rank 0 printing the message (its own, or that another rank failed).
 int stage_agree(Stage *s, int ok);
 
+// device: cuda (device is the deck's `device`): each rank on the GPU of its
+// index on its node (device.h device_use; ranks beyond the node's GPUs share
+// them), agreed on: a build without CUDA or a rank without a device stops
+// every rank, rank 0 saying why (naming the rank and its host); rank 0 lists
+// the GPUs. 1 (bound), 0 (device: cpu), -1 (said; collective either way).
+int stage_use_device(Stage *s, const char *device);
 // "# stsae VERSION NAME: DECK as run (defaults filled in)" and the deck as
 // resolved (deck_write), to out.
 void stage_write_deck(const Stage *s, FILE *out);
