@@ -6,15 +6,17 @@
 #
 # In:  option STSAE_CUDA_EMU (ON by default; nothing to do unless HIP-CPU and
 #      TBB are found), HIP_CPU_DIR (default ../shared/vendor/hip-cpu beside
-#      the source tree), STSAE_SAE_CUDA_SOURCES (the .cu files of the sae_cuda
-#      layer), TBB's CMake package (Debian: libtbb-dev), a C++17 compiler.
+#      the source tree), STSAE_SAE_CUDA_SOURCES and STSAE_VIT_CUDA_SOURCES
+#      (the .cu files of the sae_cuda and vit_cuda layers), TBB's CMake
+#      package (Debian: libtbb-dev), a C++17 compiler.
 # Out: STSAE_HAVE_CUDA_EMU (ON when built) and, then, the libraries
 #        stsae_sae_cuda_emu   the CUDA twins of the step (emulated)
+#        stsae_vit_cuda_emu   the backbones' GPU forward (emulated)
 #        stsae_device_emu     cuda/comm/device.cu (device.h: one device)
 #        stsae_comm_device_emu(_planted)  cuda/comm/comm_device.cu over
 #                             cuda/emu/nccl.h, NCCL's stand-in over MPI (not
 #                             in GPU-core builds, which have no MPI)
-#        stsae_core_emu       both, with the layers sae and base: what a GPU
+#        stsae_core_emu       these, with the layers sae, vit and base: what a GPU
 #                             test links instead of stsae_core;
 #        stsae_core_emu_planted  the same built with STSAE_PLANTED (where the
 #                             planted twins are built), for planted-fault tests;
@@ -125,18 +127,23 @@ endfunction()
 
 stsae_cuda_emu_target(stsae_sae_cuda_emu ${STSAE_SAE_CUDA_SOURCES} LINK stsae_sae stsae_base)
 stsae_cuda_emu_target(stsae_device_emu cuda/comm/device.cu LINK stsae_base)
+stsae_cuda_emu_target(stsae_vit_cuda_emu ${STSAE_VIT_CUDA_SOURCES} LINK stsae_vit stsae_base)
 add_library(stsae_core_emu INTERFACE)
-target_link_libraries(stsae_core_emu INTERFACE stsae_sae_cuda_emu stsae_device_emu stsae_sae stsae_base)
+target_link_libraries(stsae_core_emu INTERFACE stsae_sae_cuda_emu stsae_vit_cuda_emu stsae_device_emu stsae_sae
+                                               stsae_vit stsae_base)
 # the planted twin (common.h's PLANTED; the CUDA layer's faults are named
 # cuda_*, so the CPU layers linked beside it stay right): tests must fail on it
 if("planted" IN_LIST STSAE_TWINS)
   stsae_cuda_emu_target(stsae_sae_cuda_emu_planted ${STSAE_SAE_CUDA_SOURCES}
                         LINK stsae_sae_planted stsae_base_planted)
   stsae_cuda_emu_target(stsae_device_emu_planted cuda/comm/device.cu LINK stsae_base_planted)
+  stsae_cuda_emu_target(stsae_vit_cuda_emu_planted ${STSAE_VIT_CUDA_SOURCES} LINK stsae_vit_planted stsae_base_planted)
   target_compile_definitions(stsae_sae_cuda_emu_planted PUBLIC STSAE_PLANTED)
+  target_compile_definitions(stsae_vit_cuda_emu_planted PUBLIC STSAE_PLANTED)
   add_library(stsae_core_emu_planted INTERFACE)
-  target_link_libraries(stsae_core_emu_planted INTERFACE stsae_sae_cuda_emu_planted stsae_device_emu_planted
-                                                         stsae_sae_planted stsae_base_planted)
+  target_link_libraries(stsae_core_emu_planted INTERFACE stsae_sae_cuda_emu_planted stsae_vit_cuda_emu_planted
+                                                         stsae_device_emu_planted stsae_sae_planted stsae_vit_planted
+                                                         stsae_base_planted)
 endif()
 # the NCCL backend of comm_device.h over the stand-in (cuda/emu/nccl.h, MPI);
 # its calls to comm.h resolve in the program's stsae_comm (tests/CMakeLists.txt)

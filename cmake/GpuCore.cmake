@@ -4,7 +4,7 @@
 # tools, the program and the other benchmarks are left out.
 #
 # In:  the layers base, sae, vit (metrics where STSAE_WITH_METRICS), sae_cuda
-#      (where nvcc was found), STSAE_DEVICE_SOURCES/LIBS, and, from
+#      and vit_cuda (where nvcc was found), STSAE_DEVICE_SOURCES/LIBS, and, from
 #      cmake/CudaEmu.cmake, stsae_core_emu where STSAE_HAVE_CUDA_EMU.
 # Out: stsae_comm holding only the device query (device.h: cuda/comm/device.cu
 #      or src/comm/device_none.c; no MPI), stsae_core (every layer built, what
@@ -22,14 +22,14 @@ if(STSAE_WITH_METRICS)
   target_link_libraries(stsae_core INTERFACE stsae_metrics)
 endif()
 if(STSAE_HAVE_CUDA)
-  target_link_libraries(stsae_core INTERFACE stsae_sae_cuda)
+  target_link_libraries(stsae_core INTERFACE stsae_sae_cuda stsae_vit_cuda)
 endif()
 set(layers "base sae vit")
 if(STSAE_WITH_METRICS)
   string(APPEND layers " metrics")
 endif()
 if(STSAE_HAVE_CUDA)
-  string(APPEND layers " sae_cuda")
+  string(APPEND layers " sae_cuda vit_cuda")
 endif()
 message(STATUS "stsae: GPU-core build (no MPI, HDF5, YAML, cJSON, FFmpeg): layers ${layers}, "
                "the device query; BLAS: ${STSAE_BLAS_NAIVE_SOURCES}${BLAS_LIBRARIES}")

@@ -46,10 +46,8 @@ if has synth || has extract; then stages+=(extract); fi
 if has train; then stages+=(train); fi
 if has eval; then stages+=(eval); fi
 ((${#stages[@]})) || { echo "$me: the deck names no stage (synth, extract, train, eval)" >&2; exit 1; }
-# device: cuda trains and evaluates on GPU nodes (one rank per GPU); extract runs on CPUs
-script_of() {
-  if [ "$1" != extract ] && grep -q '^device: cuda' <<<"$resolved"; then echo "$1-gpu"; else echo "$1"; fi
-}
+# device: cuda runs every stage on GPU nodes (one rank per GPU): STAGE-gpu.sbatch
+script_of() { if grep -q '^device: cuda' <<<"$resolved"; then echo "$1-gpu"; else echo "$1"; fi; }
 
 read -r -a extra <<<"${STSAE_SBATCH_ARGS:-}"
 ((dry)) || mkdir -p "$logs"

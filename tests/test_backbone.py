@@ -22,8 +22,15 @@ bad suite: broken checkpoints, configs and inputs; each must exit 1 with one
   after the last tensor, an unknown dtype, a tensor listed twice, more than 8
   dimensions.
 
+With --device cuda (IN.h5's device attribute) the ViTs run on the GPU (on
+  the CUDA emulation where the binary is tests/stsae-emu) in --math fp32,
+  tf32 or bf16, against the same float64 reference: 1e-4 in fp32, 2e-3 in
+  TF32 (10-bit products; 1.2e-3 seen), 1e-2 in bf16 (7-bit; 5.7e-3 seen);
+  the built-ins stay on the CPU.
+
   /usr/bin/python3 tests/test_backbone.py --stsae build/stsae
         [--suite reference|bad|all] [--only dinov2,videomae,pixels,motion] [--workdir DIR]
+        [--device cpu|cuda] [--math fp32|tf32|bf16]
 
 One line per case, then `N passed, M failed`; exit status 1 on any failure.
 """
@@ -45,6 +52,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "ref
 import backbone_ref as R  # noqa: E402
 
 REL_TOL = 1e-4
+MATH_TOL = {"fp32": 1e-4, "tf32": 2e-3, "bf16": 1e-2}  # --device cuda (TF32: 1.2e-3 seen)
 
 # name -> (config, weight seed, tensor prefix: None = the usual one)
 MODELS = {
@@ -90,8 +98,11 @@ def run_binary(stsae, model, in_path, out_path, timeout=120):
         return "timeout", "", f"no exit after {timeout} s"
 
 
-def write_input(path, pixels, layers, final_norm=False, pos_interp="hf", patch=None):
+def write_input(path, pixels, layers, final_norm=False, pos_interp="hf", patch=None, device=None):
+    """device: None, or (device, math) as IN.h5's attributes."""
     with h5py.File(path, "w") as f:
+        if device:
+            f.attrs["device"], f.attrs["math"] = device
         f.create_dataset("pixels", data=np.asarray(pixels, dtype=np.float32))
         f.attrs["layers"] = np.asarray(layers, dtype=np.int64)
         f.attrs["final_norm"] = np.int64(final_norm)
@@ -120,7 +131,7 @@ def parse_report(stdout):
             **{k: int(v) for k, v in zip("THWNd", m.groups()[2:])}}
 
 
-def reference_case(index, case, models, stsae, workdir, rng):
+def reference_case(index, case, models, stsae, workdir, rng, device=None):
     model, clips, T_in, S, layers, final_norm, pos_interp = case
     label = (f"{model:<13s} clips={clips} T_in={T_in} S={S} layers={layers} "
              f"final_norm={int(final_norm)} {pos_interp}")
@@ -136,7 +147,7 @@ def reference_case(index, case, models, stsae, workdir, rng):
         arg, want = name, {"name": name, "digest": "none"}
     else:
         mdir, cfg, tensors, digest = models[model]
-        write_input(in_path, pixels, layers, final_norm, pos_interp)
+        write_input(in_path, pixels, layers, final_norm, pos_interp, device=device)
         ref = {l: v.numpy() for l, v in R.forward(cfg, tensors, pixels, layers, final_norm, pos_interp).items()}
         arg, want = mdir, {"name": cfg["model_type"], "digest": digest}
     if os.path.exists(out_path):
@@ -153,6 +164,7 @@ def reference_case(index, case, models, stsae, workdir, rng):
     else:
         failures += [f"report {k} = {rep[k]}, expected {v}" for k, v in want.items() if rep[k] != v]
     worst = 0.0
+    tol = MATH_TOL[device[1]] if device and model not in BUILTIN_PATCH else REL_TOL
     with h5py.File(out_path, "r") as f:
         names = sorted(f.keys())
         expected = sorted(f"layer_{l:02d}" for l in layers)
@@ -172,8 +184,8 @@ def reference_case(index, case, models, stsae, workdir, rng):
                 continue
             rel = float(np.max(np.abs(o - r)) / np.max(np.abs(r)))
             worst = max(worst, rel)
-            if rel > REL_TOL:
-                failures.append(f"{name}: max|out-ref|/max|ref| = {rel:.2e} > {REL_TOL:.0e}")
+            if rel > tol:
+                failures.append(f"{name}: max|out-ref|/max|ref| = {rel:.2e} > {tol:.0e}")
     status = "FAIL" if failures else "ok  "
     return not failures, [f"{label}: {status} worst rel err {worst:.2e}"] + [f"    {m}" for m in failures]
 
@@ -393,7 +405,10 @@ def main():
     ap.add_argument("--only", default="", help="model families of the reference suite: dinov2,videomae,pixels,motion")
     ap.add_argument("--workdir", default=None)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where the ViTs run (IN.h5's device)")
+    ap.add_argument("--math", choices=tuple(MATH_TOL), default="fp32", help="--device cuda: the GEMMs' math")
     args = ap.parse_args()
+    device = (args.device, args.math) if args.device == "cuda" else None
     torch.set_num_threads(1)
     workdir = args.workdir or tempfile.mkdtemp(prefix="stsae_backbone_")
     os.makedirs(workdir, exist_ok=True)
@@ -411,7 +426,7 @@ def main():
         models = build_models(workdir, sorted({c[0] for c in cases if c[0] not in BUILTIN_PATCH}))
         rng = np.random.default_rng(args.seed)
         for i, case in enumerate(cases):
-            report(*reference_case(i, case, models, stsae, workdir, rng))
+            report(*reference_case(i, case, models, stsae, workdir, rng, device))
     if args.suite in ("bad", "all"):
         for i, case in enumerate(BAD):
             report(*bad_case(i, case, stsae, workdir))

@@ -14,7 +14,8 @@
 //      grid, 64 KiB of dynamic shared memory before and after
 //      cudaFuncSetAttribute); cub::DeviceRadixSort::SortPairs stable on a bit
 //      range and on signed keys, its too-small temp storage error; bf16
-//      rounding to nearest even; cublasSgemm's lda check; stream 0 in issue
+//      rounding to nearest even; cublasSgemm's lda check; a strided batched
+//      cublasGemmStridedBatchedEx member by member; stream 0 in issue
 //      order, and in order with a blocking stream. Emulation only: the
 //      0xFF fill of unwritten dynamic shared memory, TF32 operand rounding.
 #include <cublas_v2.h>
@@ -251,6 +252,17 @@ static void check_numbers(void) {
     cudaMemcpy(&c, C, sizeof c, cudaMemcpyDeviceToHost);
     CHECK(c == 1.0f, "TF32 sgemm rounds operands to 10 bits: %.9g", c);
 #endif
+    // strided batched: member i is A[i] B[i] (1 x 1 x 1, strides 1)
+    const float a2[2] = {2.0f, 3.0f}, b2[2] = {5.0f, 7.0f};
+    float c2[2] = {0.0f, 0.0f};
+    cudaMemcpy(A, a2, sizeof a2, cudaMemcpyHostToDevice);
+    cudaMemcpy(B, b2, sizeof b2, cudaMemcpyHostToDevice);
+    CHECK(cublasGemmStridedBatchedEx(h, CUBLAS_OP_N, CUBLAS_OP_N, 1, 1, 1, &one, A, CUDA_R_32F, 1, 1, B, CUDA_R_32F,
+                                     1, 1, &zero, C, CUDA_R_32F, 1, 1, 2, CUBLAS_COMPUTE_32F,
+                                     CUBLAS_GEMM_DEFAULT) == CUBLAS_STATUS_SUCCESS,
+          "strided batched gemm");
+    cudaMemcpy(c2, C, sizeof c2, cudaMemcpyDeviceToHost);
+    CHECK(c2[0] == 10.0f && c2[1] == 21.0f, "strided batched gemm: member by member (%g, %g)", c2[0], c2[1]);
     cublasDestroy(h);
     cudaFree(A);
     cudaFree(B);

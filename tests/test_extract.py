@@ -18,7 +18,10 @@
            through `stsae extract` on 2 ranks: every layer equals an
            independent float64 PyTorch forward (tests/ref/backbone_ref.py) of
            `check-video`'s preprocessed pixels with the model's preset, to
-           float16 rounding; the weights digest is the file's.
+           float16 rounding; the weights digest is the file's. With
+           --stsae-emu (the program on the CUDA emulation), the same extract
+           with device: cuda (the ViTs on the GPU, fp32 GEMMs) on 2 ranks:
+           the same check against the same reference.
   datasets the same synthetic videos laid out as Something-Something v2 (an
            annotation JSON with templates, labels.json, VIDEOS/<id>.webm) and as
            Kinetics-400 (its CSV, VIDEOS/<id>_<start>_<end>.mp4): extract finds
@@ -64,13 +67,14 @@ SPEC_COLUMNS = ("job variant lambda tau high_frac seed r2 r2_clip lag1 frac_lag1
 
 
 class Env:
-    def __init__(self, a):
+    def __init__(self, a, stsae=None):
         self.a = a
+        self.stsae = stsae or a.stsae
         self.env = dict(os.environ, OMP_NUM_THREADS="1", OMPI_ALLOW_RUN_AS_ROOT="1",
                         OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
 
     def cmd(self, np_, *args):
-        return [self.a.mpirun, "-np", str(np_)] + self.a.mpi_flags.split() + [self.a.stsae] + list(args)
+        return [self.a.mpirun, "-np", str(np_)] + self.a.mpi_flags.split() + [self.stsae] + list(args)
 
     def run(self, np_, *args, check=True):
         p = subprocess.run(self.cmd(np_, *args), env=self.env, capture_output=True, text=True, timeout=900)
@@ -302,6 +306,16 @@ def case_vit(e, w):
         out = f"{w}/{name}.h5"
         e.run(2, "extract", deck, f"extract.backbone={mdir}", "extract.layers=[0,2]", "extract.frames=8",
               f"extract.out={out}", "extract.final_norm=true")
+        outs = [(out, "CPU")]
+        if e.a.stsae_emu:
+            gpu = Env(e.a, e.a.stsae_emu)
+            p = gpu.run(2, "extract", deck, f"extract.backbone={mdir}", "extract.layers=[0,2]", "extract.frames=8",
+                        f"extract.out={w}/{name}_gpu.h5", "extract.final_norm=true", "device=cuda",
+                        "extract.gpu_math=fp32")
+            if "extract: device cuda: the backbone forward on each rank's GPU" not in p.stdout:
+                print("FAIL: no device line in extract's output:\n" + p.stdout[-2000:])
+                fails += 1
+            outs.append((f"{w}/{name}_gpu.h5", "GPU"))
         p = subprocess.run([e.a.stsae, "check-video", f"{w}/data/clips.csv", f"{w}/pix_{name}.h5", "--preset", name,
                             "--frames", "8"], capture_output=True, text=True)
         if p.returncode:
@@ -310,20 +324,22 @@ def case_vit(e, w):
         with h5py.File(f"{w}/pix_{name}.h5") as f:
             px = f["pixels"][...]
         ref = forward(cfg, tensors, px, [0, 2], final_norm=True)
-        with h5py.File(out) as f:
-            for layer in (0, 2):
-                got = f[f"features/layer_{layer:02d}"][...].astype(np.float64)
-                want = ref[layer].numpy()
-                err = np.abs(got - want).max() / np.abs(want).max()
-                ok = got.shape == want.shape and err <= 2e-3  # float16 storage
-                print(f"{'ok  ' if ok else 'FAIL'} {name} layer {layer}: {got.shape}, max rel err {err:.1e} "
-                      f"against the float64 PyTorch forward")
+        for path, where in outs:
+            with h5py.File(path) as f:
+                for layer in (0, 2):
+                    got = f[f"features/layer_{layer:02d}"][...].astype(np.float64)
+                    want = ref[layer].numpy()
+                    err = np.abs(got - want).max() / np.abs(want).max()
+                    ok = got.shape == want.shape and err <= 2e-3  # float16 storage
+                    print(f"{'ok  ' if ok else 'FAIL'} {name} layer {layer} ({where}): {got.shape}, max rel err "
+                          f"{err:.1e} against the float64 PyTorch forward")
+                    fails += not ok
+                digest = f.attrs["weights_digest"]
+                digest = digest.decode() if isinstance(digest, bytes) else digest
+                ok = digest == fnv1a64(os.path.join(mdir, "model.safetensors")) and \
+                    f.attrs["backbone"] in (name, name.encode())
+                print(f"{'ok  ' if ok else 'FAIL'} {name} ({where}): backbone and weights digest attributes")
                 fails += not ok
-            digest = f.attrs["weights_digest"]
-            digest = digest.decode() if isinstance(digest, bytes) else digest
-            ok = digest == fnv1a64(os.path.join(mdir, "model.safetensors")) and f.attrs["backbone"] in (name, name.encode())
-            print(f"{'ok  ' if ok else 'FAIL'} {name}: backbone and weights digest attributes")
-            fails += not ok
     return fails
 
 
@@ -399,6 +415,7 @@ def main():
     ap.add_argument("--deck", help="inputs/demo.yaml (case demo)")
     ap.add_argument("--case", required=True, choices=["ranks", "resume", "corrupt", "vit", "datasets", "demo"])
     ap.add_argument("--workdir", required=True)
+    ap.add_argument("--stsae-emu", help="stsae on the CUDA emulation (case vit: also device: cuda)")
     a = ap.parse_args()
     w = os.path.abspath(os.path.join(a.workdir, a.case))
     shutil.rmtree(w, ignore_errors=True)

@@ -381,7 +381,7 @@ esac
 
 # --- checks --------------------------------------------------------------------------------
 
-SCRIPTS = ("extract", "train", "eval")
+SCRIPTS = ("extract", "train", "eval", "extract-gpu", "train-gpu", "eval-gpu")
 
 
 def check_outside(js, stsae, deck, env):

@@ -1,6 +1,7 @@
 // cublas_v2.h (emulation) — host stand-ins for the cuBLAS calls of the
-// project's .cu files: cublasSgemm and cublasGemmEx, with cuBLAS's argument
-// checks and its operand precision.
+// project's .cu files: cublasSgemm, cublasGemmEx and
+// cublasGemmStridedBatchedEx (fp32 operands: one cublasGemmEx per batch
+// member), with cuBLAS's argument checks and its operand precision.
 //
 // In:  a handle (stream, math mode), column-major operands in (emulated)
 //      device memory, alpha/beta on the host (CUBLAS_POINTER_MODE_HOST).
@@ -17,7 +18,7 @@
 //      - otherwise (default math, CUBLAS_COMPUTE_32F(_PEDANTIC)) plain fp32.
 //      cuBLAS's summation order (split-k, tiles) differs: results agree to
 //      fp32 rounding, not bit for bit.
-// Anything else (other types, compute types, batched calls) is
+// Anything else (other types, compute types, other batched calls) is
 // CUBLAS_STATUS_NOT_SUPPORTED or does not compile.
 #ifndef STSAE_EMU_CUBLAS_V2_H
 #define STSAE_EMU_CUBLAS_V2_H
@@ -249,6 +250,24 @@ inline cublasStatus_t cublasGemmEx(cublasHandle_t h, cublasOperation_t ta, cubla
     else
         stsae_emu::gemm_on_stream<__nv_bfloat16, __nv_bfloat16, __nv_bfloat16>(h->stream, ta, tb, m, n, k, al, A, lda,
                                                                                B, ldb, be, C, ldc, r);
+    return CUBLAS_STATUS_SUCCESS;
+}
+
+inline cublasStatus_t cublasGemmStridedBatchedEx(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int m,
+                                                int n, int k, const void *alpha, const void *A, cudaDataType Atype,
+                                                int lda, long long strideA, const void *B, cudaDataType Btype, int ldb,
+                                                long long strideB, const void *beta, void *C, cudaDataType Ctype,
+                                                int ldc, long long strideC, int batch, cublasComputeType_t compute,
+                                                cublasGemmAlgo_t algo) {
+    if (batch < 0) return CUBLAS_STATUS_INVALID_VALUE;
+    if (Atype != CUDA_R_32F || Btype != CUDA_R_32F || Ctype != CUDA_R_32F) return CUBLAS_STATUS_NOT_SUPPORTED;
+    for (int i = 0; i < batch; i++) {
+        const cublasStatus_t s =
+            cublasGemmEx(h, ta, tb, m, n, k, alpha, static_cast<const float *>(A) + i * strideA, Atype, lda,
+                         static_cast<const float *>(B) + i * strideB, Btype, ldb, beta,
+                         static_cast<float *>(C) + i * strideC, Ctype, ldc, compute, algo);
+        if (s != CUBLAS_STATUS_SUCCESS) return s;
+    }
     return CUBLAS_STATUS_SUCCESS;
 }
 

@@ -51,6 +51,7 @@ const DeckKey stsae_schema[] = {
     {"extract.layers",              DECK_INT_LIST,  "[11]",       "[0, 1023]", 0, "blocks whose output is saved (0-based)"},
     {"extract.final_norm",          DECK_BOOL,      "false",      NULL,       0, "apply the model's final LayerNorm"},
     {"extract.pos_interp",          DECK_ENUM,      "hf",         "hf|meta",  0, "DINOv2 position-embedding resampling"},
+    {"extract.gpu_math",            DECK_ENUM,      "fp32",       "fp32|tf32|bf16", 0, "device: cuda: the backbone GEMMs' math: fp32 (as PyTorch's default), or TF32 / bf16 tensor-core products with fp32 accumulation (faster; ~1e-3 / ~6e-3 relative)"},
     {"extract.out",                 DECK_PATH,      "features.h5", NULL,      0, NULL},
     {"extract.frames",              DECK_INT,       "16",         "[1, 1024]", 0, "T_in: frames sampled per clip"},
     {"extract.patch",               DECK_INT,       "16",         "[1, 256]", 0, "patch size of the pixels backbone"},

@@ -106,6 +106,7 @@ void extract_options_resolve(const Deck *d, ExtractOptions *o) {
     strncat(o->layers_where, ": extract.layers", sizeof(o->layers_where) - strlen(o->layers_where) - 1);
     o->final_norm = deck_bool(d, "extract.final_norm");
     o->pos_interp = deck_str(d, "extract.pos_interp");
+    o->gpu_math = deck_str(d, "extract.gpu_math");
     o->out = deck_str(d, "extract.out");
     o->frames = (int)deck_int(d, "extract.frames");
     o->patch = (int)deck_int(d, "extract.patch");

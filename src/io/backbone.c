@@ -2,7 +2,8 @@
 // built-in `pixels` and `motion` backbones and the Hugging Face ViTs, whose configuration
 // and tensors are read here from the model directory (config.json, the
 // memory-mapped model.safetensors: hf.h) by their Hugging Face names and
-// bound to vit.h's forward pass.
+// bound to vit.h's forward pass, or to vit_cuda.h's on the GPU when the
+// options say cuda.
 #include "stsae/io/backbone.h"
 
 #include <stdarg.h>
@@ -13,6 +14,7 @@
 #include "stsae/base/common.h"
 #include "stsae/io/hf.h"
 #include "stsae/vit/vit.h"
+#include "stsae/vit/vit_cuda.h"
 
 // A ViT read from a model directory: the mapped checkpoint, the tensor
 // prefix, the bound weights and the forward pass over them.
@@ -22,7 +24,8 @@ typedef struct {
     VitWeights w;
     VitBlock *blk; // w.blk, owned
     BackboneOptions opt;
-    Vit *vit;
+    Vit *vit;      // the CPU forward, or NULL
+    VitCuda *cuda; // the GPU forward (opt.cuda), or NULL
 } HfVit;
 
 struct Backbone {
@@ -197,13 +200,15 @@ static HfVit *hf_vit_open(const char *dir, const BackboneOptions *opt) {
         bind_videomae(v, qkv_bias);
     else
         bind_dinov2(v, qkv_bias);
-    v->vit = vit_create(&v->w, opt);
+    if (opt->cuda) v->cuda = vit_cuda_create(&v->w, opt);
+    else v->vit = vit_create(&v->w, opt);
     return v;
 }
 
 static void hf_vit_close(HfVit *v) {
     if (!v) return;
     vit_free(v->vit);
+    vit_cuda_free(v->cuda);
     hf_close(v->hf);
     free(v->blk);
     free(v);
@@ -212,6 +217,14 @@ static void hf_vit_close(HfVit *v) {
 int backbone_pos_interp(const char *word, PosInterp *out) {
     if (!strcmp(word, "hf")) *out = POS_INTERP_HF;
     else if (!strcmp(word, "meta")) *out = POS_INTERP_META;
+    else return -1;
+    return 0;
+}
+
+int backbone_math(const char *word, VitMath *out) {
+    if (!strcmp(word, "fp32")) *out = VIT_MATH_FP32;
+    else if (!strcmp(word, "tf32")) *out = VIT_MATH_TF32;
+    else if (!strcmp(word, "bf16")) *out = VIT_MATH_BF16;
     else return -1;
     return 0;
 }
@@ -255,14 +268,16 @@ void backbone_check_layers(const Backbone *bb, const int *layers, int n_layers, 
 }
 
 BackboneShape backbone_shape(const Backbone *bb, int T_in, int S) {
-    if (bb->vit) return vit_shape(bb->vit->vit, T_in, S);
+    if (bb->vit) return vit_weights_shape(&bb->vit->w, T_in, S);
     return bb->motion ? motion_shape(bb->patch, T_in, S) : pixels_shape(bb->patch, T_in, S);
 }
 
 void backbone_forward(Backbone *bb, const float *pixels, int clips, int T_in, int S, const int *layers,
                       int n_layers, float *const *out) {
     backbone_check_layers(bb, layers, n_layers, "backbone_forward");
-    if (bb->vit)
+    if (bb->vit && bb->vit->cuda)
+        vit_cuda_forward(bb->vit->cuda, pixels, clips, T_in, S, layers, n_layers, out);
+    else if (bb->vit)
         vit_forward(bb->vit->vit, pixels, clips, T_in, S, layers, n_layers, out);
     else if (bb->motion)
         motion_forward(bb->patch, pixels, clips, T_in, S, n_layers, out);

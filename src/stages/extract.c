@@ -33,7 +33,9 @@
 // OUT.partial. A stop request (stop_request.h): the round under way is written, then
 // every rank exits with status 3 (run again to continue). Rank 0 prints
 // progress and, at the end, seconds per stage (decode, preprocess, forward,
-// write) over the ranks.
+// write) over the ranks. device: cuda: each rank's ViT forward runs on the
+// GPU of its index on its node (vit_cuda.h, GEMMs as extract.gpu_math says);
+// decoding, preprocessing and the built-in backbones stay on the CPU.
 //
 // Write failures (a full disk): every HDF5 call on the file is checked, and
 // the ranks agree on each collective call's outcome before the next one
@@ -251,6 +253,7 @@ typedef struct {
     Stage st;
     ExtractOptions opt;
     int have_opt;
+    int device;                // device: cuda: the ViT forward on this rank's GPU (stage_use_device)
     double t[N_XT], t_start;   // seconds per part (XT_NAMES); when the stage started
     ClipList l;                // the clips (empty until read)
     char *pixels_file;         // the preprocessed-pixels input, or NULL
@@ -291,9 +294,11 @@ static int read_clip_list(Extract *x) {
 static void open_backbone(Extract *x) {
     const ExtractOptions *o = &x->opt;
     FeaturesSetup *su = &x->su;
-    BackboneOptions bo = {o->final_norm, POS_INTERP_HF, o->patch};
+    BackboneOptions bo = {.final_norm = o->final_norm, .pos_interp = POS_INTERP_HF, .patch = o->patch,
+                          .cuda = x->device};
     su->pos_interp = o->pos_interp;
     backbone_pos_interp(su->pos_interp, &bo.pos_interp);
+    backbone_math(o->gpu_math, &bo.math);
     x->model_dir = backbone_builtin(o->backbone) ? strdup(o->backbone) : path_join(o->run_dir, o->backbone);
     x->bb = backbone_open(x->model_dir, &bo);
     su->backbone = backbone_name(x->bb);
@@ -378,9 +383,11 @@ static int open_partial(Extract *x) {
 // Rank 0's first line: what is to do, with what, where.
 static void print_plan(const Extract *x) {
     const FeaturesSetup *su = &x->su;
-    if (!strcmp(x->opt.device, "cuda"))
-        printf("extract: note: device cuda: the backbones run on the CPU (the GPU backbone forward is not written "
-               "yet)\n");
+    if (x->device)
+        printf("extract: device cuda: %s on each rank's GPU (GEMMs %s)\n",
+               backbone_builtin(x->opt.backbone) ? "the built-in backbone runs on the CPU; decoding too"
+                                                 : "the backbone forward",
+               x->opt.gpu_math);
     printf("extract: %d clips (%d to do%s), backbone %s, layers", x->l.n, x->n_todo, x->resume ? ", resuming" : "",
            su->backbone);
     for (int i = 0; i < su->n_layers; i++) printf(" %d", su->layers[i]);
@@ -573,6 +580,7 @@ int extract_main(int argc, char **argv) {
     rc = 1;
     extract_options_resolve(x->st.deck, &x->opt);
     x->have_opt = 1;
+    if ((x->device = stage_use_device(&x->st, x->opt.device)) < 0) goto out;
     if (read_clip_list(x)) goto out;
     open_backbone(x);
     if (make_out_dir(x)) goto out;

@@ -4,7 +4,10 @@
 //
 // IN.h5:  /pixels float32 [clips, T_in, 3, S, S] (normalized); root attributes
 //         layers (integers), final_norm (0/1, default 0), pos_interp ("hf" or
-//         "meta", default "hf"), patch (the pixels and motion backbones only).
+//         "meta", default "hf"), patch (the pixels and motion backbones only),
+//         device ("cpu" or "cuda", default "cpu": the ViTs on this process's
+//         GPU, vit_cuda.h) and math ("fp32", "tf32" or "bf16", default "fp32":
+//         the GPU's GEMMs).
 // OUT.h5: /layer_LL float32 [clips, T, N, d] per requested layer LL.
 // stdout: one line: backbone, weights digest and the token grid.
 #include <hdf5.h>
@@ -14,6 +17,7 @@
 #include <string.h>
 
 #include "stsae/base/common.h"
+#include "stsae/comm/device.h"
 #include "stsae/io/backbone.h"
 #include "stsae/io/h5io.h"
 #include "stsae/tools/check.h"
@@ -33,6 +37,17 @@ int check_backbone_main(int argc, char **argv) {
     if (H5Aexists(f, "pos_interp") > 0) h5_attr_str(f, in_path, "pos_interp", word, sizeof(word));
     if (backbone_pos_interp(word, &opt.pos_interp) != 0)
         die("%s: attribute 'pos_interp' is '%s', expected hf or meta", in_path, word);
+    snprintf(word, sizeof(word), "cpu");
+    if (H5Aexists(f, "device") > 0) h5_attr_str(f, in_path, "device", word, sizeof(word));
+    if (strcmp(word, "cpu") != 0 && strcmp(word, "cuda") != 0)
+        die("%s: attribute 'device' is '%s', expected cpu or cuda", in_path, word);
+    opt.cuda = !strcmp(word, "cuda");
+    if (opt.cuda && device_use(0) < 0)
+        die("%s: device cuda, but %s", in_path, device_count() < 0 ? "this stsae was built without CUDA" : "no CUDA device is present");
+    snprintf(word, sizeof(word), "fp32");
+    if (H5Aexists(f, "math") > 0) h5_attr_str(f, in_path, "math", word, sizeof(word));
+    if (backbone_math(word, &opt.math) != 0)
+        die("%s: attribute 'math' is '%s', expected fp32, tf32 or bf16", in_path, word);
     if (backbone_builtin(model)) {
         double p = h5_attr_f64(f, in_path, "patch");
         if (!(p >= 1.0 && p <= 4096.0 && p == floor(p)))

@@ -145,7 +145,7 @@ static int extract_shape(const Deck *d, const char *feat, DataShape *s, char *sr
         return 0;
     }
     // the model directory as extract reads it: errors die naming its files, as extract would
-    BackboneOptions bo = {0, POS_INTERP_HF, 16};
+    BackboneOptions bo = {.pos_interp = POS_INTERP_HF, .patch = 16};
     Backbone *bb = backbone_open(dir, &bo);
     const int S = !strcmp(backbone_name(bb), "videomae") ? preprocess_videomae().crop : preprocess_dinov2().crop;
     char where[700];

@@ -46,49 +46,55 @@ void vit_free(Vit *v) {
     free(v);
 }
 
-BackboneShape vit_shape(const Vit *v, int T_in, int S) {
-    const char *dir = v->w.source;
+BackboneShape vit_weights_shape(const VitWeights *w, int T_in, int S) {
+    const char *dir = w->source;
     if (T_in < 1 || S < 1) die("%s: clips of %d frames of %d px", dir, T_in, S);
-    if (S % v->w.p) die("%s: frame size %d px is not a multiple of patch_size %d", dir, S, v->w.p);
-    if (v->w.videomae && (T_in != v->w.frames || S != v->w.img))
+    if (S % w->p) die("%s: frame size %d px is not a multiple of patch_size %d", dir, S, w->p);
+    if (w->videomae && (T_in != w->frames || S != w->img))
         die("%s: VideoMAE takes clips of num_frames = %d frames of image_size = %d px (config.json), "
             "not %d frames of %d px",
-            dir, v->w.frames, v->w.img, T_in, S);
-    BackboneShape sh = {.T = T_in / v->w.kt, .H = S / v->w.p, .W = S / v->w.p, .d = v->w.D};
+            dir, w->frames, w->img, T_in, S);
+    BackboneShape sh = {.T = T_in / w->kt, .H = S / w->p, .W = S / w->p, .d = w->D};
     sh.N = sh.H * sh.W;
     return sh;
+}
+
+
+float *vit_pos_table(const VitWeights *w, const BackboneOptions *opt, int T_in, int S) {
+    const BackboneShape sh = vit_weights_shape(w, T_in, S);
+    const int D = w->D;
+    if (w->videomae) {
+        float *tab = xmalloc(sizeof(float) * (size_t)sh.T * sh.N * D);
+        sinusoid_table(tab, sh.T * sh.N, D);
+        return tab;
+    }
+    // row 0: CLS (its position embedding is never resampled); rows 1..N:
+    // the M x M patch grid, resampled to H x W unless it already is H x W
+    float *tab = xmalloc(sizeof(float) * (size_t)(1 + sh.N) * D);
+    for (int c = 0; c < D; c++) tab[c] = w->cls[c] + w->pos[c];
+    const float *grid = w->pos + D;
+    if (sh.H == w->M && sh.W == w->M) {
+        memcpy(tab + D, grid, sizeof(float) * (size_t)sh.N * D);
+    } else {
+        float sy, sx;
+        if (opt->pos_interp == POS_INTERP_META) { // scale_factor = (H + 0.1)/M; kernel uses 1/that
+            sy = (float)(1.0 / (((double)sh.H + 0.1) / (double)w->M));
+            sx = (float)(1.0 / (((double)sh.W + 0.1) / (double)w->M));
+        } else { // size = (H, W)
+            sy = (float)w->M / (float)sh.H;
+            sx = (float)w->M / (float)sh.W;
+        }
+        if (PLANTED("bb_pos_scale")) sy = sx = (float)(w->M - 1) / (float)(sh.H - 1);
+        bicubic_resample(tab + D, grid, w->M, w->M, sh.H, sh.W, sy, sx, D);
+    }
+    return tab;
 }
 
 // The position embeddings of one sequence for clips of T_in frames of S px.
 static void make_pos_table(Vit *v, int T_in, int S) {
     if (v->T_in == T_in && v->S == S) return;
-    const BackboneShape sh = vit_shape(v, T_in, S);
-    const int D = v->w.D;
     free(v->pos_tab);
-    if (v->w.videomae) {
-        v->pos_tab = xmalloc(sizeof(float) * (size_t)sh.T * sh.N * D);
-        sinusoid_table(v->pos_tab, sh.T * sh.N, D);
-    } else {
-        // row 0: CLS (its position embedding is never resampled); rows 1..N:
-        // the M x M patch grid, resampled to H x W unless it already is H x W
-        v->pos_tab = xmalloc(sizeof(float) * (size_t)(1 + sh.N) * D);
-        for (int c = 0; c < D; c++) v->pos_tab[c] = v->w.cls[c] + v->w.pos[c];
-        const float *grid = v->w.pos + D;
-        if (sh.H == v->w.M && sh.W == v->w.M) {
-            memcpy(v->pos_tab + D, grid, sizeof(float) * (size_t)sh.N * D);
-        } else {
-            float sy, sx;
-            if (v->opt.pos_interp == POS_INTERP_META) { // scale_factor = (H + 0.1)/M; kernel uses 1/that
-                sy = (float)(1.0 / (((double)sh.H + 0.1) / (double)v->w.M));
-                sx = (float)(1.0 / (((double)sh.W + 0.1) / (double)v->w.M));
-            } else { // size = (H, W)
-                sy = (float)v->w.M / (float)sh.H;
-                sx = (float)v->w.M / (float)sh.W;
-            }
-            if (PLANTED("bb_pos_scale")) sy = sx = (float)(v->w.M - 1) / (float)(sh.H - 1);
-            bicubic_resample(v->pos_tab + D, grid, v->w.M, v->w.M, sh.H, sh.W, sy, sx, D);
-        }
-    }
+    v->pos_tab = vit_pos_table(&v->w, &v->opt, T_in, S);
     v->T_in = T_in;
     v->S = S;
 }
@@ -163,7 +169,7 @@ static void embed(Vit *v, const float *frames, int T_in, int S, const BackboneSh
 
 void vit_forward(Vit *v, const float *pixels, int clips, int T_in, int S, const int *layers, int n_layers,
                  float *const *out) {
-    const BackboneShape sh = vit_shape(v, T_in, S);
+    const BackboneShape sh = vit_weights_shape(&v->w, T_in, S);
     make_pos_table(v, T_in, S);
     const int D = v->w.D, skip = v->w.videomae ? 0 : 1; // DINOv2 drops CLS
     const int B = v->w.videomae ? 1 : sh.T;            // sequences per clip

@@ -104,6 +104,7 @@ typedef struct {
     char layers_where[600];      // "FILE:LINE: extract.layers", for the layer check's message
     int final_norm;              // extract.final_norm
     const char *pos_interp;      // "hf" | "meta"
+    const char *gpu_math;        // "fp32" | "tf32" | "bf16": device: cuda's backbone GEMMs
     const char *out;             // the feature file
     int frames, patch, image_size, batch_clips;
     double test_frac;            // test share of each label's clips without a split

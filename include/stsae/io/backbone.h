@@ -52,6 +52,8 @@ typedef struct Backbone Backbone;
 
 // "hf" or "meta" -> *out; returns 0, or -1 for any other word.
 int backbone_pos_interp(const char *word, PosInterp *out);
+// "fp32", "tf32" or "bf16" -> *out (the GPU forward's GEMMs); 0, or -1.
+int backbone_math(const char *word, VitMath *out);
 
 // 1 when spec names a built-in backbone ("pixels" or "motion"), read from no
 // directory.

@@ -19,10 +19,16 @@ typedef enum {
                      // resampling at all when the grid already matches
 } PosInterp;
 
+// The GEMMs of the GPU forward (vit_cuda.h): fp32, or fp32 in and out with
+// TF32 or bf16 tensor-core products (cuBLAS's CUBLAS_COMPUTE_32F_FAST_*).
+typedef enum { VIT_MATH_FP32, VIT_MATH_TF32, VIT_MATH_BF16 } VitMath;
+
 typedef struct {
     int final_norm;       // 1: apply the model's final LayerNorm to every emitted layer
     PosInterp pos_interp; // DINOv2 position-embedding resampling convention
     int patch;            // pixels and motion backbones: patch side in pixels (ignored by the ViTs)
+    int cuda;             // 1: the ViTs run on this process's GPU (vit_cuda.h); the built-ins stay on the CPU
+    VitMath math;         // cuda: the GEMMs' math
 } BackboneOptions;
 
 typedef struct {
@@ -58,9 +64,16 @@ typedef struct {
 
 typedef struct Vit Vit;
 
+// The token grid of w for clips of T_in frames of S px; dies naming the model
+// directory when they do not fit it.
+BackboneShape vit_weights_shape(const VitWeights *w, int T_in, int S);
+// The position embeddings of one sequence, malloc'd: DINOv2 [1 + N, D] (row
+// 0 = cls + pos[0], then the grid resampled to H x W as opt->pos_interp says),
+// VideoMAE [T*N, D] sinusoids. Shared by the CPU and the GPU forward.
+float *vit_pos_table(const VitWeights *w, const BackboneOptions *opt, int T_in, int S);
+
 Vit *vit_create(const VitWeights *w, const BackboneOptions *opt);
 void vit_free(Vit *v);
-BackboneShape vit_shape(const Vit *v, int T_in, int S);
 void vit_forward(Vit *v, const float *pixels, int clips, int T_in, int S, const int *layers, int n_layers,
                  float *const *out);
 
