@@ -3,7 +3,7 @@
 // directory (config.json + model.safetensors), so no download is needed.
 //
 //   bench_backbone [--models dinov2,videomae,pixels] [--reps N] [--clips C]
-//                  [--layers 3,7,11] [--final-norm] [--json]
+//                  [--layers 3,7,11] [--final-norm] [--json] [--device cuda [--math fp32|tf32|bf16]]
 // Shapes: hidden 768, 12 blocks, 12 heads, MLP 3072. DINOv2: patch 14,
 // position grid 37 x 37 (image_size 518, resampled to 16 x 16), 16 frames of
 // 224 px per clip, i.e. 16 sequences of 257 tokens. VideoMAE: patch 16,
@@ -13,6 +13,9 @@
 // is printed: OpenBLAS 0.3.21 does not know AMD Zen 4 and falls back to its
 // Haswell kernel; OPENBLAS_CORETYPE=SKYLAKEX selects the AVX-512 one.
 // The PyTorch baseline is bench_torch_backbone.py (same shapes and layers).
+// --device cuda: the ViTs on GPU 0 (vit_cuda.h) with the GEMMs in --math
+// (default fp32); the pixels backbone stays on the CPU; the timed calls
+// include the pixels' upload and the features' download.
 #define _POSIX_C_SOURCE 200809L // mkdtemp, mkdir
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +26,7 @@
 #include <cblas.h> // openblas_get_corename: OpenBLAS picks its kernel at load time (OPENBLAS_CORETYPE)
 
 #include "stsae/base/common.h"
+#include "stsae/comm/device.h"
 #include "stsae/io/backbone.h"
 
 enum { D = 768, DEPTH = 12, HEADS = 12, MLP = 3072, FRAMES = 16, SIZE = 224 };
@@ -178,7 +182,9 @@ static int cmp_double(const void *a, const void *b) {
 int main(int argc, char **argv) {
     const char *models = "dinov2,videomae";
     char layer_list[128] = "3,7,11";
-    int reps = 3, clips = 1, json = 0, final_norm = 0;
+    int reps = 3, clips = 1, json = 0, final_norm = 0, cuda = 0;
+    VitMath math = VIT_MATH_FP32;
+    const char *math_word = "fp32";
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--models") && i + 1 < argc) models = argv[++i];
         else if (!strcmp(argv[i], "--reps") && i + 1 < argc) reps = atoi(argv[++i]);
@@ -186,12 +192,17 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--layers") && i + 1 < argc) snprintf(layer_list, sizeof(layer_list), "%s", argv[++i]);
         else if (!strcmp(argv[i], "--final-norm")) final_norm = 1;
         else if (!strcmp(argv[i], "--json")) json = 1;
+        else if (!strcmp(argv[i], "--device") && i + 1 < argc && !strcmp(argv[i + 1], "cuda")) cuda = 1, i++;
+        else if (!strcmp(argv[i], "--device") && i + 1 < argc && !strcmp(argv[i + 1], "cpu")) i++;
+        else if (!strcmp(argv[i], "--math") && i + 1 < argc && backbone_math(argv[i + 1], &math) == 0)
+            math_word = argv[++i];
         else {
             fprintf(stderr, "usage: bench_backbone [--models dinov2,videomae,pixels] [--reps N] [--clips C] "
-                            "[--layers 3,7,11] [--final-norm] [--json]\n");
+                            "[--layers 3,7,11] [--final-norm] [--json] [--device cpu|cuda] [--math fp32|tf32|bf16]\n");
             return 2;
         }
     }
+    if (cuda && device_use(0) < 0) die("bench_backbone: --device cuda, but %s", device_describe());
     if (reps < 1) reps = 1;
     if (clips < 1) clips = 1;
     int layers[16], n_layers = 0;
@@ -206,13 +217,16 @@ int main(int argc, char **argv) {
     float *pixels = xmalloc(sizeof(float) * n_in);
     uint64_t rng = 7;
     for (size_t i = 0; i < n_in; i++) pixels[i] = (float)(2.0 * rng_uniform(&rng) - 1.0) * 1.7f;
-    if (!json)
-        printf("# OpenBLAS kernel %s\n%-9s %6s %8s %10s %10s %8s\n", openblas_get_corename(), "backbone", "clips",
-               "threads", "seconds", "clips/s", "tokens");
+    if (!json) {
+        printf("# OpenBLAS kernel %s\n", openblas_get_corename());
+        if (cuda) printf("# %s# ViTs on GPU 0, GEMMs %s\n", device_list(), math_word);
+        printf("%-9s %6s %8s %10s %10s %8s\n", "backbone", "clips", "threads", "seconds", "clips/s", "tokens");
+    }
     char list[256];
     snprintf(list, sizeof(list), "%s", models);
     for (char *m = strtok(list, ","); m; m = strtok(NULL, ",")) {
-        BackboneOptions opt = {.final_norm = final_norm, .pos_interp = POS_INTERP_HF, .patch = 16};
+        BackboneOptions opt = {.final_norm = final_norm, .pos_interp = POS_INTERP_HF, .patch = 16, .cuda = cuda,
+                               .math = math};
         const int pixels_bb = !strcmp(m, "pixels");
         if (!pixels_bb && strcmp(m, "dinov2") && strcmp(m, "videomae")) die("bench_backbone: unknown model '%s'", m);
         char mdir[600];
@@ -235,8 +249,9 @@ int main(int argc, char **argv) {
         const double sec = reps % 2 ? t[reps / 2] : 0.5 * (t[reps / 2 - 1] + t[reps / 2]);
         if (json)
             printf("{\"backbone\": \"%s\", \"clips\": %d, \"seconds\": %.4f, \"clips_per_s\": %.4f, \"threads\": %d, "
-                   "\"blas_kernel\": \"%s\"}\n",
-                   m, clips, sec, clips / sec, max_threads(), openblas_get_corename());
+                   "\"blas_kernel\": \"%s\", \"device\": \"%s\", \"math\": \"%s\"}\n",
+                   m, clips, sec, clips / sec, max_threads(), openblas_get_corename(), cuda && !pixels_bb ? "cuda" : "cpu",
+                   cuda && !pixels_bb ? math_word : "fp32");
         else
             printf("%-9s %6d %8d %10.3f %10.4f %8d\n", m, clips, max_threads(), sec, clips / sec, sh.T * sh.N);
         fflush(stdout);

@@ -110,6 +110,14 @@ static void *dev_alloc_bytes(size_t bytes) {
 }
 
 extern "C" void *dev_alloc(size_t bytes) { return dev_alloc_bytes(bytes); }
+extern "C" void *dev_host_alloc(size_t bytes) {
+    void *p = NULL;
+    cudaCheck(cudaMallocHost(&p, bytes > 0 ? bytes : 1));
+    return p;
+}
+extern "C" void dev_host_free(void *p) {
+    if (p) cudaCheck(cudaFreeHost(p));
+}
 extern "C" float *dev_alloc_floats(size_t n) { return (float *)dev_alloc_bytes(sizeof(float) * n); }
 extern "C" void dev_free(void *p) {
     if (p) cudaCheck(cudaFree(p));

@@ -15,6 +15,8 @@ void dev_free(void *p) { if (p) no_cuda("dev_free"); }
 void dev_upload(float *dev, const float *host, size_t n) { (void)dev, (void)host, (void)n; no_cuda("dev_upload"); }
 void dev_download(float *host, const float *dev, size_t n) { (void)host, (void)dev, (void)n; no_cuda("dev_download"); }
 void *dev_alloc(size_t bytes) { (void)bytes; no_cuda("dev_alloc"); return NULL; }
+void *dev_host_alloc(size_t bytes) { (void)bytes; no_cuda("dev_host_alloc"); return NULL; }
+void dev_host_free(void *p) { if (p) no_cuda("dev_host_free"); }
 void dev_upload_bytes(void *dev, const void *host, size_t bytes) {
     (void)dev, (void)host, (void)bytes;
     no_cuda("dev_upload_bytes");

@@ -2,9 +2,10 @@
 // lockstep (train_job.h). trainer_run reads as its steps: per job, its paths;
 // skip it when its model.h5 exists; its directory; its state (from ckpt.h5 or
 // the seed); then the cohort's data, each job's optimizer and work space; the
-// training loop (one batch read, a job_step for each job at that step,
+// training loop (one batch read, the next one read meanwhile by
+// train_prefetch.h; a job_step for each job at that step,
 // progress lines, checkpoints and stop requests); each model.h5; one cleanup
-// (each job_free, then the cohort's loader and buffer) on every way out.
+// (each job_free, then the cohort's loader and buffers) on every way out.
 // device: cuda: the same steps with the state on the GPU (train_job.h);
 // job_step_device and job_to_host are the two places that differ.
 #include "stsae/stages/train_job.h"
@@ -26,6 +27,7 @@
 #include "stsae/sae/sae.h"
 #include "stsae/sae/sae_cuda.h"
 #include "stsae/stages/train_data.h"
+#include "stsae/stages/train_prefetch.h"
 
 const char *const TIMER_NAMES[N_TIMERS] = {"data", "step", "allreduce", "optimizer", "checkpoint", "total"};
 
@@ -69,8 +71,8 @@ typedef struct {
     JobRun *r; // [n]
     DataLoader *dl;
     int64_t steps;
-    float *x;  // this rank's share of the batch (NULL when the GPU assembles it)
-    float *dx; // device: cuda: the batch on the GPU
+    int max_tok; // the most tokens of this rank's share of a batch
+    float *dx;   // device: cuda: the batch on the GPU
     int64_t *src, *dsrc; // env->dfeat: the batch's token rows in it, on the host and the GPU
 } Cohort;
 
@@ -198,13 +200,11 @@ static void make_data(Cohort *c, const JobRun *first) {
     if (c->steps < 1)
         die("job %s: %d training clips give no full batch of %lld in train.epochs epochs", job->name, env->n_train,
             (long long)job->batch);
-    const int max_tok = data_max_local_tokens(c->dl);
+    const int max_tok = c->max_tok = data_max_local_tokens(c->dl);
     if (env->device) c->dx = dev_alloc_floats((size_t)max_tok * env->features->d + 1);
     if (env->dfeat) {
         c->src = xmalloc(sizeof(int64_t) * ((size_t)max_tok + 1));
         c->dsrc = dev_alloc(sizeof(int64_t) * ((size_t)max_tok + 1));
-    } else {
-        c->x = xmalloc(sizeof(float) * ((size_t)max_tok * env->features->d + 1));
     }
 }
 
@@ -359,10 +359,12 @@ static JobOutcome checkpoint(Cohort *c, int stop, double *t_last_ckpt) {
     return stop ? JOB_STOPPED : JOB_FINISHED;
 }
 
-// Cohort steps s from the earliest job's step to the last: batch s read once,
-// then a step of each job at s (a job resumed further on joins when s reaches
-// it); a stop request or a failed checkpoint ends it. Progress lines from the
-// lead. JOB_FINISHED when every job has taken its last step.
+// Cohort steps s from the earliest job's step to the last: batch s read once
+// (read while the step before it ran: train_prefetch.h; or assembled on the
+// GPU from the resident layer), then a step of each job at s (a job resumed
+// further on joins when s reaches it); a stop request or a failed checkpoint
+// ends it. Progress lines from the lead. JOB_FINISHED when every job has
+// taken its last step.
 static JobOutcome train_loop(Cohort *c) {
     int64_t s = c->steps;
     for (int i = 0; i < c->n; i++) {
@@ -377,15 +379,20 @@ static JobOutcome train_loop(Cohort *c) {
     progress_start(&pr, t_last_ckpt, c->env->opt->progress_every, s0);
     const double ckpt_every = c->env->opt->checkpoint_every;
     const int lead = comm_rank(c->env->group) == 0;
+    const size_t d = (size_t)c->env->features->d;
+    Prefetch *pf = c->env->dfeat ? NULL
+                                 : prefetch_start(c->dl, c->env->scale, (size_t)c->max_tok * d + 1, c->dx != NULL,
+                                                  c->steps);
     JobOutcome o = JOB_FINISHED;
     for (; s < c->steps && o == JOB_FINISHED; s++) {
         const double t0 = wall_time();
         SaeBatch b;
+        const float *x = NULL;
         if (c->env->dfeat) {
             b = device_batch(c, s);
         } else {
-            b = data_batch(c->dl, s, c->env->scale, c->x);
-            if (c->dx && b.n_tok > 0) dev_upload(c->dx, c->x, (size_t)b.n_tok * c->env->features->d);
+            b = prefetch_next(pf, s, &x);
+            if (c->dx && b.n_tok > 0) dev_upload(c->dx, x, (size_t)b.n_tok * d);
         }
         c->env->timers[T_DATA] += wall_time() - t0;
         for (int i = 0; i < c->n; i++) {
@@ -393,7 +400,7 @@ static JobOutcome train_loop(Cohort *c) {
             if (c->dx)
                 job_step_device(&c->r[i], &b, c->dx);
             else
-                job_step(&c->r[i], &b, c->x);
+                job_step(&c->r[i], &b, x);
         }
         const double t4 = wall_time();
         for (int i = 0; i < c->n; i++)
@@ -404,8 +411,12 @@ static JobOutcome train_loop(Cohort *c) {
         if (lead && progress_due(&pr, t4, s == s0 || s + 1 == c->steps))
             for (int i = 0; i < c->n; i++)
                 if (c->r[i].stepped) progress_line(&c->r[i], &pr, c->r[i].tokens0, t4);
-        if ((flags[0] || flags[1]) && s + 1 < c->steps) o = checkpoint(c, flags[0], &t_last_ckpt);
+        if ((flags[0] || flags[1]) && s + 1 < c->steps) {
+            if (pf) prefetch_idle(pf); // the checkpoint writes HDF5: no read under way
+            o = checkpoint(c, flags[0], &t_last_ckpt);
+        }
     }
+    prefetch_free(pf);
     return o;
 }
 
@@ -513,7 +524,6 @@ out:
     for (int i = 0; i < n; i++) job_free(&c.r[i]);
     free(c.r);
     data_free(c.dl);
-    free(c.x);
     free(c.src);
     if (c.dx) dev_free(c.dx);
     if (c.dsrc) dev_free(c.dsrc);

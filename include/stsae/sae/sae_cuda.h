@@ -48,6 +48,10 @@ void dev_upload(float *dev, const float *host, size_t n);
 void dev_download(float *host, const float *dev, size_t n);
 // The same for any type: bytes, zeroed; copies of bytes.
 void *dev_alloc(size_t bytes);
+// Pinned (page-locked) host memory, whose uploads are direct DMAs
+// (cudaMallocHost); dev_host_free frees it. Dies on failure.
+void *dev_host_alloc(size_t bytes);
+void dev_host_free(void *p);
 void dev_upload_bytes(void *dev, const void *host, size_t bytes);
 void dev_download_bytes(void *host, const void *dev, size_t bytes);
 

@@ -46,7 +46,9 @@
 #include "stsae/deck/options.h"
 #include "stsae/io/features.h"
 
-// Per-rank seconds by stage, summed over the rank's jobs.
+// Per-rank seconds by stage, summed over the rank's jobs (T_DATA: the wait for
+// a batch, whose read overlaps the step before it (train_prefetch.h), and its
+// upload).
 enum { T_DATA, T_STEP, T_ALLREDUCE, T_OPTIM, T_CKPT, T_TOTAL, N_TIMERS };
 extern const char *const TIMER_NAMES[N_TIMERS];
 
