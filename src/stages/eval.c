@@ -338,7 +338,8 @@ typedef struct {
     SaeWork *w;           // CPU only
     SparseCodes z, zs, zu; // codes, a smoothing's, the union TopK's from the GPU
     uint16_t *h;
-    float *x, *xh, *scratch;
+    float *x, *xh;        // [T*N, d] tokens and decode (CPU only)
+    float *scratch;
     double *sx, *sxx;     // [d] R²'s sums of a clip from the GPU
 } ClipBuf;
 
@@ -423,11 +424,14 @@ static void encode_clips(JobEval *je) {
     codes_alloc(&b.zs, tn, 0);
     codes_alloc(&b.zu, tn, 0);
     b.h = xmalloc(sizeof(uint16_t) * (size_t)tn * d);
-    b.x = xmalloc(sizeof(float) * (size_t)tn * d);
-    b.xh = xmalloc(sizeof(float) * (size_t)tn * d);
+    if (je->dev) { // the tokens and their decode stay on the GPU
+        b.sx = xmalloc(sizeof(double) * (size_t)d);
+        b.sxx = xmalloc(sizeof(double) * (size_t)d);
+    } else {
+        b.x = xmalloc(sizeof(float) * (size_t)tn * d);
+        b.xh = xmalloc(sizeof(float) * (size_t)tn * d);
+    }
     b.scratch = xcalloc((size_t)m, sizeof(float));
-    b.sx = xmalloc(sizeof(double) * (size_t)d);
-    b.sxx = xmalloc(sizeof(double) * (size_t)d);
     const int n_of[2] = {ev->n_train, ev->n_test};
     const int32_t *clips_of[2] = {ev->train, ev->test};
     Progress pr;

@@ -210,12 +210,14 @@ static SaeBatch walk_batch(DataLoader *dl, int64_t step, RowFn row_fn, void *arg
 }
 
 typedef struct {
-    float *x;
+    float *x;    // float32 times scale, or
+    uint16_t *h; // float16 as stored
     float scale;
 } CopyArg;
 
-// A row's token, float16 to float32, times the scale (whole clips: the clip
-// read once, at its first token; its tokens follow in order).
+// A row's token, float16 to float32 times the scale (or as it is stored, to
+// h) (whole clips: the clip read once, at its first token; its tokens follow
+// in order).
 static void copy_row(DataLoader *dl, const Window *w, int slot, int clip, int token, size_t row, void *arg) {
     CopyArg *a = arg;
     const size_t d = (size_t)dl->d;
@@ -226,6 +228,10 @@ static void copy_row(DataLoader *dl, const Window *w, int slot, int clip, int to
         if (token == 0) read_clip(dl, clip, dl->clipbuf);
         src = dl->clipbuf + (size_t)token * d;
     }
+    if (a->h) {
+        memcpy(a->h + row * d, src, sizeof(uint16_t) * d);
+        return;
+    }
     float *dst = a->x + row * d;
     half_to_float(src, dst, d);
     if (a->scale != 1.0f)
@@ -234,7 +240,13 @@ static void copy_row(DataLoader *dl, const Window *w, int slot, int clip, int to
 
 SaeBatch data_batch(DataLoader *dl, int64_t step, float scale, float *x) {
     if (dl->c.sources_only) die("data_batch on a loader made for sources only (a bug)");
-    CopyArg a = {x, scale};
+    CopyArg a = {x, NULL, scale};
+    return walk_batch(dl, step, copy_row, &a);
+}
+
+SaeBatch data_batch_f16(DataLoader *dl, int64_t step, uint16_t *h) {
+    if (dl->c.sources_only) die("data_batch_f16 on a loader made for sources only (a bug)");
+    CopyArg a = {NULL, h, 1.0f};
     return walk_batch(dl, step, copy_row, &a);
 }
 

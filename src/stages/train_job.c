@@ -73,7 +73,8 @@ typedef struct {
     int64_t steps;
     int max_tok; // the most tokens of this rank's share of a batch
     float *dx;   // device: cuda: the batch on the GPU
-    int64_t *src, *dsrc; // env->dfeat: the batch's token rows in it, on the host and the GPU
+    uint16_t *dh; // device: cuda, streamed: the batch as float16 on the GPU (converted into dx)
+    int64_t *src, *dsrc; // env->dfeat: the batch's token rows in it, on the host; on the GPU (streamed: 0, 1, ...)
 } Cohort;
 
 // The SaeConfig of a job on features of width d (jobs.h has resolved every
@@ -205,6 +206,13 @@ static void make_data(Cohort *c, const JobRun *first) {
     if (env->dfeat) {
         c->src = xmalloc(sizeof(int64_t) * ((size_t)max_tok + 1));
         c->dsrc = dev_alloc(sizeof(int64_t) * ((size_t)max_tok + 1));
+    } else if (env->device) { // streamed: float16 rows 0, 1, ... of dh
+        c->dh = dev_alloc(sizeof(uint16_t) * ((size_t)max_tok * env->features->d + 1));
+        c->dsrc = dev_alloc(sizeof(int64_t) * ((size_t)max_tok + 1));
+        int64_t *rows = xmalloc(sizeof(int64_t) * ((size_t)max_tok + 1));
+        for (int i = 0; i <= max_tok; i++) rows[i] = i;
+        dev_upload_bytes(c->dsrc, rows, sizeof(int64_t) * ((size_t)max_tok + 1));
+        free(rows);
     }
 }
 
@@ -381,18 +389,22 @@ static JobOutcome train_loop(Cohort *c) {
     const int lead = comm_rank(c->env->group) == 0;
     const size_t d = (size_t)c->env->features->d;
     Prefetch *pf = c->env->dfeat ? NULL
-                                 : prefetch_start(c->dl, c->env->scale, (size_t)c->max_tok * d + 1, c->dx != NULL,
-                                                  c->steps);
+                                 : prefetch_start(c->dl, c->env->scale, (size_t)c->max_tok * d + 1, c->steps,
+                                                  c->dx != NULL);
     JobOutcome o = JOB_FINISHED;
     for (; s < c->steps && o == JOB_FINISHED; s++) {
         const double t0 = wall_time();
         SaeBatch b;
         const float *x = NULL;
+        const uint16_t *h = NULL;
         if (c->env->dfeat) {
             b = device_batch(c, s);
         } else {
-            b = prefetch_next(pf, s, &x);
-            if (c->dx && b.n_tok > 0) dev_upload(c->dx, x, (size_t)b.n_tok * d);
+            b = prefetch_next(pf, s, &x, &h);
+            if (h && b.n_tok > 0) { // float16 up, converted there with the CPU's bits
+                dev_upload_bytes(c->dh, h, sizeof(uint16_t) * (size_t)b.n_tok * d);
+                dev_tokens_f16(c->dh, c->dsrc, b.n_tok, (int)d, c->env->scale, c->dx);
+            }
         }
         c->env->timers[T_DATA] += wall_time() - t0;
         for (int i = 0; i < c->n; i++) {
@@ -526,6 +538,7 @@ out:
     data_free(c.dl);
     free(c.src);
     if (c.dx) dev_free(c.dx);
+    if (c.dh) dev_free(c.dh);
     if (c.dsrc) dev_free(c.dsrc);
     return o;
 }

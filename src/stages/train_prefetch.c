@@ -17,15 +17,20 @@
 struct Prefetch {
     DataLoader *dl;
     float scale;
-    int pinned;
+    int device;       // float16 batches in pinned memory (else scaled float32 in malloc'd)
     int64_t last;
-    float *buf[2];
+    void *buf[2];
     int64_t step[2];  // the batch each buffer holds (-1: none)
     SaeBatch b[2];
     int reading;      // a reader thread runs (into buf[target]), not joined yet
     int target;
     pthread_t thread;
 };
+
+// Batch s into buffer k, as the caller wants it.
+static void read_into(Prefetch *p, int k, int64_t s) {
+    p->b[k] = p->device ? data_batch_f16(p->dl, s, p->buf[k]) : data_batch(p->dl, s, p->scale, p->buf[k]);
+}
 
 // The reader: batch step[target] into buf[target] (planted: the batch after
 // it, so every batch read ahead is one step late).
@@ -35,22 +40,19 @@ static void *read_batch(void *arg) {
 #ifdef _OPENMP
     omp_set_num_threads(1); // this thread's OpenMP regions: the step has the cores
 #endif
-    p->b[k] = data_batch(p->dl, p->step[k] + PLANTED("prefetch_one_late"), p->scale, p->buf[k]);
+    read_into(p, k, p->step[k] + PLANTED("prefetch_one_late"));
     return NULL;
 }
 
-static float *alloc_buf(size_t floats, int pinned) {
-    return pinned ? dev_host_alloc(sizeof(float) * floats) : xmalloc(sizeof(float) * floats);
-}
-
-Prefetch *prefetch_start(DataLoader *dl, float scale, size_t floats, int pinned, int64_t last) {
+Prefetch *prefetch_start(DataLoader *dl, float scale, size_t values, int64_t last, int device) {
     Prefetch *p = xcalloc(1, sizeof(Prefetch));
     p->dl = dl;
     p->scale = scale;
-    p->pinned = pinned;
+    p->device = device;
     p->last = last;
+    if (values < 1) values = 1;
     for (int k = 0; k < 2; k++) {
-        p->buf[k] = alloc_buf(floats > 0 ? floats : 1, pinned);
+        p->buf[k] = device ? dev_host_alloc(sizeof(uint16_t) * values) : xmalloc(sizeof(float) * values);
         p->step[k] = -1;
     }
     return p;
@@ -73,16 +75,17 @@ static void start_read(Prefetch *p, int k, int64_t s) {
     p->reading = 1;
 }
 
-SaeBatch prefetch_next(Prefetch *p, int64_t s, const float **x) {
+SaeBatch prefetch_next(Prefetch *p, int64_t s, const float **x, const uint16_t **h) {
     prefetch_idle(p);
     int k = p->step[0] == s ? 0 : p->step[1] == s ? 1 : -1;
     if (k < 0) { // nothing read ahead (the first batch): read it here
         k = 0;
         p->step[0] = s;
-        p->b[0] = data_batch(p->dl, s, p->scale, p->buf[0]);
+        read_into(p, 0, s);
     }
     if (s + 1 < p->last) start_read(p, 1 - k, s + 1);
-    *x = p->buf[k];
+    *x = p->device ? NULL : p->buf[k];
+    *h = p->device ? p->buf[k] : NULL;
     return p->b[k];
 }
 
@@ -90,7 +93,7 @@ void prefetch_free(Prefetch *p) {
     if (!p) return;
     prefetch_idle(p);
     for (int k = 0; k < 2; k++) {
-        if (p->pinned) dev_host_free(p->buf[k]);
+        if (p->device) dev_host_free(p->buf[k]);
         else free(p->buf[k]);
     }
     free(p);

@@ -62,6 +62,9 @@ int data_max_local_tokens(const DataLoader *dl);
 // Fills x with this rank's share of global batch `step` (0-based), every value
 // multiplied by scale, and returns its geometry. Reads what it needs.
 SaeBatch data_batch(DataLoader *dl, int64_t step, float scale, float *x);
+// The same batch as the file stores it, float16 unscaled (h: as many values):
+// for the GPU, which converts it (sae_cuda.h dev_tokens_f16, the same bits).
+SaeBatch data_batch_f16(DataLoader *dl, int64_t step, uint16_t *h);
 // The same batch named instead of read (features resident elsewhere, e.g. on
 // the GPU: DataConfig.sources_only): src[row] = clip * T*N + token, the
 // token's place in the layer (clip: its index in the file), for every row of
