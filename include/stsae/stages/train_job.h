@@ -23,8 +23,9 @@
 // device: cuda (env->device): each job's parameters, gradients, Adam's
 // moments and dead-latent clocks live on this rank's GPU for the whole run,
 // the cohort's batch is assembled there from the layer held on the GPU
-// (env->dfeat: the loader only names its tokens) or else read and uploaded
-// once per step, and the step, the clocks and
+// (env->dfeat: the loader only names its tokens) or else read as float16
+// while the step before it runs (train_prefetch.h), uploaded once per step
+// and converted there, and the step, the clocks and
 // Adam run there (sae_cuda.h); the group's gradient sum runs over the GPUs
 // (env->dcomm: NCCL, or host-staged MPI, which lets ranks share one GPU). The
 // host copies of the state are refreshed only for checkpoints and model.h5,
