@@ -87,31 +87,29 @@ typedef struct {
     int rank;
 } RankCtx;
 
-static void fake_sum_f64(void *ctx, double *buf, int n) {
+// Every rank's n values summed into each rank's buf (the collective of
+// SaeReduce's sum hooks): buffers of `size`-byte values, add(acc, v, n)
+// adding n of them.
+static void fake_sum(void *ctx, void *buf, int n, size_t size, void (*add)(void *, const void *, int)) {
     RankCtx *c = ctx;
     World *w = c->w;
     w->buf[c->rank] = buf;
     pthread_barrier_wait(&w->bar);
-    double *t = xcalloc((size_t)(n > 0 ? n : 1), sizeof(double));
-    for (int q = 0; q < w->size; q++)
-        for (int i = 0; i < n; i++) t[i] += ((const double *)w->buf[q])[i];
+    void *t = xcalloc((size_t)(n > 0 ? n : 1), size);
+    for (int q = 0; q < w->size; q++) add(t, w->buf[q], n);
     pthread_barrier_wait(&w->bar); // every rank has read every buffer
-    memcpy(buf, t, sizeof(double) * (size_t)n);
+    memcpy(buf, t, size * (size_t)n);
     free(t);
 }
 
-static void fake_sum_i64(void *ctx, int64_t *buf, int n) {
-    RankCtx *c = ctx;
-    World *w = c->w;
-    w->buf[c->rank] = buf;
-    pthread_barrier_wait(&w->bar);
-    int64_t *t = xcalloc((size_t)(n > 0 ? n : 1), sizeof(int64_t));
-    for (int q = 0; q < w->size; q++)
-        for (int i = 0; i < n; i++) t[i] += ((const int64_t *)w->buf[q])[i];
-    pthread_barrier_wait(&w->bar);
-    memcpy(buf, t, sizeof(int64_t) * (size_t)n);
-    free(t);
+static void add_f64(void *acc, const void *v, int n) {
+    for (int i = 0; i < n; i++) ((double *)acc)[i] += ((const double *)v)[i];
 }
+static void add_i64(void *acc, const void *v, int n) {
+    for (int i = 0; i < n; i++) ((int64_t *)acc)[i] += ((const int64_t *)v)[i];
+}
+static void fake_sum_f64(void *ctx, double *buf, int n) { fake_sum(ctx, buf, n, sizeof(double), add_f64); }
+static void fake_sum_i64(void *ctx, int64_t *buf, int n) { fake_sum(ctx, buf, n, sizeof(int64_t), add_i64); }
 
 static void fake_gather_codes(void *ctx, const SparseCodes *mine, SparseCodes *all, int64_t *row0, int64_t *ent0) {
     RankCtx *c = ctx;

@@ -202,10 +202,6 @@ static int open_data(Train *t) {
     return 0;
 }
 
-// The memory a job holds on each rank while it trains (an estimate): its
-// parameters, gradients and Adam moments, the step's pre-activations
-// (BatchTopK: the whole local batch; otherwise chunks, sae.h) and
-// three [tokens, d] buffers of the step.
 // Tokens of a global batch of job j.
 static double job_batch_tokens(const Job *j, const FeatureFile *f) {
     return j->batch_kind == BATCH_CLIPS   ? (double)j->batch * f->T * f->H * f->W
@@ -213,6 +209,11 @@ static double job_batch_tokens(const Job *j, const FeatureFile *f) {
                                           : (double)j->batch;
 }
 
+// The memory a job holds on each rank while it trains (an estimate): its
+// parameters, gradients and Adam moments, the step's pre-activations
+// (BatchTopK: the whole local batch; otherwise chunks, sae.h) and
+// three [tokens, d] buffers of the step. (The cohort's two batch buffers,
+// train_prefetch.h, are shared by its jobs and not counted here.)
 static double job_bytes(const Job *j, const FeatureFile *f, int ranks_per_job) {
     const double d = f->d, m = (double)job_latents(j, f->d);
     const double tok = ceil(job_batch_tokens(j, f) / ranks_per_job);
