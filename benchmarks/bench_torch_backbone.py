@@ -10,7 +10,12 @@ tokens, position grid 37 x 37 resampled to 16 x 16), VideoMAE on 16 frames of
 224 px with tubelet 2 (one sequence of 1568 tokens); layers 3, 7, 11 emitted.
 
   /usr/bin/python3 benchmarks/bench_torch_backbone.py [--threads N] [--reps 3]
-        [--clips 1] [--models dinov2,videomae] [--layers 3,7,11]
+        [--clips 1] [--models dinov2,videomae] [--layers 3,7,11] [--device cpu|cuda]
+
+--device cuda: the same forward on GPU 0 in float32 with PyTorch's default
+matmul precision (fp32: TF32 off), the baseline of `bench_backbone --device
+cuda`; each timed call includes the clip's upload and the features' download
+(torch.cuda.synchronize before the clock stops), as there.
 
 One JSON line per model:
   {"backbone": ..., "clips": ..., "seconds": ..., "clips_per_s": ..., "threads": ...}
@@ -33,6 +38,7 @@ def parse_args(argv=None):
     ap.add_argument("--clips", type=int, default=1)
     ap.add_argument("--models", default="dinov2,videomae")
     ap.add_argument("--layers", default="3,7,11")
+    ap.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     return ap.parse_args(argv)
 
 
@@ -69,12 +75,17 @@ def main(args):
         with torch.no_grad():
             for rep in range(args.reps + 1):          # rep 0 is the warm-up
                 t0 = time.perf_counter()
-                R.forward(cfg, tensors, pixels, layers, dtype=torch.float32)
+                out = R.forward(cfg, tensors, pixels, layers, dtype=torch.float32, device=args.device)
+                for v in out.values():                 # the features back on the host
+                    v.cpu()
+                if args.device == "cuda":
+                    torch.cuda.synchronize()
                 if rep:
                     times.append(time.perf_counter() - t0)
         sec = statistics.median(times)
         print(json.dumps({"backbone": name, "clips": args.clips, "seconds": round(sec, 4),
-                          "clips_per_s": round(args.clips / sec, 4), "threads": args.threads}), flush=True)
+                          "clips_per_s": round(args.clips / sec, 4), "threads": args.threads,
+                          "device": args.device}), flush=True)
         del tensors
 
 

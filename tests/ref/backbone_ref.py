@@ -241,17 +241,18 @@ def dinov2_pos(pos, H, W, pos_interp):
 
 
 class _Getter:
-    """Tensors by name under a prefix, converted to dtype once."""
+    """Tensors by name under a prefix, converted to dtype (on device) once."""
 
-    def __init__(self, tensors, prefix, dtype):
-        self.tensors, self.prefix, self.dtype, self.cache = tensors, prefix, dtype, {}
+    def __init__(self, tensors, prefix, dtype, device=None):
+        self.tensors, self.prefix, self.dtype, self.device, self.cache = tensors, prefix, dtype, device, {}
 
     def has(self, name):
         return self.prefix + name in self.tensors
 
     def __call__(self, name):
         if name not in self.cache:
-            self.cache[name] = torch.from_numpy(np.asarray(self.tensors[self.prefix + name])).to(self.dtype)
+            self.cache[name] = torch.from_numpy(np.asarray(self.tensors[self.prefix + name])).to(
+                device=self.device, dtype=self.dtype)
         return self.cache[name]
 
 
@@ -260,13 +261,14 @@ def find_prefix(cfg, tensors):
     return f"{mt}." if f"{mt}.embeddings.patch_embeddings.projection.weight" in tensors else ""
 
 
-def forward(cfg, tensors, pixels, layers, final_norm=False, pos_interp="hf", dtype=torch.float64):
+def forward(cfg, tensors, pixels, layers, final_norm=False, pos_interp="hf", dtype=torch.float64, device=None):
     """pixels [clips, T_in, 3, S, S] -> {layer: tensor [clips, T, N, d]}: the
     output of block `layer` (HF hidden_states[layer+1]), patch tokens only,
-    optionally through the model's final LayerNorm."""
+    optionally through the model's final LayerNorm; on `device` (a torch
+    device, default the CPU: benchmarks/bench_torch_backbone.py --device)."""
     dinov2 = cfg["model_type"] == "dinov2"
-    get = _Getter(tensors, find_prefix(cfg, tensors), dtype)
-    x = torch.as_tensor(pixels).to(dtype)
+    get = _Getter(tensors, find_prefix(cfg, tensors), dtype, device)
+    x = torch.as_tensor(pixels).to(device=device, dtype=dtype)
     clips, T_in, _, S, _ = x.shape
     D, p = cfg["hidden_size"], cfg["patch_size"]
     w_pe, b_pe = get("embeddings.patch_embeddings.projection.weight"), get("embeddings.patch_embeddings.projection.bias")
@@ -283,7 +285,7 @@ def forward(cfg, tensors, pixels, layers, final_norm=False, pos_interp="hf", dty
         e = F.conv3d(x.permute(0, 2, 1, 3, 4), w_pe, b_pe, stride=(kt, p, p))  # [clips, D, T, H, W]
         T, H, W = e.shape[2:]
         e = e.flatten(2).transpose(1, 2)
-        h = e + sinusoid_table(e.shape[1], D).to(dtype)
+        h = e + sinusoid_table(e.shape[1], D).to(device=e.device, dtype=dtype)
         skip = 0
     out = {}
     for layer in range(max(layers) + 1):
