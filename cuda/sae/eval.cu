@@ -24,7 +24,6 @@
 // products'), so numbers agree to float rounding, not to the bit.
 #include <math.h>
 #include <stdint.h>
-#include <string.h>
 
 #include "base/cuda_check.h"
 #include "base/reduce.cuh"
@@ -43,7 +42,6 @@ struct SaeCudaEval {
     SaeCudaWork *w;       // the encoder's work (sae.cu), fp32 GEMMs
     cudaStream_t st;      // w's stream
     uint16_t *h16;        // [n, d] the clip's float16 features
-    int64_t *src;         // [n] 0 .. n - 1 (the clip's rows, for dev_tokens_f16)
     float *x, *xh;        // [n, d] scaled tokens, decode
     double *row_sq;       // [n] ||x - xhat||^2
     double *col;          // [3 d] sum x, sum x^2, sum xhat per channel
@@ -176,11 +174,6 @@ extern "C" SaeCudaEval *sae_cuda_eval_create(const SaeConfig *cfg, int T, int N)
     e->w = sae_cuda_work_create(cfg, n, SAE_GEMM_FP32);
     e->st = sae_cuda_stream(e->w);
     e->h16 = (uint16_t *)dev_alloc(sizeof(uint16_t) * n * d);
-    e->src = (int64_t *)dev_alloc(sizeof(int64_t) * n);
-    int64_t *rows = (int64_t *)xmalloc(sizeof(int64_t) * n);
-    for (int r = 0; r < n; r++) rows[r] = r;
-    dev_upload_bytes(e->src, rows, sizeof(int64_t) * n);
-    free(rows);
     e->x = dev_alloc_floats(n * d);
     e->xh = dev_alloc_floats(n * d);
     e->row_sq = (double *)dev_alloc(sizeof(double) * n);
@@ -199,35 +192,20 @@ extern "C" SaeCudaEval *sae_cuda_eval_create(const SaeConfig *cfg, int T, int N)
 extern "C" void sae_cuda_eval_free(SaeCudaEval *e) {
     if (!e) return;
     sae_cuda_work_free(e->w);
-    dev_free(e->h16), dev_free(e->src), dev_free(e->x), dev_free(e->xh), dev_free(e->row_sq), dev_free(e->col);
+    dev_free(e->h16), dev_free(e->x), dev_free(e->xh), dev_free(e->row_sq), dev_free(e->col);
     dev_free(e->u_idx), dev_free(e->u_val), dev_free(e->u_count);
     free(e->h_col), free(e->h_row), free(e->h_count), free(e->h_idx), free(e->h_val);
     free(e);
 }
 
-// The union TopK slots [n, k] (counts in h_count) into the CSR codes out.
+// The union TopK slots [n, k] into the CSR codes out.
 static void union_to_host(SaeCudaEval *e, SparseCodes *out) {
     const int n = e->n, k = e->k;
     cudaCheck(cudaMemcpyAsync(e->h_count, e->u_count, sizeof(int) * n, cudaMemcpyDeviceToHost, e->st));
     cudaCheck(cudaMemcpyAsync(e->h_idx, e->u_idx, sizeof(int32_t) * n * k, cudaMemcpyDeviceToHost, e->st));
     cudaCheck(cudaMemcpyAsync(e->h_val, e->u_val, sizeof(float) * n * k, cudaMemcpyDeviceToHost, e->st));
     cudaCheck(cudaStreamSynchronize(e->st));
-    if (out->n_rows < n || !out->row_ptr) {
-        codes_free(out);
-        codes_alloc(out, n, 0);
-    }
-    int64_t nnz = 0;
-    for (int r = 0; r < n; r++) nnz += e->h_count[r];
-    codes_reserve(out, nnz > 0 ? nnz : 1);
-    out->n_rows = n;
-    out->row_ptr[0] = 0;
-    for (int r = 0; r < n; r++) {
-        const int64_t at = out->row_ptr[r];
-        memcpy(out->idx + at, e->h_idx + (size_t)r * k, sizeof(int32_t) * (size_t)e->h_count[r]);
-        memcpy(out->val + at, e->h_val + (size_t)r * k, sizeof(float) * (size_t)e->h_count[r]);
-        out->row_ptr[r + 1] = at + e->h_count[r];
-    }
-    out->nnz = nnz;
+    codes_from_slots(out, n, NULL, k, e->h_count, e->h_idx, e->h_val);
 }
 
 extern "C" void sae_cuda_eval_clip(SaeCudaEval *e, const SaeConfig *cfg, const SaeTensors *p, const uint16_t *h,
@@ -237,7 +215,7 @@ extern "C" void sae_cuda_eval_clip(SaeCudaEval *e, const SaeConfig *cfg, const S
     if (out->zu && cfg->select != SEL_TOPK) die("CUDA evaluation: union TopK needs TopK codes (at most k per token)");
     // 1. the tokens
     dev_upload_bytes(e->h16, h, sizeof(uint16_t) * (size_t)n * d);
-    dev_tokens_f16(e->h16, e->src, n, d, scale, e->x);
+    dev_tokens_f16(e->h16, NULL, n, d, scale, e->x);
     // 2. the codes
     sae_cuda_encode(cfg, p, e->x, n, theta, e->w);
     const DevCodesView z = sae_cuda_codes_view(e->w);

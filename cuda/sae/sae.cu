@@ -834,7 +834,7 @@ extern "C" void sae_step_cuda(const SaeConfig *cfg, const SaeTensors *p, SaeTens
 
     // 5. InfoNCE onto dL/dz (infonce.cu)
     if (cfg->contrast != CTR_NONE) {
-        const DevCodesView zv = {n, z->start, z->count, z->idx, z->val, z->grad};
+        const DevCodesView zv = sae_cuda_codes_view(w);
         InfoNceLoss nl;
         infonce_step_cuda(cfg, b, &zv, red, w->nce, &nl, w->st);
         out->temp = nl.temp;
@@ -897,22 +897,7 @@ extern "C" void sae_cuda_last_codes(SaeCudaWork *w, SparseCodes *out) {
         dev_download_bytes(idx, z->idx, sizeof(int32_t) * z->n_slots);
         dev_download_bytes(val, z->val, sizeof(float) * z->n_slots);
     }
-    if (out->n_rows < n || !out->row_ptr) {
-        codes_free(out);
-        codes_alloc(out, n, 0);
-    }
-    int64_t nnz = 0;
-    for (int r = 0; r < n; r++) nnz += count[r];
-    codes_reserve(out, nnz > 0 ? nnz : 1);
-    out->n_rows = n;
-    out->row_ptr[0] = 0;
-    for (int r = 0; r < n; r++) {
-        const int64_t at = out->row_ptr[r];
-        memcpy(out->idx + at, idx + start[r], sizeof(int32_t) * (size_t)count[r]);
-        memcpy(out->val + at, val + start[r], sizeof(float) * (size_t)count[r]);
-        out->row_ptr[r + 1] = at + count[r];
-    }
-    out->nnz = nnz;
+    codes_from_slots(out, n, start, 0, count, idx, val);
     free(start);
     free(count);
     free(idx);

@@ -26,13 +26,14 @@ __device__ __forceinline__ float half_bits_to_float(uint16_t h) {
     return __uint_as_float(sign | ((e + 112u) << 23) | (man << 13));
 }
 
-// One thread per value of the batch (n x d), consecutive threads along a row.
+// One thread per value of the batch (n x d), consecutive threads along a row;
+// row r from feat's row src[r] (src NULL: row r).
 __global__ void tokens_f16_kernel(const uint16_t *feat, const int64_t *src, int64_t n, int d, float scale,
                                   float *x) {
     const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= n * d) return;
     const int64_t row = i / d, col = i % d;
-    const float v = half_bits_to_float(feat[src[row] * (int64_t)d + col]);
+    const float v = half_bits_to_float(feat[(src ? src[row] : row) * (int64_t)d + col]);
     x[i] = scale != 1.0f ? v * scale : v;
 }
 

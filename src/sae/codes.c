@@ -27,6 +27,22 @@ void codes_set_rows(SparseCodes *c, int r0, int n, const int *counts) {
     codes_reserve(c, c->nnz);
 }
 
+void codes_from_slots(SparseCodes *c, int n, const int *start, int width, const int *count, const int32_t *idx,
+                      const float *val) {
+    if (c->n_rows < n || !c->row_ptr) {
+        codes_free(c);
+        codes_alloc(c, n, 0);
+    }
+    c->n_rows = n;
+    c->row_ptr[0] = 0;
+    codes_set_rows(c, 0, n, count);
+    for (int r = 0; r < n; r++) {
+        const size_t from = start ? (size_t)start[r] : (size_t)r * (size_t)width;
+        memcpy(c->idx + c->row_ptr[r], idx + from, sizeof(int32_t) * (size_t)count[r]);
+        memcpy(c->val + c->row_ptr[r], val + from, sizeof(float) * (size_t)count[r]);
+    }
+}
+
 void codes_free(SparseCodes *c) {
     free(c->row_ptr);
     free(c->idx);

@@ -74,7 +74,7 @@ typedef struct {
     int max_tok; // the most tokens of this rank's share of a batch
     float *dx;   // device: cuda: the batch on the GPU
     uint16_t *dh; // device: cuda, streamed: the batch as float16 on the GPU (converted into dx)
-    int64_t *src, *dsrc; // env->dfeat: the batch's token rows in it, on the host; on the GPU (streamed: 0, 1, ...)
+    int64_t *src, *dsrc; // env->dfeat: the batch's token rows in it, on the host and the GPU
 } Cohort;
 
 // The SaeConfig of a job on features of width d (jobs.h has resolved every
@@ -206,13 +206,8 @@ static void make_data(Cohort *c, const JobRun *first) {
     if (env->dfeat) {
         c->src = xmalloc(sizeof(int64_t) * ((size_t)max_tok + 1));
         c->dsrc = dev_alloc(sizeof(int64_t) * ((size_t)max_tok + 1));
-    } else if (env->device) { // streamed: float16 rows 0, 1, ... of dh
+    } else if (env->device) { // streamed: the batch's float16 values
         c->dh = dev_alloc(sizeof(uint16_t) * ((size_t)max_tok * env->features->d + 1));
-        c->dsrc = dev_alloc(sizeof(int64_t) * ((size_t)max_tok + 1));
-        int64_t *rows = xmalloc(sizeof(int64_t) * ((size_t)max_tok + 1));
-        for (int i = 0; i <= max_tok; i++) rows[i] = i;
-        dev_upload_bytes(c->dsrc, rows, sizeof(int64_t) * ((size_t)max_tok + 1));
-        free(rows);
     }
 }
 
@@ -403,7 +398,7 @@ static JobOutcome train_loop(Cohort *c) {
             b = prefetch_next(pf, s, &x, &h);
             if (h && b.n_tok > 0) { // float16 up, converted there with the CPU's bits
                 dev_upload_bytes(c->dh, h, sizeof(uint16_t) * (size_t)b.n_tok * d);
-                dev_tokens_f16(c->dh, c->dsrc, b.n_tok, (int)d, c->env->scale, c->dx);
+                dev_tokens_f16(c->dh, NULL, b.n_tok, (int)d, c->env->scale, c->dx);
             }
         }
         c->env->timers[T_DATA] += wall_time() - t0;

@@ -59,7 +59,6 @@ BackboneShape vit_weights_shape(const VitWeights *w, int T_in, int S) {
     return sh;
 }
 
-
 float *vit_pos_table(const VitWeights *w, const BackboneOptions *opt, int T_in, int S) {
     const BackboneShape sh = vit_weights_shape(w, T_in, S);
     const int D = w->D;

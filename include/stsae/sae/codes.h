@@ -26,6 +26,11 @@ void codes_free(SparseCodes *c);
 // Rows [r0, r0 + n) will hold counts[r] entries each: sets their row_ptr (and
 // nnz) from row_ptr[r0] on and makes room for the entries.
 void codes_set_rows(SparseCodes *c, int r0, int n, const int *counts);
+// c made of n rows held in slots (the GPU's layout, copied to the host): row
+// r's count[r] entries at idx/val[start[r] ..] (start NULL: at r * width).
+// c is made by codes_alloc and grown here as needed.
+void codes_from_slots(SparseCodes *c, int n, const int *start, int width, const int *count, const int32_t *idx,
+                      const float *val);
 
 // Latent-major view of a SparseCodes: for latent j, entries
 // ent[col_ptr[j] .. col_ptr[j+1]) are positions into the token-major arrays,

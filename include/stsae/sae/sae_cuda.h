@@ -57,8 +57,9 @@ void dev_download_bytes(void *host, const void *dev, size_t bytes);
 
 // A batch from float16 features resident on the device (cuda/sae/tokens.cu):
 // x[row, :] = float(feat[src[row] * d .. + d)) * scale for rows [0, n); feat
-// and src (int64 token rows of feat) and x on the device. The same bits as the
-// CPU loader's conversion. Synchronous.
+// and src (int64 token rows of feat; NULL: rows 0 .. n - 1, a batch uploaded
+// as it is) and x on the device. The same bits as the CPU loader's
+// conversion. Synchronous.
 void dev_tokens_f16(const uint16_t *feat, const int64_t *src, int n, int d, float scale, float *x);
 
 // The four flat buffers of training, each sae_num_params(cfg) floats on the
