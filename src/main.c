@@ -11,6 +11,7 @@
 #include "stsae/comm/comm.h" // comm_world_init, comm_world_finalize
 #include "stsae/comm/comm_device.h" // comm_device_backends
 #include "stsae/comm/device.h"      // device_describe
+#include "stsae/stages/browse.h" // browse_main
 #include "stsae/stages/eval.h" // eval_main
 #include "stsae/stages/extract.h" // extract_main
 #include "stsae/stages/report.h" // report_main
@@ -38,6 +39,7 @@ static void usage(FILE *out) {
             "  train DECK [key=value ...]  train every job of the deck's grid (any number of MPI ranks)\n"
             "  eval DECK [key=value ...]   evaluate every trained job and the raw features (any number of ranks)\n"
             "  report RUN_DIR              results.h5, results.csv, results.md and the plots of a run\n"
+            "  browse RUN_DIR              the HTML feature browser of a run (RUN_DIR/browser/; report writes it too)\n"
             "  run DECK [key=value ...]    every stage the deck names: synth, extract, train, eval, report\n"
             "  stop [--path] DECK [key=value ...]\n"
             "                              ask the running extract or train of the deck to checkpoint and exit 3\n"
@@ -71,7 +73,8 @@ int main(int argc, char **argv) {
         const char *name;
         int (*main)(int, char **);
     } stages[] = {{"synth", synth_main},  {"extract", extract_main}, {"train", train_main},
-                  {"eval", eval_main},    {"report", report_main},   {"run", run_main}};
+                  {"eval", eval_main},    {"report", report_main},   {"browse", browse_main},
+                  {"run", run_main}};
     for (size_t i = 0; i < sizeof(stages) / sizeof(*stages); i++)
         if (!strcmp(cmd, stages[i].name)) {
             comm_world_init(&argc, &argv);

@@ -123,5 +123,9 @@ const DeckKey stsae_schema[] = {
     {"eval.random_draws",           DECK_INT,       "5",          "[1, 10000]", 0, "random-latent controls per n"},
     {"eval.smoothing",              DECK_NUM_LIST,  "[0.5, 0.8]", "[0, 1)",   0, "EMA factors of post-hoc smoothing"},
     {"eval.progress_every",         DECK_NUM,       "10",         ">= 0",     0, "seconds between progress lines"},
+
+    {"report",                      DECK_MAP,       NULL,         NULL,       0, "the report's feature browser (stsae report, stsae browse)"},
+    {"report.browse",               DECK_BOOL,      "true",       NULL,       0, "stsae report also writes the static HTML feature browser RUN_DIR/browser/"},
+    {"report.browse_latents",       DECK_INT,       "16",         "[0, 100000]", 0, "latent pages per job: the live latents with the largest mean clip value (each page: its 8 top clips as frame strips, ~0.1-0.5 MB)"},
     {NULL, 0, NULL, NULL, 0, NULL},
 };

@@ -184,12 +184,20 @@ int report_options_load(const char *deck_path, ReportOptions *o, char *err, size
     memset(o, 0, sizeof(*o));
     o->deck = deck_load(deck_path, stsae_schema, 0, NULL, err, cap);
     if (!o->deck) return -1;
+    if (!deck_has(o->deck, "report")) { // loaded again with the report section's defaults
+        char fill[] = "report={}", *over[] = {fill};
+        deck_free(o->deck);
+        o->deck = deck_load(deck_path, stsae_schema, 1, over, err, cap);
+        if (!o->deck) return -1;
+    }
     o->jobs = jobs_expand(o->deck, err, cap);
     if (!o->jobs) return -1;
     o->features = deck_str(o->deck, "train.features");
     o->layer = (int)deck_int(o->deck, "train.layer");
     o->has_extract = deck_has(o->deck, "extract");
     if (o->has_extract) extract_input_resolve(o->deck, &o->input);
+    o->browse = deck_bool(o->deck, "report.browse");
+    o->browse_latents = (int)deck_int(o->deck, "report.browse_latents");
     return 0;
 }
 

@@ -508,3 +508,11 @@ void features_read_clip(const FeatureFile *f, int clip, uint16_t *out) {
             i % (size_t)f->d);
     }
 }
+
+void features_read_tokens(const FeatureFile *f, int clip, float scale, uint16_t *h, float *x) {
+    const size_t n = (size_t)f->T * f->N * f->d;
+    features_read_clip(f, clip, h);
+    half_to_float(h, x, n);
+    if (scale != 1.0f)
+        for (size_t i = 0; i < n; i++) x[i] *= scale;
+}

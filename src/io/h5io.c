@@ -310,6 +310,36 @@ int64_t *h5_read_i64(hid_t f, const char *path, const char *dset, int rank, hsiz
     return read_ds(f, path, dset, rank, dims, H5T_NATIVE_INT64, sizeof(int64_t));
 }
 
+// Variable-length UTF-8 strings (as h5py writes str); H5Tclose it.
+static hid_t vlen_utf8(void) {
+    hid_t t = H5Tcopy(H5T_C_S1);
+    H5Tset_size(t, H5T_VARIABLE);
+    H5Tset_cset(t, H5T_CSET_UTF8);
+    return t;
+}
+
+char **h5_read_strings(hid_t f, const char *path, const char *dset, int *n) {
+    hsize_t dims[1];
+    h5_dims(f, path, dset, 1, dims);
+    hid_t ds = H5Dopen2(f, dset, H5P_DEFAULT);
+    if (ds < 0) read_fail(path, "cannot open dataset '%s'", dset);
+    hid_t t = H5Dget_type(ds);
+    const int vlen = t >= 0 && H5Tget_class(t) == H5T_STRING && H5Tis_variable_str(t) > 0;
+    if (t >= 0) H5Tclose(t);
+    if (!vlen) die("%s: dataset '%s' is not a list of variable-length strings", path, dset);
+    if (dims[0] > (hsize_t)INT32_MAX / 2) die("%s: dataset '%s' claims %llu strings", path, dset, (unsigned long long)dims[0]);
+    *n = (int)dims[0];
+    char **raw = xcalloc((size_t)*n + 1, sizeof(char *)), **s = xcalloc((size_t)*n + 1, sizeof(char *));
+    hid_t mt = vlen_utf8(), sp = H5Dget_space(ds);
+    if (*n && H5Dread(ds, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, raw) < 0)
+        read_fail(path, "cannot read dataset '%s' as strings", dset);
+    for (int i = 0; i < *n; i++) s[i] = strdup(raw[i] ? raw[i] : "");
+    if (*n) H5Dvlen_reclaim(mt, sp, H5P_DEFAULT, raw);
+    H5Tclose(mt), H5Sclose(sp), H5Dclose(ds);
+    free(raw);
+    return s;
+}
+
 // --- writing ----------------------------------------------------------------------
 
 // The file being written: the temporary's name while there is one.
@@ -381,13 +411,6 @@ int h5w_u8(H5W *w, const char *dset, const uint8_t *data, int rank, const hsize_
 
 int h5w_scalar(H5W *w, const char *dset, double v) { return h5w_f64(w, dset, &v, 0, NULL); }
 
-// Variable-length UTF-8 strings (as h5py writes str); H5Tclose it.
-static hid_t vlen_utf8(void) {
-    hid_t t = H5Tcopy(H5T_C_S1);
-    H5Tset_size(t, H5T_VARIABLE);
-    H5Tset_cset(t, H5T_CSET_UTF8);
-    return t;
-}
 
 int h5w_strings(H5W *w, const char *dset, char *const *s, size_t n) {
     if (w->failed) return -1;

@@ -88,15 +88,6 @@ static uint64_t mix_seed(int64_t seed, uint64_t salt) {
     return rng_next(&s);
 }
 
-// A clip's features as float32 times `scale` (x: T*N*d floats; h: scratch).
-static void load_clip(const Eval *ev, int clip, float scale, uint16_t *h, float *x) {
-    const size_t n = (size_t)ev->f.T * ev->f.N * ev->f.d;
-    features_read_clip(&ev->f, clip, h);
-    half_to_float(h, x, n);
-    if (scale != 1.0f)
-        for (size_t i = 0; i < n; i++) x[i] *= scale;
-}
-
 // Row means of x [n, d] into out [d].
 static void token_mean(const float *x, int n, int d, float *out) {
     for (int i = 0; i < d; i++) {
@@ -177,12 +168,14 @@ static void timeline(const SparseCodes *z, int T, int N, int m, int32_t *lat, fl
     free(tot), free(at);
 }
 
-// Writes eval.h5 (eval.h); wnorm and the timeline (tl [T, TIMELINE_LATENTS]
-// of the latents tl_lat on clip tl_clip) may be NULL. Under a temporary name,
+// Writes eval.h5 (eval.h); wnorm, the firing statistics (lag, NULL for the
+// raw row) and the timeline (tl [T, TIMELINE_LATENTS] of the latents tl_lat
+// on clip tl_clip) may be NULL. Under a temporary name,
 // every return checked (h5io.h): 0, or -1 with the file, the object and the
 // reason in err, and no eval.h5 (the item counts as not evaluated).
 static int write_eval(const char *path, const Row *row, const char *job, const char *variant, int m, const double *rho,
-                      const double *ms, const int32_t *top, const float *mean_value, const double *wnorm, int T,
+                      const double *ms, const int32_t *top, const float *mean_value, const double *wnorm,
+                      const Lag1 *fire, int T,
                       const int32_t *tl_lat, const float *tl, const char *tl_clip, const double *sec,
                       const char *text_from, char *err, size_t cap) {
     H5W w;
@@ -201,6 +194,16 @@ static int write_eval(const char *path, const Row *row, const char *job, const c
     free(t);
     h5w_f32(&w, "mean_clip_value", mean_value, 1, dm);
     if (wnorm) h5w_f64(&w, "probe_weight_norm", wnorm, 1, dm);
+    if (fire) { // per latent over the test tokens: how often it fires, and its mean value when it does
+        double *fr = xmalloc(sizeof(double) * (size_t)m), *act = xmalloc(sizeof(double) * (size_t)m);
+        for (int j = 0; j < m; j++) {
+            fr[j] = fire->n_tok > 0 ? (double)fire->nz[j] / fire->n_tok : 0.0;
+            act[j] = fire->nz[j] > 0 ? fire->s1[j] / (double)fire->nz[j] : 0.0;
+        }
+        h5w_f64(&w, "freq", fr, 1, dm);
+        h5w_f64(&w, "mean_act", act, 1, dm);
+        free(fr), free(act);
+    }
     if (sec) {
         hsize_t ds[1] = {N_S};
         h5w_f64(&w, "seconds", sec, 1, ds);
@@ -236,11 +239,11 @@ static int eval_raw(const Eval *ev, const char *name, const char *path, char *er
     Lag1 l;
     lag1_init(&l, d);
     for (int i = 0; i < ev->n_train; i++) {
-        load_clip(ev, ev->train[i], 1.0f, h, x);
+        features_read_tokens(&ev->f, ev->train[i], 1.0f, h, x);
         token_mean(x, tn, d, Xtr + (size_t)i * d);
     }
     for (int i = 0; i < ev->n_test; i++) {
-        load_clip(ev, ev->test[i], 1.0f, h, x);
+        features_read_tokens(&ev->f, ev->test[i], 1.0f, h, x);
         token_mean(x, tn, d, Xte + (size_t)i * d);
         lag1_add_dense(&l, x, T, N);
     }
@@ -260,7 +263,7 @@ static int eval_raw(const Eval *ev, const char *name, const char *path, char *er
     put(&row, "r_at_5", r5);
     float *mv = xmalloc(sizeof(float) * (size_t)d);
     column_means(Xte, ev->n_test, d, mv);
-    const int rc = write_eval(path, &row, name, "raw", d, rho, ms, top, mv, NULL, 0, NULL, NULL, NULL, NULL,
+    const int rc = write_eval(path, &row, name, "raw", d, rho, ms, top, mv, NULL, NULL, 0, NULL, NULL, NULL, NULL,
                               ev->text_from, err, cap);
     lag1_free(&l);
     free(h), free(x), free(Xtr), free(Xte), free(rho), free(ms), free(live), free(top), free(mv);
@@ -350,7 +353,7 @@ static void encode_cpu(JobEval *je, ClipBuf *b, int part, int i, int clip) {
     const int tn = je->tn, d = je->d, m = je->m;
     const float s = je->info.scale, inv_s = 1.0f / s;
     float *R = je->P[part].R + (size_t)i * d;
-    load_clip(je->ev, clip, s, b->h, b->x);
+    features_read_tokens(&je->ev->f, clip, s, b->h, b->x);
     lap(je, S_READ);
     sae_encode(&je->cfg, &je->p, b->x, tn, je->info.theta, b->w, &b->z);
     sae_decode(&je->cfg, &je->p, &b->z, m, b->xh);
@@ -630,7 +633,7 @@ static int eval_job(const Eval *ev, const Job *job, const char *model_path, cons
     describe_job(&je);
     float *mv = xmalloc(sizeof(float) * (size_t)je.m);
     column_means(je.P[1].V, ev->n_test, je.m, mv);
-    const int rc = write_eval(path, &je.row, job->name, job->variant, je.m, je.rho, je.ms, je.top, mv, je.wnorm, je.T,
+    const int rc = write_eval(path, &je.row, job->name, job->variant, je.m, je.rho, je.ms, je.top, mv, je.wnorm, &je.l, je.T,
                               je.tl_lat, je.tl, ev->f.clip_ids[ev->test[0]], je.sec, ev->text_from, err, cap);
     free(mv);
     job_free(&je);
@@ -657,7 +660,7 @@ static void clip_embeddings(Eval *ev) {
         uint16_t *h = xmalloc(sizeof(uint16_t) * (size_t)tn * d);
         float *x = xmalloc(sizeof(float) * (size_t)tn * d);
         for (int i = 0; i < ev->n_test; i++) {
-            load_clip(ev, ev->test[i], 1.0f, h, x);
+            features_read_tokens(&ev->f, ev->test[i], 1.0f, h, x);
             token_mean(x, tn, d, ev->E + (size_t)i * d);
         }
         free(h), free(x);

@@ -13,14 +13,15 @@
 //      results.h5: /columns, /rows (job names), /variants, /table [rows, cols]
 //      (NaN: does not apply), the root attribute format_version (report.h),
 //      and per row a group /per_latent/NAME with rho,
-//      ms, top_clips, mean_clip_value and the activation timeline of one test
-//      clip (timeline [T, 8], timeline_latents). results.md: the paper's four
+//      ms, top_clips, mean_clip_value, freq and mean_act (jobs) and the
+//      activation timeline of one test clip (timeline [T, 8], timeline_latents). results.md: the paper's four
 //      findings checked on the run (findings.h), the paper's tables 1-6
 //      (mean ± std over seeds of each configuration) and the reconstruction /
 //      coherence frontier; with several layers, those are of train.layer's
 //      configurations and a last table compares the layers. Then
 //      `analysis/plots.py RUN_DIR` draws the PNGs (skipped with a note where
-//      Python or matplotlib is missing).
+//      Python or matplotlib is missing), and, unless the deck says
+//      report.browse: false, the feature browser RUN_DIR/browser/ (browse.h).
 // Under MPI, rank 0 writes the report and every rank exits with its status.
 // Every file is written under a temporary name, synced and renamed, every
 // return checked (paths.h, h5io.h): a full disk leaves no half file under a
@@ -40,6 +41,7 @@
 #include "stsae/io/h5io.h"
 #include "stsae/io/video.h"
 #include "stsae/sae/variants.h"
+#include "stsae/stages/browse.h"
 #include "stsae/stages/eval.h" // EVAL_FORMAT_VERSION
 #include "stsae/stages/extract.h"
 #include "stsae/stages/findings.h"
@@ -290,8 +292,9 @@ static int write_h5(const Table *t, const char *path, const ReportOptions *ro, c
     hsize_t dims[2] = {(hsize_t)t->n_rows, (hsize_t)n};
     h5w_f64(&w, "table", tab, 2, dims);
     // per-latent arrays of every row
-    static const char *const arrays[] = {"rho", "ms", "top_clips", "mean_clip_value", "timeline", "timeline_latents"};
-    static const int ranks[] = {1, 1, 2, 1, 2, 1};
+    static const char *const arrays[] = {"rho",      "ms",       "top_clips", "mean_clip_value", "timeline",
+                                         "timeline_latents", "freq", "mean_act"};
+    static const int ranks[] = {1, 1, 2, 1, 2, 1, 1, 1};
     for (int r = 0; r < t->n_rows && !w.failed; r++) {
         hid_t src = h5_open_read(t->path[r]);
         for (size_t a = 0; a < sizeof(arrays) / sizeof(*arrays); a++) {
@@ -609,12 +612,13 @@ static int report_write(int argc, char **argv) {
     // each file whole and on disk, or none under its name; a failure (a full
     // disk) is one message naming the file and the reason, and exit status 1
     char werr[8704];
-    const int ok = write_csv(&t, csv, werr, sizeof(werr)) == 0 && write_h5(&t, h5, &ro, run_dir, werr, sizeof(werr)) == 0 &&
+    int ok = write_csv(&t, csv, werr, sizeof(werr)) == 0 && write_h5(&t, h5, &ro, run_dir, werr, sizeof(werr)) == 0 &&
                    write_md(&t, md, run_dir, ro.layer, werr, sizeof(werr)) == 0;
     if (ok) {
         printf("report: %d rows (%d jobs not evaluated) -> %s, %s, %s\n", t.n_rows, missing, md, csv, h5);
         fflush(stdout);
         run_plots(run_dir);
+        if (ro.browse && browse_write(run_dir) != 0) ok = 0; // it printed why
     } else {
         fprintf(stderr, "stsae: error: report: %s\n", werr);
         fflush(stderr);

@@ -161,9 +161,10 @@ int eval_options_resolve(const Deck *d, EvalOptions *o, char *err, size_t cap);
 void eval_options_free(EvalOptions *o);
 
 // ============================== report ===========================================
-// What `stsae report RUN_DIR` needs of the deck a run was trained with
-// (RUN_DIR/train.yaml, loaded here without overrides): the jobs in grid
-// order, the feature file, and the clip list (its videos for the montages).
+// What `stsae report RUN_DIR` and `stsae browse RUN_DIR` need of the deck a
+// run was trained with (RUN_DIR/train.yaml, loaded here without overrides):
+// the jobs in grid order, the feature file, the clip list (its videos for the
+// montages and the browser's frames) and the report section.
 typedef struct {
     Deck *deck;                  // owned: the saved deck (the strings below live in it)
     JobList *jobs;               // owned
@@ -171,6 +172,8 @@ typedef struct {
     int layer;                   // train.layer
     int has_extract;             // the deck has an extract section, so input is set
     ExtractInput input;
+    int browse;                  // report.browse: report also writes RUN_DIR/browser/
+    int browse_latents;          // report.browse_latents: latent pages per job
 } ReportOptions;
 
 // 0, or -1 with deck.h's or the grid's message in err. report_options_free

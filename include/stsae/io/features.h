@@ -99,6 +99,9 @@ int features_clips(const FeatureFile *f, int which, int32_t **out);
 // file's layout). Dies naming the file, layer and clip (index and id) if the
 // read fails or a value is NaN or Inf.
 void features_read_clip(const FeatureFile *f, int clip, uint16_t *out);
+// The same clip as float32 tokens times `scale` (x: T*N*d floats; h: T*N*d
+// float16 scratch): what an SAE encodes (eval, browse).
+void features_read_tokens(const FeatureFile *f, int clip, float scale, uint16_t *h, float *x);
 
 // --- writing: `stsae extract` on every rank of a Comm ------------------------------
 //

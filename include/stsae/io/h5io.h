@@ -89,6 +89,10 @@ void h5_dims(hid_t f, const char *path, const char *dset, int rank, hsize_t *dim
 float *h5_read_f32(hid_t f, const char *path, const char *dset, int rank, hsize_t *dims);
 uint8_t *h5_read_u8(hid_t f, const char *path, const char *dset, int rank, hsize_t *dims);
 int64_t *h5_read_i64(hid_t f, const char *path, const char *dset, int rank, hsize_t *dims);
+// A 1-D dataset of variable-length strings (as h5w_strings writes them) into
+// a malloc'ed array of *n malloc'ed strings; dies naming the file and the
+// dataset if it is anything else.
+char **h5_read_strings(hid_t f, const char *path, const char *dset, int *n);
 int h5_exists(hid_t f, const char *dset);
 
 // --- writing, every return checked ----------------------------------------------------

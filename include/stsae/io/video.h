@@ -21,7 +21,11 @@
 // when closed, bit-exact for the same frames (single-threaded encoder,
 // FFmpeg's bitexact flags: no version strings, no dates).
 //
-// Both report errors as "PATH: WHAT" through src/io/video_common.h.
+// Still pictures (src/io/image_write.c). In: one RGB24 or RGBA picture.
+// Out: a JPEG file (FFmpeg's MJPEG encoder, a fixed quantizer) or a PNG file
+// (lossless, with alpha), written to a temporary name and renamed.
+//
+// All report errors as "PATH: WHAT" through src/io/video_common.h.
 //
 // Thread-safe: different clips may be read or written from different threads.
 #ifndef STSAE_VIDEO_H
@@ -71,5 +75,13 @@ int video_writer_frame(VideoWriter *w, const uint8_t *rgb, char *err, size_t err
 // PATH (0, or -1 with the reason in err). commit = 0: discards PATH.tmp.
 // Frees w either way.
 int video_writer_close(VideoWriter *w, int commit, char *err, size_t errcap);
+
+// Writes rgb [height, width, 3] to PATH as a JPEG with quantizer qscale (1
+// best, 31 worst; 2-4 look like the picture). 0, or -1 with "PATH: reason"
+// in err and no file under PATH.
+int image_write_jpeg(const char *path, const uint8_t *rgb, int width, int height, int qscale, char *err,
+                     size_t errcap);
+// Writes rgba [height, width, 4] to PATH as a PNG. 0, or -1 as above.
+int image_write_png_rgba(const char *path, const uint8_t *rgba, int width, int height, char *err, size_t errcap);
 
 #endif

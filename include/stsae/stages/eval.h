@@ -11,7 +11,9 @@
 //      existing one is kept, so a stopped evaluation resumes): root attributes
 //      named like the columns of results.csv (SPEC §6) plus the post-hoc
 //      smoothing columns and `layer`, and per-latent datasets rho, ms, top_clips [m, 8],
-//      mean_clip_value, probe_weight_norm; and format_version
+//      mean_clip_value, probe_weight_norm, and for jobs freq (the share of test
+//      tokens where the latent fires) and mean_act (its mean value where it
+//      does); and format_version
 //      (EVAL_FORMAT_VERSION), which report checks (h5io.h).
 //
 // Layer by layer, the work items (that layer's raw row, then its jobs in grid
