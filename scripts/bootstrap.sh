@@ -31,6 +31,7 @@ packages=(
   slurm-wlm munge   # tests/test_slurm.py runs jobscripts/ on a private single-node Slurm
   clang libclang-rt-14-dev libomp-dev   # fuzz/: clang's libFuzzer and sanitizer runtimes, its OpenMP
   libtbb-dev   # the CUDA emulation (HIP-CPU runs kernels on TBB threads): ctest label cuda-emu
+  chromium-headless-shell   # tests/test_browse.py loads the feature browser's pages in it
 )
 
 missing=()

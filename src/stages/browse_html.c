@@ -214,5 +214,12 @@ static int write_asset(const char *dir, const char *name, const char *text, uint
 
 int browse_assets(const char *dir, uint64_t *bytes, char *err, size_t cap) {
     if (write_asset(dir, "style.css", STYLE_CSS, bytes, err, cap) != 0) return -1;
+    if (PLANTED("browse_js_error")) { // a script that fails in the browser
+        char *js = xmalloc(sizeof(BROWSE_JS) + 64);
+        snprintf(js, sizeof(BROWSE_JS) + 64, "%sbrowseUndefined();\n", BROWSE_JS);
+        const int rc = write_asset(dir, "browse.js", js, bytes, err, cap);
+        free(js);
+        return rc;
+    }
     return write_asset(dir, "browse.js", BROWSE_JS, bytes, err, cap);
 }

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "stsae/base/common.h"
 #include "stsae/base/paths.h"
@@ -79,10 +80,12 @@ int run_main(int argc, char **argv) {
         char *dir = (char *)run_dir;
         rc = report_main(1, &dir); // rank 0 writes it, every rank gets its status
         if (rank == 0 && rc == 0) {
-            char *md = path_join(run_dir, "results.md"), *plots = path_join(run_dir, "plots");
+            char *md = path_join(run_dir, "results.md"), *plots = path_join(run_dir, "plots"),
+                 *browser = path_join(run_dir, "browser/index.html");
             printf("\nstsae run: done in %.0f s.\n  results: %s (tables), results.csv, results.h5\n  plots:   %s/\n",
                    wall_time() - t0, md, plots);
-            free(md), free(plots);
+            if (access(browser, F_OK) == 0) printf("  browser: %s (open it in a web browser; no server)\n", browser);
+            free(md), free(plots), free(browser);
             fflush(stdout);
         }
     }
