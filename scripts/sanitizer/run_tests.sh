@@ -38,8 +38,10 @@
 #   that past the reference's tolerances (measured 2026-12-06, 2 cores:
 #   accuracies 0.092 off against 0.10, purity_max one step; 7 minutes), while
 #   the pipeline it runs (`stsae run`) runs here in test_synth, test_extract
-#   and test_train. Everything else runs, the MPI tests (mpi, train, extract,
-#   eval) included.
+#   and test_train; and label `chromium` (browse_chromium: a browser loading
+#   pages that the test `browse`, which runs here, has already checked
+#   against numpy from the same stsae code; a minute of CI). Everything else
+#   runs, the MPI tests (mpi, train, extract, eval) included.
 # - Open bugs (fuzz/KNOWN_BUGS.md): none today, so lsan.supp has no
 #   second section and no test is left out (a test that fails here only
 #   because of an open bug would be left out with -E below, and listed there).
@@ -56,7 +58,7 @@ export LSAN_OPTIONS="suppressions=$here/lsan.supp:print_suppressions=0"
 export UBSAN_OPTIONS="log_path=$logs/ubsan:exitcode=87:print_stacktrace=1:halt_on_error=1"
 
 status=0
-ctest --test-dir "$build" --output-on-failure -LE 'planted|slurm' -E '^demo_reference$' "$@" || status=$?
+ctest --test-dir "$build" --output-on-failure -LE 'planted|slurm|chromium' -E '^demo_reference$' "$@" || status=$?
 
 mapfile -t reports < <(find "$logs" -type f | sort)
 if ((${#reports[@]})); then
