@@ -28,6 +28,8 @@ data: what the pages say, recomputed with numpy from model.h5 and the
     cosines within 1e-4);
   - compare.html: the two jobs, and per clip each job's 4 latents with the
     largest total activation, in order;
+  - `stsae browse` again replaces the browser whole: a page left from before
+    is gone, and no browser.partial or browser.old stays;
   - bad input: a run without results.h5, a results.h5 whose top_clips name a
     clip that does not exist, a missing model.h5: exit 1, a message naming
     the file (and the dataset).
@@ -308,6 +310,14 @@ def case_data(a, w, env, report):
                 errs.append(f"clip {c} {job}: latents {got} vs {want}")
     report(f"compare.html: {len(sections) // 2} clips, each job's 4 strongest latents", len(sections) == 6 and not errs,
            "; ".join(errs[:4]))
+
+    # a second browse replaces the browser whole: nothing of the first stays, no partial tree is left
+    open(f"{br}/stale.html", "w").write("<p>from an older browse</p>")
+    p = subprocess.run([a.stsae, "browse", run], env=env, capture_output=True, text=True)
+    left = [d for d in ("browser.partial", "browser.old") if os.path.exists(f"{run}/{d}")]
+    report("browse again: the browser replaced whole (no stale page, no partial tree)",
+           p.returncode == 0 and not os.path.exists(f"{br}/stale.html") and os.path.exists(f"{br}/index.html")
+           and not left, f"exit {p.returncode}, left {left}: {p.stderr.strip()[-300:]}")
 
     # bad input: one message naming the file, exit 1
     def bad_run(name, prepare, expect):

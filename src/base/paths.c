@@ -1,9 +1,11 @@
-// paths.c — path joining, directory of a file, mkdir -p, atomic text files (paths.h).
-#define _POSIX_C_SOURCE 200809L // mkdir, stat, fsync, fileno, statvfs
+// paths.c — path joining, directory of a file, mkdir -p, rm -r, atomic text
+// files and directories (paths.h).
+#define _XOPEN_SOURCE 700 // mkdir, stat, fsync, fileno, statvfs (POSIX 2008), nftw (XSI)
 #include "stsae/base/paths.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -127,4 +129,40 @@ FILE *path_create_tmp(const char *path, char *tmp, size_t cap) {
 void path_commit(FILE *f, const char *tmp, const char *path) {
     char err[8600];
     if (path_tmp_commit(f, tmp, path, err, sizeof(err)) != 0) die("%s", err);
+}
+
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
+    (void)st, (void)flag, (void)ftw;
+    return remove(path) == 0 ? 0 : errno;
+}
+
+int path_remove_tree(const char *dir, char *err, size_t errcap) {
+    struct stat st;
+    if (lstat(dir, &st) != 0) return errno == ENOENT ? 0 : (snprintf(err, errcap, "%s: %s", dir, strerror(errno)), -1);
+    const int rc = nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+    if (rc != 0) return snprintf(err, errcap, "%s: cannot remove it: %s", dir, strerror(rc > 0 ? rc : errno)), -1;
+    return 0;
+}
+
+int path_replace_dir(const char *tmp, const char *dir, char *err, size_t errcap) {
+    const size_t n = strlen(dir) + 8;
+    char *old = xmalloc(n);
+    snprintf(old, n, "%s.old", dir);
+    int rc = path_remove_tree(old, err, errcap); // a previous replace that stopped half-way
+    struct stat st;
+    const int had = rc == 0 && lstat(dir, &st) == 0;
+    if (rc == 0 && had && rename(dir, old) != 0)
+        rc = -1, snprintf(err, errcap, "%s: cannot rename it to %s: %s", dir, old, strerror(errno));
+    if (rc == 0 && rename(tmp, dir) != 0) {
+        rc = -1, snprintf(err, errcap, "%s: cannot rename it to %s: %s", tmp, dir, strerror(errno));
+        if (had) rename(old, dir); // the previous one back
+    }
+    if (rc == 0) {
+        char *parent = path_dir(dir);
+        path_sync_dir(parent);
+        free(parent);
+        if (had) rc = path_remove_tree(old, err, errcap);
+    }
+    free(old);
+    return rc;
 }

@@ -52,8 +52,11 @@
 // (the demo: 12 jobs x 16 pages, ~10 MB).
 //
 // Rank 0 writes (report_main's pattern); a failed write is one message
-// naming the file and the reason, and exit status 1 on every rank. Every
-// file is written under a temporary name and renamed (paths.h).
+// naming the file and the reason, and exit status 1 on every rank. The
+// browser is written whole under RUN_DIR/browser.partial and then takes
+// browser/'s place (paths.h's path_replace_dir): a reader sees the previous
+// browser or the new one, never a mix, and a browser of fewer pages leaves no
+// stale page behind.
 #define _POSIX_C_SOURCE 200809L
 #include "stsae/stages/browse.h"
 
@@ -865,8 +868,11 @@ int browse_write(const char *run_dir) {
     if (report_options_load(saved, &b.ro, err, sizeof(err)) != 0) die("%s (browse needs the deck saved by stsae train)", err);
     if (access(res_path, R_OK) != 0) die("%s: cannot read it (browse needs stsae report's results.h5)", res_path);
     results_read(res_path, &b.res);
-    b.dir = path_join(run_dir, "browser");
-    int rc = path_mkdirs(b.dir, b.err, sizeof(b.err));
+    // written whole under browser.partial (a stale one from a stopped run removed first), then put in browser's place
+    char *final_dir = path_join(run_dir, "browser");
+    b.dir = path_join(run_dir, "browser.partial");
+    int rc = path_remove_tree(b.dir, b.err, sizeof(b.err));
+    if (rc == 0) rc = path_mkdirs(b.dir, b.err, sizeof(b.err));
     // the results rows that are jobs of the deck (the raw rows are not)
     int *job_row = xmalloc(sizeof(int) * (size_t)(b.res.n_rows + 1)), *job_layer = xmalloc(sizeof(int) * (size_t)(b.res.n_rows + 1));
     int n_jobs = 0;
@@ -887,7 +893,7 @@ int browse_write(const char *run_dir) {
     Progress prog;
     progress_start(&prog, t0, 10.0, 0);
     printf("browse: %d jobs, up to %d latent pages each (report.browse_latents), %d test clips -> %s\n", n_jobs,
-           b.ro.browse_latents, b.n_test, b.dir);
+           b.ro.browse_latents, b.n_test, final_dir);
     if (b.fr.why[0]) printf("browse: frames drawn grey: %s\n", b.fr.why);
     fflush(stdout);
     for (int i = 0; i < n_jobs && rc == 0; i++) {
@@ -917,8 +923,13 @@ int browse_write(const char *run_dir) {
     if (rc == 0 && cmp[0] && cmp[1]) rc = write_compare_page(&b, cmp);
     if (rc == 0) rc = write_run_page(&b, has_page);
     if (rc == 0) rc = browse_assets(b.dir, &b.bytes, b.err, sizeof(b.err));
+    if (rc == 0) rc = path_replace_dir(b.dir, final_dir, b.err, sizeof(b.err));
+    else {
+        char ignored[256];
+        path_remove_tree(b.dir, ignored, sizeof(ignored)); // nothing half-written stays
+    }
     if (rc == 0) {
-        char *index = path_join(b.dir, "index.html");
+        char *index = path_join(final_dir, "index.html");
         printf("browse: %lld strips, %.1f MB in %.0f s -> %s (opens from file://, no server)\n", (long long)b.n_images,
                b.bytes / 1e6, wall_time() - t0, index);
         free(index);
@@ -931,7 +942,8 @@ int browse_write(const char *run_dir) {
         if (cmp[k]) job_free(cmp[k]), free(cmp[k]);
     frames_free(&b.fr);
     features_close(&b.ff);
-    free(b.test), free(job_row), free(job_layer), free(has_page), free(saved), free(res_path), free(b.dir);
+    free(b.test), free(job_row), free(job_layer), free(has_page), free(saved), free(res_path), free(b.dir),
+        free(final_dir);
     results_free(&b.res);
     report_options_free(&b.ro);
     return rc == 0 ? 0 : 1;

@@ -44,4 +44,14 @@ int path_sync_dir(const char *dir);
 // success; -1 with "DIR: reason" in err.
 int path_mkdirs(const char *dir, char *err, size_t errcap);
 
+// Removes `dir` and everything under it (rm -r; symbolic links removed, not
+// followed); nothing there is success. 0, or -1 with "DIR: reason" in err.
+int path_remove_tree(const char *dir, char *err, size_t errcap);
+
+// A directory written whole under a temporary name takes dir's place: the old
+// dir (if any) is moved to DIR.old, tmp renamed to dir, the parent synced,
+// DIR.old removed. Readers see the old tree or the new one, never a mix. 0,
+// or -1 with the reason in err (the old dir put back where it can be).
+int path_replace_dir(const char *tmp, const char *dir, char *err, size_t errcap);
+
 #endif
