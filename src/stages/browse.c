@@ -726,9 +726,10 @@ static int write_run_page(Browse *b, const uint8_t *has_page) {
         html_text(f, b->res.rows[b->cmp_job[1]]);
         fputs("</a> (flicker against stable activations). ", f);
     }
-    fputs("Files: <a href=\"../results.md\">results.md</a>, <a href=\"../results.csv\">results.csv</a>, "
-          "<a href=\"../plots/\">plots/</a>.</p>\n",
-          f);
+    char *plots = path_join(b->run_dir, "plots");
+    fprintf(f, "Files: <a href=\"../results.md\">results.md</a>, <a href=\"../results.csv\">results.csv</a>%s.</p>\n",
+            access(plots, F_OK) == 0 ? ", <a href=\"../plots/\">plots/</a>" : ""); // no plots without matplotlib
+    free(plots);
     fputs("<input class=\"filter\" data-table=\"results\" placeholder=\"filter: job, variant\"> <span "
           "id=\"results-count\"></span>\n<table class=\"sortable\" id=\"results\"><thead><tr>"
           "<th class=\"t\" data-col=\"job\">job</th><th class=\"t\" data-col=\"variant\">variant</th>",
