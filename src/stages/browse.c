@@ -242,10 +242,11 @@ typedef struct {
 // 0.25 + 0.6 u; transparent where the latent is 0.
 static uint8_t *draw_heat(const Strip *s, int T, int H, int W) {
     uint8_t *img = xcalloc((size_t)H * T * W * 4, 1);
+    const int swap = PLANTED("browse_heat_transposed"); // once per picture, not per pixel
     for (int t = 0; t < T; t++)
         for (int gy = 0; gy < H; gy++)
             for (int gx = 0; gx < W; gx++) {
-                const int ty = PLANTED("browse_heat_transposed") ? gx : gy, tx = PLANTED("browse_heat_transposed") ? gy : gx;
+                const int ty = swap ? gx : gy, tx = swap ? gy : gx;
                 float u = s->act[(size_t)t * H * W + (size_t)ty * W + tx] / s->vmax;
                 if (!(u > 0)) continue;
                 if (u > 1) u = 1;
@@ -516,15 +517,21 @@ static const char *frames_note(const Browse *b, int tc) {
     return tc >= 0 && b->fr.fail[tc] ? b->fr.fail[tc] : NULL;
 }
 
+// Opens the page browser/SUB (sub: "index.html", "JOB/latent_NNNNN.html", ...);
+// root: the way back to browser/ from it. 0, or -1 with b->err.
+static int open_page(Browse *b, Page *pg, const char *sub, const char *title, const char *root) {
+    char *path = path_join(b->dir, sub);
+    const int rc = page_open(pg, path, title, root, b->err, sizeof(b->err));
+    free(path);
+    return rc;
+}
+
 // browser/JOB/index.html: the table of live latents.
 static int write_job_page(Browse *b, const JobView *jv) {
     char sub[700];
     snprintf(sub, sizeof(sub), "%s/index.html", jv->name);
-    char *path = path_join(b->dir, sub);
     Page pg;
-    const int rc = page_open(&pg, path, jv->name, "../", b->err, sizeof(b->err));
-    free(path);
-    if (rc) return -1;
+    if (open_page(b, &pg, sub, jv->name, "../")) return -1;
     FILE *f = pg.f;
     fputs("<div class=\"nav\"><a href=\"../index.html\">run</a> &rsaquo; ", f);
     html_text(f, jv->name);
@@ -640,11 +647,8 @@ static int write_latent_pages(Browse *b, const JobView *jv) {
         char sub[700], title[700];
         snprintf(sub, sizeof(sub), "%s/latent_%05d.html", jv->name, j);
         snprintf(title, sizeof(title), "%s latent %d", jv->name, j);
-        char *path = path_join(b->dir, sub);
         Page pg;
-        rc = page_open(&pg, path, title, "../", b->err, sizeof(b->err));
-        free(path);
-        if (rc) break;
+        if ((rc = open_page(b, &pg, sub, title, "../"))) break;
         FILE *f = pg.f;
         fputs("<div class=\"nav\"><a href=\"../index.html\">run</a> &rsaquo; <a href=\"index.html\">", f);
         html_text(f, jv->name);
@@ -708,11 +712,8 @@ static int write_latent_pages(Browse *b, const JobView *jv) {
 
 // browser/index.html: the results table.
 static int write_run_page(Browse *b, const uint8_t *has_page) {
-    char *path = path_join(b->dir, "index.html");
     Page pg;
-    const int rc = page_open(&pg, path, "stsae run", "", b->err, sizeof(b->err));
-    free(path);
-    if (rc) return -1;
+    if (open_page(b, &pg, "index.html", "stsae run", "")) return -1;
     FILE *f = pg.f;
     fputs("<h1>stsae run: ", f);
     html_text(f, b->run_dir);
@@ -765,11 +766,8 @@ static int write_run_page(Browse *b, const uint8_t *has_page) {
 
 // browser/compare.html: the compare clips under the two jobs side by side.
 static int write_compare_page(Browse *b, JobView *const *jv) {
-    char *path = path_join(b->dir, "compare.html");
     Page pg;
-    const int rc = page_open(&pg, path, "stsae: two jobs on the same clips", "", b->err, sizeof(b->err));
-    free(path);
-    if (rc) return -1;
+    if (open_page(b, &pg, "compare.html", "stsae: two jobs on the same clips", "")) return -1;
     FILE *f = pg.f;
     fputs("<div class=\"nav\"><a href=\"index.html\">run</a> &rsaquo; compare</div>\n<h1>", f);
     html_text(f, jv[0]->name);
