@@ -26,6 +26,7 @@ packages=(
   build-essential cmake pkg-config
   libopenmpi-dev openmpi-bin libhdf5-openmpi-dev
   libyaml-dev libcjson-dev libopenblas-openmp-dev liblapacke-dev liblbfgs-dev
+  libutf8proc-dev   # Unicode tables of CLIP's tokenizer (src/io/clip_bpe.c)
   libavformat-dev libavcodec-dev libswscale-dev libavutil-dev
   python3 python3-venv python3-torch python3-h5py python3-numpy python3-pil python3-sklearn python3-matplotlib
   slurm-wlm munge   # tests/test_slurm.py runs jobscripts/ on a private single-node Slurm

@@ -32,6 +32,8 @@ static void usage(FILE *out) {
             "  check-probe IN.h5 OUT.h5    linear probe, ablations and ridge retrieval on saved features\n"
             "  check-backbone MODEL IN.h5 OUT.h5\n"
             "                              one backbone forward on saved pixels: the requested layers\n"
+            "  check-clip MODEL IN.h5 OUT.h5\n"
+            "                              CLIP image and text embeddings (and token ids) of saved pixels and texts\n"
             "  check-video LIST.csv OUT.h5 [--preset dinov2|videomae] [--size S --short S --filter F --frames T]\n"
             "                              decode, sample and preprocess every clip into a pixels file\n"
             "  synth DECK [key=value ...]  write the synthetic labelled video set (videos, clips.csv)\n"
@@ -64,6 +66,7 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "check-probe")) return check_probe_main(argc - 2, argv + 2);
     if (!strcmp(cmd, "check-metrics")) return check_metrics_main(argc - 2, argv + 2);
     if (!strcmp(cmd, "check-backbone")) return check_backbone_main(argc - 2, argv + 2);
+    if (!strcmp(cmd, "check-clip")) return check_clip_main(argc - 2, argv + 2);
     if (!strcmp(cmd, "check-video")) return check_video_main(argc - 2, argv + 2);
     if (!strcmp(cmd, "stop")) return stop_main(argc - 2, argv + 2);
     if (!strcmp(cmd, "export")) return export_main(argc - 2, argv + 2);

@@ -34,6 +34,7 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "ref"))
 from make_features import make  # noqa: E402
+from venv_cache import venv_python  # noqa: E402
 
 TOL = 1e-4
 SKIP = 77
@@ -61,27 +62,6 @@ with torch.no_grad():
 np.savez(dst, z=z.float().numpy(), xhat=xh.float().numpy())
 print(kind)
 """
-
-
-def venv_python(venv, module, package):
-    """The venv's python where `import module` works (installing package once), or None and why."""
-    py = os.path.join(venv, "bin", "python")
-    if not os.path.exists(py):
-        p = subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", venv], capture_output=True, text=True)
-        if p.returncode:
-            return None, f"python3 -m venv failed: {p.stderr.strip()[-300:]} (Debian: apt-get install python3-venv)"
-    ok = lambda: subprocess.run([py, "-c", f"import {module}"], capture_output=True).returncode == 0  # noqa: E731
-    if ok():
-        return py, ""
-    if os.environ.get("STSAE_NO_PIP"):
-        return None, f"{module} is not installed in {venv} and STSAE_NO_PIP is set"
-    print(f"installing {package} into {venv} (once; PyTorch >= 2.6 comes with it) ...", flush=True)
-    p = subprocess.run([py, "-m", "pip", "install", "--quiet", package], capture_output=True, text=True,
-                       timeout=1500)
-    if p.returncode or not ok():
-        return None, (f"pip install {package} into {venv} failed (no network?): {p.stderr.strip()[-400:]}; "
-                      f"to run this test: {py} -m pip install {package}")
-    return py, ""
 
 
 def compare(name, got, want, fails):

@@ -60,6 +60,11 @@ void *xrealloc_at(void *p, size_t bytes, const char *file, int line) {
     return q;
 }
 
+char *xstrdup(const char *s) {
+    size_t n = strlen(s) + 1;
+    return memcpy(xmalloc(n), s, n);
+}
+
 double wall_time(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);

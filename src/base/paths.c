@@ -166,3 +166,27 @@ int path_replace_dir(const char *tmp, const char *dir, char *err, size_t errcap)
     free(old);
     return rc;
 }
+
+char *path_read_all(const char *path, size_t *len, char *err, size_t cap) {
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        errorf(err, cap, "%s: cannot open: %s", path, strerror(errno));
+        return NULL;
+    }
+    size_t n = 0, c = 1 << 16;
+    char *buf = xmalloc(c);
+    for (size_t r; (r = fread(buf + n, 1, c - n - 1, f)) > 0;) {
+        n += r;
+        if (c - n - 1 == 0) buf = xrealloc(buf, c *= 2);
+    }
+    int bad = ferror(f) ? errno : 0;
+    fclose(f);
+    if (bad) {
+        free(buf);
+        errorf(err, cap, "%s: cannot read: %s", path, strerror(bad));
+        return NULL;
+    }
+    buf[n] = 0;
+    if (len) *len = n;
+    return buf;
+}

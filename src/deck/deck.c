@@ -70,11 +70,6 @@ typedef struct {
 
 // --- nodes --------------------------------------------------------------------
 
-static char *xstrdup(const char *s) {
-    size_t n = strlen(s) + 1;
-    return memcpy(xmalloc(n), s, n);
-}
-
 static Node *node_new(Kind kind, const char *origin, int line) {
     Node *n = xcalloc(1, sizeof(*n));
     n->kind = kind;

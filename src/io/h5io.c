@@ -405,6 +405,10 @@ int h5w_i64(H5W *w, const char *dset, const int64_t *data, int rank, const hsize
     return write_ds(w, dset, data, rank, dims, H5T_STD_I64LE, H5T_NATIVE_INT64);
 }
 
+int h5w_i32(H5W *w, const char *dset, const int32_t *data, int rank, const hsize_t *dims) {
+    return write_ds(w, dset, data, rank, dims, H5T_STD_I32LE, H5T_NATIVE_INT32);
+}
+
 int h5w_u8(H5W *w, const char *dset, const uint8_t *data, int rank, const hsize_t *dims) {
     return write_ds(w, dset, data, rank, dims, H5T_STD_U8LE, H5T_NATIVE_UINT8);
 }
@@ -542,6 +546,10 @@ void h5_write_f64(hid_t f, const char *dset, const double *data, int rank, const
 
 void h5_write_i64(hid_t f, const char *dset, const int64_t *data, int rank, const hsize_t *dims) {
     DIE_ON(h5w_i64(w, dset, data, rank, dims));
+}
+
+void h5_write_i32(hid_t f, const char *dset, const int32_t *data, int rank, const hsize_t *dims) {
+    DIE_ON(h5w_i32(w, dset, data, rank, dims));
 }
 
 void h5_write_scalar(hid_t f, const char *dset, double v) { DIE_ON(h5w_scalar(w, dset, v)); }

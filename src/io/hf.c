@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "stsae/base/common.h"
+#include "stsae/base/paths.h"
 
 enum { HF_MAX_RANK = 8 };
 #define HF_MAX_HEADER 100000000ull // bytes of JSON header: the format's own limit
@@ -58,21 +59,12 @@ static char *join(const char *dir, const char *file) {
 // --- config.json ------------------------------------------------------------
 
 static int read_config(HfDir *m, char *err, size_t ecap) {
-    FILE *fp = fopen(m->config_path, "rb");
-    if (!fp)
-        return errorf(err, ecap, "%s: cannot open: %s (not a Hugging Face model directory?)", m->config_path,
-                      strerror(errno));
-    size_t cap = 4096, n = 0;
-    char *buf = xmalloc(cap);
-    for (size_t got; (got = fread(buf + n, 1, cap - n, fp)) > 0;) {
-        n += got;
-        if (n == cap) buf = xrealloc(buf, cap *= 2);
-    }
-    const int bad = ferror(fp) ? errno : 0;
-    fclose(fp);
-    if (bad) {
-        free(buf);
-        return errorf(err, ecap, "%s: cannot read: %s", m->config_path, strerror(bad));
+    size_t n = 0;
+    char *buf = path_read_all(m->config_path, &n, err, ecap);
+    if (!buf) {
+        if (strstr(err, ": cannot open: ")) // one more word for the usual mistake
+            snprintf(err + strlen(err), ecap - strlen(err), " (not a Hugging Face model directory?)");
+        return -1;
     }
     m->config = cJSON_ParseWithLength(buf, n);
     int rc = 0;
@@ -87,8 +79,21 @@ static int read_config(HfDir *m, char *err, size_t ecap) {
     return rc;
 }
 
+// key, or a dotted path into nested objects ("vision_config.hidden_size").
 static const cJSON *cfg_item(const HfDir *m, const char *key, int required) {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(m->config, key);
+    const cJSON *v = m->config;
+    for (const char *k = key; v;) {
+        const char *dot = strchr(k, '.');
+        const size_t n = dot ? (size_t)(dot - k) : strlen(k);
+        char part[256];
+        if (n >= sizeof(part)) die("%s: key '%s' too long", m->config_path, key);
+        memcpy(part, k, n);
+        part[n] = 0;
+        if (!cJSON_IsObject(v)) die("%s: key '%.*s' must be an object", m->config_path, (int)(k - 1 - key), key);
+        v = cJSON_GetObjectItemCaseSensitive(v, part);
+        if (!dot) break;
+        k = dot + 1;
+    }
     if (!v && required) die("%s: missing key '%s'", m->config_path, key);
     return v;
 }

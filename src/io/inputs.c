@@ -30,37 +30,6 @@
 
 enum { MAX_ROWS = INPUTS_MAX_ROWS }; // lines of a CSV, entries of a JSON file
 
-static char *dup(const char *s) {
-    size_t n = strlen(s);
-    char *d = xmalloc(n + 1);
-    memcpy(d, s, n + 1);
-    return d;
-}
-
-// The whole file, NUL-terminated; NULL with "FILE: reason" in err.
-static char *slurp(const char *path, size_t *len, char *err, size_t cap) {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        errorf(err, cap, "%s: cannot open: %s", path, strerror(errno));
-        return NULL;
-    }
-    size_t n = 0, c = 1 << 16;
-    char *buf = xmalloc(c);
-    for (size_t r; (r = fread(buf + n, 1, c - n - 1, f)) > 0;) {
-        n += r;
-        if (c - n - 1 == 0) buf = xrealloc(buf, c *= 2);
-    }
-    int bad = ferror(f) ? errno : 0;
-    fclose(f);
-    if (bad) {
-        free(buf);
-        errorf(err, cap, "%s: cannot read: %s", path, strerror(bad));
-        return NULL;
-    }
-    buf[n] = 0;
-    if (len) *len = n;
-    return buf;
-}
 
 // --- rows, and the finishing step -------------------------------------------------
 
@@ -175,7 +144,7 @@ static int finish(const char *file, Rows *rs, char **names, int n_names, ClipLis
             for (int k = 0; k < n_names; k++) {
                 char b[16];
                 snprintf(b, sizeof(b), "%d", k);
-                names[k] = dup(b);
+                names[k] = xstrdup(b);
             }
             for (int i = 0; i < rs->n; i++) label[i] = parse_index(rs->r[i].label);
         } else if (rc == 0) {
@@ -184,7 +153,7 @@ static int finish(const char *file, Rows *rs, char **names, int n_names, ClipLis
             qsort(all, (size_t)rs->n, sizeof(char *), cmp_str);
             names = xmalloc(sizeof(char *) * (size_t)rs->n);
             for (int i = 0; i < rs->n; i++)
-                if (i == 0 || strcmp(all[i], all[i - 1])) names[n_names++] = dup(all[i]);
+                if (i == 0 || strcmp(all[i], all[i - 1])) names[n_names++] = xstrdup(all[i]);
             free(all);
             if (n_names > INPUTS_MAX_LABELS)
                 rc = errorf(err, cap, "%s: %d distinct labels, more than INPUTS_MAX_LABELS (%d)", file, n_names,
@@ -281,7 +250,7 @@ static int csv_fields(char *s, char **f, const char **why) {
 typedef int (*CsvRow)(void *ctx, int line, char **f, int n, char *err, size_t cap);
 
 static int csv_each(const char *file, CsvRow fn, void *ctx, char *err, size_t cap) {
-    char *text = slurp(file, NULL, err, cap);
+    char *text = path_read_all(file, NULL, err, cap);
     if (!text) return -1;
     int rc = 0, line = 0;
     char *f[MAX_FIELDS];
@@ -332,7 +301,7 @@ static int csv_row(void *vc, int line, char **f, int n, char *err, size_t cap) {
     if (!f[1][0]) return errorf(err, cap, "%s:%d: empty label", c->file, line);
     int split = n == 3 ? parse_split(f[2]) : -1;
     if (split == -2) return errorf(err, cap, "%s:%d: split '%s' is not train, test, val, 0 or 1", c->file, line, f[2]);
-    rows_add(&c->rows, path_join(c->dir, f[0]), dup(f[0]), dup(f[1]), split, line);
+    rows_add(&c->rows, path_join(c->dir, f[0]), xstrdup(f[0]), xstrdup(f[1]), split, line);
     return 0;
 }
 
@@ -409,7 +378,7 @@ static int k400_row(void *vc, int line, char **f, int n, char *err, size_t cap) 
         return errorf(err, cap, "%s:%d: youtube_id too long", c->file, line);
     char file[520];
     snprintf(file, sizeof(file), "%s.mp4", stem);
-    rows_add(&c->rows, path_join(c->videos, file), dup(stem), dup(label), split, line);
+    rows_add(&c->rows, path_join(c->videos, file), xstrdup(stem), xstrdup(label), split, line);
     return 0;
 }
 
@@ -469,7 +438,7 @@ static int json_each(const char *file, const char *text, size_t len, char open, 
                 cJSON_Delete(k);
                 return errorf(err, cap, "%s:%d: expected a key string", file, AT(p));
             }
-            key = dup(k->valuestring);
+            key = xstrdup(k->valuestring);
             cJSON_Delete(k);
             p = pe;
             while (p < end && isspace((unsigned char)*p)) p++;
@@ -529,7 +498,7 @@ static int labels_item(void *vc, const char *key, const cJSON *v, int line, char
     }
     if (idx < 0) return errorf(err, cap, "%s:%d: '%s': the index must be a non-negative integer", c->file, line, key);
     if (c->n == c->cap) c->item = xrealloc(c->item, sizeof(LabelItem) * (size_t)(c->cap = 2 * c->cap + 64));
-    c->item[c->n++] = (LabelItem){dup(key), idx, line};
+    c->item[c->n++] = (LabelItem){xstrdup(key), idx, line};
     return 0;
 }
 
@@ -628,7 +597,7 @@ static int ann_item(void *vc, const char *key, const cJSON *v, int line, char *e
     memcpy(file, idb, n_id);
     memcpy(file + n_id, ".webm", 6);
     snprintf(lab, sizeof(lab), "%d", found);
-    rows_add(&c->rows, path_join(c->videos, file), dup(idb), dup(lab), -1, line);
+    rows_add(&c->rows, path_join(c->videos, file), xstrdup(idb), xstrdup(lab), -1, line);
     free(file);
     return 0;
 }
@@ -637,7 +606,7 @@ int inputs_read_ssv2(const char *videos, const char *annotations, const char *la
                      size_t errcap) {
     memset(out, 0, sizeof(*out));
     size_t len;
-    char *text = slurp(labels, &len, err, errcap);
+    char *text = path_read_all(labels, &len, err, errcap);
     if (!text) return -1;
     LabelsCtx lc = {.file = labels};
     int rc = json_each(labels, text, len, '{', labels_item, &lc, err, errcap);
@@ -659,7 +628,7 @@ int inputs_read_ssv2(const char *videos, const char *annotations, const char *la
                           ac.sorted[k].name);
     }
     if (rc == 0) {
-        text = slurp(annotations, &len, err, errcap);
+        text = path_read_all(annotations, &len, err, errcap);
         rc = text ? json_each(annotations, text, len, '[', ann_item, &ac, err, errcap) : -1;
         free(text);
     }

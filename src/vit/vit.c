@@ -18,18 +18,18 @@ struct Vit {
     float *pos_tab; // per sequence: DINOv2 [1 + N, D] (row 0 = cls + pos[0]); VideoMAE [T*N, D]
 
     // one clip's workspace (rows = tokens of all its sequences)
-    size_t cap_rows, cap_cols, cap_work; // tokens, floats, floats
-    float *x, *h, *att; // [rows, D]
-    float *qkv;         // [rows, 3D]
-    float *mlp;         // [rows, F]
-    float *cols;        // patch vectors [T*N, 3*kt*p*p]
-    float *work;        // attention scores
+    BlockShape bs;
+    size_t cap_rows, cap_cols; // tokens, floats
+    float *x;                  // [rows, D]
+    float *cols;               // patch vectors [T*N, 3*kt*p*p]
+    BlockScratch s;            // the blocks' buffers
 };
 
 Vit *vit_create(const VitWeights *w, const BackboneOptions *opt) {
     Vit *v = xcalloc(1, sizeof(Vit));
     v->w = *w;
     v->opt = *opt;
+    v->bs = (BlockShape){.D = w->D, .NH = w->NH, .F = w->F, .eps = w->eps, .act = ACT_GELU};
     return v;
 }
 
@@ -37,12 +37,8 @@ void vit_free(Vit *v) {
     if (!v) return;
     free(v->pos_tab);
     free(v->x);
-    free(v->h);
-    free(v->att);
-    free(v->qkv);
-    free(v->mlp);
     free(v->cols);
-    free(v->work);
+    block_scratch_free(&v->s);
     free(v);
 }
 
@@ -98,47 +94,17 @@ static void make_pos_table(Vit *v, int T_in, int S) {
     v->S = S;
 }
 
-static float *grow(float *buf, size_t n) {
-    free(buf);
-    return xmalloc(sizeof(float) * n);
-}
-
 // rows: tokens of one clip; n: tokens per sequence; cols: patch-vector floats
 static void ensure_workspace(Vit *v, size_t rows, int n, size_t cols) {
     if (rows > v->cap_rows) {
-        v->x = grow(v->x, rows * v->w.D);
-        v->h = grow(v->h, rows * v->w.D);
-        v->att = grow(v->att, rows * v->w.D);
-        v->qkv = grow(v->qkv, rows * 3 * v->w.D);
-        v->mlp = grow(v->mlp, rows * v->w.F);
+        v->x = scratch_regrow(v->x, rows * v->w.D);
         v->cap_rows = rows;
     }
     if (cols > v->cap_cols) {
-        v->cols = grow(v->cols, cols);
+        v->cols = scratch_regrow(v->cols, cols);
         v->cap_cols = cols;
     }
-    const size_t work = attention_work_floats(n);
-    if (work > v->cap_work) {
-        v->work = grow(v->work, work);
-        v->cap_work = work;
-    }
-}
-
-// One pre-norm block on x [B*n, D], in place.
-static void block_forward(Vit *v, const VitBlock *b, int B, int n) {
-    const int D = v->w.D, rows = B * n;
-    layernorm_forward(v->h, v->x, b->ln1_w, b->ln1_b, rows, D, v->w.eps);
-    matmul_forward(v->qkv, 3 * D, v->h, b->wq, b->bq, rows, D, D);
-    matmul_forward(v->qkv + D, 3 * D, v->h, b->wk, b->bk, rows, D, D);
-    matmul_forward(v->qkv + 2 * D, 3 * D, v->h, b->wv, b->bv, rows, D, D);
-    attention_forward(v->att, v->qkv, B, n, D, v->w.NH, v->work);
-    matmul_forward(v->h, D, v->att, b->wo, b->bo, rows, D, D);
-    residual_forward(v->x, v->h, b->ls1, rows, D);
-    layernorm_forward(v->h, v->x, b->ln2_w, b->ln2_b, rows, D, v->w.eps);
-    matmul_forward(v->mlp, v->w.F, v->h, b->w1, b->b1, rows, D, v->w.F);
-    gelu_forward(v->mlp, (size_t)rows * v->w.F);
-    matmul_forward(v->h, D, v->mlp, b->w2, b->b2, rows, v->w.F, D);
-    residual_forward(v->x, v->h, b->ls2, rows, D);
+    block_scratch_reserve(&v->s, &v->bs, rows, n);
 }
 
 // The embedding output (hidden_states[0]) of one clip into x.
@@ -151,7 +117,7 @@ static void embed(Vit *v, const float *frames, int T_in, int S, const BackboneSh
         return;
     }
     // DINOv2: per frame [CLS, patches] + position embeddings
-    matmul_forward(v->h, D, v->cols, v->w.patch_w, v->w.patch_b, patches, K, D);
+    matmul_forward(v->s.h, D, v->cols, v->w.patch_w, v->w.patch_b, patches, K, D);
     const float *pt = v->pos_tab;
 #pragma omp parallel for collapse(2) schedule(static)
     for (int t = 0; t < sh->T; t++)
@@ -160,7 +126,7 @@ static void embed(Vit *v, const float *frames, int T_in, int S, const BackboneSh
             if (i == 0) {
                 memcpy(xr, pt, sizeof(float) * D);
             } else {
-                const float *e = v->h + ((size_t)t * sh->N + i - 1) * D, *q = pt + (size_t)i * D;
+                const float *e = v->s.h + ((size_t)t * sh->N + i - 1) * D, *q = pt + (size_t)i * D;
                 for (int c = 0; c < D; c++) xr[c] = e[c] + q[c];
             }
         }
@@ -182,7 +148,7 @@ void vit_forward(Vit *v, const float *pixels, int clips, int T_in, int S, const 
     for (int c = 0; c < clips; c++) {
         embed(v, pixels + c * clip_in, T_in, S, &sh, n);
         for (int l = 0; l <= last; l++) {
-            block_forward(v, &v->w.blk[l], B, n);
+            block_forward(v->x, &v->w.blk[l], &v->bs, B, n, &v->s);
             for (int j = 0; j < n_layers; j++) {
                 if (layers[j] != l) continue;
                 for (int b = 0; b < B; b++) {

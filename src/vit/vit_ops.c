@@ -126,6 +126,11 @@ void gelu_forward(float *x, size_t n) {
     for (size_t i = 0; i < n; i++) x[i] = 0.5f * x[i] * (1.0f + erf_approx(x[i] * 0.70710678118654752f));
 }
 
+void quick_gelu_forward(float *x, size_t n) {
+#pragma omp parallel for simd schedule(static)
+    for (size_t i = 0; i < n; i++) x[i] = x[i] / (1.0f + exp_approx(-1.702f * x[i]));
+}
+
 void residual_forward(float *x, const float *y, const float *scale, int n, int C) {
 #pragma omp parallel for schedule(static)
     for (int i = 0; i < n; i++) {
@@ -157,7 +162,7 @@ static void softmax_row(float *s, int n) {
 
 size_t attention_work_floats(int n) { return (size_t)max_threads() * ATT_ROWS * (size_t)n; }
 
-void attention_forward(float *out, const float *qkv, int B, int n, int C, int NH, float *work) {
+void attention_forward(float *out, const float *qkv, int B, int n, int C, int NH, int causal, float *work) {
     const int hd = C / NH, ld = 3 * C;
     const int nblk = (n + ATT_ROWS - 1) / ATT_ROWS, rb = (n + nblk - 1) / nblk;
     const float scale = 1.0f / sqrtf((float)hd);
@@ -175,11 +180,64 @@ void attention_forward(float *out, const float *qkv, int B, int n, int C, int NH
         const float *q = base + (size_t)r0 * ld, *k = base + C, *v = base + 2 * C;
         float *s = work + (size_t)thread_id() * ATT_ROWS * n; // [rows, n]
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, n, hd, scale, q, ld, k, ld, 0.0f, s, n);
-        for (int r = 0; r < rows; r++) softmax_row(s + (size_t)r * n, n);
+        for (int r = 0; r < rows; r++) {
+            // causal: query r0 + r sees keys 0 .. r0 + r; the rest weigh 0
+            const int seen = causal && !PLANTED("clip_no_causal") ? r0 + r + 1 : n;
+            softmax_row(s + (size_t)r * n, seen);
+            if (seen < n) memset(s + (size_t)r * n + seen, 0, sizeof(float) * (size_t)(n - seen));
+        }
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, hd, n, 1.0f, s, n, v, ld, 0.0f,
                     out + ((size_t)b * n + r0) * C + (size_t)h * hd, C);
     }
     openblas_set_num_threads(blas_threads);
+}
+
+float *scratch_regrow(float *buf, size_t n) {
+    free(buf);
+    return xmalloc(sizeof(float) * n);
+}
+
+void block_scratch_reserve(BlockScratch *s, const BlockShape *bs, size_t rows, int n) {
+    if (rows > s->rows) {
+        s->h = scratch_regrow(s->h, rows * bs->D);
+        s->att = scratch_regrow(s->att, rows * bs->D);
+        s->qkv = scratch_regrow(s->qkv, rows * 3 * bs->D);
+        s->mlp = scratch_regrow(s->mlp, rows * bs->F);
+        s->rows = rows;
+    }
+    const size_t work = attention_work_floats(n);
+    if (work > s->work) {
+        s->s = scratch_regrow(s->s, work);
+        s->work = work;
+    }
+}
+
+void block_scratch_free(BlockScratch *s) {
+    free(s->h);
+    free(s->att);
+    free(s->qkv);
+    free(s->mlp);
+    free(s->s);
+    memset(s, 0, sizeof(*s));
+}
+
+void block_forward(float *x, const VitBlock *b, const BlockShape *bs, int B, int n, BlockScratch *s) {
+    const int D = bs->D, F = bs->F, rows = B * n;
+    layernorm_forward(s->h, x, b->ln1_w, b->ln1_b, rows, D, bs->eps);
+    matmul_forward(s->qkv, 3 * D, s->h, b->wq, b->bq, rows, D, D);
+    matmul_forward(s->qkv + D, 3 * D, s->h, b->wk, b->bk, rows, D, D);
+    matmul_forward(s->qkv + 2 * D, 3 * D, s->h, b->wv, b->bv, rows, D, D);
+    attention_forward(s->att, s->qkv, B, n, D, bs->NH, bs->causal, s->s);
+    matmul_forward(s->h, D, s->att, b->wo, b->bo, rows, D, D);
+    residual_forward(x, s->h, b->ls1, rows, D);
+    layernorm_forward(s->h, x, b->ln2_w, b->ln2_b, rows, D, bs->eps);
+    matmul_forward(s->mlp, F, s->h, b->w1, b->b1, rows, D, F);
+    if (bs->act == ACT_QUICK_GELU && !PLANTED("clip_exact_gelu"))
+        quick_gelu_forward(s->mlp, (size_t)rows * F);
+    else
+        gelu_forward(s->mlp, (size_t)rows * F);
+    matmul_forward(s->h, D, s->mlp, b->w2, b->b2, rows, F, D);
+    residual_forward(x, s->h, b->ls2, rows, D);
 }
 
 // Taps of one axis: for output o, source indices idx[4o..4o+3] and weights

@@ -40,6 +40,7 @@ void *xrealloc_at(void *p, size_t bytes, const char *file, int line);
 #define xmalloc(b) xmalloc_at((b), __FILE__, __LINE__)
 #define xcalloc(n, s) xcalloc_at((n), (s), __FILE__, __LINE__)
 #define xrealloc(p, b) xrealloc_at((p), (b), __FILE__, __LINE__)
+char *xstrdup(const char *s); // malloc'ed copy; dies when out of memory
 
 double wall_time(void); // seconds, monotonic
 int thread_id(void);     // OpenMP thread number (0 outside parallel regions)

@@ -1,5 +1,5 @@
 // paths.h — file-system paths for the stages that read lists and write trees
-// of files: a relative path resolved against a directory (a CSV's paths
+// of files: a whole file read, a relative path resolved against a directory (a CSV's paths
 // against the CSV's directory, a deck's outputs under run_dir), the directory
 // of a file, `mkdir -p`, and text files written under a temporary name, every
 // return checked (a full disk shows at fflush, fsync or fclose).
@@ -8,6 +8,10 @@
 
 #include <stddef.h>
 #include <stdio.h>
+
+// The whole file, malloc'ed and NUL-terminated, its length in *len (len
+// may be NULL); NULL with "FILE: cannot open|read: reason" in err.
+char *path_read_all(const char *path, size_t *len, char *err, size_t cap);
 
 // `path` when it is absolute or `dir` is NULL, empty or "."; else "dir/path".
 // malloc'ed.

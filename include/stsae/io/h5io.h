@@ -113,6 +113,7 @@ void h5w_wrap(H5W *w, hid_t f, const char *path);
 int h5w_f32(H5W *w, const char *dset, const float *data, int rank, const hsize_t *dims);
 int h5w_f64(H5W *w, const char *dset, const double *data, int rank, const hsize_t *dims);
 int h5w_i64(H5W *w, const char *dset, const int64_t *data, int rank, const hsize_t *dims);
+int h5w_i32(H5W *w, const char *dset, const int32_t *data, int rank, const hsize_t *dims);
 int h5w_u8(H5W *w, const char *dset, const uint8_t *data, int rank, const hsize_t *dims);
 int h5w_scalar(H5W *w, const char *dset, double v);
 // n strings as a 1-D dataset of variable-length UTF-8 strings (h5py: str).
@@ -137,6 +138,7 @@ void h5_commit(hid_t f, const char *path);
 void h5_write_f32(hid_t f, const char *dset, const float *data, int rank, const hsize_t *dims);
 void h5_write_f64(hid_t f, const char *dset, const double *data, int rank, const hsize_t *dims);
 void h5_write_i64(hid_t f, const char *dset, const int64_t *data, int rank, const hsize_t *dims);
+void h5_write_i32(hid_t f, const char *dset, const int32_t *data, int rank, const hsize_t *dims);
 void h5_write_scalar(hid_t f, const char *dset, double v);
 void h5_set_attr_f64(hid_t obj, const char *name, double v);
 void h5_set_attr_str(hid_t obj, const char *name, const char *v);

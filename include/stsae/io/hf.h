@@ -39,7 +39,8 @@ const char *hf_path(const HfDir *m);         // the directory as given
 const char *hf_config_path(const HfDir *m);  // <dir>/config.json, for messages
 const char *hf_weights_path(const HfDir *m); // <dir>/model.safetensors, for messages
 
-// config.json values. The plain forms die naming config.json and the key when
+// config.json values, by key or by a dotted path into nested objects
+// ("text_config.hidden_size"). The plain forms die naming config.json and the key when
 // it is absent or of the wrong type; the _opt forms return `def` when absent
 // (a present value of the wrong type is still an error).
 int hf_cfg_int(const HfDir *m, const char *key);

@@ -29,6 +29,11 @@ int check_deck_main(int argc, char **argv);
 // OUT.h5 (src/tools/check_backbone.c describes both files).
 int check_backbone_main(int argc, char **argv);
 
+// `stsae check-clip MODEL IN.h5 OUT.h5` (hidden; for the tests): CLIP's image
+// and text embeddings and token ids of the pixels and texts of IN.h5
+// (src/tools/check_clip.c describes both files).
+int check_clip_main(int argc, char **argv);
+
 // `stsae check-video LIST.csv OUT.h5 [options]`: every clip of a CSV list
 // decoded, sampled and preprocessed into a pixels file (SPEC §4); failed
 // clips are reported and recorded, not fatal (src/tools/check_video.c).
