@@ -21,19 +21,31 @@ reference suite: two tiny random-weight CLIPModels made by `transformers`
   truncation=True) everywhere; image and text embeddings within 1e-4 of the
   float64 model's (max |diff| / max |ref|) — CLIPModel's image_embeds and
   text_embeds before normalisation.
+extract suite: `stsae extract` with extract.clip (model A) on the synthetic
+  videos, their labels written in SSv2's bracket form, on 1 and 3 ranks
+  (the same embeddings): /clip_embeddings equal, to 1e-4, the mean over each
+  clip's 4 frames of the unit image embeddings that transformers computes
+  from the same decoded frames through CLIPImageProcessorPil (PIL bicubic to
+  the model's 32 px from 48, OpenAI's mean/std), and /text_embeddings the
+  text embeddings of the label names with the brackets removed; the frames
+  are check-video's pixels at the native size mapped back to uint8. Then
+  `stsae run` from videos alone with extract.clip and eval.embeddings: clip:
+  results.md's Table 1 says MS used CLIP's image embeddings, and Table 5
+  retrieves against CLIP's label embeddings.
 bad suite: broken directories and inputs (a missing tensor, a wrong shape,
   bad JSON, an unsupported activation, a config claiming more layers, a
   truncated or malformed merges.txt, vocab.json missing or not an object,
   pixels of the wrong size, no inputs, a text that is not UTF-8): each exits
   1 with one line naming the file and the tensor, key or line, and leaves no
   OUT.h5.
---planted BIN --plants a,b,..: after the reference suite, each fault of the
-  stsae-planted build must fail it (one run of `transformers` for all of
-  them): clip_no_causal (text attention not causal), clip_exact_gelu (erf
+--planted BIN --plants a,b,..: (--suite all) after the suites, each fault
+  of the stsae-planted build must fail the reference or extract checks (one
+  run of `transformers` for all of them): clip_no_causal (text attention not causal), clip_exact_gelu (erf
   GELU for quick GELU), clip_pool_first (text pooled at the start token),
   clip_no_nfc, clip_number_runs (digits as runs), clip_literal_whole
   ("<|endoftext|>" in a text one BPE word), clip_merges_skip (merges.txt's
-  last lines unread).
+  last lines unread), clip_pool_raw (frames averaged without their unit
+  normalisation).
 
 `transformers` runs in the cached virtual environment (--venv, shared with
 the export test: tests/ref/venv_cache.py; SAELens brings transformers and
@@ -42,7 +54,7 @@ no dependencies). Where either cannot be had (no network, STSAE_NO_PIP=1),
 exit 77 (skipped) saying what to install.
 
   /usr/bin/python3 tests/test_clip.py --stsae build/stsae --venv VENV --workdir DIR
-        [--suite reference|bad|all] [--planted build/stsae-planted --plants a,b,...]
+        [--suite reference|extract|bad|all] [--mpirun mpirun --mpi-flags=--oversubscribe] [--planted build/stsae-planted --plants a,b,...]
 """
 import argparse
 import glob
@@ -254,6 +266,152 @@ def reference_suite(stsae, work, models, texts, plant=None):
     return fails
 
 
+EXTRACT_DECK = """run_dir: {run}
+synth: {{out: data, clips: 6, frames: 8, size: 48, seed: 3}}
+extract:
+  input: {{csv: data/clips.csv}}
+  backbone: pixels
+  layers: [0]
+  frames: 4
+  image_size: 32
+  patch: 8
+  batch_clips: 2
+  clip: {clip}
+"""
+
+
+RUN_DECK = """run_dir: {run}
+synth: {{out: data, clips: 24, frames: 8, size: 48, seed: 3, test_frac: 0.34}}
+extract:
+  input: {{csv: data/clips.csv}}
+  backbone: pixels
+  layers: [0]
+  frames: 4
+  image_size: 32
+  patch: 8
+  clip: {clip}
+train:
+  layer: 0
+  expansion: 1
+  k: 8
+  k_aux: 32
+  epochs: 2
+  batch_tokens: 64
+  batch_clips: 2
+  batch_pairs: 32
+  grid:
+    - {{variant: standard}}
+eval:
+  embeddings: clip
+report:
+  browse: false
+"""
+
+
+def run_suite(a, work, model_dir):
+    """`stsae run` from videos alone with extract.clip: Table 1's MS under CLIP similarity, Table 5 on
+    CLIP's label embeddings."""
+    run = os.path.join(work, "run")
+    os.makedirs(run, exist_ok=True)
+    deck = os.path.join(run, "deck.yaml")
+    open(deck, "w").write(RUN_DECK.format(run=run, clip=model_dir))
+    env = dict(os.environ, OMP_NUM_THREADS="2", OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
+    p = subprocess.run([a.stsae, "run", deck], capture_output=True, text=True, env=env)
+    if p.returncode:
+        print(f"FAIL stsae run with extract.clip: exit {p.returncode}: {p.stderr.strip()[-600:]}")
+        return 1
+    md = open(os.path.join(run, "results.md")).read()
+    t1 = md.split("## Table 1", 1)[1].split("## Table 2", 1)[0]
+    t5 = md.split("## Table 5", 1)[1].split("## Table 6", 1)[0]
+    raw5 = next(ln for ln in t5.splitlines() if ln.startswith("| raw |")).split("|")
+    ok1 = "MS's clip similarity: CLIP image embeddings" in t1 and re.search(r"\| raw \| [0-9.]+ \|", t1)
+    ok5 = "CLIP text embeddings of the label names" in t5.splitlines()[0] and re.match(r" [0-9.]+ ", raw5[2])
+    note = next((ln for ln in t1.splitlines() if ln.startswith("MS's")), "(no line on MS's similarity)")
+    print(f"{'ok  ' if ok1 else 'FAIL'} stsae run: Table 1: {note}")
+    print(f"{'ok  ' if ok5 else 'FAIL'} stsae run: Table 5 on CLIP's label embeddings, raw R@1 {raw5[2].strip()}")
+    return (not ok1) + (not ok5)
+
+
+def extract_inputs(a, work, model_dir):
+    """The synthetic videos (labels in SSv2's bracket form), their raw frames (check-video's
+    ImageNet-normalised pixels at the native 48 px, where resize and crop are the identity,
+    mapped back to uint8) and the label queries: a reference job for the extract suite."""
+    run = os.path.join(work, "extract")
+    os.makedirs(run)
+    deck = os.path.join(run, "deck.yaml")
+    open(deck, "w").write(EXTRACT_DECK.format(run=run, clip=model_dir))
+    p = subprocess.run([a.stsae, "synth", deck], capture_output=True, text=True)
+    if p.returncode:
+        raise SystemExit(f"FAIL: stsae synth: {p.stderr[-500:]}")
+    csv_path = os.path.join(run, "data", "clips.csv")
+    lines = open(csv_path).read().splitlines()
+    lines = [lines[0]] + [ln.replace("something", "[something]").replace("Something", "[Something]") for ln in lines[1:]]
+    open(csv_path, "w").write("\n".join(lines) + "\n")
+    pix = os.path.join(run, "pix.h5")
+    p = subprocess.run([a.stsae, "check-video", csv_path, pix, "--preset", "videomae", "--size", "48", "--short", "48",
+                        "--frames", "4"], capture_output=True, text=True)
+    if p.returncode:
+        raise SystemExit(f"FAIL: stsae check-video: {p.stderr[-500:]}")
+    with h5py.File(pix) as f:
+        px = f["pixels"][()]
+        names = [n.decode() for n in f["label_names"][()]]
+    mean = np.array([0.485, 0.456, 0.406], np.float32)[:, None, None]
+    std = np.array([0.229, 0.224, 0.225], np.float32)[:, None, None]
+    raw = (px * std + mean) * 255.0
+    assert np.abs(raw - np.round(raw)).max() < 1e-3, "check-video's pixels are not the raw frames"
+    frames = np.round(raw).astype(np.uint8).transpose(0, 1, 3, 4, 2)  # [clips, T, h, w, 3]
+    queries = [n.replace("[", "").replace("]", "") for n in names]
+    npz = os.path.join(run, "ref_in.npz")
+    np.savez(npz, pixels=np.zeros((0,), np.float32), texts=np.array(queries), frames=frames)
+    return deck, names, {"dir": model_dir, "in": npz, "out": os.path.join(run, "ref_out.npz")}
+
+
+def extract_suite(a, stsae, deck, names, plant=None):
+    """extract.clip on 1 and 3 ranks: /clip_embeddings and /text_embeddings against transformers."""
+    env = dict(os.environ, OMP_NUM_THREADS="1", OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
+    if plant:
+        env["STSAE_PLANT"] = plant
+    run = os.path.dirname(deck)
+    mpirun = [a.mpirun, "-np"]
+    fails = 0
+    if not plant:  # a deck that both imports and computes the embeddings: one error naming the key, every rank
+        p = subprocess.run(mpirun + ["2"] + a.mpi_flags.split() + [stsae, "extract", deck, "extract.out=bad.h5",
+                           "extract.text_embeddings=emb.h5"], capture_output=True, text=True, env=env)
+        errs = [ln for ln in p.stderr.splitlines() if "extract.clip computes /text_embeddings" in ln]
+        ok = p.returncode == 1 and errs and errs[0].startswith(deck + ":") and \
+            not os.path.exists(os.path.join(run, "bad.h5"))
+        print(f"{'ok  ' if ok else 'FAIL'} extract.clip with extract.text_embeddings: exit {p.returncode}: "
+              f"{errs[0] if errs else p.stderr.strip()[-300:]}")
+        fails += not ok
+    files = {}
+    for np_ in (3,) if plant else (1, 3):
+        out = f"f{np_}.h5"
+        if os.path.exists(os.path.join(run, out)):
+            os.remove(os.path.join(run, out))
+        p = subprocess.run(mpirun + [str(np_)] + a.mpi_flags.split() +
+                           [stsae, "extract", deck, f"extract.out={out}"], capture_output=True, text=True, env=env)
+        if p.returncode:
+            print(f"FAIL extract with extract.clip on {np_} ranks: exit {p.returncode}: {p.stderr.strip()[-600:]}")
+            return fails + 1
+        with h5py.File(os.path.join(run, out)) as f:
+            files[np_] = {k: f[k][()] for k in ("clip_embeddings", "text_embeddings", "label_names")}
+            files[np_]["digest"] = f.attrs["clip_weights_digest"]
+    if not plant:
+        same = all(np.array_equal(files[1][k], files[3][k]) for k in ("clip_embeddings", "text_embeddings"))
+        print(f"{'ok  ' if same else 'FAIL'} extract.clip: 1 and 3 ranks write the same embeddings")
+        fails += not same
+    ref = np.load(os.path.join(run, "ref_out.npz"))
+    got = files[3]
+    fails += not compare("extract.clip /clip_embeddings (mean of unit frame embeddings, CLIPImageProcessorPil)",
+                         got["clip_embeddings"], ref["clip_embeddings"])
+    fails += not compare(f"extract.clip /text_embeddings of the label names, brackets removed ({names[0]!r})",
+                         got["text_embeddings"], ref["text_embeddings"])
+    digest_ok = str(got["digest"]).startswith("fnv1a64:")
+    print(f"{'ok  ' if digest_ok else 'FAIL'} extract.clip: attribute clip_weights_digest {got['digest']}")
+    fails += not digest_ok
+    return fails
+
+
 def bad_suite(a, work, models):
     base = models["A"]
     spec = MODELS["A"]
@@ -359,7 +517,9 @@ def main():
     ap.add_argument("--stsae", required=True)
     ap.add_argument("--venv", required=True)
     ap.add_argument("--workdir", required=True)
-    ap.add_argument("--suite", default="all", choices=["reference", "bad", "all"])
+    ap.add_argument("--suite", default="all", choices=["reference", "extract", "bad", "all"])
+    ap.add_argument("--mpirun", default="mpirun")
+    ap.add_argument("--mpi-flags", default="--oversubscribe")
     ap.add_argument("--planted", help="stsae-planted: with --plants, each fault must fail the reference suite")
     ap.add_argument("--plants", default="", help="comma-separated STSAE_PLANT names")
     a = ap.parse_args()
@@ -381,6 +541,8 @@ def main():
     os.makedirs(work)
     models, jobs = {}, []
     texts, ref_jobs = reference_inputs(work) if a.suite in ("reference", "all") else (None, {})
+    if a.suite in ("extract", "all"):
+        deck, names, extract_job = extract_inputs(a, work, os.path.join(work, "clip_A"))
     for name, spec in MODELS.items():
         d = os.path.join(work, f"clip_{name}")
         os.makedirs(d)
@@ -390,6 +552,8 @@ def main():
             json.dump(spec["tokenizer_config"], open(os.path.join(d, "tokenizer_config.json"), "w"))
         models[name] = d
         jobs.append(dict(dir=d, spec=spec, **ref_jobs.get(name, {})))
+    if a.suite in ("extract", "all"):
+        jobs.append(extract_job)  # after model A is made
     json.dump(jobs, open(os.path.join(work, "jobs.json"), "w"))
     p = subprocess.run([py, os.path.join(HERE, "ref", "clip_ref.py"), os.path.join(work, "jobs.json")],
                        capture_output=True, text=True)
@@ -399,11 +563,15 @@ def main():
     fails = 0
     if a.suite in ("reference", "all"):
         fails += reference_suite(a.stsae, work, models, texts)
-        for plant in a.plants.split(",") if a.plants else []:
-            print(f"--- planted fault {plant} (stsae-planted): the checks above must fail")
-            caught = reference_suite(a.planted, work, models, texts, plant) > 0
-            print(f"{'ok  ' if caught else 'FAIL'} planted {plant}: {'caught' if caught else 'NOT caught'}")
-            fails += not caught
+    if a.suite in ("extract", "all"):
+        fails += extract_suite(a, a.stsae, deck, names)
+        fails += run_suite(a, work, models["A"])
+    for plant in a.plants.split(",") if a.plants and a.suite == "all" else []:
+        print(f"--- planted fault {plant} (stsae-planted): the checks above must fail")
+        caught = reference_suite(a.planted, work, models, texts, plant) + \
+            extract_suite(a, a.planted, deck, names, plant) > 0
+        print(f"{'ok  ' if caught else 'FAIL'} planted {plant}: {'caught' if caught else 'NOT caught'}")
+        fails += not caught
     if a.suite in ("bad", "all"):
         fails += bad_suite(a, work, models)
     print(f"{'FAILED' if fails else 'passed'}: {fails} failure(s)")

@@ -62,6 +62,7 @@ const DeckKey stsae_schema[] = {
     {"extract.max_failed_frac",     DECK_NUM,       "1.0",        "[0, 1]",   0, "share of clips that may fail to decode before extract fails (1: fail only when none succeeds)"},
     {"extract.text_embeddings",     DECK_PATH,      NULL,         NULL,       0, "HDF5 with /text_embeddings [labels, e] to import"},
     {"extract.clip_embeddings",     DECK_PATH,      NULL,         NULL,       0, "HDF5 with /clip_embeddings [clips, e] to import"},
+    {"extract.clip",                DECK_PATH,      NULL,         NULL,       0, "a Hugging Face CLIP directory: /clip_embeddings of every clip's frames and /text_embeddings of the label names, in the same pass over the videos"},
 
     {"train",                       DECK_MAP,       NULL,         NULL,       0, "stage: every SAE of the grid"},
     {"train.features",              DECK_PATH,      "features.h5", NULL,      0, NULL},

@@ -4,6 +4,7 @@
 // (clip_bpe.h), and the forward passes of vit/clip.h over them.
 #include "stsae/io/clip_model.h"
 
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -188,6 +189,36 @@ const char *clip_model_digest(ClipModel *m) { return hf_digest(m->hf); }
 
 void clip_model_embed_images(ClipModel *m, const float *pixels, int n, int S, float *out) {
     clip_image_forward(m->clip, pixels, n, S, out);
+}
+
+void clip_model_embed_clips(ClipModel *m, const float *pixels, int n, int T, int S, float *out) {
+    const int E = m->w.E;
+    float *f = xmalloc(sizeof(float) * (size_t)n * T * E);
+    // clip by clip: a clip's embedding depends on its frames alone, never on
+    // which clips share its batch (the same file on any number of ranks)
+    for (int c = 0; c < n; c++)
+        clip_image_forward(m->clip, pixels + (size_t)c * T * 3 * S * S, T, S, f + (size_t)c * T * E);
+    for (int c = 0; c < n; c++) {
+        float *o = out + (size_t)c * E;
+        memset(o, 0, sizeof(float) * (size_t)E);
+        for (int t = 0; t < T; t++) {
+            const float *v = f + ((size_t)c * T + t) * E;
+            double ss = 0.0;
+            for (int q = 0; q < E; q++) ss += (double)v[q] * v[q];
+            const float w = ss > 0.0 && !PLANTED("clip_pool_raw") ? (float)(1.0 / (sqrt(ss) * T)) : 1.0f / (float)T;
+            for (int q = 0; q < E; q++) o[q] += w * v[q];
+        }
+    }
+    free(f);
+}
+
+char *clip_model_query(const char *label) {
+    char *q = xstrdup(label);
+    size_t k = 0;
+    for (const char *p = label; *p; p++)
+        if (*p != '[' && *p != ']') q[k++] = *p;
+    q[k] = 0;
+    return q;
 }
 
 int clip_model_tokenize(const ClipModel *m, const char *text, const char *what, int32_t *ids) {

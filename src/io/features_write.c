@@ -2,17 +2,20 @@
 // (features.h, "writing"): `stsae extract`'s file, every rank of a Comm
 // writing its clips into one HDF5 file over MPI-IO (comm_h5_fapl).
 //
-// In:  the setup (backbone, weights digest, layers, shapes), the clip list
-//      (labels, split, ids, label names), optional embedding files to import,
-//      and, round after round, each rank's float16 features of the clips it
-//      computed and the clips it could not decode.
+// In:  the setup (backbone, weights digest, layers, shapes; CLIP's digest
+//      and width), the clip list (labels, split, ids, label names), optional
+//      embedding files to import or CLIP's label embeddings, and, round after
+//      round, each rank's float16 features (and CLIP embeddings) of the clips
+//      it computed and the clips it could not decode.
 // Out: the file: /features/layer_LL float16 [clips, T, N, d] (one clip per
 //      chunk, no fill), /labels, /split, /done, /failed, /clip_ids,
-//      /label_names, the imported /text_embeddings and /clip_embeddings, and
+//      /label_names, /text_embeddings and /clip_embeddings (imported, or
+//      CLIP's: the latter written round by round like the features), and
 //      the root attributes (format_version, backbone, weights_digest,
-//      frame_sampling, pos_interp, stsae_version, layers, T, H, W, N, d, T_in,
-//      image_size, final_norm, clips); on reopening, whether a file was made
-//      by the same setup (and format_version); the /done and /failed masks.
+//      frame_sampling, pos_interp, stsae_version, clip_weights_digest,
+//      layers, T, H, W, N, d, T_in, image_size, final_norm, clips); on
+//      reopening, whether a file was made by the same setup (and
+//      format_version); the /done and /failed masks.
 //
 // Every call below that touches the file is collective over the writer's
 // Comm (every rank, the same calls in the same order: hpc.md §1). A failure
@@ -59,7 +62,8 @@ static void writer_init(FeatureWriter *w, Comm *c, const char *path, const Featu
     w->layers = su->layers;
     w->n_layers = su->n_layers;
     w->T = su->T, w->N = su->N, w->d = su->d;
-    w->file = w->done = w->failed = -1;
+    w->file = w->done = w->failed = w->clip = -1;
+    w->clip_e = su->clip_e;
     w->dxpl = H5Pcreate(H5P_DATASET_XFER);
     H5Pset_dxpl_mpio(w->dxpl, H5FD_MPIO_INDEPENDENT);
 }
@@ -119,6 +123,8 @@ static int close_out(FeatureWriter *w, int report) {
     for (int li = 0; li < w->n_open; li++)
         if (w->feat[li] >= 0 && H5Dclose(w->feat[li]) < 0 && ok)
             ok = 0, h5_fail(w->err, sizeof(w->err), w->path, "cannot close dataset /features/layer_%02d", w->layers[li]);
+    if (w->clip >= 0 && H5Dclose(w->clip) < 0 && ok)
+        ok = 0, h5_fail(w->err, sizeof(w->err), w->path, "cannot close dataset /clip_embeddings");
     if (w->done >= 0 && H5Dclose(w->done) < 0 && ok)
         ok = 0, h5_fail(w->err, sizeof(w->err), w->path, "cannot close dataset /done");
     if (w->failed >= 0 && H5Dclose(w->failed) < 0 && ok)
@@ -127,7 +133,7 @@ static int close_out(FeatureWriter *w, int report) {
     if (w->file >= 0 && H5Fclose(w->file) < 0 && ok)
         ok = 0, h5_fail(w->err, sizeof(w->err), w->path, "cannot close (the flush of HDF5's buffers to the file failed)");
     free(w->feat);
-    w->feat = NULL, w->n_open = 0, w->file = w->done = w->failed = w->dxpl = -1;
+    w->feat = NULL, w->n_open = 0, w->file = w->done = w->failed = w->clip = w->dxpl = -1;
     if (!report) {
         char ignored[COMM_MSG_MAX] = "";
         comm_agree_msg(w->comm, 1, ignored, sizeof(ignored), comm_collective_timeout());
@@ -136,9 +142,26 @@ static int close_out(FeatureWriter *w, int report) {
     return agreed(w, ok);
 }
 
+// An empty dataset `name` of type ftype (chunks of `chunk`; allocated early, as
+// parallel HDF5 does, and never filled) for round-by-round writes. 1, or 0
+// (agreed) with w->err.
+static int create_empty(FeatureWriter *w, const char *name, hid_t ftype, int rank_n, const hsize_t *dims,
+                        const hsize_t *chunk) {
+    hid_t sp = H5Screate_simple(rank_n, dims, NULL), dcpl = H5Pcreate(H5P_DATASET_CREATE),
+          lcpl = H5Pcreate(H5P_LINK_CREATE);
+    H5Pset_chunk(dcpl, rank_n, chunk);
+    H5Pset_fill_time(dcpl, H5D_FILL_TIME_NEVER);
+    H5Pset_create_intermediate_group(lcpl, 1);
+    hid_t ds = H5Dcreate2(w->file, name, ftype, sp, lcpl, dcpl, H5P_DEFAULT);
+    int ok = ds >= 0;
+    if (!ok) h5_fail(w->err, sizeof(w->err), w->path, "cannot create dataset %s", name);
+    else if (H5Dclose(ds) < 0) ok = 0, h5_fail(w->err, sizeof(w->err), w->path, "cannot close dataset %s", name);
+    H5Pclose(lcpl), H5Pclose(dcpl), H5Sclose(sp);
+    return agreed(w, ok);
+}
+
 // create's work; 1, or 0 (agreed) with w->err and w->file still open when it was made.
-static int create_file(FeatureWriter *w, const FeaturesSetup *su, const ClipList *l, const char *text_embeddings,
-                       const char *clip_embeddings) {
+static int create_file(FeatureWriter *w, const FeaturesSetup *su, const ClipList *l, const FeaturesEmbeddings *emb) {
     hid_t fapl = comm_h5_fapl(w->comm);
     w->file = H5Fcreate(w->path, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
     const int made = w->file >= 0;
@@ -150,17 +173,14 @@ static int create_file(FeatureWriter *w, const FeaturesSetup *su, const ClipList
         snprintf(name, sizeof(name), "/features/layer_%02d", su->layers[li]);
         hsize_t dims[4] = {(hsize_t)l->n, (hsize_t)su->T, (hsize_t)su->N, (hsize_t)su->d};
         hsize_t chunk[4] = {1, (hsize_t)su->T, (hsize_t)su->N, (hsize_t)su->d};
-        hid_t sp = H5Screate_simple(4, dims, NULL), dcpl = H5Pcreate(H5P_DATASET_CREATE),
-              lcpl = H5Pcreate(H5P_LINK_CREATE), ht = features_half_type();
-        H5Pset_chunk(dcpl, 4, chunk);
-        H5Pset_fill_time(dcpl, H5D_FILL_TIME_NEVER);
-        H5Pset_create_intermediate_group(lcpl, 1);
-        hid_t ds = H5Dcreate2(w->file, name, ht, sp, lcpl, dcpl, H5P_DEFAULT);
-        int ok = ds >= 0;
-        if (!ok) h5_fail(w->err, sizeof(w->err), w->path, "cannot create dataset %s", name);
-        else if (H5Dclose(ds) < 0) ok = 0, h5_fail(w->err, sizeof(w->err), w->path, "cannot close dataset %s", name);
-        H5Tclose(ht), H5Pclose(lcpl), H5Pclose(dcpl), H5Sclose(sp);
-        if (!agreed(w, ok)) return 0;
+        hid_t ht = features_half_type();
+        const int ok = create_empty(w, name, ht, 4, dims, chunk);
+        H5Tclose(ht);
+        if (!ok) return 0;
+    }
+    if (su->clip_e > 0) { // chunks of 64 clips: a few KB each
+        hsize_t dims[2] = {(hsize_t)l->n, (hsize_t)su->clip_e}, chunk[2] = {l->n < 64 ? (hsize_t)l->n : 64, dims[1]};
+        if (!create_empty(w, "/clip_embeddings", H5T_IEEE_F32LE, 2, dims, chunk)) return 0;
     }
     int32_t *lab = xmalloc(sizeof(int32_t) * (size_t)l->n);
     uint8_t *split = xmalloc((size_t)l->n), *zero = xcalloc((size_t)l->n, 1);
@@ -178,7 +198,7 @@ static int create_file(FeatureWriter *w, const FeaturesSetup *su, const ClipList
              write_small(w, "/label_names", st_names, st_names, 1, dl, names_buf);
     H5Tclose(st_ids), H5Tclose(st_names), free(ids_buf), free(names_buf);
     free(lab), free(split), free(zero), free(ids);
-    const char *const emb_file[2] = {text_embeddings, clip_embeddings};
+    const char *const emb_file[2] = {emb->text_file, emb->clip_file};
     const char *const emb_name[2] = {"/text_embeddings", "/clip_embeddings"};
     for (int k = 0; k < 2 && ok; k++) {
         if (!emb_file[k]) continue;
@@ -188,14 +208,19 @@ static int create_file(FeatureWriter *w, const FeaturesSetup *su, const ClipList
         ok = write_small(w, emb_name[k], H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 2, de, x);
         free(x);
     }
+    if (ok && emb->text) {
+        hsize_t de[2] = {(hsize_t)l->n_labels, (hsize_t)emb->text_e};
+        ok = write_small(w, "/text_embeddings", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 2, de, emb->text);
+    }
     if (!ok) return 0;
     // attributes (collective: every rank writes the same values)
     H5W a;
     h5w_wrap(&a, w->file, w->path);
-    const char *const sn[] = {"backbone", "weights_digest", "frame_sampling", "pos_interp", "stsae_version"};
+    const char *const sn[] = {"backbone", "weights_digest", "frame_sampling", "pos_interp", "stsae_version",
+                              "clip_weights_digest"};
     const char *const sv[] = {su->backbone, su->digest, "uniform: frame floor((i + 0.5) * n_frames / T_in), i < T_in",
-                              su->pos_interp, STSAE_VERSION};
-    for (int i = 0; i < 5; i++)
+                              su->pos_interp, STSAE_VERSION, su->clip_digest ? su->clip_digest : "none"};
+    for (int i = 0; i < 6; i++)
         if (!comm_agree_msg(w->comm, h5w_attr_str(&a, sn[i], sv[i]) == 0, a.err, sizeof(a.err),
                             comm_collective_timeout()))
             return snprintf(w->err, sizeof(w->err), "%.2000s", a.err), 0;
@@ -214,9 +239,9 @@ static int create_file(FeatureWriter *w, const FeaturesSetup *su, const ClipList
 }
 
 int features_write_create(FeatureWriter *w, Comm *c, const char *path, const FeaturesSetup *su, const ClipList *l,
-                          const char *text_embeddings, const char *clip_embeddings) {
+                          const FeaturesEmbeddings *emb) {
     writer_init(w, c, path, su);
-    if (create_file(w, su, l, text_embeddings, clip_embeddings)) return 1;
+    if (create_file(w, su, l, emb)) return 1;
     // it holds no clip yet: removed, so that the next run starts afresh
     close_out(w, 0);
     if (comm_rank(c) == 0) unlink(w->path);
@@ -233,6 +258,11 @@ static int check_setup(hid_t f, const char *path, const FeaturesSetup *su, int n
     if (strcmp(s, su->backbone)) return snprintf(err, cap, "%s: made with backbone %s, the deck asks %s; delete it or change extract.out", path, s, su->backbone), -1;
     h5_attr_str(f, path, "weights_digest", s, sizeof(s));
     if (strcmp(s, su->digest)) return snprintf(err, cap, "%s: made with other weights (digest %s); delete it or change extract.out", path, s), -1;
+    snprintf(s, sizeof(s), "none"); // absent: a file from before extract.clip
+    if (H5Aexists(f, "clip_weights_digest") > 0) h5_attr_str(f, path, "clip_weights_digest", s, sizeof(s));
+    if (strcmp(s, su->clip_digest ? su->clip_digest : "none"))
+        return snprintf(err, cap, "%s: made with %s CLIP weights (digest %s); delete it or change extract.out", path,
+                        strcmp(s, "none") ? "other" : "no", s), -1;
     int layers[64], n = h5_attr_ints(f, path, "layers", layers, 64);
     int same = n == su->n_layers;
     for (int i = 0; same && i < n; i++) same = layers[i] == su->layers[i];
@@ -296,6 +326,10 @@ int features_write_begin(FeatureWriter *w, uint8_t *done) {
         w->feat[li] = H5Dopen2(w->file, name, H5P_DEFAULT);
         if (w->feat[li] < 0 && ok) ok = 0, h5_fail(w->err, sizeof(w->err), w->path, "cannot open dataset %s", name);
     }
+    if (w->clip_e > 0) {
+        w->clip = H5Dopen2(w->file, "/clip_embeddings", H5P_DEFAULT);
+        if (w->clip < 0 && ok) ok = 0, h5_fail(w->err, sizeof(w->err), w->path, "cannot open dataset /clip_embeddings");
+    }
     w->done = H5Dopen2(w->file, "/done", H5P_DEFAULT);
     if (w->done < 0 && ok) ok = 0, h5_fail(w->err, sizeof(w->err), w->path, "cannot open dataset /done");
     w->failed = H5Dopen2(w->file, "/failed", H5P_DEFAULT);
@@ -349,6 +383,27 @@ static int write_features(FeatureWriter *w, const int *clips, int n, uint16_t *c
     return 1;
 }
 
+// The CLIP embeddings of clips[0..n) (emb [n, clip_e]), one write; 1, or 0
+// (agreed) with w->err.
+static int write_clip_embeddings(FeatureWriter *w, const int *clips, int n, const float *emb) {
+    hid_t fs = H5Dget_space(w->clip);
+    H5Sselect_none(fs);
+    hsize_t count[2] = {1, (hsize_t)w->clip_e};
+    for (int i = 0; i < n; i++) {
+        hsize_t start[2] = {(hsize_t)clips[i], 0};
+        H5Sselect_hyperslab(fs, H5S_SELECT_OR, start, NULL, count, NULL);
+    }
+    hsize_t md[2] = {(hsize_t)(n ? n : 1), (hsize_t)w->clip_e};
+    hid_t ms = H5Screate_simple(2, md, NULL);
+    if (!n) H5Sselect_none(ms);
+    const int ok = H5Dwrite(w->clip, H5T_NATIVE_FLOAT, ms, fs, w->dxpl, emb) >= 0;
+    if (!ok)
+        h5_fail(w->err, sizeof(w->err), w->path, "cannot write the CLIP embeddings of %d clip%s (rank %d) to dataset "
+                "/clip_embeddings", n, n == 1 ? "" : "s", comm_rank(w->comm));
+    H5Sclose(ms), H5Sclose(fs);
+    return agreed(w, ok);
+}
+
 // Everything written so far on disk (H5Fflush: HDF5's buffers, then
 // MPI-IO's file sync, an fsync); 1, or 0 (agreed) with w->err.
 static int flush_out(FeatureWriter *w, const char *what) {
@@ -358,9 +413,10 @@ static int flush_out(FeatureWriter *w, const char *what) {
 }
 
 int features_write_round(FeatureWriter *w, const int *ok_clips, int n_ok, uint16_t *const *half,
-                         const int *bad_clips, int n_bad) {
+                         const float *clip_emb, const int *bad_clips, int n_bad) {
     // the features, then on disk, then the /done marks that say so
-    return write_features(w, ok_clips, n_ok, half) && flush_out(w, "the features") &&
+    return write_features(w, ok_clips, n_ok, half) &&
+           (w->clip < 0 || write_clip_embeddings(w, ok_clips, n_ok, clip_emb)) && flush_out(w, "the features") &&
            mark(w, w->done, "/done", ok_clips, n_ok) && mark(w, w->failed, "/failed", bad_clips, n_bad);
 }
 

@@ -65,6 +65,8 @@ typedef struct {
     float *text;  // [n_class, e_text] label text embeddings, or NULL
     int e_text;
     const char *text_from; // what made them (eval.h5's text_embedder), or NULL
+    char ms_from[400];     // what the clip embeddings of MS are (eval.h5's ms_embedder)
+    char text_buf[400];    // text_from when it names CLIP's weights
 } Eval;
 
 // One result row: named numbers (NAN: does not apply), then written as
@@ -177,13 +179,14 @@ static int write_eval(const char *path, const Row *row, const char *job, const c
                       const double *ms, const int32_t *top, const float *mean_value, const double *wnorm,
                       const Lag1 *fire, int T,
                       const int32_t *tl_lat, const float *tl, const char *tl_clip, const double *sec,
-                      const char *text_from, char *err, size_t cap) {
+                      const char *text_from, const char *ms_from, char *err, size_t cap) {
     H5W w;
     if (h5w_create(&w, path) != 0) return errorf(err, cap, "%s", w.err);
     h5w_format_version(&w, EVAL_FORMAT_VERSION);
     h5w_attr_str(&w, "job", job);
     h5w_attr_str(&w, "variant", variant);
     if (text_from) h5w_attr_str(&w, "text_embedder", text_from);
+    h5w_attr_str(&w, "ms_embedder", ms_from);
     for (int i = 0; i < row->n; i++) h5w_attr_f64(&w, row->name[i], row->v[i]);
     hsize_t dm[1] = {(hsize_t)m}, dt[2] = {(hsize_t)m, 8};
     h5w_f64(&w, "rho", rho, 1, dm);
@@ -264,7 +267,7 @@ static int eval_raw(const Eval *ev, const char *name, const char *path, char *er
     float *mv = xmalloc(sizeof(float) * (size_t)d);
     column_means(Xte, ev->n_test, d, mv);
     const int rc = write_eval(path, &row, name, "raw", d, rho, ms, top, mv, NULL, NULL, 0, NULL, NULL, NULL, NULL,
-                              ev->text_from, err, cap);
+                              ev->text_from, ev->ms_from, err, cap);
     lag1_free(&l);
     free(h), free(x), free(Xtr), free(Xte), free(rho), free(ms), free(live), free(top), free(mv);
     return rc;
@@ -634,16 +637,37 @@ static int eval_job(const Eval *ev, const Job *job, const char *model_path, cons
     float *mv = xmalloc(sizeof(float) * (size_t)je.m);
     column_means(je.P[1].V, ev->n_test, je.m, mv);
     const int rc = write_eval(path, &je.row, job->name, job->variant, je.m, je.rho, je.ms, je.top, mv, je.wnorm, &je.l, je.T,
-                              je.tl_lat, je.tl, ev->f.clip_ids[ev->test[0]], je.sec, ev->text_from, err, cap);
+                              je.tl_lat, je.tl, ev->f.clip_ids[ev->test[0]], je.sec, ev->text_from, ev->ms_from, err, cap);
     free(mv);
     job_free(&je);
     return rc;
 }
 
+// The CLIP weights' digest that made the file's embeddings (extract.clip), or
+// "" (imported, or none).
+static void clip_digest(const Eval *ev, char *buf, size_t cap) {
+    buf[0] = 0;
+    if (H5Aexists(ev->f.file, "clip_weights_digest") > 0)
+        h5_attr_str(ev->f.file, ev->f.path, "clip_weights_digest", buf, cap);
+    if (!strcmp(buf, "none")) buf[0] = 0;
+}
+
 // Unit clip embeddings of the test clips: the mean raw token (eval.embeddings
-// raw) or the file's /clip_embeddings (clip).
+// raw) or the file's /clip_embeddings (clip); ms_from says which.
 static void clip_embeddings(Eval *ev) {
     const int d = ev->f.d, tn = ev->f.T * ev->f.N;
+    char digest[128];
+    clip_digest(ev, digest, sizeof(digest));
+    if (!ev->opt.clip_embeddings) {
+        char bb[64] = "backbone";
+        if (H5Aexists(ev->f.file, "backbone") > 0) h5_attr_str(ev->f.file, ev->f.path, "backbone", bb, sizeof(bb));
+        snprintf(ev->ms_from, sizeof(ev->ms_from), "the mean %s token of each clip (eval.embeddings: raw)", bb);
+    }
+    else if (digest[0])
+        snprintf(ev->ms_from, sizeof(ev->ms_from), "CLIP image embeddings, the mean of each clip's unit frame "
+                 "embeddings (extract.clip, weights %s)", digest);
+    else
+        snprintf(ev->ms_from, sizeof(ev->ms_from), "the feature file's imported /clip_embeddings");
     if (ev->opt.clip_embeddings) {
         hsize_t dims[2];
         float *all = h5_read_f32(ev->f.file, ev->f.path, "/clip_embeddings", 2, dims);
@@ -726,7 +750,14 @@ static void read_labels(Eval *ev) {
             die("%s: /text_embeddings has %llu rows, /label_names %d", ev->feat_path, (unsigned long long)dims[0],
                 ev->n_class);
         ev->e_text = (int)dims[1];
-        ev->text_from = "the feature file's /text_embeddings";
+        char digest[128];
+        clip_digest(ev, digest, sizeof(digest));
+        if (digest[0]) {
+            snprintf(ev->text_buf, sizeof(ev->text_buf), "CLIP text embeddings of the label names (extract.clip, weights %s)", digest);
+            ev->text_from = ev->text_buf;
+        } else {
+            ev->text_from = "the feature file's imported /text_embeddings";
+        }
     } else if (ev->opt.text_stand_in && ev->n_class > 0) {
         ev->e_text = TEXT_HASH_DIM;
         ev->text = xmalloc(sizeof(float) * (size_t)ev->n_class * TEXT_HASH_DIM);

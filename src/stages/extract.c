@@ -4,14 +4,18 @@
 // In:  the deck's extract section, resolved once into ExtractOptions
 //      (options.h; the start-up, stage.h): the clip list (CSV, SSv2, K400, or
 //      an HDF5 of preprocessed /pixels), the backbone ("pixels", "motion" or a Hugging
-//      Face model directory), the layers, T_in, and optional embeddings to
-//      import.
+//      Face model directory), the layers, T_in, and either embeddings to
+//      import or a CLIP directory (extract.clip) whose embeddings to compute.
 // Out: RUN_DIR/<extract.out>, SPEC §3's layout: /features/layer_LL float16
 //      [clips, T, N, d] (one clip per chunk), /labels, /split, /clip_ids,
-//      /label_names, /done, /failed, the imported /text_embeddings and
-//      /clip_embeddings, and root attributes (format_version, backbone,
-//      weights digest, layers, T, H, W, N, d, T_in, image size, frame
-//      sampling, final_norm, pos_interp, stsae version). The file itself is
+//      /label_names, /done, /failed, /text_embeddings and /clip_embeddings
+//      (imported, or CLIP's: each clip's T_in frames decoded once,
+//      preprocessed twice, the backbone's way and CLIP's, the clip embedding
+//      the mean of its frames' unit CLIP embeddings, written with the
+//      features; the label names' embeddings at creation), and root
+//      attributes (format_version, backbone, weights digest, CLIP's weights
+//      digest, layers, T, H, W, N, d, T_in, image size, frame sampling,
+//      final_norm, pos_interp, stsae version). The file itself is
 //      written by its owner, the feature file's writer (features.h,
 //      src/io/features_write.c); this file decides what goes into it.
 //
@@ -20,7 +24,7 @@
 // Clips still to do are dealt round-robin to the ranks; in rounds of
 // extract.batch_clips clips per rank, each rank decodes (FFmpeg), samples T_in
 // frames, preprocesses as the model's Hugging Face processor, runs the
-// backbone, and all ranks then write their clips collectively: the features,
+// backbone (and CLIP), and all ranks then write their clips collectively: the features,
 // a flush that puts them on disk, and only then /done (on disk with the next
 // round's flush). A killed run started again reopens OUT.partial, checks it
 // was made by the same setup, and computes only the clips not done; every
@@ -65,6 +69,7 @@
 #include "stsae/comm/comm.h"
 #include "stsae/deck/options.h"
 #include "stsae/io/backbone.h"
+#include "stsae/io/clip_model.h"
 #include "stsae/io/features.h"
 #include "stsae/io/h5io.h"
 #include "stsae/io/inputs.h"
@@ -73,8 +78,8 @@
 #include "stsae/stages/stage.h"
 #include "stsae/vit/preprocess.h"
 
-enum { X_DECODE, X_PREPROCESS, X_FORWARD, X_WRITE, X_TOTAL, N_XT };
-static const char *const XT_NAMES[N_XT] = {"decode", "preprocess", "forward", "write", "total"};
+enum { X_DECODE, X_PREPROCESS, X_FORWARD, X_CLIP, X_WRITE, X_TOTAL, N_XT };
+static const char *const XT_NAMES[N_XT] = {"decode", "preprocess", "forward", "clip", "write", "total"};
 
 // Seconds between extract's progress lines (and always after the first and
 // the last round).
@@ -182,9 +187,10 @@ int extract_clip_list(const ExtractInput *in, const char *run_dir, ClipList *l, 
 
 // One clip's preprocessed pixels [T_in, 3, S, S]: decoded and preprocessed,
 // or (pixels_ds >= 0) read from the pixels file's /pixels, whose shape
-// extract_main has checked. 0, or -1 with err (a clip to skip).
+// extract_main has checked; with cpp (extract.clip), the same frames in
+// CLIP's preprocessing into clip_out. 0, or -1 with err (a clip to skip).
 static int clip_pixels(const ClipEntry *c, hid_t pixels_ds, int index, int T_in, const Preprocess *pp, float *out,
-                       double *t, char *err, size_t cap) {
+                       const Preprocess *cpp, float *clip_out, double *t, char *err, size_t cap) {
     double t0 = wall_time();
     if (pixels_ds >= 0) {
         hid_t fs = H5Dget_space(pixels_ds);
@@ -207,6 +213,7 @@ static int clip_pixels(const ClipEntry *c, hid_t pixels_ds, int index, int T_in,
     double t1 = wall_time();
     t[X_DECODE] += t1 - t0;
     preprocess_clip(pp, v.rgb, v.T, v.width, v.height, out);
+    if (cpp) preprocess_clip(cpp, v.rgb, v.T, v.width, v.height, clip_out);
     t[X_PREPROCESS] += wall_time() - t1;
     video_clip_free(&v);
     return 0;
@@ -261,6 +268,9 @@ typedef struct {
     Backbone *bb;
     FeaturesSetup su;          // what the file records (its layers: opt.layers)
     Preprocess pp;
+    ClipModel *clip;           // extract.clip, or NULL
+    Preprocess cpp;            // CLIP's preprocessing
+    float *text;               // [labels, E]: CLIP's embeddings of the label names
     char *out_path, *out_dir;  // RUN_DIR/extract.out and its directory
     char partial[4200];        // OUT.partial
     hid_t pix_file, pix_ds;    // the pixels input's file and /pixels, or -1
@@ -270,8 +280,9 @@ typedef struct {
     int *todo, n_todo;         // the clips not done, in file order
     int *mine, n_mine, rounds; // this rank's share of todo; the rounds of the busiest rank
     // one round's buffers: batch_clips clips
-    size_t pix, tok;           // floats per clip: pixels, features of one layer
+    size_t pix, tok, cpix;     // floats per clip: pixels, features of one layer, CLIP's pixels
     float *pixels, **feat;     // feat[layer]
+    float *clip_pixels, *clip_emb; // extract.clip: [B, T_in, 3, C, C], [B, E]
     uint16_t **half;           // half[layer]: feat as float16
     int *ok_clips, *bad_clips;
     Reason reasons[N_REASONS]; // this rank's first failed clips
@@ -314,6 +325,40 @@ static void open_backbone(Extract *x) {
     backbone_check_layers(x->bb, su->layers, su->n_layers, o->layers_where);
     const BackboneShape sh = backbone_shape(x->bb, su->T_in, su->image_size);
     su->T = sh.T, su->H = sh.H, su->W = sh.W, su->N = sh.N, su->d = sh.d;
+}
+
+// extract.clip: CLIP's model on every rank (dies naming the directory when it
+// is broken), its preprocessing, and the label names' embeddings (every rank
+// the same; written by rank 0). 0, or -1 (agreed): a deck that also imports
+// embeddings, or whose input is preprocessed pixels (no frames left for
+// CLIP's own preprocessing).
+static int open_clip(Extract *x) {
+    const ExtractOptions *o = &x->opt;
+    if (!o->clip) return 0;
+    Stage *st = &x->st;
+    int ok = 1;
+    if (o->text_embeddings || o->clip_embeddings)
+        ok = 0, snprintf(st->err, sizeof(st->err), "%s: extract.clip computes /text_embeddings and /clip_embeddings; "
+                         "drop extract.text_embeddings and extract.clip_embeddings", o->clip_where);
+    else if (x->pixels_file)
+        ok = 0, snprintf(st->err, sizeof(st->err), "%s: extract.clip needs the videos: the input %s holds preprocessed "
+                         "pixels, no frames for CLIP's own preprocessing", o->clip_where, x->pixels_file);
+    if (!stage_agree(st, ok)) return -1;
+    char *dir = path_join(o->run_dir, o->clip);
+    x->clip = clip_model_open(dir);
+    free(dir);
+    const int E = clip_model_embed_dim(x->clip);
+    x->su.clip_digest = clip_model_digest(x->clip);
+    x->su.clip_e = E;
+    x->cpp = preprocess_openai_clip(clip_model_image_size(x->clip));
+    x->text = xmalloc(sizeof(float) * (size_t)(x->l.n_labels + 1) * E);
+    for (int i = 0; i < x->l.n_labels; i++) {
+        char what[700], *q = clip_model_query(x->l.label_names[i]);
+        snprintf(what, sizeof(what), "%s: label name %d", st->deck_path, i);
+        clip_model_embed_text(x->clip, q, what, x->text + (size_t)i * E);
+        free(q);
+    }
+    return 0;
 }
 
 // OUT, OUT.partial and OUT's directory, made by rank 0 (agreed). 0, or -1.
@@ -361,11 +406,13 @@ static int open_partial(Extract *x) {
             features_write_reopen(&x->o, st->world, x->partial, &x->su, x->l.n, st->err, sizeof(st->err)) == 0;
         if (!stage_agree(st, ok)) return -1;
     } else {
-        char *emb[2] = {NULL, NULL}; // the embeddings to import: text, clip
-        if (x->opt.text_embeddings) emb[0] = path_join(x->opt.run_dir, x->opt.text_embeddings);
-        if (x->opt.clip_embeddings) emb[1] = path_join(x->opt.run_dir, x->opt.clip_embeddings);
-        const int ok = features_write_create(&x->o, st->world, x->partial, &x->su, &x->l, emb[0], emb[1]);
-        free(emb[0]), free(emb[1]);
+        char *imp[2] = {NULL, NULL}; // the embeddings to import: text, clip
+        if (x->opt.text_embeddings) imp[0] = path_join(x->opt.run_dir, x->opt.text_embeddings);
+        if (x->opt.clip_embeddings) imp[1] = path_join(x->opt.run_dir, x->opt.clip_embeddings);
+        const FeaturesEmbeddings emb = {.text_file = imp[0], .clip_file = imp[1], .text = x->text,
+                                        .text_e = x->su.clip_e};
+        const int ok = features_write_create(&x->o, st->world, x->partial, &x->su, &x->l, &emb);
+        free(imp[0]), free(imp[1]);
         if (!ok) { // closed and removed: it held no clip
             say_failed(&x->o, st->rank, 0);
             return -1;
@@ -393,6 +440,10 @@ static void print_plan(const Extract *x) {
     for (int i = 0; i < su->n_layers; i++) printf(" %d", su->layers[i]);
     printf(", T_in %d at %d px -> T=%d H=%d W=%d d=%d; %d rank%s -> %s\n", su->T_in, su->image_size, su->T, su->H,
            su->W, su->d, x->st.size, x->st.size > 1 ? "s" : "", x->out_path);
+    if (x->clip)
+        printf("extract: CLIP %s (on the CPU): /clip_embeddings [%d, %d] (frames at %d px, mean of unit embeddings), "
+               "/text_embeddings of %d label names\n", clip_model_path(x->clip), x->l.n, su->clip_e, x->cpp.crop,
+               x->l.n_labels);
     fflush(stdout);
 }
 
@@ -420,6 +471,11 @@ static void plan_rounds(Extract *x) {
         x->feat[li] = xmalloc(sizeof(float) * x->tok * (size_t)B);
         x->half[li] = xmalloc(sizeof(uint16_t) * x->tok * (size_t)B);
     }
+    if (x->clip) {
+        x->cpix = (size_t)su->T_in * 3 * x->cpp.crop * x->cpp.crop;
+        x->clip_pixels = xmalloc(sizeof(float) * x->cpix * (size_t)B);
+        x->clip_emb = xmalloc(sizeof(float) * (size_t)su->clip_e * (size_t)B);
+    }
     x->ok_clips = xmalloc(sizeof(int) * (size_t)B);
     x->bad_clips = xmalloc(sizeof(int) * (size_t)B);
     for (int k = 0; k < N_REASONS; k++) x->reasons[k].clip = -1, x->reasons[k].why[0] = 0;
@@ -434,8 +490,9 @@ static void read_round(Extract *x, int r, int *n_ok, int *n_bad) {
     for (int q = r * B; q < x->n_mine && q < (r + 1) * B; q++) {
         const int c = x->mine[q];
         char why[1024];
-        if (clip_pixels(&x->l.clip[c], x->pix_ds, c, x->su.T_in, &x->pp, x->pixels + x->pix * (size_t)*n_ok, x->t, why,
-                        sizeof(why)) == 0) {
+        if (clip_pixels(&x->l.clip[c], x->pix_ds, c, x->su.T_in, &x->pp, x->pixels + x->pix * (size_t)*n_ok,
+                        x->clip ? &x->cpp : NULL, x->clip ? x->clip_pixels + x->cpix * (size_t)*n_ok : NULL, x->t,
+                        why, sizeof(why)) == 0) {
             x->ok_clips[(*n_ok)++] = c;
         } else {
             x->bad_clips[(*n_bad)++] = c;
@@ -458,8 +515,14 @@ static int forward_and_write(Extract *x, int n_ok, int n_bad) {
     if (n_ok) backbone_forward(x->bb, x->pixels, n_ok, su->T_in, su->image_size, su->layers, su->n_layers, x->feat);
     double t1 = wall_time();
     x->t[X_FORWARD] += t1 - t0;
+    if (x->clip && n_ok) {
+        clip_model_embed_clips(x->clip, x->clip_pixels, n_ok, su->T_in, x->cpp.crop, x->clip_emb);
+        const double t2 = wall_time();
+        x->t[X_CLIP] += t2 - t1;
+        t1 = t2;
+    }
     for (int li = 0; li < su->n_layers; li++) float_to_half(x->feat[li], x->half[li], x->tok * (size_t)n_ok);
-    const int io_ok = features_write_round(&x->o, x->ok_clips, n_ok, x->half, x->bad_clips, n_bad);
+    const int io_ok = features_write_round(&x->o, x->ok_clips, n_ok, x->half, x->clip_emb, x->bad_clips, n_bad);
     x->t[X_WRITE] += wall_time() - t1;
     return io_ok;
 }
@@ -560,6 +623,8 @@ static int end_run(Extract *x, int io_ok) {
 // Frees what extract_main made, whichever step it stopped at.
 static void extract_cleanup(Extract *x) {
     if (x->bb) backbone_close(x->bb);
+    clip_model_close(x->clip);
+    free(x->text), free(x->clip_pixels), free(x->clip_emb);
     if (x->pix_ds >= 0) H5Dclose(x->pix_ds);
     if (x->pix_file >= 0) H5Fclose(x->pix_file);
     for (int li = 0; x->feat && li < x->su.n_layers; li++) free(x->feat[li]), free(x->half[li]);
@@ -583,6 +648,7 @@ int extract_main(int argc, char **argv) {
     if ((x->device = stage_use_device(&x->st, x->opt.device)) < 0) goto out;
     if (read_clip_list(x)) goto out;
     open_backbone(x);
+    if (open_clip(x)) goto out;
     if (make_out_dir(x)) goto out;
     if (access(x->out_path, F_OK) == 0) { // finished: nothing to do, if it was made by this setup
         rc = check_finished(x);

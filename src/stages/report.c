@@ -62,6 +62,7 @@ typedef struct {
     char **job, **variant, **config, **path;
     double *v;      // [n_rows, MAX_COLS]
     char text_embedder[256]; // what made retrieval's label embeddings (eval.h5's text_embedder; "" none)
+    char ms_embedder[400];   // the clip embeddings of MS (eval.h5's ms_embedder; "" unknown)
 } Table;
 
 #define MAX_COLS 96
@@ -109,6 +110,8 @@ static void add_row(Table *t, const char *path, const char *config) {
     t->path[r] = strdup(path);
     if (!t->text_embedder[0] && H5Aexists(f, "text_embedder") > 0)
         h5_attr_str(f, path, "text_embedder", t->text_embedder, sizeof(t->text_embedder));
+    if (!t->ms_embedder[0] && H5Aexists(f, "ms_embedder") > 0)
+        h5_attr_str(f, path, "ms_embedder", t->ms_embedder, sizeof(t->ms_embedder));
     for (int i = 0; i < MAX_COLS; i++) t->v[(size_t)r * MAX_COLS + i] = NAN;
     IterCtx c = {t, r};
     hsize_t idx = 0;
@@ -477,6 +480,7 @@ static int write_md(const Table *t, const char *path, const char *run_dir, int m
 
     static const char *const t1[] = {"ms", "purity_mean", "purity_max", "jaccard"};
     fprintf(fp, "## Table 1: MonoSemanticity and action purity\n\n");
+    if (t->ms_embedder[0]) fprintf(fp, "MS's clip similarity: %s.\n\n", t->ms_embedder);
     header(fp, "configuration", t1, 4);
     table_rows(fp, t, c, best, nb, t1, 4);
 

@@ -11,6 +11,9 @@
 
 static const float IMAGENET_MEAN[3] = {0.485f, 0.456f, 0.406f};
 static const float IMAGENET_STD[3] = {0.229f, 0.224f, 0.225f};
+// OPENAI_CLIP_MEAN / OPENAI_CLIP_STD of transformers' image_utils
+static const float CLIP_MEAN[3] = {0.48145466f, 0.4578275f, 0.40821073f};
+static const float CLIP_STD[3] = {0.26862954f, 0.26130258f, 0.27577711f};
 
 static Preprocess make(int short_side, int crop, Resample filter) {
     Preprocess p = {.short_side = short_side, .crop = crop, .filter = filter};
@@ -22,6 +25,12 @@ static Preprocess make(int short_side, int crop, Resample filter) {
 Preprocess preprocess_dinov2(void) { return make(256, 224, RESAMPLE_BICUBIC); }
 Preprocess preprocess_videomae(void) { return make(224, 224, RESAMPLE_BILINEAR); }
 Preprocess preprocess_square(int size) { return make(size, size, RESAMPLE_BILINEAR); }
+Preprocess preprocess_openai_clip(int size) {
+    Preprocess p = make(size, size, RESAMPLE_BICUBIC);
+    memcpy(p.mean, CLIP_MEAN, sizeof(p.mean));
+    memcpy(p.std, CLIP_STD, sizeof(p.std));
+    return p;
+}
 
 // PIL's filters, written as in Resample.c (the same operations in the same order).
 static double bilinear_filter(double x) {

@@ -16,6 +16,11 @@ JOBS.json is a list of jobs {"dir": DIR, "spec": SPEC?, "in": IN.npz?, "out": OU
       pooled states: CLIPModel's image_embeds / text_embeds before their
       normalisation), token_ids int32 [t, 77] from DIR's CLIPTokenizer
       (padding="max_length", truncation=True), and the tokenizer's class.
+      IN.npz may also hold frames uint8 [clips, T, h, w, 3]: OUT.npz then
+      gets clip_embeddings [clips, E], the mean over each clip's frames of
+      their unit image embeddings, the frames preprocessed by
+      CLIPImageProcessorPil (PIL's bicubic, short side and crop = the
+      model's image_size, OpenAI's mean/std).
 """
 import json
 import sys
@@ -56,6 +61,18 @@ def ref(model_dir, in_path, out_path):
             txt = model.text_model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"])
             out["text_embeddings"] = model.text_projection(txt.pooler_output).numpy()
             out["token_ids"] = enc["input_ids"].numpy().astype(np.int32)
+        if "frames" in data.files:
+            from transformers import CLIPImageProcessorPil
+            from PIL import Image
+
+            fr = data["frames"]
+            S = model.config.vision_config.image_size
+            proc = CLIPImageProcessorPil(size={"shortest_edge": S}, crop_size={"height": S, "width": S})
+            flat = [Image.fromarray(f) for f in fr.reshape((-1,) + fr.shape[2:])]
+            px = torch.from_numpy(proc(images=flat, return_tensors="np")["pixel_values"]).double()
+            emb = model.visual_projection(model.vision_model(pixel_values=px).pooler_output)
+            emb = emb / emb.norm(dim=-1, keepdim=True)
+            out["clip_embeddings"] = emb.reshape(fr.shape[0], fr.shape[1], -1).mean(dim=1).numpy()
     np.savez(out_path, **out)
 
 

@@ -111,6 +111,8 @@ typedef struct {
     uint64_t split_seed;
     double max_failed_frac;
     const char *text_embeddings, *clip_embeddings; // to import, or NULL
+    const char *clip;            // extract.clip: a CLIP directory whose embeddings extract computes, or NULL
+    char clip_where[600];        // "FILE:LINE" of extract.clip (messages)
 } ExtractOptions;
 
 // Resolves d's extract section (the deck must have one; stage.h checks it).

@@ -38,6 +38,17 @@ const char *clip_model_digest(ClipModel *m);    // of model.safetensors (hf.h)
 // (vit/preprocess.h); S must be image_size.
 void clip_model_embed_images(ClipModel *m, const float *pixels, int n, int S, float *out);
 
+// out [n, E] for n clips of T frames each, pixels [n, T, 3, S, S]: the mean
+// over the clip's frames of their unit-length image embeddings (CLIP4Clip's
+// mean pooling; eval normalises the result again).
+void clip_model_embed_clips(ClipModel *m, const float *pixels, int n, int T, int S, float *out);
+
+// The text a label name is embedded as (malloc'ed): the name with SSv2's
+// template brackets removed ("Pushing [something] from left to right" ->
+// "Pushing something from left to right"), as the paper's queries read;
+// case and white space are the tokenizer's business.
+char *clip_model_query(const char *label);
+
 // The token ids of text, [ctx] with ctx = clip_model_context (start, the
 // text truncated, end, padding); returns the count before padding. Dies
 // naming `what` (where the text came from: "IN.h5: /texts[2]")

@@ -124,7 +124,22 @@ typedef struct {
     const int *layers; // extract.layers (kept by the caller while the writer lives)
     int n_layers;
     int T, H, W, N, d; // the backbone's output per clip
+    // extract.clip: CLIP's weights digest (attribute clip_weights_digest) and
+    // its embedding width E (/clip_embeddings [clips, E], written round by
+    // round); NULL and 0 without CLIP
+    const char *clip_digest;
+    int clip_e;
 } FeaturesSetup;
+
+// The embeddings a new file gets beside the features: imported from files
+// (extract.text_embeddings / clip_embeddings: /text_embeddings [labels, e],
+// /clip_embeddings [clips, e]), or CLIP's label embeddings computed by the
+// caller (text [labels, text_e], extract.clip). NULL / 0: none.
+typedef struct {
+    const char *text_file, *clip_file;
+    const float *text;
+    int text_e;
+} FeaturesEmbeddings;
 
 typedef struct {
     Comm *comm;
@@ -134,21 +149,22 @@ typedef struct {
     int T, N, d;
     hid_t file, dxpl;
     hid_t *feat; // one per layer
+    hid_t clip;  // /clip_embeddings written round by round (clip_e > 0), else -1
+    int clip_e;
     hid_t done, failed;
     char err[COMM_MSG_MAX]; // the agreed message of the failure that stopped the run
 } FeatureWriter;
 
 // Creates path (truncating it): every dataset, /done and /failed all zero,
-// the labels, split, ids and label names of l, the embeddings imported from
-// text_embeddings (/text_embeddings [labels, e]) and clip_embeddings
-// (/clip_embeddings [clips, e]) where not NULL, every root attribute
-// (format_version included), then flushes it. On failure (0) the file holds
-// no clip yet: it is closed and removed.
+// the labels, split, ids and label names of l, the embeddings of emb, an
+// empty /clip_embeddings [clips, su->clip_e] where su->clip_e > 0, every root
+// attribute (format_version included), then flushes it. On failure (0) the
+// file holds no clip yet: it is closed and removed.
 int features_write_create(FeatureWriter *w, Comm *c, const char *path, const FeaturesSetup *su, const ClipList *l,
-                          const char *text_embeddings, const char *clip_embeddings);
+                          const FeaturesEmbeddings *emb);
 // Reopens path for writing and checks it was made by this setup for n_clips
 // clips (format_version, backbone, digest, layers, T, N, d, T_in, image_size,
-// final_norm, clips). 0, or -1 with err naming what differs ("...; delete it
+// final_norm, clips, and the CLIP digest: "none" or absent without CLIP). 0, or -1 with err naming what differs ("...; delete it
 // or change extract.out"): the caller agrees (comm_agree), as on any check.
 int features_write_reopen(FeatureWriter *w, Comm *c, const char *path, const FeaturesSetup *su, int n_clips, char *err,
                           size_t cap);
@@ -157,11 +173,12 @@ int features_write_check(Comm *c, const char *path, const FeaturesSetup *su, int
 // After create or reopen: opens the datasets and reads /done (n clips) into done.
 int features_write_begin(FeatureWriter *w, uint8_t *done);
 // One round: this rank's features of ok_clips[0..n_ok) (increasing file
-// order; half[layer]: [n_ok, T, N, d] float16 bits), flushed to disk, then
-// ok_clips marked in /done and bad_clips[0..n_bad) in /failed. Every rank
-// calls it, with n_ok = n_bad = 0 when it has nothing.
+// order; half[layer]: [n_ok, T, N, d] float16 bits) and, with CLIP, their
+// clip_emb [n_ok, clip_e] (else NULL), flushed to disk, then ok_clips marked
+// in /done and bad_clips[0..n_bad) in /failed. Every rank calls it, with
+// n_ok = n_bad = 0 when it has nothing.
 int features_write_round(FeatureWriter *w, const int *ok_clips, int n_ok, uint16_t *const *half,
-                         const int *bad_clips, int n_bad);
+                         const float *clip_emb, const int *bad_clips, int n_bad);
 // The last marks flushed, /done and /failed read back (n clips each), and the
 // file closed. On failure the file is closed too.
 int features_write_end(FeatureWriter *w, uint8_t *done, uint8_t *failed);

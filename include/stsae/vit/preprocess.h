@@ -35,6 +35,9 @@ typedef struct {
 Preprocess preprocess_dinov2(void);
 // VideoMAE: short side 224 bilinear, crop 224, ImageNet mean/std.
 Preprocess preprocess_videomae(void);
+// CLIP (CLIPImageProcessor): short side `size` (the model's image_size, 224)
+// bicubic, crop size x size, OpenAI's CLIP mean/std.
+Preprocess preprocess_openai_clip(int size);
 // The `pixels` backbone at frame size `size`: short side = crop = size, bilinear, ImageNet.
 Preprocess preprocess_square(int size);
 
