@@ -10,8 +10,8 @@
 
 #include "stsae/base/common.h"
 
-// Images per pass of the vision tower: 16 x 50 tokens at ViT-B/32.
-enum { IMAGE_BATCH = 16 };
+// Images per pass of the vision tower: 32 x 50 tokens at ViT-B/32.
+enum { IMAGE_BATCH = 32 };
 
 struct Clip {
     ClipWeights w;

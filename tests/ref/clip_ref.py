@@ -7,7 +7,8 @@ JOBS.json is a list of jobs {"dir": DIR, "spec": SPEC?, "in": IN.npz?, "out": OU
   spec: a random-weight CLIPModel of SPEC's config ({"text": {...},
       "vision": {...}, "projection_dim": E, "seed": N}), its weights drawn far
       from the default initialisation (every tensor normal, LayerNorm gains
-      about 1) so that every term matters, saved into DIR with
+      about 1) so that every term matters (unless SPEC says "init":
+      "default": transformers' own initialisation), saved into DIR with
       save_pretrained (config.json, model.safetensors; the tokenizer files
       are the caller's, written there before).
   in/out: IN.npz holds pixels float32 [n, 3, S, S] (may be empty) and texts
@@ -37,7 +38,7 @@ def make(out, spec):
     torch.manual_seed(spec["seed"])
     model = CLIPModel(cfg)
     with torch.no_grad():
-        for name, p in model.named_parameters():
+        for name, p in model.named_parameters() if spec.get("init") != "default" else []:
             gain = name.endswith(".weight") and ("norm" in name or "layrnorm" in name)
             p.copy_(torch.randn_like(p) * (0.1 if gain else 0.2) + (1.0 if gain else 0.0))
     model.save_pretrained(out, safe_serialization=True)
