@@ -38,9 +38,9 @@ bad suite: broken directories and inputs (a missing tensor, a wrong shape,
   pixels of the wrong size, no inputs, a text that is not UTF-8): each exits
   1 with one line naming the file and the tensor, key or line, and leaves no
   OUT.h5.
---planted BIN --plants a,b,..: (--suite all) after the suites, each fault
-  of the stsae-planted build must fail the reference or extract checks (one
-  run of `transformers` for all of them): clip_no_causal (text attention not causal), clip_exact_gelu (erf
+--planted BIN --plants a,b,..: (--suite all, or --reuse: on the models and
+  references a finished run left in --workdir, without `transformers`) each
+  fault of the stsae-planted build must fail the reference or extract checks: clip_no_causal (text attention not causal), clip_exact_gelu (erf
   GELU for quick GELU), clip_pool_first (text pooled at the start token),
   clip_no_nfc, clip_number_runs (digits as runs), clip_literal_whole
   ("<|endoftext|>" in a text one BPE word), clip_merges_skip (merges.txt's
@@ -224,9 +224,13 @@ def compare(name, got, want):
     return ok
 
 
+def all_texts():
+    return synth_templates() + HAND + random_texts(300, seed=7)
+
+
 def reference_inputs(work):
     """Per model: pixels and the texts, written for stsae (IN.h5) and the reference (IN.npz)."""
-    texts = synth_templates() + HAND + random_texts(300, seed=7)
+    texts = all_texts()
     jobs = {}
     for name, spec in MODELS.items():
         S, n = spec["vision"]["image_size"], spec["n_images"]
@@ -512,6 +516,27 @@ def bad_suite(a, work, models):
     return fails
 
 
+def planted_faults(a, work):
+    """Each planted fault must fail the reference or extract checks (the models, inputs and
+    references of a finished --suite all run in work)."""
+    if not os.path.exists(os.path.join(work, "references-made")):
+        print(f"skipped: no models and references in {work} (the test clip_reference makes them)")
+        return SKIP
+    models = {name: os.path.join(work, f"clip_{name}") for name in MODELS}
+    texts, deck = all_texts(), os.path.join(work, "extract", "deck.yaml")
+    with h5py.File(os.path.join(work, "extract", "pix.h5")) as f:
+        names = [n.decode() for n in f["label_names"][()]]
+    fails = 0
+    for plant in a.plants.split(","):
+        print(f"--- planted fault {plant} (stsae-planted): the checks must fail")
+        caught = reference_suite(a.planted, work, models, texts, plant) + \
+            extract_suite(a, a.planted, deck, names, plant) > 0
+        print(f"{'ok  ' if caught else 'FAIL'} planted {plant}: {'caught' if caught else 'NOT caught'}")
+        fails += not caught
+    print(f"{'FAILED' if fails else 'passed'}: {fails} planted fault(s) not caught")
+    return 1 if fails else 0
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--stsae", required=True)
@@ -522,9 +547,13 @@ def main():
     ap.add_argument("--mpi-flags", default="--oversubscribe")
     ap.add_argument("--planted", help="stsae-planted: with --plants, each fault must fail the reference suite")
     ap.add_argument("--plants", default="", help="comma-separated STSAE_PLANT names")
+    ap.add_argument("--reuse", action="store_true",
+                    help="only the planted faults, on the models and references a finished run left in --workdir")
     a = ap.parse_args()
     a.stsae = os.path.abspath(a.stsae)
     a.planted = os.path.abspath(a.planted) if a.planted else None
+    if a.reuse:
+        return planted_faults(a, os.path.abspath(a.workdir))
     venv = os.path.abspath(a.venv)
     py, why = venv_python(venv, "sae_lens", "sae-lens")
     if py and subprocess.run([py, "-c", "import transformers"], capture_output=True).returncode:
@@ -560,18 +589,16 @@ def main():
     if p.returncode:
         print(f"FAIL: the models or references by transformers: {p.stderr.strip()[-800:]}")
         return 1
+    if a.suite == "all":
+        open(os.path.join(work, "references-made"), "w").write("for --reuse\n")
     fails = 0
     if a.suite in ("reference", "all"):
         fails += reference_suite(a.stsae, work, models, texts)
     if a.suite in ("extract", "all"):
         fails += extract_suite(a, a.stsae, deck, names)
         fails += run_suite(a, work, models["A"])
-    for plant in a.plants.split(",") if a.plants and a.suite == "all" else []:
-        print(f"--- planted fault {plant} (stsae-planted): the checks above must fail")
-        caught = reference_suite(a.planted, work, models, texts, plant) + \
-            extract_suite(a, a.planted, deck, names, plant) > 0
-        print(f"{'ok  ' if caught else 'FAIL'} planted {plant}: {'caught' if caught else 'NOT caught'}")
-        fails += not caught
+    if a.plants and a.suite == "all":
+        fails += planted_faults(a, work)
     if a.suite in ("bad", "all"):
         fails += bad_suite(a, work, models)
     print(f"{'FAILED' if fails else 'passed'}: {fails} failure(s)")
