@@ -118,7 +118,7 @@ void extract_options_resolve(const Deck *d, ExtractOptions *o) {
     o->text_embeddings = deck_has(d, "extract.text_embeddings") ? deck_str(d, "extract.text_embeddings") : NULL;
     o->clip_embeddings = deck_has(d, "extract.clip_embeddings") ? deck_str(d, "extract.clip_embeddings") : NULL;
     o->clip = deck_has(d, "extract.clip") ? deck_str(d, "extract.clip") : NULL;
-    deck_where(d, "extract.clip", o->clip_where, sizeof(o->clip_where));
+    if (o->clip) deck_where(d, "extract.clip", o->clip_where, sizeof(o->clip_where));
 }
 
 void extract_options_free(ExtractOptions *o) {
