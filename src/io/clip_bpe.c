@@ -131,21 +131,19 @@ static void load_vocab(ClipBpe *t, const char *path) {
     if (t->vocab.n == 0) die("%s: an empty vocabulary", path);
 }
 
-// 1 when s is one byte character, with or without "</w>".
-static int is_byte_symbol(const ClipBpe *t, const char *s) {
-    for (int b = 0; b < 256; b++) {
-        const size_t n = strlen(t->byte_char[b]);
-        if (!strncmp(s, t->byte_char[b], n) && (!s[n] || !strcmp(s + n, "</w>"))) return 1;
-    }
-    return 0;
-}
 
 static void load_merges(ClipBpe *t, const char *path, const char *vocab_path) {
     size_t len;
     char *text = read_text(path, &len);
     if (PLANTED("clip_merges_skip")) len = len > 64 ? len - 64 : len; // a truncated file read as whole
     if (memchr(text, 0, len)) die("%s: holds a NUL byte", path);
-    StrMap made = {0}; // the merge results, to find vocabulary entries no merge makes
+    StrMap made = {0}; // the merge results and the byte symbols, to find vocabulary entries no merge makes
+    for (int b = 0; b < 256; b++) {
+        char sym[8];
+        map_put(&made, t->byte_char[b], strlen(t->byte_char[b]), 1);
+        snprintf(sym, sizeof(sym), "%s</w>", t->byte_char[b]);
+        map_put(&made, sym, strlen(sym), 1);
+    }
     int rank = 0, line_no = 0;
     for (char *line = text, *next; line < text + len; line = next) {
         char *nl = memchr(line, '\n', (size_t)(text + len - line));
@@ -176,7 +174,7 @@ static void load_merges(ClipBpe *t, const char *path, const char *vocab_path) {
     // product: one that is not says merges.txt was cut short
     for (size_t i = 0; i < t->vocab.cap; i++) {
         const char *s = t->vocab.key[i];
-        if (!s || map_get(&made, s, strlen(s)) >= 0 || is_byte_symbol(t, s)) continue;
+        if (!s || map_get(&made, s, strlen(s)) >= 0) continue;
         int special = 0;
         for (int k = 0; k < N_SPECIAL; k++) special |= !strcmp(s, t->special[k]);
         if (!special)
