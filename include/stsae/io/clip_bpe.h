@@ -23,7 +23,14 @@
 //     unknown token);
 //  5. start token, at most ctx - 2 of those ids (truncation), end token,
 //     then the pad token up to ctx (padding="max_length").
-// Unicode tables (categories, NFC, lower case) are utf8proc's.
+// Unicode tables (categories, NFC, lower case) are utf8proc's. This is the
+// pipeline of transformers 5's CLIPTokenizer and of 4.x's CLIPTokenizerFast
+// (tokenizer.json's normalizer and pre-tokenizer). 4.x's slow CLIPTokenizer
+// differs on unusual text: with ftfy installed it first runs ftfy.fix_text
+// (mojibake, curly quotes, full-width forms), without it BERT's
+// BasicTokenizer (control characters dropped, CJK characters split one by
+// one). Lower case is per code point, as `tokenizers` does it (a final Σ
+// becomes σ, not ς).
 //
 // Errors: a file that cannot be read, vocab.json not an object of integer
 // ids, a merges.txt line that is not two symbols, a merge whose parts or
