@@ -10,7 +10,7 @@
 # Idempotent: packages already installed are not touched, the builds are
 # incremental. Environment: BUILD_DIR (default build), JOBS (default nproc),
 # CMAKE_ARGS (extra configure flags of BUILD_DIR, e.g. -DSTSAE_ENABLE_CUDA=OFF);
-# for `test`: ASAN_DIR (build-asan), FUZZ_DIR (build-fuzz), FUZZ_SECONDS (30
+# for `test`: ASAN_DIR (build-asan), FUZZ_DIR (build-fuzz), FUZZ_SECONDS (20
 # per target, so that CI stays under 45 minutes; 3600 before a release),
 # SANITIZE=0 or FUZZ=0 to leave a stage out.
 set -euo pipefail
@@ -80,8 +80,8 @@ case "$action" in
     if [ "${FUZZ:-1}" != 0 ]; then
       # each fuzz target for FUZZ_SECONDS; a crash, leak or timeout fails it
       step "fuzz: configure+build" bash -c "CC=clang cmake -S . -B '$FUZZ_DIR' -DSTSAE_FUZZ=ON -DSTSAE_ENABLE_CUDA=OFF \
-        -DSTSAE_FUZZ_SECONDS='${FUZZ_SECONDS:-30}' >/dev/null && cmake --build '$FUZZ_DIR' -j '$JOBS'"
-      step "fuzz: ${FUZZ_SECONDS:-30} s per target" ctest --test-dir "$FUZZ_DIR" --output-on-failure -L fuzz -j "$JOBS"
+        -DSTSAE_FUZZ_SECONDS='${FUZZ_SECONDS:-20}' >/dev/null && cmake --build '$FUZZ_DIR' -j '$JOBS'"
+      step "fuzz: ${FUZZ_SECONDS:-20} s per target" ctest --test-dir "$FUZZ_DIR" --output-on-failure -L fuzz -j "$JOBS"
     fi
     echo "bootstrap: test steps"
     printf '  %-28s %6d s\n' "install+configure+build" "$t_build"

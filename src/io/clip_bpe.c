@@ -17,10 +17,15 @@
 
 // --- a string -> int table (open addressing, FNV-1a) --------------------------------
 
+// The keys live one after the other in one arena (NUL-terminated, found by
+// offset): a vocabulary of 49408 entries is three allocations, not 49408.
 typedef struct {
-    char **key;
-    int *val;
-    size_t cap, n; // cap a power of two, at most half full
+    uint32_t *off;      // [cap] 1 + the key's offset in arena; 0: an empty slot
+    uint32_t *len;      // [cap]
+    int *val;           // [cap]
+    char *arena;
+    size_t used, room;  // arena bytes
+    size_t cap, n;      // cap a power of two, at most half full
 } StrMap;
 
 static uint64_t fnv1a(const char *s, size_t len) {
@@ -29,10 +34,13 @@ static uint64_t fnv1a(const char *s, size_t len) {
     return h;
 }
 
+// Slot i's key (NUL-terminated), or NULL.
+static const char *map_key(const StrMap *m, size_t i) { return m->off[i] ? m->arena + m->off[i] - 1 : NULL; }
+
 // The slot of (s, len): where it is, or the empty slot where it would go.
 static size_t map_slot(const StrMap *m, const char *s, size_t len) {
     size_t i = fnv1a(s, len) & (m->cap - 1);
-    while (m->key[i] && (strlen(m->key[i]) != len || memcmp(m->key[i], s, len) != 0)) i = (i + 1) & (m->cap - 1);
+    while (m->off[i] && (m->len[i] != len || memcmp(m->arena + m->off[i] - 1, s, len) != 0)) i = (i + 1) & (m->cap - 1);
     return i;
 }
 
@@ -40,42 +48,48 @@ static size_t map_slot(const StrMap *m, const char *s, size_t len) {
 static int map_get(const StrMap *m, const char *s, size_t len) {
     if (!m->cap) return -1;
     const size_t i = map_slot(m, s, len);
-    return m->key[i] ? m->val[i] : -1;
+    return m->off[i] ? m->val[i] : -1;
 }
 
-static void map_put(StrMap *m, const char *s, size_t len, int v);
-
+// Twice the slots, every key rehashed where it now belongs (the arena stays).
 static void map_grow(StrMap *m) {
-    StrMap old = *m;
-    m->cap = old.cap ? old.cap * 2 : 1024;
-    m->n = 0;
-    m->key = xcalloc(m->cap, sizeof(char *));
+    const size_t old_cap = m->cap;
+    uint32_t *off = m->off, *len = m->len;
+    int *val = m->val;
+    m->cap = old_cap ? old_cap * 2 : 1024;
+    m->off = xcalloc(m->cap, sizeof(uint32_t));
+    m->len = xcalloc(m->cap, sizeof(uint32_t));
     m->val = xcalloc(m->cap, sizeof(int));
-    for (size_t i = 0; i < old.cap; i++)
-        if (old.key[i]) {
-            map_put(m, old.key[i], strlen(old.key[i]), old.val[i]);
-            free(old.key[i]);
+    for (size_t i = 0; i < old_cap; i++)
+        if (off[i]) {
+            const size_t k = map_slot(m, m->arena + off[i] - 1, len[i]);
+            m->off[k] = off[i], m->len[k] = len[i], m->val[k] = val[i];
         }
-    free(old.key);
-    free(old.val);
+    free(off), free(len), free(val);
 }
 
-// Sets (s, len) to v; a key already there keeps its first value (returns).
+// Sets (s, len) to v; a key already there keeps its first value.
 static void map_put(StrMap *m, const char *s, size_t len, int v) {
     if (2 * (m->n + 1) > m->cap) map_grow(m);
     const size_t i = map_slot(m, s, len);
-    if (m->key[i]) return;
-    m->key[i] = xmalloc(len + 1);
-    memcpy(m->key[i], s, len);
-    m->key[i][len] = 0;
+    if (m->off[i]) return;
+    if (m->used + len + 1 > m->room) {
+        m->room = (m->used + len + 1) * 2 > 4096 ? (m->used + len + 1) * 2 : 4096;
+        if (m->room > UINT32_MAX) die("clip_bpe: a vocabulary over 4 GB");
+        m->arena = xrealloc(m->arena, m->room);
+    }
+    memcpy(m->arena + m->used, s, len);
+    m->arena[m->used + len] = 0;
+    m->off[i] = (uint32_t)(m->used + 1);
+    m->len[i] = (uint32_t)len;
     m->val[i] = v;
+    m->used += len + 1;
     m->n++;
 }
 
 static void map_free(StrMap *m) {
-    for (size_t i = 0; i < m->cap; i++) free(m->key[i]);
-    free(m->key);
-    free(m->val);
+    free(m->off), free(m->len), free(m->val), free(m->arena);
+    memset(m, 0, sizeof(*m));
 }
 
 // --- the tokenizer ------------------------------------------------------------------
@@ -173,7 +187,7 @@ static void load_merges(ClipBpe *t, const char *path, const char *vocab_path) {
     // every entry but the byte symbols and the special tokens is some merge's
     // product: one that is not says merges.txt was cut short
     for (size_t i = 0; i < t->vocab.cap; i++) {
-        const char *s = t->vocab.key[i];
+        const char *s = map_key(&t->vocab, i);
         if (!s || map_get(&made, s, strlen(s)) >= 0) continue;
         int special = 0;
         for (int k = 0; k < N_SPECIAL; k++) special |= !strcmp(s, t->special[k]);
