@@ -271,7 +271,7 @@ def reference_suite(stsae, work, models, texts, plant=None):
 
 
 EXTRACT_DECK = """run_dir: {run}
-synth: {{out: data, clips: 6, frames: 8, size: 48, seed: 3}}
+synth: {{out: data, clips: {clips}, frames: 8, size: 48, seed: 3, test_frac: 0.34}}
 extract:
   input: {{csv: data/clips.csv}}
   backbone: pixels
@@ -284,17 +284,7 @@ extract:
 """
 
 
-RUN_DECK = """run_dir: {run}
-synth: {{out: data, clips: 24, frames: 8, size: 48, seed: 3, test_frac: 0.34}}
-extract:
-  input: {{csv: data/clips.csv}}
-  backbone: pixels
-  layers: [0]
-  frames: 4
-  image_size: 32
-  patch: 8
-  clip: {clip}
-train:
+RUN_DECK = EXTRACT_DECK + """train:
   layer: 0
   expansion: 1
   k: 8
@@ -318,7 +308,7 @@ def run_suite(a, work, model_dir):
     run = os.path.join(work, "run")
     os.makedirs(run, exist_ok=True)
     deck = os.path.join(run, "deck.yaml")
-    open(deck, "w").write(RUN_DECK.format(run=run, clip=model_dir))
+    open(deck, "w").write(RUN_DECK.format(run=run, clip=model_dir, clips=24))
     env = dict(os.environ, OMP_NUM_THREADS="2", OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
     p = subprocess.run([a.stsae, "run", deck], capture_output=True, text=True, env=env)
     if p.returncode:
@@ -343,7 +333,7 @@ def extract_inputs(a, work, model_dir):
     run = os.path.join(work, "extract")
     os.makedirs(run)
     deck = os.path.join(run, "deck.yaml")
-    open(deck, "w").write(EXTRACT_DECK.format(run=run, clip=model_dir))
+    open(deck, "w").write(EXTRACT_DECK.format(run=run, clip=model_dir, clips=6))
     p = subprocess.run([a.stsae, "synth", deck], capture_output=True, text=True)
     if p.returncode:
         raise SystemExit(f"FAIL: stsae synth: {p.stderr[-500:]}")

@@ -6,7 +6,6 @@
 // options say cuda.
 #include "stsae/io/backbone.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,23 +32,6 @@ struct Backbone {
     int motion; // the built-in: 0 pixels, 1 motion
     int patch;
 };
-
-#define SHAPE1(a) 1, (const int64_t[]){(a)}
-#define SHAPE2(a, b) 2, (const int64_t[]){(a), (b)}
-#define SHAPE3(a, b, c) 3, (const int64_t[]){(a), (b), (c)}
-
-// The tensor prefix + printf(fmt, ...), F32 of the given shape.
-static const float *tensor(HfVit *v, int rank, const int64_t *shape, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static const float *tensor(HfVit *v, int rank, const int64_t *shape, const char *fmt, ...) {
-    char name[256];
-    int k = snprintf(name, sizeof(name), "%s", v->prefix);
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(name + k, sizeof(name) - (size_t)k, fmt, ap);
-    va_end(ap);
-    return hf_f32(v->hf, name, rank, shape);
-}
 
 static int positive(const HfVit *v, const char *key) {
     int x = hf_cfg_int(v->hf, key);
@@ -110,66 +92,69 @@ static void read_config(HfVit *v) {
 
 static void bind_dinov2(HfVit *v, int qkv_bias) {
     const int D = v->w.D, F = v->w.F, p = v->w.p;
-    v->w.patch_w = tensor(v, 4, (const int64_t[]){D, 3, p, p}, "embeddings.patch_embeddings.projection.weight");
-    v->w.patch_b = tensor(v, SHAPE1(D), "embeddings.patch_embeddings.projection.bias");
-    v->w.cls = tensor(v, SHAPE3(1, 1, D), "embeddings.cls_token");
-    v->w.pos = tensor(v, SHAPE3(1, 1 + v->w.M * v->w.M, D), "embeddings.position_embeddings");
+    v->w.patch_w = hf_f32_named(v->hf, v->prefix, 4, (const int64_t[]){D, 3, p, p},
+                                "embeddings.patch_embeddings.projection.weight");
+    v->w.patch_b = hf_f32_named(v->hf, v->prefix, HF_SHAPE1(D), "embeddings.patch_embeddings.projection.bias");
+    v->w.cls = hf_f32_named(v->hf, v->prefix, HF_SHAPE3(1, 1, D), "embeddings.cls_token");
+    v->w.pos = hf_f32_named(v->hf, v->prefix, HF_SHAPE3(1, 1 + v->w.M * v->w.M, D), "embeddings.position_embeddings");
     for (int i = 0; i < v->w.depth; i++) {
         VitBlock *b = &v->blk[i];
-        b->ln1_w = tensor(v, SHAPE1(D), "encoder.layer.%d.norm1.weight", i);
-        b->ln1_b = tensor(v, SHAPE1(D), "encoder.layer.%d.norm1.bias", i);
-        b->wq = tensor(v, SHAPE2(D, D), "encoder.layer.%d.attention.attention.query.weight", i);
-        b->wk = tensor(v, SHAPE2(D, D), "encoder.layer.%d.attention.attention.key.weight", i);
-        b->wv = tensor(v, SHAPE2(D, D), "encoder.layer.%d.attention.attention.value.weight", i);
+        b->ln1_w = hf_f32_named(v->hf, v->prefix, HF_SHAPE1(D), "encoder.layer.%d.norm1.weight", i);
+        b->ln1_b = hf_f32_named(v->hf, v->prefix, HF_SHAPE1(D), "encoder.layer.%d.norm1.bias", i);
+        b->wq = hf_f32_named(v->hf, v->prefix, HF_SHAPE2(D, D), "encoder.layer.%d.attention.attention.query.weight", i);
+        b->wk = hf_f32_named(v->hf, v->prefix, HF_SHAPE2(D, D), "encoder.layer.%d.attention.attention.key.weight", i);
+        b->wv = hf_f32_named(v->hf, v->prefix, HF_SHAPE2(D, D), "encoder.layer.%d.attention.attention.value.weight", i);
         if (qkv_bias) {
-            b->bq = tensor(v, SHAPE1(D), "encoder.layer.%d.attention.attention.query.bias", i);
-            b->bk = tensor(v, SHAPE1(D), "encoder.layer.%d.attention.attention.key.bias", i);
-            b->bv = tensor(v, SHAPE1(D), "encoder.layer.%d.attention.attention.value.bias", i);
+            b->bq = hf_f32_named(v->hf, v->prefix, HF_SHAPE1(D), "encoder.layer.%d.attention.attention.query.bias", i);
+            b->bk = hf_f32_named(v->hf, v->prefix, HF_SHAPE1(D), "encoder.layer.%d.attention.attention.key.bias", i);
+            b->bv = hf_f32_named(v->hf, v->prefix, HF_SHAPE1(D), "encoder.layer.%d.attention.attention.value.bias", i);
         }
-        b->wo = tensor(v, SHAPE2(D, D), "encoder.layer.%d.attention.output.dense.weight", i);
-        b->bo = tensor(v, SHAPE1(D), "encoder.layer.%d.attention.output.dense.bias", i);
-        b->ls1 = tensor(v, SHAPE1(D), "encoder.layer.%d.layer_scale1.lambda1", i);
-        b->ln2_w = tensor(v, SHAPE1(D), "encoder.layer.%d.norm2.weight", i);
-        b->ln2_b = tensor(v, SHAPE1(D), "encoder.layer.%d.norm2.bias", i);
-        b->w1 = tensor(v, SHAPE2(F, D), "encoder.layer.%d.mlp.fc1.weight", i);
-        b->b1 = tensor(v, SHAPE1(F), "encoder.layer.%d.mlp.fc1.bias", i);
-        b->w2 = tensor(v, SHAPE2(D, F), "encoder.layer.%d.mlp.fc2.weight", i);
-        b->b2 = tensor(v, SHAPE1(D), "encoder.layer.%d.mlp.fc2.bias", i);
-        b->ls2 = tensor(v, SHAPE1(D), "encoder.layer.%d.layer_scale2.lambda1", i);
+        b->wo = hf_f32_named(v->hf, v->prefix, HF_SHAPE2(D, D), "encoder.layer.%d.attention.output.dense.weight", i);
+        b->bo = hf_f32_named(v->hf, v->prefix, HF_SHAPE1(D), "encoder.layer.%d.attention.output.dense.bias", i);
+        b->ls1 = hf_f32_named(v->hf, v->prefix, HF_SHAPE1(D), "encoder.layer.%d.layer_scale1.lambda1", i);
+        b->ln2_w = hf_f32_named(v->hf, v->prefix, HF_SHAPE1(D), "encoder.layer.%d.norm2.weight", i);
+        b->ln2_b = hf_f32_named(v->hf, v->prefix, HF_SHAPE1(D), "encoder.layer.%d.norm2.bias", i);
+        b->w1 = hf_f32_named(v->hf, v->prefix, HF_SHAPE2(F, D), "encoder.layer.%d.mlp.fc1.weight", i);
+        b->b1 = hf_f32_named(v->hf, v->prefix, HF_SHAPE1(F), "encoder.layer.%d.mlp.fc1.bias", i);
+        b->w2 = hf_f32_named(v->hf, v->prefix, HF_SHAPE2(D, F), "encoder.layer.%d.mlp.fc2.weight", i);
+        b->b2 = hf_f32_named(v->hf, v->prefix, HF_SHAPE1(D), "encoder.layer.%d.mlp.fc2.bias", i);
+        b->ls2 = hf_f32_named(v->hf, v->prefix, HF_SHAPE1(D), "encoder.layer.%d.layer_scale2.lambda1", i);
     }
-    v->w.norm_w = tensor(v, SHAPE1(D), "layernorm.weight");
-    v->w.norm_b = tensor(v, SHAPE1(D), "layernorm.bias");
+    v->w.norm_w = hf_f32_named(v->hf, v->prefix, HF_SHAPE1(D), "layernorm.weight");
+    v->w.norm_b = hf_f32_named(v->hf, v->prefix, HF_SHAPE1(D), "layernorm.bias");
 }
 
 // VideoMAE (BEiT-style attention): q_bias and v_bias, no key bias; no
 // LayerScale; the final layernorm exists only without mean pooling.
 static void bind_videomae(HfVit *v, int qkv_bias) {
     const int D = v->w.D, F = v->w.F, p = v->w.p;
-    v->w.patch_w = tensor(v, 5, (const int64_t[]){D, 3, v->w.kt, p, p}, "embeddings.patch_embeddings.projection.weight");
-    v->w.patch_b = tensor(v, SHAPE1(D), "embeddings.patch_embeddings.projection.bias");
+    v->w.patch_w = hf_f32_named(v->hf, v->prefix, 5, (const int64_t[]){D, 3, v->w.kt, p, p},
+                                "embeddings.patch_embeddings.projection.weight");
+    v->w.patch_b = hf_f32_named(v->hf, v->prefix, HF_SHAPE1(D), "embeddings.patch_embeddings.projection.bias");
     for (int i = 0; i < v->w.depth; i++) {
         VitBlock *b = &v->blk[i];
-        b->ln1_w = tensor(v, SHAPE1(D), "encoder.layer.%d.layernorm_before.weight", i);
-        b->ln1_b = tensor(v, SHAPE1(D), "encoder.layer.%d.layernorm_before.bias", i);
-        b->wq = tensor(v, SHAPE2(D, D), "encoder.layer.%d.attention.attention.query.weight", i);
-        b->wk = tensor(v, SHAPE2(D, D), "encoder.layer.%d.attention.attention.key.weight", i);
-        b->wv = tensor(v, SHAPE2(D, D), "encoder.layer.%d.attention.attention.value.weight", i);
+        b->ln1_w = hf_f32_named(v->hf, v->prefix, HF_SHAPE1(D), "encoder.layer.%d.layernorm_before.weight", i);
+        b->ln1_b = hf_f32_named(v->hf, v->prefix, HF_SHAPE1(D), "encoder.layer.%d.layernorm_before.bias", i);
+        b->wq = hf_f32_named(v->hf, v->prefix, HF_SHAPE2(D, D), "encoder.layer.%d.attention.attention.query.weight", i);
+        b->wk = hf_f32_named(v->hf, v->prefix, HF_SHAPE2(D, D), "encoder.layer.%d.attention.attention.key.weight", i);
+        b->wv = hf_f32_named(v->hf, v->prefix, HF_SHAPE2(D, D), "encoder.layer.%d.attention.attention.value.weight", i);
         if (qkv_bias) {
-            if (!PLANTED("bb_no_q_bias")) b->bq = tensor(v, SHAPE1(D), "encoder.layer.%d.attention.attention.q_bias", i);
-            b->bv = tensor(v, SHAPE1(D), "encoder.layer.%d.attention.attention.v_bias", i);
+            if (!PLANTED("bb_no_q_bias"))
+                b->bq = hf_f32_named(v->hf, v->prefix, HF_SHAPE1(D), "encoder.layer.%d.attention.attention.q_bias", i);
+            b->bv = hf_f32_named(v->hf, v->prefix, HF_SHAPE1(D), "encoder.layer.%d.attention.attention.v_bias", i);
         }
-        b->wo = tensor(v, SHAPE2(D, D), "encoder.layer.%d.attention.output.dense.weight", i);
-        b->bo = tensor(v, SHAPE1(D), "encoder.layer.%d.attention.output.dense.bias", i);
-        b->ln2_w = tensor(v, SHAPE1(D), "encoder.layer.%d.layernorm_after.weight", i);
-        b->ln2_b = tensor(v, SHAPE1(D), "encoder.layer.%d.layernorm_after.bias", i);
-        b->w1 = tensor(v, SHAPE2(F, D), "encoder.layer.%d.intermediate.dense.weight", i);
-        b->b1 = tensor(v, SHAPE1(F), "encoder.layer.%d.intermediate.dense.bias", i);
-        b->w2 = tensor(v, SHAPE2(D, F), "encoder.layer.%d.output.dense.weight", i);
-        b->b2 = tensor(v, SHAPE1(D), "encoder.layer.%d.output.dense.bias", i);
+        b->wo = hf_f32_named(v->hf, v->prefix, HF_SHAPE2(D, D), "encoder.layer.%d.attention.output.dense.weight", i);
+        b->bo = hf_f32_named(v->hf, v->prefix, HF_SHAPE1(D), "encoder.layer.%d.attention.output.dense.bias", i);
+        b->ln2_w = hf_f32_named(v->hf, v->prefix, HF_SHAPE1(D), "encoder.layer.%d.layernorm_after.weight", i);
+        b->ln2_b = hf_f32_named(v->hf, v->prefix, HF_SHAPE1(D), "encoder.layer.%d.layernorm_after.bias", i);
+        b->w1 = hf_f32_named(v->hf, v->prefix, HF_SHAPE2(F, D), "encoder.layer.%d.intermediate.dense.weight", i);
+        b->b1 = hf_f32_named(v->hf, v->prefix, HF_SHAPE1(F), "encoder.layer.%d.intermediate.dense.bias", i);
+        b->w2 = hf_f32_named(v->hf, v->prefix, HF_SHAPE2(D, F), "encoder.layer.%d.output.dense.weight", i);
+        b->b2 = hf_f32_named(v->hf, v->prefix, HF_SHAPE1(D), "encoder.layer.%d.output.dense.bias", i);
     }
     if (!hf_cfg_bool_opt(v->hf, "use_mean_pooling", 1)) {
-        v->w.norm_w = tensor(v, SHAPE1(D), "layernorm.weight");
-        v->w.norm_b = tensor(v, SHAPE1(D), "layernorm.bias");
+        v->w.norm_w = hf_f32_named(v->hf, v->prefix, HF_SHAPE1(D), "layernorm.weight");
+        v->w.norm_b = hf_f32_named(v->hf, v->prefix, HF_SHAPE1(D), "layernorm.bias");
     } else if (v->opt.final_norm) {
         die("%s: use_mean_pooling is true, so the model has no final layernorm for final_norm",
             hf_config_path(v->hf));

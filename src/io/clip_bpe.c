@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <utf8proc.h>
 
 #include "stsae/base/common.h"
@@ -211,9 +212,7 @@ static void load_specials(ClipBpe *t, const char *dir, const char *vocab_path) {
     char path[4096];
     snprintf(path, sizeof(path), "%s/tokenizer_config.json", dir);
     cJSON *cfg = NULL;
-    FILE *probe = fopen(path, "rb");
-    if (probe) { // optional
-        fclose(probe);
+    if (access(path, F_OK) == 0) { // optional
         size_t len;
         char *text = read_text(path, &len);
         cfg = cJSON_ParseWithLength(text, len);

@@ -5,7 +5,6 @@
 #include "stsae/io/clip_model.h"
 
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,20 +22,6 @@ struct ClipModel {
     Clip *clip;
     int32_t *ids; // [ctx]
 };
-
-#define SHAPE1(a) 1, (const int64_t[]){(a)}
-#define SHAPE2(a, b) 2, (const int64_t[]){(a), (b)}
-
-static const float *tensor(ClipModel *m, int rank, const int64_t *shape, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static const float *tensor(ClipModel *m, int rank, const int64_t *shape, const char *fmt, ...) {
-    char name[256];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(name, sizeof(name), fmt, ap);
-    va_end(ap);
-    return hf_f32(m->hf, name, rank, shape);
-}
 
 // The defaults of CLIPTextConfig / CLIPVisionConfig for the keys read here.
 typedef struct {
@@ -87,22 +72,22 @@ static VitBlock *bind_blocks(ClipModel *m, const char *prefix, const ClipTower *
     for (int i = 0; i < t->depth; i++) {
         VitBlock *b = &blk[i];
         const char *p = prefix;
-        b->ln1_w = tensor(m, SHAPE1(D), "%sencoder.layers.%d.layer_norm1.weight", p, i);
-        b->ln1_b = tensor(m, SHAPE1(D), "%sencoder.layers.%d.layer_norm1.bias", p, i);
-        b->wq = tensor(m, SHAPE2(D, D), "%sencoder.layers.%d.self_attn.q_proj.weight", p, i);
-        b->bq = tensor(m, SHAPE1(D), "%sencoder.layers.%d.self_attn.q_proj.bias", p, i);
-        b->wk = tensor(m, SHAPE2(D, D), "%sencoder.layers.%d.self_attn.k_proj.weight", p, i);
-        b->bk = tensor(m, SHAPE1(D), "%sencoder.layers.%d.self_attn.k_proj.bias", p, i);
-        b->wv = tensor(m, SHAPE2(D, D), "%sencoder.layers.%d.self_attn.v_proj.weight", p, i);
-        b->bv = tensor(m, SHAPE1(D), "%sencoder.layers.%d.self_attn.v_proj.bias", p, i);
-        b->wo = tensor(m, SHAPE2(D, D), "%sencoder.layers.%d.self_attn.out_proj.weight", p, i);
-        b->bo = tensor(m, SHAPE1(D), "%sencoder.layers.%d.self_attn.out_proj.bias", p, i);
-        b->ln2_w = tensor(m, SHAPE1(D), "%sencoder.layers.%d.layer_norm2.weight", p, i);
-        b->ln2_b = tensor(m, SHAPE1(D), "%sencoder.layers.%d.layer_norm2.bias", p, i);
-        b->w1 = tensor(m, SHAPE2(F, D), "%sencoder.layers.%d.mlp.fc1.weight", p, i);
-        b->b1 = tensor(m, SHAPE1(F), "%sencoder.layers.%d.mlp.fc1.bias", p, i);
-        b->w2 = tensor(m, SHAPE2(D, F), "%sencoder.layers.%d.mlp.fc2.weight", p, i);
-        b->b2 = tensor(m, SHAPE1(D), "%sencoder.layers.%d.mlp.fc2.bias", p, i);
+        b->ln1_w = hf_f32_named(m->hf, p, HF_SHAPE1(D), "encoder.layers.%d.layer_norm1.weight", i);
+        b->ln1_b = hf_f32_named(m->hf, p, HF_SHAPE1(D), "encoder.layers.%d.layer_norm1.bias", i);
+        b->wq = hf_f32_named(m->hf, p, HF_SHAPE2(D, D), "encoder.layers.%d.self_attn.q_proj.weight", i);
+        b->bq = hf_f32_named(m->hf, p, HF_SHAPE1(D), "encoder.layers.%d.self_attn.q_proj.bias", i);
+        b->wk = hf_f32_named(m->hf, p, HF_SHAPE2(D, D), "encoder.layers.%d.self_attn.k_proj.weight", i);
+        b->bk = hf_f32_named(m->hf, p, HF_SHAPE1(D), "encoder.layers.%d.self_attn.k_proj.bias", i);
+        b->wv = hf_f32_named(m->hf, p, HF_SHAPE2(D, D), "encoder.layers.%d.self_attn.v_proj.weight", i);
+        b->bv = hf_f32_named(m->hf, p, HF_SHAPE1(D), "encoder.layers.%d.self_attn.v_proj.bias", i);
+        b->wo = hf_f32_named(m->hf, p, HF_SHAPE2(D, D), "encoder.layers.%d.self_attn.out_proj.weight", i);
+        b->bo = hf_f32_named(m->hf, p, HF_SHAPE1(D), "encoder.layers.%d.self_attn.out_proj.bias", i);
+        b->ln2_w = hf_f32_named(m->hf, p, HF_SHAPE1(D), "encoder.layers.%d.layer_norm2.weight", i);
+        b->ln2_b = hf_f32_named(m->hf, p, HF_SHAPE1(D), "encoder.layers.%d.layer_norm2.bias", i);
+        b->w1 = hf_f32_named(m->hf, p, HF_SHAPE2(F, D), "encoder.layers.%d.mlp.fc1.weight", i);
+        b->b1 = hf_f32_named(m->hf, p, HF_SHAPE1(F), "encoder.layers.%d.mlp.fc1.bias", i);
+        b->w2 = hf_f32_named(m->hf, p, HF_SHAPE2(D, F), "encoder.layers.%d.mlp.fc2.weight", i);
+        b->b2 = hf_f32_named(m->hf, p, HF_SHAPE1(D), "encoder.layers.%d.mlp.fc2.bias", i);
     }
     return blk;
 }
@@ -118,16 +103,18 @@ static void bind_vision(ClipModel *m) {
     if (w->img % w->p)
         die("%s: vision_config.image_size %d is not a multiple of patch_size %d", cfg, w->img, w->p);
     const int D = w->vis.bs.D, p = w->p, G = w->img / p;
-    w->patch_w = tensor(m, 4, (const int64_t[]){D, 3, p, p}, "vision_model.embeddings.patch_embedding.weight");
-    w->cls = tensor(m, SHAPE1(D), "vision_model.embeddings.class_embedding");
-    w->pos = tensor(m, SHAPE2(1 + (int64_t)G * G, D), "vision_model.embeddings.position_embedding.weight");
-    w->pre_w = tensor(m, SHAPE1(D), "vision_model.pre_layrnorm.weight");
-    w->pre_b = tensor(m, SHAPE1(D), "vision_model.pre_layrnorm.bias");
+    w->patch_w =
+        hf_f32_named(m->hf, "", 4, (const int64_t[]){D, 3, p, p}, "vision_model.embeddings.patch_embedding.weight");
+    w->cls = hf_f32_named(m->hf, "", HF_SHAPE1(D), "vision_model.embeddings.class_embedding");
+    w->pos =
+        hf_f32_named(m->hf, "", HF_SHAPE2(1 + (int64_t)G * G, D), "vision_model.embeddings.position_embedding.weight");
+    w->pre_w = hf_f32_named(m->hf, "", HF_SHAPE1(D), "vision_model.pre_layrnorm.weight");
+    w->pre_b = hf_f32_named(m->hf, "", HF_SHAPE1(D), "vision_model.pre_layrnorm.bias");
     m->vblk = bind_blocks(m, "vision_model.", &w->vis);
     w->vis.blk = m->vblk;
-    w->post_w = tensor(m, SHAPE1(D), "vision_model.post_layernorm.weight");
-    w->post_b = tensor(m, SHAPE1(D), "vision_model.post_layernorm.bias");
-    w->vproj = tensor(m, SHAPE2(w->E, D), "visual_projection.weight");
+    w->post_w = hf_f32_named(m->hf, "", HF_SHAPE1(D), "vision_model.post_layernorm.weight");
+    w->post_b = hf_f32_named(m->hf, "", HF_SHAPE1(D), "vision_model.post_layernorm.bias");
+    w->vproj = hf_f32_named(m->hf, "", HF_SHAPE2(w->E, D), "visual_projection.weight");
 }
 
 static void bind_text(ClipModel *m) {
@@ -141,13 +128,13 @@ static void bind_text(ClipModel *m) {
     w->eos_argmax = eos == 2; // the original configs: pooled at the largest id
     w->eos_id = eos;
     const int D = w->txt.bs.D;
-    w->tok = tensor(m, SHAPE2(w->vocab, D), "text_model.embeddings.token_embedding.weight");
-    w->tpos = tensor(m, SHAPE2(w->ctx, D), "text_model.embeddings.position_embedding.weight");
+    w->tok = hf_f32_named(m->hf, "", HF_SHAPE2(w->vocab, D), "text_model.embeddings.token_embedding.weight");
+    w->tpos = hf_f32_named(m->hf, "", HF_SHAPE2(w->ctx, D), "text_model.embeddings.position_embedding.weight");
     m->tblk = bind_blocks(m, "text_model.", &w->txt);
     w->txt.blk = m->tblk;
-    w->final_w = tensor(m, SHAPE1(D), "text_model.final_layer_norm.weight");
-    w->final_b = tensor(m, SHAPE1(D), "text_model.final_layer_norm.bias");
-    w->tproj = tensor(m, SHAPE2(w->E, D), "text_projection.weight");
+    w->final_w = hf_f32_named(m->hf, "", HF_SHAPE1(D), "text_model.final_layer_norm.weight");
+    w->final_b = hf_f32_named(m->hf, "", HF_SHAPE1(D), "text_model.final_layer_norm.bias");
+    w->tproj = hf_f32_named(m->hf, "", HF_SHAPE2(w->E, D), "text_projection.weight");
 }
 
 ClipModel *clip_model_open(const char *dir) {
@@ -227,7 +214,10 @@ int clip_model_tokenize(const ClipModel *m, const char *text, const char *what, 
     return n;
 }
 
+void clip_model_embed_ids(ClipModel *m, const int32_t *ids, int n, float *out) {
+    clip_text_forward(m->clip, ids, n, out);
+}
+
 void clip_model_embed_text(ClipModel *m, const char *text, const char *what, float *out) {
-    const int n = clip_model_tokenize(m, text, what, m->ids);
-    clip_text_forward(m->clip, m->ids, n, out);
+    clip_model_embed_ids(m, m->ids, clip_model_tokenize(m, text, what, m->ids), out);
 }

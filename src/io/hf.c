@@ -10,6 +10,7 @@
 
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <stdarg.h>
 #include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
@@ -365,6 +366,16 @@ static void shape_text(char *out, size_t cap, int rank, const int64_t *shape) {
     for (int i = 0; i < rank && k < cap; i++)
         k += (size_t)snprintf(out + k, cap - k, "%s%lld", i ? ", " : "", (long long)shape[i]);
     if (k < cap) snprintf(out + k, cap - k, "]");
+}
+
+const float *hf_f32_named(HfDir *m, const char *prefix, int rank, const int64_t *shape, const char *fmt, ...) {
+    char name[512];
+    const int k = snprintf(name, sizeof(name), "%s", prefix);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(name + k, sizeof(name) - (size_t)k, fmt, ap);
+    va_end(ap);
+    return hf_f32(m, name, rank, shape);
 }
 
 const float *hf_f32(HfDir *m, const char *name, int rank, const int64_t *shape) {

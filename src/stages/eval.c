@@ -65,6 +65,7 @@ typedef struct {
     float *text;  // [n_class, e_text] label text embeddings, or NULL
     int e_text;
     const char *text_from; // what made them (eval.h5's text_embedder), or NULL
+    char clip_digest[128]; // the CLIP weights that made the file's embeddings (extract.clip), or ""
     char ms_from[400];     // what the clip embeddings of MS are (eval.h5's ms_embedder)
     char text_buf[400];    // text_from when it names CLIP's weights
 } Eval;
@@ -643,29 +644,18 @@ static int eval_job(const Eval *ev, const Job *job, const char *model_path, cons
     return rc;
 }
 
-// The CLIP weights' digest that made the file's embeddings (extract.clip), or
-// "" (imported, or none).
-static void clip_digest(const Eval *ev, char *buf, size_t cap) {
-    buf[0] = 0;
-    if (H5Aexists(ev->f.file, "clip_weights_digest") > 0)
-        h5_attr_str(ev->f.file, ev->f.path, "clip_weights_digest", buf, cap);
-    if (!strcmp(buf, "none")) buf[0] = 0;
-}
-
 // Unit clip embeddings of the test clips: the mean raw token (eval.embeddings
 // raw) or the file's /clip_embeddings (clip); ms_from says which.
 static void clip_embeddings(Eval *ev) {
     const int d = ev->f.d, tn = ev->f.T * ev->f.N;
-    char digest[128];
-    clip_digest(ev, digest, sizeof(digest));
     if (!ev->opt.clip_embeddings) {
         char bb[64] = "backbone";
         if (H5Aexists(ev->f.file, "backbone") > 0) h5_attr_str(ev->f.file, ev->f.path, "backbone", bb, sizeof(bb));
         snprintf(ev->ms_from, sizeof(ev->ms_from), "the mean %s token of each clip (eval.embeddings: raw)", bb);
     }
-    else if (digest[0])
+    else if (ev->clip_digest[0])
         snprintf(ev->ms_from, sizeof(ev->ms_from), "CLIP image embeddings, the mean of each clip's unit frame "
-                 "embeddings (extract.clip, weights %s)", digest);
+                 "embeddings (extract.clip, weights %s)", ev->clip_digest);
     else
         snprintf(ev->ms_from, sizeof(ev->ms_from), "the feature file's imported /clip_embeddings");
     if (ev->opt.clip_embeddings) {
@@ -738,6 +728,10 @@ static int open_features(Eval *ev, int layer) {
 // The clips' labels, the label text embeddings (when the file has them) and
 // the test clips' unit embeddings.
 static void read_labels(Eval *ev) {
+    ev->clip_digest[0] = 0; // "none" or absent: the embeddings (if any) were imported
+    if (H5Aexists(ev->f.file, "clip_weights_digest") > 0)
+        h5_attr_str(ev->f.file, ev->f.path, "clip_weights_digest", ev->clip_digest, sizeof(ev->clip_digest));
+    if (!strcmp(ev->clip_digest, "none")) ev->clip_digest[0] = 0;
     ev->y_train = xmalloc(sizeof(int32_t) * (size_t)ev->n_train);
     ev->y_test = xmalloc(sizeof(int32_t) * (size_t)ev->n_test);
     labels_of(ev, ev->train, ev->n_train, ev->y_train);
@@ -750,10 +744,9 @@ static void read_labels(Eval *ev) {
             die("%s: /text_embeddings has %llu rows, /label_names %d", ev->feat_path, (unsigned long long)dims[0],
                 ev->n_class);
         ev->e_text = (int)dims[1];
-        char digest[128];
-        clip_digest(ev, digest, sizeof(digest));
-        if (digest[0]) {
-            snprintf(ev->text_buf, sizeof(ev->text_buf), "CLIP text embeddings of the label names (extract.clip, weights %s)", digest);
+        if (ev->clip_digest[0]) {
+            snprintf(ev->text_buf, sizeof(ev->text_buf), "CLIP text embeddings of the label names (extract.clip, weights %s)",
+                     ev->clip_digest);
             ev->text_from = ev->text_buf;
         } else {
             ev->text_from = "the feature file's imported /text_embeddings";

@@ -59,8 +59,8 @@ int check_clip_main(int argc, char **argv) {
     for (int i = 0; i < n_texts; i++) {
         char what[4200];
         snprintf(what, sizeof(what), "%s: /texts[%d]", in_path, i);
-        clip_model_tokenize(m, texts[i], what, ids + (size_t)i * ctx);
-        clip_model_embed_text(m, texts[i], what, txt + (size_t)i * E);
+        int32_t *row = ids + (size_t)i * ctx;
+        clip_model_embed_ids(m, row, clip_model_tokenize(m, texts[i], what, row), txt + (size_t)i * E);
     }
     t_txt = wall_time() - t0;
 

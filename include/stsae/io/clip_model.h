@@ -55,7 +55,9 @@ char *clip_model_query(const char *label);
 // when the text is not valid UTF-8.
 int clip_model_tokenize(const ClipModel *m, const char *text, const char *what, int32_t *ids);
 
-// out [E] for text (tokenized as above).
+// out [E] for the n ids of one text (clip_model_tokenize's, before the padding).
+void clip_model_embed_ids(ClipModel *m, const int32_t *ids, int n, float *out);
+// out [E] for text: tokenized as above, then embedded.
 void clip_model_embed_text(ClipModel *m, const char *text, const char *what, float *out);
 
 #endif

@@ -56,6 +56,15 @@ int hf_has(const HfDir *m, const char *name);
 // The tensor `name`, which must be F32 with exactly `rank` dimensions equal
 // to shape[0..rank). The pointer lives until hf_close.
 const float *hf_f32(HfDir *m, const char *name, int rank, const int64_t *shape);
+// The same for the tensor named prefix + printf(fmt, ...) ("dinov2." +
+// "encoder.layer.%d.norm1.weight"); prefix may be "".
+const float *hf_f32_named(HfDir *m, const char *prefix, int rank, const int64_t *shape, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+// A shape argument pair for the two above: HF_SHAPE2(D, F) is
+// `2, (const int64_t[]){D, F}`.
+#define HF_SHAPE1(a) 1, (const int64_t[]){(a)}
+#define HF_SHAPE2(a, b) 2, (const int64_t[]){(a), (b)}
+#define HF_SHAPE3(a, b, c) 3, (const int64_t[]){(a), (b), (c)}
 
 // 64-bit FNV-1a over every byte of model.safetensors, as "fnv1a64:" and 16
 // lower-case hex digits. Computed on the first call (one pass over the file).
