@@ -5,6 +5,7 @@
 //
 //   bench_step [--device cpu|cuda] [--variants a,b,..] [--reps N] [--dead-frac F]
 //              [--scale S] [--math fp32,tf32,bf16] [--shape d,m,k,k_aux] [--json]
+//              [--phases] [--blocks CHUNK,GRAD] [--gemm fp32|bf16]
 // (default: every variant of the table, sae/variants.h, in its order; with
 // --device cuda every variant the CUDA step covers, its `cuda` column)
 // --device cuda: sae_step_cuda + optim_step_cuda (sae_cuda.h) per variant and
@@ -21,7 +22,13 @@
 // Shapes (SPEC §1, paper): d=768, m=6144, k=64, k_aux=512; standard and +M:
 // 4096 tokens; temporal/separate (+M): 8 clips x 16 x 256; raster: 2048
 // pairs; sparsemax/entmax15 and frozen as standard. --scale shrinks the number
-// of tokens (clips, pairs) for a quick run. Data: Gaussian tokens with a
+// of tokens (clips, pairs) for a quick run. --phases (CPU): where the step's
+// time goes, the median seconds of each phase of sae_step (sae.h,
+// sae_step_phases) and of the optimizer, a line (or JSON object) per variant
+// after its figures. --blocks (CPU): the step's encoder chunk and gradient
+// block in tokens (sae_work_set_blocks), for tuning them. --gemm bf16 (CPU):
+// the step with train.gemm: bf16 (gemm_bf16.h, oneDNN), beside both the fp32
+// sgemm and the bf16 product alone (weights rounded + product: bf16_s). Data: Gaussian tokens with a
 // low-rank, temporally smooth component so codes overlap as on real features.
 #include <cblas.h>
 #include <math.h>
@@ -34,6 +41,7 @@
 
 #include "stsae/base/common.h"
 #include "stsae/comm/device.h"
+#include "stsae/sae/gemm_bf16.h"
 #include "stsae/sae/optim.h"
 #include "stsae/sae/sae.h"
 #include "stsae/sae/variants.h"
@@ -331,7 +339,7 @@ int main(int argc, char **argv) {
     for (int i = 0, n = 0; i < sae_n_variants && n < (int)sizeof(every); i++)
         n += snprintf(every + n, sizeof(every) - (size_t)n, "%s%s", i ? "," : "", sae_variants[i].name);
     const char *variants = every;
-    int reps = 3, json = 0, cuda = 0, variants_given = 0;
+    int reps = 3, json = 0, cuda = 0, variants_given = 0, phases = 0, chunk = 0, grad_block = 0, bf16 = 0;
     int d = 768, m = 6144, k = 0, k_aux = -1; // k, k_aux: the variant's defaults (SPEC: 64, 512)
     const char *maths = "fp32,tf32,bf16";
     double dead_frac = 0.0, scale = 1.0;
@@ -355,9 +363,24 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--dead-frac") && i + 1 < argc) dead_frac = atof(argv[++i]);
         else if (!strcmp(argv[i], "--scale") && i + 1 < argc) scale = atof(argv[++i]);
         else if (!strcmp(argv[i], "--json")) json = 1;
-        else {
+        else if (!strcmp(argv[i], "--phases")) phases = 1;
+        else if (!strcmp(argv[i], "--gemm") && i + 1 < argc) {
+            const char *gm = argv[++i];
+            if (strcmp(gm, "fp32") && strcmp(gm, "bf16")) {
+                fprintf(stderr, "bench_step: --gemm fp32 or bf16, not '%s'\n", gm);
+                return 2;
+            }
+            bf16 = !strcmp(gm, "bf16");
+        }
+        else if (!strcmp(argv[i], "--blocks") && i + 1 < argc) {
+            if (sscanf(argv[++i], "%d,%d", &chunk, &grad_block) != 2) {
+                fprintf(stderr, "bench_step: --blocks CHUNK,GRAD (tokens)\n");
+                return 2;
+            }
+        } else {
             fprintf(stderr, "usage: bench_step [--device cpu|cuda] [--variants a,b] [--reps N] [--dead-frac F] "
-                            "[--scale S] [--math fp32,tf32,bf16] [--shape d,m,k,k_aux] [--json]\n");
+                            "[--scale S] [--math fp32,tf32,bf16] [--shape d,m,k,k_aux] [--json] [--phases] "
+                            "[--blocks CHUNK,GRAD] [--gemm fp32|bf16]\n");
             return 2;
         }
     }
@@ -397,13 +420,26 @@ int main(int argc, char **argv) {
         for (int j = 0; j < m; j++) dead[j] = rng_uniform(&s) < dead_frac;
         AdamConfig adam = adam_defaults(m, 1000);
         SaeWork *w = sae_work_create(&cfg, n);
+        if (chunk > 0 || grad_block > 0) sae_work_set_blocks(w, chunk, grad_block);
+        if (bf16) {
+            char why[256];
+            if (!gemm_bf16_available(why, sizeof why, NULL, NULL)) {
+                fprintf(stderr, "bench_step: --gemm bf16: %s\n", why);
+                return 77;
+            }
+            sae_work_set_math(w, SAE_GEMM_BF16);
+        }
         SaeLosses L;
         double *ts = xmalloc(sizeof(double) * (reps + 1)), *tg = xmalloc(sizeof(double) * (reps + 1));
+        double *tp = xmalloc(sizeof(double) * (SAE_N_PHASES + 1) * (reps + 1)); // [phase][rep], optimizer last
         for (int r = 0; r <= reps; r++) { // r = 0 is the warm-up
             double t0 = wall_time();
             sae_step(&cfg, &p, &g, x, &b, dead, NULL, w, &L);
+            double t1 = wall_time();
             optim_step(&cfg, &adam, r + 1, params, grads, m1, m2);
             ts[r] = wall_time() - t0;
+            for (int q = 0; q < SAE_N_PHASES; q++) tp[q * (reps + 1) + r] = sae_step_phases(w)[q];
+            tp[SAE_N_PHASES * (reps + 1) + r] = ts[r] - (t1 - t0);
         }
         float *pre = xmalloc(sizeof(float) * (size_t)n * m);
         for (int r = 0; r <= reps; r++) {
@@ -411,17 +447,44 @@ int main(int argc, char **argv) {
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, m, d, 1.0f, x, d, p.W_enc, d, 0.0f, pre, m);
             tg[r] = wall_time() - t0;
         }
+        const double gemm = median(tg + 1, reps);
+        double bf16_s = NAN;
+        if (bf16) {
+            GemmBf16 *gb = gemm_bf16_create(d, m);
+            for (int r = 0; r <= reps; r++) {
+                double t0 = wall_time();
+                gemm_bf16_set_weights(gb, p.W_enc);
+                gemm_bf16_apply(gb, x, n, pre);
+                tg[r] = wall_time() - t0;
+            }
+            bf16_s = median(tg + 1, reps);
+            gemm_bf16_free(gb);
+        }
         free(pre);
-        double step = median(ts + 1, reps), gemm = median(tg + 1, reps);
+        const double step = median(ts + 1, reps);
         if (json)
-            printf("{\"variant\":\"%s\",\"tokens\":%d,\"step_s\":%.6f,\"sgemm_s\":%.6f,\"tokens_per_s\":%.1f,"
-                   "\"l0\":%.2f,\"dead_frac\":%.3f,\"threads\":%d}\n",
-                   v, n, step, gemm, n / step, L.l0, dead_frac, threads);
+            printf("{\"variant\":\"%s\",\"gemm\":\"%s\",\"tokens\":%d,\"step_s\":%.6f,\"sgemm_s\":%.6f,"
+                   "\"bf16_s\":%.6f,\"tokens_per_s\":%.1f,\"l0\":%.2f,\"dead_frac\":%.3f,\"threads\":%d}\n",
+                   v, bf16 ? "bf16" : "fp32", n, step, gemm, bf16 ? bf16_s : -1.0, n / step, L.l0, dead_frac,
+                   threads);
+        else if (bf16)
+            printf("%-11s %7d %10.4f %10.4f %12.0f %9.2f %6.1f  (bf16: its product alone %.4f s)\n", v, n, step, gemm,
+                   n / step, step / gemm, L.l0, bf16_s);
         else
             printf("%-11s %7d %10.4f %10.4f %12.0f %9.2f %6.1f\n", v, n, step, gemm, n / step, step / gemm, L.l0);
+        if (phases) {
+            printf(json ? "{\"variant\":\"%s\",\"phases_s\":{" : "  %s phases (ms):", v);
+            for (int q = 0; q <= SAE_N_PHASES; q++) {
+                const char *name = q < SAE_N_PHASES ? sae_phase_names[q] : "optimizer";
+                const double t = median(tp + q * (reps + 1) + 1, reps);
+                if (json) printf("%s\"%s\":%.6f", q ? "," : "", name, t);
+                else printf(" %s %.1f", name, 1e3 * t);
+            }
+            printf(json ? "}}\n" : "\n");
+        }
         fflush(stdout);
         sae_work_free(w);
-        free(params); free(grads); free(m1); free(m2); free(x); free(dead); free(ts); free(tg);
+        free(params); free(grads); free(m1); free(m2); free(x); free(dead); free(ts); free(tg); free(tp);
     }
     return 0;
 }

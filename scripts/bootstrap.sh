@@ -27,6 +27,7 @@ packages=(
   libopenmpi-dev openmpi-bin libhdf5-openmpi-dev
   libyaml-dev libcjson-dev libopenblas-openmp-dev liblapacke-dev liblbfgs-dev
   libutf8proc-dev   # Unicode tables of CLIP's tokenizer (src/io/clip_bpe.c)
+  libdnnl-dev       # oneDNN: train.gemm: bf16, the encoder product on AVX512-BF16 / AMX (src/sae/gemm_bf16.c)
   libavformat-dev libavcodec-dev libswscale-dev libavutil-dev
   python3 python3-venv python3-torch python3-h5py python3-numpy python3-pil python3-sklearn python3-matplotlib
   slurm-wlm munge   # tests/test_slurm.py runs jobscripts/ on a private single-node Slurm

@@ -33,36 +33,48 @@ static void fill(float *a, int n, uint64_t *s, double shift) {
     for (int i = 0; i < n; i++) a[i] = (float)(rng_normal(s) + shift);
 }
 
-// kept set of topk_row as a mask; brute force: sort, take the k largest positives
+// kept set of topk_row as a mask; brute force: sort, take the k largest
+// positives of a (+ bias on odd trials). Every fourth trial is at the
+// step's shape (m = 6144, k = 64: the block-maxima floor and the 16-wide
+// scan), the others short rows of any length (the scan's tail).
 static void test_topk(uint64_t *s, int trial) {
-    int m = 50 + (int)(rng_uniform(s) * 300), k = 1 + (int)(rng_uniform(s) * 40);
+    const int wide = trial % 4 == 1;
+    int m = wide ? 6144 - (int)(rng_uniform(s) * 8) : 50 + (int)(rng_uniform(s) * 300);
+    int k = wide ? 64 : 1 + (int)(rng_uniform(s) * 40);
     double shift = trial % 3 == 0 ? -2.0 : 0.3; // sometimes fewer than k positives
-    float *a = xmalloc(sizeof(float) * m), *srt = xmalloc(sizeof(float) * m), val[64];
+    float *a = xmalloc(sizeof(float) * m), *v = xmalloc(sizeof(float) * m), *srt = xmalloc(sizeof(float) * m);
+    float *bias = trial % 2 ? xmalloc(sizeof(float) * m) : NULL, val[64];
     int32_t idx[64];
     fill(a, m, s, shift);
-    memcpy(srt, a, sizeof(float) * m);
+    if (bias) fill(bias, m, s, 0.0);
+    for (int j = 0; j < m; j++) v[j] = bias ? a[j] + bias[j] : a[j];
+    memcpy(srt, v, sizeof(float) * m);
     qsort(srt, m, sizeof(float), cmp_desc);
-    int n = topk_row(a, m, k, idx, val);
+    int n = topk_row(a, bias, m, k, idx, val);
     int want = 0;
     while (want < k && want < m && srt[want] > 0.0f) want++;
     int ok = n == want;
-    for (int i = 0; ok && i < n; i++) ok = a[idx[i]] == val[i] && val[i] >= srt[want - 1];
+    for (int i = 0; ok && i < n; i++) ok = v[idx[i]] == val[i] && val[i] >= srt[want - 1];
     expect(ok, "topk_row", trial);
     // subset: every third index
-    int32_t cand[400];
+    int32_t *cand = xmalloc(sizeof(int32_t) * (size_t)m);
     int nc = 0;
     for (int j = 0; j < m; j += 3) cand[nc++] = j;
-    float sub[400];
-    for (int i = 0; i < nc; i++) sub[i] = a[cand[i]];
+    float *sub = xmalloc(sizeof(float) * (size_t)m);
+    for (int i = 0; i < nc; i++) sub[i] = v[cand[i]];
     qsort(sub, nc, sizeof(float), cmp_desc);
-    n = topk_row_subset(a, cand, nc, k, idx, val);
+    n = topk_row_subset(a, bias, cand, nc, k, idx, val);
     want = 0;
     while (want < k && want < nc && sub[want] > 0.0f) want++;
     ok = n == want;
-    for (int i = 0; ok && i < n; i++) ok = idx[i] % 3 == 0 && val[i] >= sub[want - 1] && a[idx[i]] == val[i];
+    for (int i = 0; ok && i < n; i++) ok = idx[i] % 3 == 0 && val[i] >= sub[want - 1] && v[idx[i]] == val[i];
     expect(ok, "topk_row_subset", trial);
     free(a);
+    free(v);
+    free(bias);
     free(srt);
+    free(cand);
+    free(sub);
 }
 
 static void test_kth(uint64_t *s, int trial) {

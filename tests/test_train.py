@@ -42,6 +42,13 @@ layout, tests/ref/make_features.py). One case per invocation (--case):
             stopped and resumed ends with the bits of an uninterrupted one (its
             checkpoint from the device state); and a stsae without a device
             refuses device: cuda on every rank, saying so once.
+  gemm      train.gemm: bf16 (the encoder's product in bf16, oneDNN): the
+            plan names it; standard, standard+M and temporal on 1 rank and on
+            2 ranks per job agree within 1e-4 (each rank rounds its own rows); against fp32 the final losses move, by less
+            than 5% (the bound on the SAE's quality; tests/test_gemm_bf16.c
+            bounds every step); the job hash differs, so fp32 over a bf16 run
+            directory is refused. Without oneDNN: the deck line is named and
+            every rank exits 1.
   bad       bad decks (syntax, unknown key, wrong type, out-of-range value,
             missing feature file, ranks_per_job not dividing the ranks, a layer
             the file lacks) on 3 ranks: exit status 1, the file:line (or file)
@@ -221,6 +228,44 @@ def case_ranks(r, w):
     if "theta_decay: 0.99" not in saved or "expansion: 4" not in saved:
         print("FAIL: run_dir/train.yaml lacks the resolved deck")
         fails += 1
+    return fails
+
+
+def case_gemm(r, w):
+    make(os.path.join(w, "f.h5"), clips=24, T=4, H=3, W=3, d=16, seed=1)
+    grid = "    - {variant: standard}\n    - {variant: standard+M, high_frac: 0.25}\n    - {variant: temporal, lambda: 0.3}\n"
+    deck = os.path.join(w, "deck.yaml")
+    open(deck, "w").write(deck_text(os.path.join(w, "f.h5"), os.path.join(w, "b1"), grid,
+                                    extra="  gemm: bf16\n"))
+    p = r.run(1, deck, check=False)
+    if p.returncode != 0:
+        ok = p.returncode == 1 and re.search(r"deck\.yaml:\d+: train\.gemm: bf16 on the CPU: this build has no oneDNN",
+                                             p.stderr)
+        print(f"{'ok  ' if ok else 'FAIL'} no oneDNN in this build: exit {p.returncode}: {p.stderr.strip()[:200]}")
+        return 0 if ok else 1
+    fails = 0
+    line = next((t for t in p.stdout.splitlines() if t.startswith("# train.gemm: bf16")), None)
+    print(f"{'ok  ' if line else 'FAIL'} the plan names the bf16 product: {line}")
+    fails += line is None
+    b1 = models(os.path.join(w, "b1"))
+    r.run(2, deck, f"run_dir={w}/b2", "train.ranks_per_job=2")
+    # (1e-4, not fp32's 1e-5: a weight within an ulp of a bf16 rounding boundary
+    # may round the other way after the other rank count's gradient sum, a step
+    # of 2^-9 relative in its bf16 copy; 7e-6 seen)
+    fails += compare(b1, models(f"{w}/b2"), 1e-4, "bf16: 2 ranks per job vs 1", flips=1)
+    r.run(1, deck, f"run_dir={w}/f1", "train.gemm=fp32")
+    f1 = models(os.path.join(w, "f1"))
+    for job in sorted(b1):
+        lb, lf = float(b1[job][1]["loss_total"]), float(f1[job][1]["loss_total"])
+        gap = abs(lb - lf) / lf
+        ok = 0 < gap < 0.05
+        print(f"{'ok  ' if ok else 'FAIL'} {job}: final loss bf16 {lb:.5f}, fp32 {lf:.5f} ({gap:.2e} relative; "
+              f"moved, under 5%)")
+        fails += not ok
+    p = r.run(1, deck, "train.gemm=fp32", check=False)
+    ok = p.returncode != 0 and "trained with other settings" in p.stderr
+    print(f"{'ok  ' if ok else 'FAIL'} fp32 over the bf16 run directory refused: exit {p.returncode}")
+    fails += not ok
     return fails
 
 
@@ -622,7 +667,7 @@ def main():
     ap.add_argument("--mpirun", default="mpirun")
     ap.add_argument("--mpi-flags", default="--oversubscribe")
     ap.add_argument("--stsae-emu", help="stsae on the CUDA emulation (case device)")
-    ap.add_argument("--case", required=True, choices=["ranks", "kill9", "signal", "lockstep", "grid", "bad", "device"])
+    ap.add_argument("--case", required=True, choices=["ranks", "kill9", "signal", "lockstep", "grid", "bad", "device", "gemm"])
     ap.add_argument("--deck", help="inputs/ablation29.yaml (case grid)")
     ap.add_argument("--workdir", required=True)
     a = ap.parse_args()

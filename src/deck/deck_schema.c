@@ -87,6 +87,7 @@ const DeckKey stsae_schema[] = {
     {"train.ranks_per_job",         DECK_INT,       "1",          "[1, 65536]", 0, "ranks training one job together"},
     {"train.lockstep",              DECK_INT,       "8",          "[1, 4096]", 0, "jobs with the same batches (kind, size, seed) trained together on one read of each batch; 1: one at a time"},
     {"train.lockstep_gb",           DECK_NUM,       "2",          "> 0",      0, "memory a cohort's jobs may hold together per rank (GB, estimated); a job alone may exceed it"},
+    {"train.gemm",                  DECK_ENUM,      "fp32",       "fp32|bf16", 0, "the encoder's forward product: fp32, or bf16 operands with fp32 accumulation (about 2x the GEMM's speed where the CPU has AVX512-BF16 or AMX, through oneDNN; cuBLAS with device: cuda; pre-activations ~2e-3 relative); the backward pass stays fp32"},
     {"train.device_features",       DECK_ENUM,      "auto",       "auto|resident|stream", 0, "device: cuda: the layer's training clips held on the GPU as float16 (resident; auto: when they fit in half its free memory) or read and uploaded each step (stream)"},
     {"train.seeds",                 DECK_INT_LIST,  "[0, 1, 2]",  "[0, 4294967295]", 0, "every grid entry runs once per seed"},
     {"train.lambda",                DECK_NUM,       "0.1",        ">= 0",     0, "contrastive weight (see train.grid)"},

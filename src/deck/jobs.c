@@ -121,6 +121,12 @@ static void base_values(Ctx *c) {
     c->batch[BATCH_PAIRS] = deck_int(d, "train.batch_pairs");
     shared_text(d, SHARED_HEAD, sizeof(SHARED_HEAD) / sizeof(*SHARED_HEAD), c->shared_head);
     shared_text(d, SHARED_TAIL, sizeof(SHARED_TAIL) / sizeof(*SHARED_TAIL), c->shared_tail);
+    // train.gemm shapes the SAE too, but only a value other than the default
+    // enters the text: jobs trained before the key existed keep their hashes
+    if (strcmp(deck_str(d, "train.gemm"), "fp32")) {
+        const size_t n = strlen(c->shared_tail);
+        snprintf(c->shared_tail + n, CANON_CAP - n, " gemm=%s", deck_str(d, "train.gemm"));
+    }
 }
 
 // Every value of a job from its knobs, by its variant's row (jobs.h).

@@ -11,6 +11,7 @@
 
 #include "stsae/base/common.h"
 #include "stsae/deck/deck_schema.h"
+#include "stsae/sae/gemm_bf16.h"
 
 // ============================== train ============================================
 
@@ -24,6 +25,7 @@ int train_options_resolve(const Deck *d, int n_ranks, TrainOptions *o, char *err
     o->ranks_per_job = (int)deck_int(d, "train.ranks_per_job");
     o->lockstep = (int)deck_int(d, "train.lockstep");
     o->lockstep_gb = deck_num(d, "train.lockstep_gb");
+    o->gemm = deck_str(d, "train.gemm");
     o->device_features = deck_str(d, "train.device_features");
     o->streams = (int)deck_int(d, "train.streams");
     o->mix_clips = (int)deck_int(d, "train.mix_clips");
@@ -45,6 +47,12 @@ int train_options_resolve(const Deck *d, int n_ranks, TrainOptions *o, char *err
         deck_where(d, "train.ranks_per_job", where, sizeof(where));
         return deck_errorf(err, cap, where, "train.ranks_per_job", "%d does not divide the %d ranks of the run",
                            o->ranks_per_job, n_ranks);
+    }
+    char why[256];
+    if (!strcmp(o->gemm, "bf16") && strcmp(o->device, "cuda") && !gemm_bf16_available(why, sizeof(why), NULL, NULL)) {
+        char where[512];
+        deck_where(d, "train.gemm", where, sizeof(where));
+        return deck_errorf(err, cap, where, "train.gemm", "bf16 on the CPU: %s", why);
     }
     return 0;
 }

@@ -343,7 +343,7 @@ void smooth_union_topk(const SaeConfig *cfg, const SaeTensors *p, const float *x
                 a[j] = fmaxf(a[j], cblas_sdot(d, p->W_enc + (size_t)j * d, 1, xc, 1) + p->b_enc[j]);
             }
         }
-        const int kept = topk_row_subset(a, cand, nc, k, out->idx + o, out->val + o);
+        const int kept = topk_row_subset(a, NULL, cand, nc, k, out->idx + o, out->val + o);
         o += kept;
         out->row_ptr[r + 1] = o;
     }

@@ -2,7 +2,8 @@
 // defaults of SPEC §1), parameters and the training step of the SAE (sae.h).
 // The step, in order:
 //   1. batch statistics: mean token and the FVU denominator (global);
-//   2. encode in chunks: pre = (x - b_dec) W_enc^T + b_enc by sgemm, then per
+//   2. encode in chunks: pre = (x - b_dec) W_enc^T + b_enc by sgemm (or by
+//      the bf16 product of gemm_bf16.h: train.gemm: bf16), then per
 //      token the selection (TopK / sparsemax / entmax) and AuxK's dead-latent
 //      TopK, straight into CSR codes; BatchTopK holds the whole batch's pre
 //      and selects against the global k*B-th largest value;
@@ -22,6 +23,7 @@
 #include <string.h>
 
 #include "stsae/base/common.h"
+#include "stsae/sae/gemm_bf16.h"
 #include "stsae/sae/infonce.h"
 #include "stsae/sae/select.h"
 #include "stsae/sae/variants.h"
@@ -96,6 +98,7 @@ SaeBatch sae_batch_clips(int clips, int T, int H, int W) {
 SaeBatch sae_batch_pairs(int pairs) { return (SaeBatch){.n_tok = 2 * pairs, .pairs = pairs}; }
 
 struct SaeWork {
+    int d, m;
     int max_tok, rows_pre;   // rows_pre: rows of the pre buffer (a chunk, or the batch)
     int chunk, grad_block;   // tokens per encoder GEMM (<= rows_pre) and per gradient block
     float *pre;              // [rows_pre, m]
@@ -118,12 +121,29 @@ struct SaeWork {
     size_t cap_nd;            // n * n_dead allocated in za_d, pa_d
     int cap_eh, cap_dead;     // rows allocated in eh_d; dead rows in dd, g1, g2, gbd
     InfoNceWork *nce;
+    GemmBf16 *bf16;             // train.gemm: bf16 (NULL: fp32)
+    int bf16_fresh;             // bf16's weights rounded from this step's W_enc
+    double phase[SAE_N_PHASES]; // the last step's seconds per phase
 };
+
+const char *const sae_phase_names[SAE_N_PHASES] = {"stats",    "gemm",  "select", "decode", "auxk",
+                                                   "backward", "index", "grads",  "b_dec"};
+
+const double *sae_step_phases(const SaeWork *w) { return w->phase; }
+
+// Adds the time since *t to phase ph and restarts the clock.
+static void phase_mark(SaeWork *w, SaePhase ph, double *t) {
+    const double now = wall_time();
+    w->phase[ph] += now - *t;
+    *t = now;
+}
 
 SaeWork *sae_work_create(const SaeConfig *cfg, int max_tok) {
     const size_t d = (size_t)cfg->d, m = (size_t)cfg->m, n = (size_t)max_tok;
     SaeWork *w = xcalloc(1, sizeof(SaeWork));
     const int threads = max_threads();
+    w->d = cfg->d;
+    w->m = cfg->m;
     w->max_tok = max_tok;
     w->rows_pre = cfg->select == SEL_BATCHTOPK ? max_tok : (max_tok < SAE_CHUNK_TOKENS ? max_tok : SAE_CHUNK_TOKENS);
     w->chunk = w->rows_pre;
@@ -177,10 +197,17 @@ void sae_work_free(SaeWork *w) {
     free(w->gsum);
     free(w->gaux);
     infonce_work_free(w->nce);
+    gemm_bf16_free(w->bf16);
     free(w);
 }
 
 const SparseCodes *sae_last_codes(const SaeWork *w) { return &w->z; }
+
+void sae_work_set_math(SaeWork *w, SaeGemmMath math) {
+    if (math == SAE_GEMM_TF32) die("the encoder GEMM's TF32 math is for device: cuda only (CPU: fp32 or bf16)");
+    gemm_bf16_free(w->bf16);
+    w->bf16 = math == SAE_GEMM_BF16 ? gemm_bf16_create(w->d, w->m) : NULL;
+}
 
 void sae_work_set_blocks(SaeWork *w, int chunk_tokens, int grad_block_tokens) {
     if (chunk_tokens >= 1 && chunk_tokens <= w->rows_pre) w->chunk = chunk_tokens;
@@ -201,9 +228,9 @@ static inline void axpy2(int d, float a1, const float *restrict x1, float *restr
     }
 }
 
-// w->pre[r] = (x[r0 + r] - b_dec) W_enc^T + b_enc for r < n. The bias is
-// added by the selection, row by row while the row is in cache (TopK), or
-// in a pass of its own (the others).
+// w->pre[r] = (x[r0 + r] - b_dec) W_enc^T + b_enc for r < n. TopK adds the
+// bias as it reads the row (pre is left without it: no row is written
+// back), the others in a pass of their own here.
 static void encode_rows(const SaeConfig *cfg, const SaeTensors *p, const float *x, int r0, int n,
                         SaeWork *w) {
     const int d = cfg->d, m = cfg->m;
@@ -213,8 +240,12 @@ static void encode_rows(const SaeConfig *cfg, const SaeTensors *p, const float *
         float *xc = w->xc + (size_t)r * d;
         for (int i = 0; i < d; i++) xc[i] = xr[i] - p->b_dec[i];
     }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, m, d, 1.0f, w->xc, d, p->W_enc, d, 0.0f,
-                w->pre, m);
+    if (w->bf16 && w->bf16_fresh) {
+        gemm_bf16_apply(w->bf16, w->xc, n, w->pre);
+    } else {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, m, d, 1.0f, w->xc, d, p->W_enc, d, 0.0f,
+                    w->pre, m);
+    }
     if (cfg->select != SEL_TOPK) {
 #pragma omp parallel for schedule(static)
         for (int r = 0; r < n; r++) axpy(m, 1.0f, p->b_enc, w->pre + (size_t)r * m);
@@ -249,8 +280,7 @@ static void select_rows(const SaeConfig *cfg, const float *b_enc, int r0, int n,
 #pragma omp parallel for schedule(static)
         for (int r = 0; r < n; r++) {
             int64_t e = z->row_ptr[r0] + (int64_t)r * cfg->k;
-            axpy(m, 1.0f, b_enc, pre + (size_t)r * m);
-            counts[r] = topk_row(pre + (size_t)r * m, m, cfg->k, z->idx + e, z->val + e);
+            counts[r] = topk_row(pre + (size_t)r * m, b_enc, m, cfg->k, z->idx + e, z->val + e);
         }
         compact_rows(z, r0, n, cfg->k, counts);
     } else if (cfg->select == SEL_SPARSEMAX || cfg->select == SEL_ENTMAX15) {
@@ -276,10 +306,11 @@ static void select_rows(const SaeConfig *cfg, const float *b_enc, int r0, int n,
     }
     if (k_aux_eff > 0) {
         SparseCodes *xa = &w->aux;
+        const float *aux_bias = cfg->select == SEL_TOPK ? b_enc : NULL; // (the others' pre holds it)
 #pragma omp parallel for schedule(static)
         for (int r = 0; r < n; r++) {
             int64_t e = xa->row_ptr[r0] + (int64_t)r * k_aux_eff;
-            counts[r] = topk_row_subset(pre + (size_t)r * m, w->dead_list, n_dead, k_aux_eff,
+            counts[r] = topk_row_subset(pre + (size_t)r * m, aux_bias, w->dead_list, n_dead, k_aux_eff,
                                         xa->idx + e, xa->val + e);
         }
         compact_rows(xa, r0, n, k_aux_eff, counts);
@@ -533,6 +564,8 @@ void sae_step(const SaeConfig *cfg, const SaeTensors *p, SaeTensors *grad, const
     double *acc = xmalloc(sizeof(double) * ((size_t)d + 4));
     float *mean = xmalloc(sizeof(float) * (size_t)d);
     int *counts = xmalloc(sizeof(int) * (size_t)(n > 0 ? n : 1));
+    memset(w->phase, 0, sizeof(w->phase));
+    double clock = wall_time();
 
     // 1. batch statistics
     global_mean(x, n, d, red, acc, mean);
@@ -542,6 +575,7 @@ void sae_step(const SaeConfig *cfg, const SaeTensors *p, SaeTensors *grad, const
     double den[1] = {sum_rows(w->row_sq, n)};
     sae_sum_f64(red, den, 1);
     const double den_rec = den[0] > 0.0 ? den[0] : 1.0;
+    phase_mark(w, SAE_PHASE_STATS, &clock);
 
     // 2. encode and select
     int n_dead = 0;
@@ -558,17 +592,26 @@ void sae_step(const SaeConfig *cfg, const SaeTensors *p, SaeTensors *grad, const
     if (k_aux_eff > 0) codes_reserve(za, (int64_t)n * k_aux_eff);
     const int aux_dense = k_aux_eff > 0 && n_dead <= AUX_DENSE_RATIO * k_aux_eff;
     const int aux_sparse = k_aux_eff > 0 && !aux_dense;
+    if (w->bf16) {
+        gemm_bf16_set_weights(w->bf16, p->W_enc);
+        w->bf16_fresh = 1;
+    }
     if (cfg->select == SEL_BATCHTOPK) {
         encode_rows(cfg, p, x, 0, n, w);
+        phase_mark(w, SAE_PHASE_GEMM, &clock);
         out->min_kept = select_batch(cfg, n, red, w, counts);
         select_rows(cfg, p->b_enc, 0, n, z, n_dead, k_aux_eff, w, counts);
+        phase_mark(w, SAE_PHASE_SELECT, &clock);
     } else {
         for (int r0 = 0; r0 < n; r0 += w->chunk) {
             int nc = n - r0 < w->chunk ? n - r0 : w->chunk;
             encode_rows(cfg, p, x, r0, nc, w);
+            phase_mark(w, SAE_PHASE_GEMM, &clock);
             select_rows(cfg, p->b_enc, r0, nc, z, n_dead, k_aux_eff, w, counts);
+            phase_mark(w, SAE_PHASE_SELECT, &clock);
         }
     }
+    w->bf16_fresh = 0; // (sae_encode after the step: fp32)
     if (k_aux_eff == 0) memset(za->row_ptr, 0, sizeof(int64_t) * ((size_t)n + 1));
     double l0[1] = {(double)z->nnz};
     sae_sum_f64(red, l0, 1);
@@ -585,6 +628,7 @@ void sae_step(const SaeConfig *cfg, const SaeTensors *p, SaeTensors *grad, const
     sae_sum_f64(red, acc, 2);
     out->rec = acc[0] / den_rec;
     out->high = acc[1] / den_rec;
+    phase_mark(w, SAE_PHASE_DECODE, &clock);
     if (k_aux_eff > 0) {
         // e = x - xhat (a constant) is in gaux; its FVU denominator first
         float *e = w->gaux;
@@ -606,6 +650,7 @@ void sae_step(const SaeConfig *cfg, const SaeTensors *p, SaeTensors *grad, const
         sae_sum_f64(red, acc, 1);
         out->aux = aux_scale * acc[0] / den_e;
     }
+    phase_mark(w, SAE_PHASE_AUXK, &clock);
 
     // 4. InfoNCE; 5. the selection backward
     if (cfg->contrast != CTR_NONE) {
@@ -626,12 +671,14 @@ void sae_step(const SaeConfig *cfg, const SaeTensors *p, SaeTensors *grad, const
         }
     }
     // TopK / BatchTopK: kept values are positive, so dL/dpre = dL/dz there.
+    phase_mark(w, SAE_PHASE_BACKWARD, &clock);
 
     // 6. parameter gradients, latent by latent, in blocks of tokens whose x
     //    and dL/dxhat rows stay in cache (the index is sorted by token, so a
     //    cursor per latent walks it block after block)
     latent_index_build(&w->lz, z, m);
     if (aux_sparse) latent_index_build(&w->laux, za, m);
+    phase_mark(w, SAE_PHASE_INDEX, &clock);
     const int frozen = cfg->frozen_decoder;
     // (at least one block: a rank holding no token still zeroes its gradients)
     for (int r0 = 0; r0 == 0 || r0 < n; r0 += w->grad_block) {
@@ -669,12 +716,14 @@ void sae_step(const SaeConfig *cfg, const SaeTensors *p, SaeTensors *grad, const
         }
     }
     if (aux_dense) aux_dense_grads(cfg, p, grad, w, x, n, n_dead);
+    phase_mark(w, SAE_PHASE_GRADS, &clock);
     // db_dec = sum_r dL/dxhat_r (+ dL/dxhat_h_r) - W_enc^T db_enc
     column_sums(mh > 0 ? w->gsum : w->g, n, d, acc);
     for (int i = 0; i < d; i++) grad->b_dec[i] = (float)acc[i];
     cblas_sgemv(CblasRowMajor, CblasTrans, m, d, -1.0f, p->W_enc, d, grad->b_enc, 1, 1.0f, grad->b_dec, 1);
     if (frozen) memset(grad->b_dec, 0, sizeof(float) * (size_t)d);
 
+    phase_mark(w, SAE_PHASE_BDEC, &clock);
     out->total = out->rec + cfg->alpha * out->aux + cfg->beta * out->high + cfg->lambda_t * out->temp +
                  cfg->lambda_s * out->spat + cfg->lambda_r * out->rast;
     free(acc);

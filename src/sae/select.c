@@ -34,72 +34,139 @@ static float select_top(float *val, int32_t *idx, int n, int k) {
     return val[t];
 }
 
-// A threshold below which no entry of the k largest of a[0..m) can lie: split
-// the row into k blocks; every block maximum is >= the smallest one, so at
-// least k entries are. Returns a value just below that smallest maximum (so a
-// strict ">" keeps it), or 0 when the row is too short to pay off.
-static float topk_floor(const float *a, int m, int k) {
-    if (m < 8 * k) return 0.0f;
-    const int bs = m / k;
-    float lo = INFINITY;
-    for (int b = 0; b < k; b++) {
-        const float *blk = a + (size_t)b * bs;
-        const int len = b == k - 1 ? m - b * bs : bs;
-        float mx = blk[0];
-#pragma omp simd reduction(max : mx)
-        for (int i = 1; i < len; i++) mx = blk[i] > mx ? blk[i] : mx;
-        lo = mx < lo ? mx : lo;
+// The buffer of TopK's running threshold: entries above thr are appended;
+// when 2k are held, a selection keeps the k largest and raises thr to the
+// k-th. The selections are O(k) and rare.
+typedef struct {
+    float *v, thr;
+    int32_t *i;
+    int n, k;
+} TopkBuf;
+
+static inline void topk_push(TopkBuf *b, float v, int32_t j) {
+    b->v[b->n] = v;
+    b->i[b->n] = j;
+    if (++b->n == 2 * b->k) {
+        b->thr = select_top(b->v, b->i, b->n, b->k);
+        b->n = b->k;
     }
-    return lo > 0.0f ? nextafterf(lo, 0.0f) : 0.0f;
 }
 
-// The k largest positive a[j] over j = cand[i] (or j = i when cand is NULL).
-// Entries above the running threshold are appended to a buffer of 2k; when
-// it fills, a selection keeps the k largest and raises the threshold to the
-// k-th. Each element costs one compare; the selections are O(k) and rare.
-// Over a whole row the threshold starts at topk_floor, so only a few percent
-// of the entries reach the buffer.
-static int topk_core(const float *a, const int32_t *cand, int n_cand, int k, int32_t *idx, float *val) {
-    enum { STACK = 2048 };
+enum { STRIDE = 8 }; // a row of m is seen as STRIDE slices of m / STRIDE; a block is a column of them
+enum { BISECT = 12 }; // bisection steps toward the k-th largest block maximum
+
+// How many of v[0..n) are >= c.
+static int count_at_least(const float *restrict v, int n, float c) {
+    int cnt = 0;
+#pragma omp simd reduction(+ : cnt)
+    for (int i = 0; i < n; i++) cnt += v[i] >= c;
+    return cnt;
+}
+
+// TopK of a whole row v = a + bias (bias may be NULL) without looking at
+// most entries twice. The row's first nb * STRIDE entries (nb = m / STRIDE)
+// form nb blocks {i, i + nb, ..., i + (STRIDE - 1) nb}, so that the block
+// maxima mx[i] are elementwise maxima of STRIDE contiguous slices (vector
+// code, no horizontal step). Let t be at most the k-th largest block
+// maximum: the k blocks holding the largest maxima have an entry >= t each,
+// so every entry of the top k is >= t, and it lies in a block whose maximum is >= t, or in
+// the tail (the last m - nb * STRIDE entries). Only those blocks (about k of
+// them) and the tail are walked. mx: scratch of nb floats, nb >= k.
+static void topk_blocks(const float *restrict a, const float *restrict bias, int m, TopkBuf *b, float *mx) {
+    const int nb = m / STRIDE, k = b->k;
+    if (bias) {
+#pragma omp simd
+        for (int i = 0; i < nb; i++) mx[i] = a[i] + bias[i];
+        for (int s = 1; s < STRIDE; s++) {
+            const float *as = a + (size_t)s * nb, *bs = bias + (size_t)s * nb;
+#pragma omp simd
+            for (int i = 0; i < nb; i++) mx[i] = as[i] + bs[i] > mx[i] ? as[i] + bs[i] : mx[i];
+        }
+    } else {
+        memcpy(mx, a, sizeof(float) * (size_t)nb);
+        for (int s = 1; s < STRIDE; s++) {
+            const float *as = a + (size_t)s * nb;
+#pragma omp simd
+            for (int i = 0; i < nb; i++) mx[i] = as[i] > mx[i] ? as[i] : mx[i];
+        }
+    }
+    // t: a bound at or below the k-th largest maximum (then at least k
+    // maxima are >= t), by bisection between the smallest and the largest:
+    // each step counts the maxima >= the midpoint in vector code, where an
+    // exact selection would be a branch mispredicted per compare
+    float lo = INFINITY, hi = -INFINITY;
+#pragma omp simd reduction(min : lo) reduction(max : hi)
+    for (int i = 0; i < nb; i++) {
+        lo = mx[i] < lo ? mx[i] : lo;
+        hi = mx[i] > hi ? mx[i] : hi;
+    }
+    if (count_at_least(mx, nb, hi) >= k) lo = hi;
+    for (int it = 0; it < BISECT && lo < hi; it++) {
+        const float mid = lo + 0.5f * (hi - lo);
+        if (count_at_least(mx, nb, mid) >= k) lo = mid;
+        else hi = mid;
+    }
+    const float t = lo;
+    b->thr = t > 0.0f ? nextafterf(t, 0.0f) : 0.0f; // v > thr  <=>  v >= t (only positives count)
+    for (int i = 0; i < nb; i++) {
+        if (!(mx[i] > b->thr)) continue;
+        for (int s = 0; s < STRIDE; s++) {
+            const int j = i + s * nb;
+            const float v = bias ? a[j] + bias[j] : a[j];
+            if (v > b->thr) topk_push(b, v, j);
+        }
+    }
+    for (int j = nb * STRIDE; j < m - PLANTED("topk_tail"); j++) {
+        const float v = bias ? a[j] + bias[j] : a[j];
+        if (v > b->thr) topk_push(b, v, j);
+    }
+}
+
+// The k largest positive v_j = a[j] + bias[j] (bias may be NULL) over
+// j = cand[i] (or j = i when cand is NULL), into (idx, val); returns how many.
+static int topk_core(const float *a, const float *bias, const int32_t *cand, int n_cand, int k, int32_t *idx,
+                     float *val) {
+    enum { STACK = 2048, BLOCKS = 1024 };
     if (k <= 0) return 0;
     const int cap = 2 * k;
     float sv[STACK];
     int32_t si[STACK];
-    float *bv = cap <= STACK ? sv : xmalloc(sizeof(float) * (size_t)cap);
-    int32_t *bi = cap <= STACK ? si : xmalloc(sizeof(int32_t) * (size_t)cap);
-    float thr = cand ? 0.0f : topk_floor(a, n_cand, k);
-    int n = 0;
-    for (int i = 0; i < n_cand; i++) {
-        int32_t j = cand ? cand[i] : i;
-        float v = a[j];
-        if (v > thr) {
-            bv[n] = v;
-            bi[n] = j;
-            if (++n == cap) {
-                thr = select_top(bv, bi, n, k);
-                n = k;
-            }
+    TopkBuf b = {.v = cap <= STACK ? sv : xmalloc(sizeof(float) * (size_t)cap),
+                 .i = cap <= STACK ? si : xmalloc(sizeof(int32_t) * (size_t)cap),
+                 .k = k};
+    if (!cand && n_cand / STRIDE >= k) {
+        const int nb = n_cand / STRIDE;
+        float smx[BLOCKS];
+        float *mx = nb <= BLOCKS ? smx : xmalloc(sizeof(float) * (size_t)nb);
+        topk_blocks(a, bias, n_cand, &b, mx);
+        if (mx != smx) free(mx);
+    } else {
+        for (int i = 0; i < n_cand; i++) {
+            const int32_t j = cand ? cand[i] : i;
+            const float v = bias ? a[j] + bias[j] : a[j];
+            if (v > b.thr) topk_push(&b, v, j);
         }
     }
-    if (n > k) {
-        select_top(bv, bi, n, k);
-        n = k;
+    if (b.n > k) {
+        select_top(b.v, b.i, b.n, k);
+        b.n = k;
     }
-    memcpy(val, bv, sizeof(float) * (size_t)n);
-    memcpy(idx, bi, sizeof(int32_t) * (size_t)n);
-    if (bv != sv) {
-        free(bv);
-        free(bi);
+    memcpy(val, b.v, sizeof(float) * (size_t)b.n);
+    memcpy(idx, b.i, sizeof(int32_t) * (size_t)b.n);
+    if (b.v != sv) {
+        free(b.v);
+        free(b.i);
     }
-    return n;
+    return b.n;
 }
 
-int topk_row(const float *a, int m, int k, int32_t *idx, float *val) {
-    return topk_core(a, NULL, m, k, idx, val);
+int topk_row(const float *a, const float *bias, int m, int k, int32_t *idx, float *val) {
+    return topk_core(a, bias, NULL, m, k, idx, val);
 }
 
-int topk_row_subset(const float *a, const int32_t *cand, int n_cand, int k, int32_t *idx, float *val) {
-    return topk_core(a, cand, n_cand, k, idx, val);
+int topk_row_subset(const float *a, const float *bias, const int32_t *cand, int n_cand, int k, int32_t *idx,
+                    float *val) {
+    return topk_core(a, bias, cand, n_cand, k, idx, val);
 }
 
 // Radix select on the IEEE bits of positive floats (monotone as unsigned

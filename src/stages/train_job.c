@@ -239,10 +239,13 @@ static void make_optim(JobRun *r, const Cohort *c) {
     r->adam.beta2 = (float)o->adam_beta2;
     r->adam.eps = (float)o->adam_eps;
     const int max_tok = data_max_local_tokens(c->dl);
-    if (r->env->device)
-        r->cw = sae_cuda_work_create(&r->cfg, max_tok > 0 ? max_tok : 1, SAE_GEMM_FP32);
-    else
+    const SaeGemmMath math = strcmp(o->gemm, "bf16") ? SAE_GEMM_FP32 : SAE_GEMM_BF16;
+    if (r->env->device) {
+        r->cw = sae_cuda_work_create(&r->cfg, max_tok > 0 ? max_tok : 1, math);
+    } else {
         r->w = sae_work_create(&r->cfg, max_tok > 0 ? max_tok : 1);
+        sae_work_set_math(r->w, math);
+    }
     r->red = comm_reduce(r->env->group);
     if (r->env->device) comm_device_hooks(r->env->dcomm, &r->red);
 }

@@ -40,6 +40,7 @@ typedef struct {
     int ranks_per_job;        // divides the ranks of the run (checked)
     int lockstep;             // at most this many jobs of a group trained together on the same batches
     double lockstep_gb;       // and at most this much memory per rank for them together (estimated)
+    const char *gemm;         // "fp32" | "bf16": the encoder GEMM's math (train.gemm)
     const char *device_features; // "auto" | "resident" | "stream": device: cuda batches from GPU memory or the file
     int streams, mix_clips;   // data streams of loose tokens and pairs; clips per stream window
     int epochs;

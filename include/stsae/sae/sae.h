@@ -151,6 +151,14 @@ void sae_work_free(SaeWork *w);
 // last-level cache). Results depend on neither beyond float rounding.
 void sae_work_set_blocks(SaeWork *w, int chunk_tokens, int grad_block_tokens);
 
+// Math of the encoder GEMM, the step's only dense product (train.gemm): plain
+// fp32, TF32 (the GPU only), or bf16 copies of x - b_dec and W_enc with fp32
+// accumulation. The CPU step does bf16 through gemm_bf16.h (oneDNN; dies
+// where the build has none: check gemm_bf16_available first); the backward
+// pass stays fp32. Evaluation (sae_encode) is fp32 whatever the training.
+typedef enum { SAE_GEMM_FP32, SAE_GEMM_TF32, SAE_GEMM_BF16 } SaeGemmMath;
+void sae_work_set_math(SaeWork *w, SaeGemmMath math);
+
 // One forward + backward. x: [n_tok, d] scaled tokens. dead: uint8 [m], 1 = dead
 // (NULL or k_aux == 0: no AuxK). grad: overwritten with the gradient of the
 // local tokens' share of the global total loss (sum it over ranks).
@@ -159,6 +167,29 @@ void sae_work_set_blocks(SaeWork *w, int chunk_tokens, int grad_block_tokens);
 void sae_step(const SaeConfig *cfg, const SaeTensors *p, SaeTensors *grad,
               const float *x, const SaeBatch *b, const uint8_t *dead,
               const SaeReduce *red, SaeWork *w, SaeLosses *out);
+
+// Where the last sae_step's time went (wall seconds per phase; the phases
+// cover the whole call): batch statistics, the encoder sgemm (with the
+// x - b_dec rows it multiplies, and the bias pass of the selections other
+// than TopK, which adds it during its own scan), the selection (bias, TopK / BatchTopK /
+// simplex, AuxK's dead-latent TopK), the fused decode + loss + dL/dz, AuxK's
+// forward, InfoNCE and the selection's backward, the latent index, the
+// latent-major gradient pass (with AuxK's dense gradients) and db_dec.
+// bench_step --phases prints them; nothing else reads them.
+typedef enum {
+    SAE_PHASE_STATS,
+    SAE_PHASE_GEMM,
+    SAE_PHASE_SELECT,
+    SAE_PHASE_DECODE,
+    SAE_PHASE_AUXK,
+    SAE_PHASE_BACKWARD,
+    SAE_PHASE_INDEX,
+    SAE_PHASE_GRADS,
+    SAE_PHASE_BDEC,
+    SAE_N_PHASES
+} SaePhase;
+extern const char *const sae_phase_names[SAE_N_PHASES];
+const double *sae_step_phases(const SaeWork *w);
 
 // The codes of the last sae_step (token-major, for the dead-latent counters
 // and evaluation).

@@ -36,10 +36,9 @@
 #include "stsae/sae/optim.h"
 #include "stsae/sae/sae.h"
 
-// Math of the encoder GEMM (the only dense product): plain fp32, TF32 tensor
-// cores (fp32 in and out, 10-bit mantissa products), or bf16 copies of
-// x - b_dec and W_enc with fp32 accumulation (cublasGemmEx).
-typedef enum { SAE_GEMM_FP32, SAE_GEMM_TF32, SAE_GEMM_BF16 } SaeGemmMath;
+// SaeGemmMath (sae.h) on the GPU: TF32 tensor cores (fp32 in and out,
+// 10-bit mantissa products), or bf16 copies of x - b_dec and W_enc with fp32
+// accumulation (cublasGemmEx).
 
 // Device memory for flat buffers: n floats, zeroed. Dies on failure.
 float *dev_alloc_floats(size_t n);

@@ -1,5 +1,6 @@
 // select.h — the activation selections of SPEC §1, one token row at a time:
-// TopK (one pass over m with a running threshold, a buffer of 2k and an O(k)
+// TopK (a lower bound from strided block maxima, then a walk of the few
+// blocks above it with a running threshold, a buffer of 2k and an O(k)
 // selection when it fills; no sort), TopK over a subset (AuxK's dead latents), the exact k-th largest of a
 // whole batch (radix select on the float bits in two 16-bit passes, whose
 // histograms a data-parallel job sums over ranks; values below the smallest
@@ -13,11 +14,13 @@
 
 #include <stdint.h>
 
-// k largest positive entries of a[0..m): writes up to k (idx, val) in no
+// k largest positive entries of v = a + bias over [0..m) (bias may be NULL:
+// v = a; the training step passes b_enc, so the pre-activation row is read
+// once and never written back): writes up to k (idx, val = v) in no
 // particular order and returns how many.
-int topk_row(const float *a, int m, int k, int32_t *idx, float *val);
-// The same over a[cand[0..n_cand)] only.
-int topk_row_subset(const float *a, const int32_t *cand, int n_cand, int k,
+int topk_row(const float *a, const float *bias, int m, int k, int32_t *idx, float *val);
+// The same over j in cand[0..n_cand) only.
+int topk_row_subset(const float *a, const float *bias, const int32_t *cand, int n_cand, int k,
                     int32_t *idx, float *val);
 
 // The kk-th largest positive value among the rows a[r*ld .. r*ld + m) of all

@@ -1,0 +1,157 @@
+// gemm_bf16.c — the encoder's bf16 product on oneDNN's matmul (gemm_bf16.h).
+// One primitive per row count met (the step's chunk and its last, shorter
+// chunk), created on first use and kept; the rounded weights and rows live
+// in buffers of their own.
+#include "stsae/sae/gemm_bf16.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "stsae/base/common.h"
+
+#ifdef STSAE_HAVE_DNNL
+#include <dnnl.h>
+
+enum { N_PRIM = 4 }; // primitives kept (row counts); the oldest is replaced
+
+struct GemmBf16 {
+    int d, m;
+    uint16_t *w;      // [m, d] bf16(W)
+    uint16_t *a;      // [cap_rows, d] bf16 rows of the last apply
+    int cap_rows;
+    dnnl_engine_t eng;
+    dnnl_stream_t st;
+    struct {
+        int n;
+        dnnl_primitive_t p;
+    } prim[N_PRIM];
+    int next;
+};
+
+static void ok(dnnl_status_t s, const char *what) {
+    if (s != dnnl_success) die("oneDNN: %s failed (status %d)", what, (int)s);
+}
+
+int gemm_bf16_available(char *why, size_t why_len, const char **isa, int *native) {
+    const dnnl_cpu_isa_t i = dnnl_get_effective_cpu_isa();
+    const int nat = (i & dnnl_cpu_isa_avx512_core_bf16) == dnnl_cpu_isa_avx512_core_bf16 ||
+                    (i & dnnl_cpu_isa_avx512_core_amx) == dnnl_cpu_isa_avx512_core_amx;
+    if (isa)
+        *isa = (i & dnnl_cpu_isa_avx512_core_amx) == dnnl_cpu_isa_avx512_core_amx ? "avx512_core_amx"
+               : (i & dnnl_cpu_isa_avx512_core_bf16) == dnnl_cpu_isa_avx512_core_bf16 ? "avx512_core_bf16"
+               : (i & dnnl_cpu_isa_avx512_core) == dnnl_cpu_isa_avx512_core             ? "avx512_core"
+               : (i & dnnl_cpu_isa_avx2) == dnnl_cpu_isa_avx2                           ? "avx2"
+                                                                                         : "other";
+    if (native) *native = nat;
+    if (why && why_len) why[0] = '\0';
+    return 1;
+}
+
+GemmBf16 *gemm_bf16_create(int d, int m) {
+    GemmBf16 *g = xcalloc(1, sizeof(GemmBf16));
+    g->d = d;
+    g->m = m;
+    g->w = xmalloc(sizeof(uint16_t) * (size_t)m * d);
+    ok(dnnl_engine_create(&g->eng, dnnl_cpu, 0), "engine");
+    ok(dnnl_stream_create(&g->st, g->eng, dnnl_stream_default_flags), "stream");
+    return g;
+}
+
+void gemm_bf16_free(GemmBf16 *g) {
+    if (!g) return;
+    for (int i = 0; i < N_PRIM; i++)
+        if (g->prim[i].p) dnnl_primitive_destroy(g->prim[i].p);
+    dnnl_stream_destroy(g->st);
+    dnnl_engine_destroy(g->eng);
+    free(g->w);
+    free(g->a);
+    free(g);
+}
+
+// src [n, d] bf16 (ab), weights [d, m] bf16 given as W [m, d] (ba), dst [n, m] f32
+static dnnl_primitive_t primitive(GemmBf16 *g, int n) {
+    for (int i = 0; i < N_PRIM; i++)
+        if (g->prim[i].p && g->prim[i].n == n) return g->prim[i].p;
+    dnnl_memory_desc_t a_md, w_md, c_md;
+    dnnl_dims_t ad = {n, g->d}, wd = {g->d, g->m}, cd = {n, g->m};
+    ok(dnnl_memory_desc_init_by_tag(&a_md, 2, ad, dnnl_bf16, dnnl_ab), "source descriptor");
+    ok(dnnl_memory_desc_init_by_tag(&w_md, 2, wd, dnnl_bf16, dnnl_ba), "weights descriptor");
+    ok(dnnl_memory_desc_init_by_tag(&c_md, 2, cd, dnnl_f32, dnnl_ab), "destination descriptor");
+    dnnl_matmul_desc_t md;
+    ok(dnnl_matmul_desc_init(&md, &a_md, &w_md, NULL, &c_md), "matmul descriptor");
+    dnnl_primitive_desc_t pd;
+    ok(dnnl_primitive_desc_create(&pd, &md, NULL, g->eng, NULL), "matmul (bf16 x bf16 -> f32) on this CPU");
+    dnnl_primitive_t p;
+    ok(dnnl_primitive_create(&p, pd), "matmul primitive");
+    dnnl_primitive_desc_destroy(pd);
+    const int slot = g->next;
+    g->next = (g->next + 1) % N_PRIM;
+    if (g->prim[slot].p) dnnl_primitive_destroy(g->prim[slot].p);
+    g->prim[slot].n = n;
+    g->prim[slot].p = p;
+    return p;
+}
+
+static void round_rows(const float *src, size_t count, uint16_t *dst) {
+    const int trunc = PLANTED("bf16_truncate");
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < count; i++) {
+        union {
+            float f;
+            uint32_t u;
+        } v = {src[i]};
+        dst[i] = trunc ? (uint16_t)(v.u >> 16) : bf16_round(src[i]);
+    }
+}
+
+void gemm_bf16_set_weights(GemmBf16 *g, const float *W) { round_rows(W, (size_t)g->m * g->d, g->w); }
+
+void gemm_bf16_apply(GemmBf16 *g, const float *a, int n, float *pre) {
+    if (n <= 0) return;
+    if (n > g->cap_rows) {
+        g->cap_rows = n;
+        g->a = xrealloc(g->a, sizeof(uint16_t) * (size_t)n * g->d);
+    }
+    round_rows(a, (size_t)n * g->d, g->a);
+    dnnl_primitive_t p = primitive(g, n);
+    dnnl_memory_desc_t a_md, w_md, c_md;
+    dnnl_dims_t ad = {n, g->d}, wd = {g->d, g->m}, cd = {n, g->m};
+    ok(dnnl_memory_desc_init_by_tag(&a_md, 2, ad, dnnl_bf16, dnnl_ab), "source descriptor");
+    ok(dnnl_memory_desc_init_by_tag(&w_md, 2, wd, dnnl_bf16, dnnl_ba), "weights descriptor");
+    ok(dnnl_memory_desc_init_by_tag(&c_md, 2, cd, dnnl_f32, dnnl_ab), "destination descriptor");
+    dnnl_memory_t A, B, C;
+    ok(dnnl_memory_create(&A, &a_md, g->eng, g->a), "source memory");
+    ok(dnnl_memory_create(&B, &w_md, g->eng, g->w), "weights memory");
+    ok(dnnl_memory_create(&C, &c_md, g->eng, pre), "destination memory");
+    dnnl_exec_arg_t args[3] = {{DNNL_ARG_SRC, A}, {DNNL_ARG_WEIGHTS, B}, {DNNL_ARG_DST, C}};
+    ok(dnnl_primitive_execute(p, g->st, 3, args), "matmul");
+    ok(dnnl_stream_wait(g->st), "stream wait");
+    dnnl_memory_destroy(A);
+    dnnl_memory_destroy(B);
+    dnnl_memory_destroy(C);
+}
+
+#else // no oneDNN in this build
+
+struct GemmBf16 {
+    int unused;
+};
+
+int gemm_bf16_available(char *why, size_t why_len, const char **isa, int *native) {
+    if (why && why_len)
+        snprintf(why, why_len, "this build has no oneDNN (Debian: libdnnl-dev; install it and configure again)");
+    if (isa) *isa = "none";
+    if (native) *native = 0;
+    return 0;
+}
+
+GemmBf16 *gemm_bf16_create(int d, int m) {
+    (void)d, (void)m;
+    die("bf16 encoder GEMM: this build has no oneDNN (Debian: libdnnl-dev; install it and configure again)");
+}
+
+void gemm_bf16_free(GemmBf16 *g) { (void)g; }
+void gemm_bf16_set_weights(GemmBf16 *g, const float *W) { (void)g, (void)W; }
+void gemm_bf16_apply(GemmBf16 *g, const float *a, int n, float *pre) { (void)g, (void)a, (void)n, (void)pre; }
+
+#endif
