@@ -18,7 +18,7 @@ def load(path):
             line = line.strip()
             if line.startswith("{"):
                 r = json.loads(line)
-                rows[r["variant"]] = r
+                rows.setdefault(r["variant"], {}).update(r)  # (--phases adds a second line per variant)
     return rows
 
 

@@ -91,6 +91,7 @@ static void test_kth(uint64_t *s, int trial) {
     float v = kth_largest_positive(a, rows, m, m, kk, NULL, NULL);
     float want = np > kk ? srt[kk - 1] : 0.0f; // at most kk positives: 0, keep them all
     expect(v == want, "kth_largest_positive", trial);
+    expect(batch_kth_largest(a, rows, m, kk, NULL, NULL, NULL) == want, "batch_kth_largest", trial);
     free(a);
     free(srt);
 }

@@ -28,7 +28,7 @@
 #include "stsae/sae/select.h"
 #include "stsae/sae/variants.h"
 
-enum { GRAD_BLOCK_TOKENS = 4096 }; // tokens per block of the latent-major gradient pass
+enum { GRAD_BLOCK_TOKENS = 1024 }; // tokens per block of the latent-major gradient pass (sae.h)
 
 // Every rule that depends on the variant is its row of the table (variants.h).
 int sae_config_init(SaeConfig *cfg, const char *variant, int d, int m) {
@@ -121,6 +121,7 @@ struct SaeWork {
     size_t cap_nd;            // n * n_dead allocated in za_d, pa_d
     int cap_eh, cap_dead;     // rows allocated in eh_d; dead rows in dd, g1, g2, gbd
     InfoNceWork *nce;
+    BatchKthScratch kth;        // BatchTopK's threshold search
     GemmBf16 *bf16;             // train.gemm: bf16 (NULL: fp32)
     int bf16_fresh;             // bf16's weights rounded from this step's W_enc
     double phase[SAE_N_PHASES]; // the last step's seconds per phase
@@ -198,6 +199,7 @@ void sae_work_free(SaeWork *w) {
     free(w->gaux);
     infonce_work_free(w->nce);
     gemm_bf16_free(w->bf16);
+    batch_kth_scratch_free(&w->kth);
     free(w);
 }
 
@@ -318,14 +320,22 @@ static void select_rows(const SaeConfig *cfg, const float *b_enc, int r0, int n,
 }
 
 // Appends to z rows [r0, r0 + n) keeping the entries of pre (one row per
-// token) with a > 0 and a >= v (inclusive) or a > v.
+// token) with a > 0 and a >= v (inclusive) or a > v. Both passes compare
+// KEEP_GROUP entries at once (vector code); the second looks at a group one
+// entry at a time only when one of them is kept (about k per row of m).
+enum { KEEP_GROUP = 16 };
 static void keep_above(const float *pre, int n, int m, float v, int inclusive, SparseCodes *z, int r0,
                        int *counts) {
+    // a > 0 and a >= v  <=>  a >= lo; a > 0 and a > v  <=>  a > lo, with lo = max(v, 0) and
+    // for the inclusive test with v <= 0 the strict a > 0 instead
+    const float lo = v > 0.0f ? v : 0.0f;
+    const int ge = inclusive && v > 0.0f;
 #pragma omp parallel for schedule(static)
     for (int r = 0; r < n; r++) {
         const float *pr = pre + (size_t)r * m;
         int c = 0;
-        for (int j = 0; j < m; j++) c += pr[j] > 0.0f && (inclusive ? pr[j] >= v : pr[j] > v);
+#pragma omp simd reduction(+ : c)
+        for (int j = 0; j < m; j++) c += ge ? pr[j] >= lo : pr[j] > lo;
         counts[r] = c;
     }
     codes_set_rows(z, r0, n, counts);
@@ -333,11 +343,19 @@ static void keep_above(const float *pre, int n, int m, float v, int inclusive, S
     for (int r = 0; r < n; r++) {
         const float *pr = pre + (size_t)r * m;
         int64_t e = z->row_ptr[r0 + r];
-        for (int j = 0; j < m; j++)
-            if (pr[j] > 0.0f && (inclusive ? pr[j] >= v : pr[j] > v)) {
-                z->idx[e] = j;
-                z->val[e++] = pr[j];
-            }
+        int j = 0;
+        for (; j < m; j += KEEP_GROUP) {
+            const int end = m - j < KEEP_GROUP ? m : j + KEEP_GROUP;
+            int hit = 0;
+#pragma omp simd reduction(| : hit)
+            for (int u = j; u < end; u++) hit |= ge ? pr[u] >= lo : pr[u] > lo;
+            if (!hit) continue;
+            for (int u = j; u < end; u++)
+                if (ge ? pr[u] >= lo : pr[u] > lo) {
+                    z->idx[e] = u;
+                    z->val[e++] = pr[u];
+                }
+        }
     }
 }
 
@@ -347,10 +365,32 @@ static void keep_above(const float *pre, int n, int m, float v, int inclusive, S
 static float select_batch(const SaeConfig *cfg, int n, const SaeReduce *red, SaeWork *w, int *counts) {
     int64_t n_glob = n;
     if (red) red->sum_i64(red->ctx, &n_glob, 1);
-    float v = kth_largest_positive(w->pre, n, cfg->m, cfg->m, (int64_t)cfg->k * n_glob,
-                                   red ? red->sum_i64 : NULL, red ? red->ctx : NULL);
+    float v = batch_kth_largest(w->pre, n, cfg->m, (int64_t)cfg->k * n_glob, red ? red->sum_i64 : NULL,
+                                red ? red->ctx : NULL, &w->kth);
     if (PLANTED("batchtopk_strict")) v = nextafterf(v, INFINITY);
-    keep_above(w->pre, n, cfg->m, v, 1, &w->z, 0, counts);
+    const BatchKthScratch *c = &w->kth;
+    if (c->n_rows != n) { // v = 0: every positive entry
+        keep_above(w->pre, n, cfg->m, v, 1, &w->z, 0, counts);
+        return v;
+    }
+    // the entries >= v (> 0) are among the candidates: no pass over pre
+    SparseCodes *z = &w->z;
+#pragma omp parallel for schedule(static)
+    for (int r = 0; r < n; r++) {
+        int k = 0;
+        for (int64_t q = c->cnt[r]; q < c->cnt[r + 1]; q++) k += c->cand[q] >= v;
+        counts[r] = k;
+    }
+    codes_set_rows(z, 0, n, counts);
+#pragma omp parallel for schedule(static)
+    for (int r = 0; r < n; r++) {
+        int64_t e = z->row_ptr[r];
+        for (int64_t q = c->cnt[r]; q < c->cnt[r + 1]; q++)
+            if (c->cand[q] >= v) {
+                z->idx[e] = c->cand_idx[q];
+                z->val[e++] = c->cand[q];
+            }
+    }
     return v;
 }
 

@@ -209,14 +209,16 @@ int radix_find_bucket(const int64_t *hist, int lo, int hi, int64_t *kk) {
     return b;
 }
 
-float kth_largest_positive(const float *a, int64_t n_rows, int m, int64_t ld, int64_t kk,
-                           void (*sum_i64)(void *ctx, int64_t *buf, int n), void *ctx) {
+// kth_largest_positive, where all = 1 returns 0 when at most kk values are
+// positive, all = 0 only when fewer are (with exactly kk, the smallest).
+static float kth_select(const float *a, int64_t n_rows, int m, int64_t ld, int64_t kk, int all,
+                        void (*sum_i64)(void *ctx, int64_t *buf, int n), void *ctx) {
     int64_t *hist = xmalloc(sizeof(int64_t) * HALF);
     histogram(a, n_rows, m, ld, 0, 0, hist);
     if (sum_i64) sum_i64(ctx, hist + 1, POS - 1);
     int64_t total = 0;
     for (int i = 1; i < POS; i++) total += hist[i];
-    if (total <= kk) {
+    if (all ? total <= kk : total < kk) {
         free(hist);
         return 0.0f;
     }
@@ -228,6 +230,116 @@ float kth_largest_positive(const float *a, int64_t n_rows, int m, int64_t ld, in
     uint32_t bits = high << 16 | low;
     float v;
     memcpy(&v, &bits, sizeof(v));
+    return v;
+}
+
+float kth_largest_positive(const float *a, int64_t n_rows, int m, int64_t ld, int64_t kk,
+                           void (*sum_i64)(void *ctx, int64_t *buf, int n), void *ctx) {
+    return kth_select(a, n_rows, m, ld, kk, 1, sum_i64, ctx);
+}
+
+// 1 when the float with these bits counts as positive here (high half in [1, POS))
+static inline int positive_bits(uint32_t u) { return (u >> 16) - 1u < (uint32_t)POS - 1u; }
+
+enum { CAND_ROW = 4096 }; // the candidates are histogrammed as rows of this many (zero-padded)
+
+// buf holds at least n elements of size el afterwards (grown, never shrunk).
+static void *reserve(void *buf, size_t *cap, size_t n, size_t el) {
+    if (n <= *cap) return buf;
+    free(buf);
+    *cap = n;
+    return xmalloc(el * n);
+}
+
+void batch_kth_scratch_free(BatchKthScratch *s) {
+    free(s->mx);
+    free(s->cand);
+    free(s->cand_idx);
+    free(s->cnt);
+    memset(s, 0, sizeof(*s));
+}
+
+float batch_kth_largest(const float *a, int64_t n_rows, int m, int64_t kk,
+                        void (*sum_i64)(void *ctx, int64_t *buf, int n), void *ctx, BatchKthScratch *scratch) {
+    const int nb = m / STRIDE;
+    if (nb < 1) return kth_largest_positive(a, n_rows, m, m, kk, sum_i64, ctx);
+    BatchKthScratch own = {0}, *sc = scratch ? scratch : &own;
+    // 1. every row's block maxima (topk_blocks' strided blocks) and the positives
+    float *mx = sc->mx = reserve(sc->mx, &sc->cap_mx, (size_t)(n_rows > 0 ? n_rows : 1) * nb, sizeof(float));
+    int64_t *cnt = sc->cnt = reserve(sc->cnt, &sc->cap_cnt, (size_t)n_rows + 1, sizeof(int64_t));
+    sc->n_rows = -1; // no candidates kept (yet)
+#pragma omp parallel for schedule(static)
+    for (int64_t r = 0; r < n_rows; r++) {
+        const float *row = a + r * m;
+        float *mr = mx + r * nb;
+        memcpy(mr, row, sizeof(float) * (size_t)nb);
+        for (int q = 1; q < STRIDE; q++) {
+            const float *sl = row + (size_t)q * nb;
+#pragma omp simd
+            for (int i = 0; i < nb; i++) mr[i] = sl[i] > mr[i] ? sl[i] : mr[i];
+        }
+        const uint32_t *bits = (const uint32_t *)row;
+        int64_t c = 0;
+#pragma omp simd reduction(+ : c)
+        for (int j = 0; j < m; j++) c += positive_bits(bits[j]);
+        cnt[r] = c;
+    }
+    int64_t pos = 0;
+    for (int64_t r = 0; r < n_rows; r++) pos += cnt[r];
+    if (sum_i64) sum_i64(ctx, &pos, 1);
+    float v = 0.0f;
+    if (pos > kk) {
+        // 2. t <= the answer: the kk-th largest block maximum (kk entries of
+        //    distinct blocks are >= it), 0 when too few maxima are positive
+        const float t = kth_largest_positive(mx, n_rows, nb, nb, kk, sum_i64, ctx);
+        // 3. the candidates: the positive entries >= t, found in the blocks
+        //    whose maximum is >= t (and the tails); the answer is among them,
+        //    and at least kk of them are (pos > kk), so it is their kk-th largest
+        const uint32_t *ab = (const uint32_t *)a;
+        const int tail_end = m - PLANTED("batch_kth_tail");
+#define CANDIDATE(j) (positive_bits(ab[r * m + (j)]) && a[r * m + (j)] >= t)
+#pragma omp parallel for schedule(static)
+        for (int64_t r = 0; r < n_rows; r++) {
+            int64_t c = 0;
+            for (int i = 0; i < nb; i++)
+                if (mx[r * nb + i] >= t)
+                    for (int q = 0; q < STRIDE; q++) c += CANDIDATE(i + q * nb);
+            for (int j = nb * STRIDE; j < tail_end; j++) c += CANDIDATE(j);
+            cnt[r] = c;
+        }
+        int64_t n_c = 0;
+        for (int64_t r = 0; r < n_rows; r++) {
+            const int64_t c = cnt[r];
+            cnt[r] = n_c;
+            n_c += c;
+        }
+        cnt[n_rows] = n_c;
+        int32_t *cidx = sc->cand_idx = reserve(sc->cand_idx, &sc->cap_idx, (size_t)(n_c > 0 ? n_c : 1), sizeof(int32_t));
+        const int64_t rows_c = (n_c + CAND_ROW - 1) / CAND_ROW;
+        const size_t n_pad = (size_t)(rows_c > 0 ? rows_c : 1) * CAND_ROW;
+        float *cand = sc->cand = reserve(sc->cand, &sc->cap_cand, n_pad, sizeof(float));
+        memset(cand + n_c, 0, sizeof(float) * (n_pad - (size_t)n_c)); // (zeros count for nothing)
+#pragma omp parallel for schedule(static)
+        for (int64_t r = 0; r < n_rows; r++) {
+            int64_t at = cnt[r];
+            for (int i = 0; i < nb; i++)
+                if (mx[r * nb + i] >= t)
+                    for (int q = 0; q < STRIDE; q++)
+                        if (CANDIDATE(i + q * nb)) {
+                            cidx[at] = i + q * nb;
+                            cand[at++] = a[r * m + i + q * nb];
+                        }
+            for (int j = nb * STRIDE; j < tail_end; j++)
+                if (CANDIDATE(j)) {
+                    cidx[at] = j;
+                    cand[at++] = a[r * m + j];
+                }
+        }
+#undef CANDIDATE
+        v = kth_select(cand, rows_c, CAND_ROW, CAND_ROW, kk, 0, sum_i64, ctx);
+        sc->n_rows = n_rows;
+    }
+    batch_kth_scratch_free(&own);
     return v;
 }
 

@@ -146,9 +146,12 @@ enum { SAE_CHUNK_TOKENS = 2048 };
 SaeWork *sae_work_create(const SaeConfig *cfg, int max_tok);
 void sae_work_free(SaeWork *w);
 // Tuning (and tests): tokens per encoder GEMM chunk (at most the default,
-// 2048) and tokens per block of the latent-major gradient pass (default 4096:
-// a block's x and dL/dxhat rows, 2 x 4096 x d floats, should fit in the
-// last-level cache). Results depend on neither beyond float rounding.
+// 2048) and tokens per block of the latent-major gradient pass (default 1024:
+// a block's x and dL/dxhat rows, 2 x 1024 x d floats, 6 MB at d = 768, stay in
+// the last-level cache while every latent's rows gather from them; each block
+// then reads and writes the gradient rows once more, which costs less:
+// benchmarks/RESULTS.md, 4096 -> 1024 took the standard step's pass from 57
+// to 32 ms on a Zen 4). Results depend on neither beyond float rounding.
 void sae_work_set_blocks(SaeWork *w, int chunk_tokens, int grad_block_tokens);
 
 // Math of the encoder GEMM, the step's only dense product (train.gemm): plain

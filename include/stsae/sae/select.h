@@ -12,6 +12,7 @@
 #ifndef STSAE_SELECT_H
 #define STSAE_SELECT_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 // k largest positive entries of v = a + bias over [0..m) (bias may be NULL:
@@ -29,6 +30,30 @@ int topk_row_subset(const float *a, const float *bias, const int32_t *cand, int 
 // the ranks of a job, so the threshold is that of the global batch.
 float kth_largest_positive(const float *a, int64_t n_rows, int m, int64_t ld, int64_t kk,
                            void (*sum_i64)(void *ctx, int64_t *buf, int n), void *ctx);
+// The same value for a batch's rows of m (ld = m), from far fewer entries:
+// the kk-th largest of the rows' strided block maxima (topk_row's blocks) is
+// a bound at or below it, and only the positive entries at or above that
+// bound (in the blocks whose maximum reaches it) are histogrammed. Costs one
+// vector pass over the rows instead of two scattered histogram passes;
+// holds m/8 floats per row meanwhile. sum_i64 is called the same number of
+// times on every rank (a data-parallel job's ranks all take the same path).
+// scratch (may be NULL: allocated for the call) keeps its buffers from one
+// call to the next: a step's 13 MB (4096 tokens) freed and mapped again each
+// time costs page faults and TLB shootdowns. When the answer v is > 0 it
+// also holds the candidates, a superset of every entry >= v: row r's are
+// cand[cnt[r] .. cnt[r + 1]) at columns cand_idx[...] (in no particular
+// order), and n_rows is the rows' count; n_rows is -1 when v is 0 (then the
+// rows' positive entries are the kept ones).
+typedef struct {
+    float *mx, *cand;
+    int32_t *cand_idx;
+    int64_t *cnt;
+    int64_t n_rows;
+    size_t cap_mx, cap_cand, cap_idx, cap_cnt;
+} BatchKthScratch;
+float batch_kth_largest(const float *a, int64_t n_rows, int m, int64_t kk,
+                        void (*sum_i64)(void *ctx, int64_t *buf, int n), void *ctx, BatchKthScratch *scratch);
+void batch_kth_scratch_free(BatchKthScratch *s);
 // Its step (and its CUDA twin's): the index of the bucket, from the top of
 // hist[lo, hi), holding the kk-th largest; kk becomes the rank inside it.
 int radix_find_bucket(const int64_t *hist, int lo, int hi, int64_t *kk);
