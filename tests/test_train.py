@@ -47,8 +47,9 @@ layout, tests/ref/make_features.py). One case per invocation (--case):
             2 ranks per job agree within 1e-4 (each rank rounds its own rows); against fp32 the final losses move, by less
             than 5% (the bound on the SAE's quality; tests/test_gemm_bf16.c
             bounds every step); the job hash differs, so fp32 over a bf16 run
-            directory is refused. Without oneDNN: the deck line is named and
-            every rank exits 1.
+            directory is refused. Without oneDNN, or where oneDNN has no bf16
+            matmul (an AVX2 CPU; ONEDNN_MAX_CPU_ISA=AVX2 here): the deck line is
+            named once and every rank exits 1.
   bad       bad decks (syntax, unknown key, wrong type, out-of-range value,
             missing feature file, ranks_per_job not dividing the ranks, a layer
             the file lacks) on 3 ranks: exit status 1, the file:line (or file)
@@ -237,14 +238,26 @@ def case_gemm(r, w):
     deck = os.path.join(w, "deck.yaml")
     open(deck, "w").write(deck_text(os.path.join(w, "f.h5"), os.path.join(w, "b1"), grid,
                                     extra="  gemm: bf16\n"))
+    refused = (r"deck\.yaml:\d+: train\.gemm: bf16 on the CPU: "
+               r"(this build has no oneDNN|oneDNN has no bf16 matmul on this CPU)")
     p = r.run(1, deck, check=False)
     if p.returncode != 0:
-        ok = p.returncode == 1 and re.search(r"deck\.yaml:\d+: train\.gemm: bf16 on the CPU: this build has no oneDNN",
-                                             p.stderr)
-        print(f"{'ok  ' if ok else 'FAIL'} no oneDNN in this build: exit {p.returncode}: {p.stderr.strip()[:200]}")
+        ok = p.returncode == 1 and len(re.findall(refused, p.stderr)) == 1
+        print(f"{'ok  ' if ok else 'FAIL'} no bf16 here: exit {p.returncode}: {p.stderr.strip()[:200]}")
         return 0 if ok else 1
     fails = 0
-    line = next((t for t in p.stdout.splitlines() if t.startswith("# train.gemm: bf16")), None)
+    plan = p.stdout
+    # a CPU oneDNN may not use for bf16 (as on an AVX2 machine): refused, once, every rank exits 1
+    env = r.env
+    r.env = dict(env, ONEDNN_MAX_CPU_ISA="AVX2")
+    p = r.run(3, deck, f"run_dir={w}/avx2", check=False)
+    r.env = env
+    hits = len(re.findall(refused, p.stderr))
+    ok = p.returncode == 1 and hits == 1
+    print(f"{'ok  ' if ok else 'FAIL'} bf16 refused where oneDNN has no bf16 matmul (ONEDNN_MAX_CPU_ISA=AVX2): "
+          f"exit {p.returncode}, message x{hits}")
+    fails += not ok
+    line = next((t for t in plan.splitlines() if t.startswith("# train.gemm: bf16")), None)
     print(f"{'ok  ' if line else 'FAIL'} the plan names the bf16 product: {line}")
     fails += line is None
     b1 = models(os.path.join(w, "b1"))

@@ -32,18 +32,43 @@ static void ok(dnnl_status_t s, const char *what) {
     if (s != dnnl_success) die("oneDNN: %s failed (status %d)", what, (int)s);
 }
 
+// 1 when oneDNN has a bf16 x bf16 -> f32 matmul on this CPU (its 2.x builds
+// need AVX-512 for bf16; ONEDNN_MAX_CPU_ISA can lower what it uses).
+static int matmul_exists(void) {
+    dnnl_engine_t eng;
+    if (dnnl_engine_create(&eng, dnnl_cpu, 0) != dnnl_success) return 0;
+    dnnl_memory_desc_t a_md, w_md, c_md;
+    dnnl_dims_t ad = {2, 16}, wd = {16, 16}, cd = {2, 16};
+    int ok = dnnl_memory_desc_init_by_tag(&a_md, 2, ad, dnnl_bf16, dnnl_ab) == dnnl_success &&
+             dnnl_memory_desc_init_by_tag(&w_md, 2, wd, dnnl_bf16, dnnl_ba) == dnnl_success &&
+             dnnl_memory_desc_init_by_tag(&c_md, 2, cd, dnnl_f32, dnnl_ab) == dnnl_success;
+    dnnl_matmul_desc_t md;
+    dnnl_primitive_desc_t pd = NULL;
+    ok = ok && dnnl_matmul_desc_init(&md, &a_md, &w_md, NULL, &c_md) == dnnl_success &&
+         dnnl_primitive_desc_create(&pd, &md, NULL, eng, NULL) == dnnl_success;
+    if (pd) dnnl_primitive_desc_destroy(pd);
+    dnnl_engine_destroy(eng);
+    return ok;
+}
+
 int gemm_bf16_available(char *why, size_t why_len, const char **isa, int *native) {
     const dnnl_cpu_isa_t i = dnnl_get_effective_cpu_isa();
     const int nat = (i & dnnl_cpu_isa_avx512_core_bf16) == dnnl_cpu_isa_avx512_core_bf16 ||
                     (i & dnnl_cpu_isa_avx512_core_amx) == dnnl_cpu_isa_avx512_core_amx;
-    if (isa)
-        *isa = (i & dnnl_cpu_isa_avx512_core_amx) == dnnl_cpu_isa_avx512_core_amx ? "avx512_core_amx"
-               : (i & dnnl_cpu_isa_avx512_core_bf16) == dnnl_cpu_isa_avx512_core_bf16 ? "avx512_core_bf16"
-               : (i & dnnl_cpu_isa_avx512_core) == dnnl_cpu_isa_avx512_core             ? "avx512_core"
-               : (i & dnnl_cpu_isa_avx2) == dnnl_cpu_isa_avx2                           ? "avx2"
-                                                                                         : "other";
+    const char *name = (i & dnnl_cpu_isa_avx512_core_amx) == dnnl_cpu_isa_avx512_core_amx ? "avx512_core_amx"
+                       : (i & dnnl_cpu_isa_avx512_core_bf16) == dnnl_cpu_isa_avx512_core_bf16 ? "avx512_core_bf16"
+                       : (i & dnnl_cpu_isa_avx512_core) == dnnl_cpu_isa_avx512_core ? "avx512_core"
+                       : (i & dnnl_cpu_isa_avx2) == dnnl_cpu_isa_avx2               ? "avx2"
+                                                                                   : "an older instruction set";
+    if (isa) *isa = name;
     if (native) *native = nat;
     if (why && why_len) why[0] = '\0';
+    if (!matmul_exists()) {
+        if (why && why_len)
+            snprintf(why, why_len, "oneDNN has no bf16 matmul on this CPU (it runs %s here; bf16 needs AVX-512, "
+                     "and pays only with AVX512-BF16 or AMX)", name);
+        return 0;
+    }
     return 1;
 }
 

@@ -69,9 +69,10 @@ static int count_at_least(const float *restrict v, int n, float c) {
 // maxima mx[i] are elementwise maxima of STRIDE contiguous slices (vector
 // code, no horizontal step). Let t be at most the k-th largest block
 // maximum: the k blocks holding the largest maxima have an entry >= t each,
-// so every entry of the top k is >= t, and it lies in a block whose maximum is >= t, or in
-// the tail (the last m - nb * STRIDE entries). Only those blocks (about k of
-// them) and the tail are walked. mx: scratch of nb floats, nb >= k.
+// so every entry of the top k is >= t, and it lies in a block whose maximum
+// is >= t, or in the tail (the last m - nb * STRIDE entries). Only those
+// blocks (about k of them) and the tail are walked. mx: scratch of nb
+// floats, nb >= k.
 static void topk_blocks(const float *restrict a, const float *restrict bias, int m, TopkBuf *b, float *mx) {
     const int nb = m / STRIDE, k = b->k;
     if (bias) {
@@ -262,12 +263,12 @@ void batch_kth_scratch_free(BatchKthScratch *s) {
 float batch_kth_largest(const float *a, int64_t n_rows, int m, int64_t kk,
                         void (*sum_i64)(void *ctx, int64_t *buf, int n), void *ctx, BatchKthScratch *scratch) {
     const int nb = m / STRIDE;
-    if (nb < 1) return kth_largest_positive(a, n_rows, m, m, kk, sum_i64, ctx);
     BatchKthScratch own = {0}, *sc = scratch ? scratch : &own;
+    sc->n_rows = -1; // no candidates kept (yet)
+    if (nb < 1) return kth_largest_positive(a, n_rows, m, m, kk, sum_i64, ctx);
     // 1. every row's block maxima (topk_blocks' strided blocks) and the positives
     float *mx = sc->mx = reserve(sc->mx, &sc->cap_mx, (size_t)(n_rows > 0 ? n_rows : 1) * nb, sizeof(float));
     int64_t *cnt = sc->cnt = reserve(sc->cnt, &sc->cap_cnt, (size_t)n_rows + 1, sizeof(int64_t));
-    sc->n_rows = -1; // no candidates kept (yet)
 #pragma omp parallel for schedule(static)
     for (int64_t r = 0; r < n_rows; r++) {
         const float *row = a + r * m;
@@ -314,7 +315,8 @@ float batch_kth_largest(const float *a, int64_t n_rows, int m, int64_t kk,
             n_c += c;
         }
         cnt[n_rows] = n_c;
-        int32_t *cidx = sc->cand_idx = reserve(sc->cand_idx, &sc->cap_idx, (size_t)(n_c > 0 ? n_c : 1), sizeof(int32_t));
+        int32_t *cidx = sc->cand_idx =
+            reserve(sc->cand_idx, &sc->cap_idx, (size_t)(n_c > 0 ? n_c : 1), sizeof(int32_t));
         const int64_t rows_c = (n_c + CAND_ROW - 1) / CAND_ROW;
         const size_t n_pad = (size_t)(rows_c > 0 ? rows_c : 1) * CAND_ROW;
         float *cand = sc->cand = reserve(sc->cand, &sc->cap_cand, n_pad, sizeof(float));

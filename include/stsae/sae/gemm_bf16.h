@@ -26,7 +26,8 @@
 
 typedef struct GemmBf16 GemmBf16;
 
-// 1 when this build has oneDNN; 0 with the reason in why. *isa (may be
+// 1 when this build has oneDNN and oneDNN a bf16 matmul on this CPU (a tiny
+// primitive is created to find out); 0 with the reason in why. *isa (may be
 // NULL) names the instruction set oneDNN runs on this CPU, and *native is 1
 // when it has bf16 products (AVX512-BF16 or AMX): elsewhere bf16 is slower
 // than fp32.
