@@ -49,7 +49,8 @@ int train_options_resolve(const Deck *d, int n_ranks, TrainOptions *o, char *err
                            o->ranks_per_job, n_ranks);
     }
     char why[256];
-    if (!strcmp(o->gemm, "bf16") && strcmp(o->device, "cuda") && !gemm_bf16_available(why, sizeof(why), NULL, NULL)) {
+    if (!strcmp(o->gemm, "bf16") && strcmp(o->device, "cuda") &&
+        !gemm_bf16_available(why, sizeof(why), &o->gemm_isa, &o->gemm_native)) {
         char where[512];
         deck_where(d, "train.gemm", where, sizeof(where));
         return deck_errorf(err, cap, where, "train.gemm", "bf16 on the CPU: %s", why);

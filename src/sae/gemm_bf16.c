@@ -32,20 +32,34 @@ static void ok(dnnl_status_t s, const char *what) {
     if (s != dnnl_success) die("oneDNN: %s failed (status %d)", what, (int)s);
 }
 
+// The operands of pre [n, m] = a [n, d] W^T: src [n, d] bf16 (ab), weights
+// [d, m] bf16 given as W [m, d] (ba), dst [n, m] f32. md: src, weights, dst.
+static dnnl_status_t operand_descs(int n, int d, int m, dnnl_memory_desc_t md[3]) {
+    dnnl_dims_t ad = {n, d}, wd = {d, m}, cd = {n, m};
+    dnnl_status_t s = dnnl_memory_desc_init_by_tag(&md[0], 2, ad, dnnl_bf16, dnnl_ab);
+    if (s == dnnl_success) s = dnnl_memory_desc_init_by_tag(&md[1], 2, wd, dnnl_bf16, dnnl_ba);
+    if (s == dnnl_success) s = dnnl_memory_desc_init_by_tag(&md[2], 2, cd, dnnl_f32, dnnl_ab);
+    return s;
+}
+
+// Its matmul's primitive descriptor on eng (*pd NULL when it fails).
+static dnnl_status_t matmul_pd(dnnl_engine_t eng, int n, int d, int m, dnnl_primitive_desc_t *pd) {
+    dnnl_memory_desc_t md[3];
+    dnnl_matmul_desc_t mm;
+    *pd = NULL;
+    dnnl_status_t s = operand_descs(n, d, m, md);
+    if (s == dnnl_success) s = dnnl_matmul_desc_init(&mm, &md[0], &md[1], NULL, &md[2]);
+    if (s == dnnl_success) s = dnnl_primitive_desc_create(pd, &mm, NULL, eng, NULL);
+    return s;
+}
+
 // 1 when oneDNN has a bf16 x bf16 -> f32 matmul on this CPU (its 2.x builds
 // need AVX-512 for bf16; ONEDNN_MAX_CPU_ISA can lower what it uses).
 static int matmul_exists(void) {
     dnnl_engine_t eng;
     if (dnnl_engine_create(&eng, dnnl_cpu, 0) != dnnl_success) return 0;
-    dnnl_memory_desc_t a_md, w_md, c_md;
-    dnnl_dims_t ad = {2, 16}, wd = {16, 16}, cd = {2, 16};
-    int ok = dnnl_memory_desc_init_by_tag(&a_md, 2, ad, dnnl_bf16, dnnl_ab) == dnnl_success &&
-             dnnl_memory_desc_init_by_tag(&w_md, 2, wd, dnnl_bf16, dnnl_ba) == dnnl_success &&
-             dnnl_memory_desc_init_by_tag(&c_md, 2, cd, dnnl_f32, dnnl_ab) == dnnl_success;
-    dnnl_matmul_desc_t md;
-    dnnl_primitive_desc_t pd = NULL;
-    ok = ok && dnnl_matmul_desc_init(&md, &a_md, &w_md, NULL, &c_md) == dnnl_success &&
-         dnnl_primitive_desc_create(&pd, &md, NULL, eng, NULL) == dnnl_success;
+    dnnl_primitive_desc_t pd;
+    const int ok = matmul_pd(eng, 2, 16, 16, &pd) == dnnl_success;
     if (pd) dnnl_primitive_desc_destroy(pd);
     dnnl_engine_destroy(eng);
     return ok;
@@ -93,19 +107,12 @@ void gemm_bf16_free(GemmBf16 *g) {
     free(g);
 }
 
-// src [n, d] bf16 (ab), weights [d, m] bf16 given as W [m, d] (ba), dst [n, m] f32
+// The matmul for n rows, made on first use.
 static dnnl_primitive_t primitive(GemmBf16 *g, int n) {
     for (int i = 0; i < N_PRIM; i++)
         if (g->prim[i].p && g->prim[i].n == n) return g->prim[i].p;
-    dnnl_memory_desc_t a_md, w_md, c_md;
-    dnnl_dims_t ad = {n, g->d}, wd = {g->d, g->m}, cd = {n, g->m};
-    ok(dnnl_memory_desc_init_by_tag(&a_md, 2, ad, dnnl_bf16, dnnl_ab), "source descriptor");
-    ok(dnnl_memory_desc_init_by_tag(&w_md, 2, wd, dnnl_bf16, dnnl_ba), "weights descriptor");
-    ok(dnnl_memory_desc_init_by_tag(&c_md, 2, cd, dnnl_f32, dnnl_ab), "destination descriptor");
-    dnnl_matmul_desc_t md;
-    ok(dnnl_matmul_desc_init(&md, &a_md, &w_md, NULL, &c_md), "matmul descriptor");
     dnnl_primitive_desc_t pd;
-    ok(dnnl_primitive_desc_create(&pd, &md, NULL, g->eng, NULL), "matmul (bf16 x bf16 -> f32) on this CPU");
+    ok(matmul_pd(g->eng, n, g->d, g->m, &pd), "matmul (bf16 x bf16 -> f32) on this CPU");
     dnnl_primitive_t p;
     ok(dnnl_primitive_create(&p, pd), "matmul primitive");
     dnnl_primitive_desc_destroy(pd);
@@ -139,15 +146,12 @@ void gemm_bf16_apply(GemmBf16 *g, const float *a, int n, float *pre) {
     }
     round_rows(a, (size_t)n * g->d, g->a);
     dnnl_primitive_t p = primitive(g, n);
-    dnnl_memory_desc_t a_md, w_md, c_md;
-    dnnl_dims_t ad = {n, g->d}, wd = {g->d, g->m}, cd = {n, g->m};
-    ok(dnnl_memory_desc_init_by_tag(&a_md, 2, ad, dnnl_bf16, dnnl_ab), "source descriptor");
-    ok(dnnl_memory_desc_init_by_tag(&w_md, 2, wd, dnnl_bf16, dnnl_ba), "weights descriptor");
-    ok(dnnl_memory_desc_init_by_tag(&c_md, 2, cd, dnnl_f32, dnnl_ab), "destination descriptor");
+    dnnl_memory_desc_t md[3];
+    ok(operand_descs(n, g->d, g->m, md), "operand descriptors");
     dnnl_memory_t A, B, C;
-    ok(dnnl_memory_create(&A, &a_md, g->eng, g->a), "source memory");
-    ok(dnnl_memory_create(&B, &w_md, g->eng, g->w), "weights memory");
-    ok(dnnl_memory_create(&C, &c_md, g->eng, pre), "destination memory");
+    ok(dnnl_memory_create(&A, &md[0], g->eng, g->a), "source memory");
+    ok(dnnl_memory_create(&B, &md[1], g->eng, g->w), "weights memory");
+    ok(dnnl_memory_create(&C, &md[2], g->eng, pre), "destination memory");
     dnnl_exec_arg_t args[3] = {{DNNL_ARG_SRC, A}, {DNNL_ARG_WEIGHTS, B}, {DNNL_ARG_DST, C}};
     ok(dnnl_primitive_execute(p, g->st, 3, args), "matmul");
     ok(dnnl_stream_wait(g->st), "stream wait");

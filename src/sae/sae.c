@@ -123,7 +123,6 @@ struct SaeWork {
     InfoNceWork *nce;
     BatchKthScratch kth;        // BatchTopK's threshold search
     GemmBf16 *bf16;             // train.gemm: bf16 (NULL: fp32)
-    int bf16_fresh;             // bf16's weights rounded from this step's W_enc
     double phase[SAE_N_PHASES]; // the last step's seconds per phase
 };
 
@@ -232,9 +231,10 @@ static inline void axpy2(int d, float a1, const float *restrict x1, float *restr
 
 // w->pre[r] = (x[r0 + r] - b_dec) W_enc^T + b_enc for r < n. TopK adds the
 // bias as it reads the row (pre is left without it: no row is written
-// back), the others in a pass of their own here.
+// back), the others in a pass of their own here. The product is fp32's
+// sgemm, or bf16's (bf16 non-NULL: its weights rounded from this W_enc).
 static void encode_rows(const SaeConfig *cfg, const SaeTensors *p, const float *x, int r0, int n,
-                        SaeWork *w) {
+                        GemmBf16 *bf16, SaeWork *w) {
     const int d = cfg->d, m = cfg->m;
 #pragma omp parallel for schedule(static)
     for (int r = 0; r < n; r++) {
@@ -242,8 +242,8 @@ static void encode_rows(const SaeConfig *cfg, const SaeTensors *p, const float *
         float *xc = w->xc + (size_t)r * d;
         for (int i = 0; i < d; i++) xc[i] = xr[i] - p->b_dec[i];
     }
-    if (w->bf16 && w->bf16_fresh) {
-        gemm_bf16_apply(w->bf16, w->xc, n, w->pre);
+    if (bf16) {
+        gemm_bf16_apply(bf16, w->xc, n, w->pre);
     } else {
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, m, d, 1.0f, w->xc, d, p->W_enc, d, 0.0f,
                     w->pre, m);
@@ -632,12 +632,9 @@ void sae_step(const SaeConfig *cfg, const SaeTensors *p, SaeTensors *grad, const
     if (k_aux_eff > 0) codes_reserve(za, (int64_t)n * k_aux_eff);
     const int aux_dense = k_aux_eff > 0 && n_dead <= AUX_DENSE_RATIO * k_aux_eff;
     const int aux_sparse = k_aux_eff > 0 && !aux_dense;
-    if (w->bf16) {
-        gemm_bf16_set_weights(w->bf16, p->W_enc);
-        w->bf16_fresh = 1;
-    }
+    if (w->bf16) gemm_bf16_set_weights(w->bf16, p->W_enc);
     if (cfg->select == SEL_BATCHTOPK) {
-        encode_rows(cfg, p, x, 0, n, w);
+        encode_rows(cfg, p, x, 0, n, w->bf16, w);
         phase_mark(w, SAE_PHASE_GEMM, &clock);
         out->min_kept = select_batch(cfg, n, red, w, counts);
         select_rows(cfg, p->b_enc, 0, n, z, n_dead, k_aux_eff, w, counts);
@@ -645,13 +642,12 @@ void sae_step(const SaeConfig *cfg, const SaeTensors *p, SaeTensors *grad, const
     } else {
         for (int r0 = 0; r0 < n; r0 += w->chunk) {
             int nc = n - r0 < w->chunk ? n - r0 : w->chunk;
-            encode_rows(cfg, p, x, r0, nc, w);
+            encode_rows(cfg, p, x, r0, nc, w->bf16, w);
             phase_mark(w, SAE_PHASE_GEMM, &clock);
             select_rows(cfg, p->b_enc, r0, nc, z, n_dead, k_aux_eff, w, counts);
             phase_mark(w, SAE_PHASE_SELECT, &clock);
         }
     }
-    w->bf16_fresh = 0; // (sae_encode after the step: fp32)
     if (k_aux_eff == 0) memset(za->row_ptr, 0, sizeof(int64_t) * ((size_t)n + 1));
     double l0[1] = {(double)z->nnz};
     sae_sum_f64(red, l0, 1);
@@ -779,7 +775,7 @@ void sae_encode(const SaeConfig *cfg, const SaeTensors *p, const float *x, int n
     out->nnz = 0;
     for (int r0 = 0; r0 < n; r0 += w->chunk) {
         int nc = n - r0 < w->chunk ? n - r0 : w->chunk;
-        encode_rows(cfg, p, x, r0, nc, w);
+        encode_rows(cfg, p, x, r0, nc, NULL, w); // (evaluation: fp32 whatever the training)
         if (cfg->select == SEL_BATCHTOPK) keep_above(w->pre, nc, cfg->m, theta, 0, out, r0, counts);
         else select_rows(cfg, p->b_enc, r0, nc, out, 0, 0, w, counts);
     }

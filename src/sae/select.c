@@ -242,6 +242,31 @@ float kth_largest_positive(const float *a, int64_t n_rows, int m, int64_t ld, in
 // 1 when the float with these bits counts as positive here (high half in [1, POS))
 static inline int positive_bits(uint32_t u) { return (u >> 16) - 1u < (uint32_t)POS - 1u; }
 
+// The positive entries >= t of one row of m (in the blocks whose maximum mx
+// reaches t, and in the tail) into (val, idx); returns how many. val NULL:
+// only counts them.
+static int64_t row_candidates(const float *row, int m, const float *mx, float t, float *val, int32_t *idx) {
+    const int nb = m / STRIDE, tail_end = m - PLANTED("batch_kth_tail");
+    const uint32_t *bits = (const uint32_t *)row;
+    int64_t c = 0;
+    for (int i = 0; i < nb; i++) {
+        if (!(mx[i] >= t)) continue;
+        for (int q = 0; q < STRIDE; q++) {
+            const int j = i + q * nb;
+            if (positive_bits(bits[j]) && row[j] >= t) {
+                if (val) val[c] = row[j], idx[c] = j;
+                c++;
+            }
+        }
+    }
+    for (int j = nb * STRIDE; j < tail_end; j++)
+        if (positive_bits(bits[j]) && row[j] >= t) {
+            if (val) val[c] = row[j], idx[c] = j;
+            c++;
+        }
+    return c;
+}
+
 enum { CAND_ROW = 4096 }; // the candidates are histogrammed as rows of this many (zero-padded)
 
 // buf holds at least n elements of size el afterwards (grown, never shrunk).
@@ -296,18 +321,8 @@ float batch_kth_largest(const float *a, int64_t n_rows, int m, int64_t kk,
         // 3. the candidates: the positive entries >= t, found in the blocks
         //    whose maximum is >= t (and the tails); the answer is among them,
         //    and at least kk of them are (pos > kk), so it is their kk-th largest
-        const uint32_t *ab = (const uint32_t *)a;
-        const int tail_end = m - PLANTED("batch_kth_tail");
-#define CANDIDATE(j) (positive_bits(ab[r * m + (j)]) && a[r * m + (j)] >= t)
 #pragma omp parallel for schedule(static)
-        for (int64_t r = 0; r < n_rows; r++) {
-            int64_t c = 0;
-            for (int i = 0; i < nb; i++)
-                if (mx[r * nb + i] >= t)
-                    for (int q = 0; q < STRIDE; q++) c += CANDIDATE(i + q * nb);
-            for (int j = nb * STRIDE; j < tail_end; j++) c += CANDIDATE(j);
-            cnt[r] = c;
-        }
+        for (int64_t r = 0; r < n_rows; r++) cnt[r] = row_candidates(a + r * m, m, mx + r * nb, t, NULL, NULL);
         int64_t n_c = 0;
         for (int64_t r = 0; r < n_rows; r++) {
             const int64_t c = cnt[r];
@@ -322,22 +337,8 @@ float batch_kth_largest(const float *a, int64_t n_rows, int m, int64_t kk,
         float *cand = sc->cand = reserve(sc->cand, &sc->cap_cand, n_pad, sizeof(float));
         memset(cand + n_c, 0, sizeof(float) * (n_pad - (size_t)n_c)); // (zeros count for nothing)
 #pragma omp parallel for schedule(static)
-        for (int64_t r = 0; r < n_rows; r++) {
-            int64_t at = cnt[r];
-            for (int i = 0; i < nb; i++)
-                if (mx[r * nb + i] >= t)
-                    for (int q = 0; q < STRIDE; q++)
-                        if (CANDIDATE(i + q * nb)) {
-                            cidx[at] = i + q * nb;
-                            cand[at++] = a[r * m + i + q * nb];
-                        }
-            for (int j = nb * STRIDE; j < tail_end; j++)
-                if (CANDIDATE(j)) {
-                    cidx[at] = j;
-                    cand[at++] = a[r * m + j];
-                }
-        }
-#undef CANDIDATE
+        for (int64_t r = 0; r < n_rows; r++)
+            row_candidates(a + r * m, m, mx + r * nb, t, cand + cnt[r], cidx + cnt[r]);
         v = kth_select(cand, rows_c, CAND_ROW, CAND_ROW, kk, 0, sum_i64, ctx);
         sc->n_rows = n_rows;
     }

@@ -37,7 +37,6 @@
 #include "stsae/comm/device.h"
 #include "stsae/deck/options.h"
 #include "stsae/io/features.h"
-#include "stsae/sae/gemm_bf16.h"
 #include "stsae/sae/sae_cuda.h" // dev_alloc, dev_upload_bytes: the resident features
 #include "stsae/sae/variants.h"
 #include "stsae/stages/stage.h"
@@ -140,11 +139,9 @@ static void echo_deck(const Train *t) {
         printf("# note: train.ranks_per_job = %d exceeds train.streams = %lld: ranks beyond the streams get no "
                "tokens in jobs of loose tokens or pairs (raise train.streams)\n",
                o->ranks_per_job, (long long)o->streams);
-    const char *isa;
-    int native;
-    if (!strcmp(o->gemm, "bf16") && strcmp(o->device, "cuda") && gemm_bf16_available(NULL, 0, &isa, &native))
-        printf("# train.gemm: bf16: the encoder product through oneDNN on %s%s\n", isa,
-               native ? "" : ", which has no bf16 products (AVX512-BF16 or AMX): slower than fp32 here");
+    if (o->gemm_isa)
+        printf("# train.gemm: bf16: the encoder product through oneDNN on %s%s\n", o->gemm_isa,
+               o->gemm_native ? "" : ", which has no bf16 products (AVX512-BF16 or AMX): slower than fp32 here");
     fflush(stdout);
 }
 

@@ -41,6 +41,8 @@ typedef struct {
     int lockstep;             // at most this many jobs of a group trained together on the same batches
     double lockstep_gb;       // and at most this much memory per rank for them together (estimated)
     const char *gemm;         // "fp32" | "bf16": the encoder GEMM's math (train.gemm)
+    const char *gemm_isa;     // bf16 on the CPU: the instruction set oneDNN runs (gemm_bf16_available)
+    int gemm_native;          // ... and whether it has bf16 products
     const char *device_features; // "auto" | "resident" | "stream": device: cuda batches from GPU memory or the file
     int streams, mix_clips;   // data streams of loose tokens and pairs; clips per stream window
     int epochs;
