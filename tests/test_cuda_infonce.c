@@ -2,7 +2,8 @@
 // against the CPU step (sae.h, infonce.c), on small random cases (d = 32,
 // m = 64, k = 6): temporal, separate, temporal+M and separate+M on 5 clips of
 // 3 x 2 x 3 tokens, raster on 61 pairs, sparsemax and entmax15 with
-// lambda_t > 0 on clips; AuxK with dead latents where the variant has it.
+// lambda_t > 0 on clips; AuxK with dead latents where the variant has it;
+// separate once more at tau = 0.004 (logits beyond expf's range unshifted).
 // Each case: every loss term (rec, aux, high, temp, spat, rast, total) to
 // 1e-4 relative, l0 exactly, the selected codes (same latents, values to
 // 1e-4), the four gradients to 1e-4 relative (fp32), and a second CUDA step
@@ -299,6 +300,7 @@ int main(void) {
     } cases[] = {
         {{"temporal", 0.7f, 0.1f, 16}, 1},
         {{"separate", 0.7f, 0.5f, 16}, 0},
+        {{"separate", 0.7f, 0.004f, 0}, 0}, // logits up to 250: the softmax's shift (expf overflows at 88)
         {{"raster", 0.6f, 0.2f, 16}, 1},
         {{"temporal+M", 0.7f, 0.3f, 0}, 0},
         {{"separate+M", 0.5f, 0.1f, 16}, 1},

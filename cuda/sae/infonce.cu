@@ -137,6 +137,10 @@ __device__ __forceinline__ float warp_sum_f32(float v) {
     for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
     return v;
 }
+__device__ __forceinline__ float warp_max_f32(float v) {
+    for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+    return v;
+}
 __device__ __forceinline__ int warp_sum_int(int v) {
     for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
     return v;
@@ -262,6 +266,8 @@ __global__ void nce_runs_kernel(const uint64_t *qkey, const int32_t *qid, int n_
 // A warp per anchor x (positions [arange[x], arange[x+1]) of the sorted
 // keys): Z_a, l(a) into loss[x], and g_ac = wt (softmax_ac - [c = q]) in
 // place of s_ac at each run start (0 for the anchor itself when excluded).
+// The softmax is shifted by the row's largest logit (0 at least: the
+// untouched candidates'), so no temperature overflows expf (as infonce.c).
 // extra: candidates added to Z (a planted fault's; 0).
 __global__ void nce_loss_kernel(const int32_t *anc, int n, int n_c, int pos_off, int self_excluded, float wt,
                                 float inv_tau, int extra, const int *arange, const uint64_t *qkey, float *sg,
@@ -270,6 +276,13 @@ __global__ void nce_loss_kernel(const int32_t *anc, int n, int n_c, int pos_off,
     if (x >= n) return;
     const int lo = arange[x], hi = arange[x + 1], q = anc[x] + pos_off, self = self_excluded ? anc[x] : -1;
     const uint64_t base = (uint64_t)x * (uint64_t)n_c;
+    float mx = 0.0f;
+    for (int p = lo + lane; p < hi; p += 32) {
+        const int c = (int)(qkey[p] - base);
+        if ((p > lo && qkey[p] == qkey[p - 1]) || c == self) continue;
+        mx = fmaxf(mx, sg[p] * inv_tau);
+    }
+    mx = warp_max_f32(mx);
     double Z = 0.0;
     int nt = 0;
     float s_q = 0.0f;
@@ -277,20 +290,20 @@ __global__ void nce_loss_kernel(const int32_t *anc, int n, int n_c, int pos_off,
         const int c = (int)(qkey[p] - base);
         if ((p > lo && qkey[p] == qkey[p - 1]) || c == self) continue;
         const float s = sg[p] * inv_tau;
-        Z += expf(s);
+        Z += expf(s - mx);
         nt++;
         if (c == q) s_q = s;
     }
     Z = warp_sum_f64(Z);
     nt = warp_sum_int(nt);
     s_q = warp_sum_f32(s_q); // one lane at most holds it
-    Z += (double)(n_c - (self >= 0) - nt + extra);
-    if (lane == 0) loss[x] = log(Z) - s_q;
+    Z += (double)(n_c - (self >= 0) - nt + extra) * exp(-(double)mx);
+    if (lane == 0) loss[x] = mx + log(Z) - s_q;
     const float inv_Z = (float)(1.0 / Z);
     for (int p = lo + lane; p < hi; p += 32) {
         const int c = (int)(qkey[p] - base);
         if (p > lo && qkey[p] == qkey[p - 1]) continue;
-        sg[p] = c == self ? 0.0f : (expf(sg[p] * inv_tau) * inv_Z - (float)(c == q)) * wt;
+        sg[p] = c == self ? 0.0f : (expf(sg[p] * inv_tau - mx) * inv_Z - (float)(c == q)) * wt;
     }
 }
 

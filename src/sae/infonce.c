@@ -38,6 +38,7 @@ typedef struct {
     float *acc;      // [max set]
     uint8_t *mark;   // [max set]
     int32_t *touched;
+    float *ex;       // [max set] the touched's exp (sparse rows)
     float *gc;       // [cap_gc] per position of the candidate set's index
     int64_t cap_gc;
 } Scratch;
@@ -55,9 +56,13 @@ struct InfoNceWork {
     SparseCodes all;   // data-parallel: the codes of the whole batch (every rank's, in rank order)
     float *gu_mine;    // data-parallel: this rank's entries of dL/du, summed over ranks
     int64_t cap_mine;
+    int dense_groups;  // groups of the last step whose rows were dense (run_group)
 };
 
 InfoNceWork *infonce_work_create(void) { return xcalloc(1, sizeof(InfoNceWork)); }
+
+int infonce_dense_groups(const InfoNceWork *w) { return w->dense_groups; }
+
 
 static void tokset_free(TokSet *s) {
     free(s->tok);
@@ -71,6 +76,7 @@ static void scratch_free(Scratch *s) {
     free(s->acc);
     free(s->mark);
     free(s->touched);
+    free(s->ex);
     free(s->gc);
 }
 
@@ -106,6 +112,7 @@ static void work_reserve(InfoNceWork *w, int n_sets, int max_set, const SparseCo
             w->scr[t].acc = xmalloc(sizeof(float) * (size_t)cap);
             w->scr[t].mark = xcalloc((size_t)cap, 1);
             w->scr[t].touched = xmalloc(sizeof(int32_t) * (size_t)cap);
+            w->scr[t].ex = xmalloc(sizeof(float) * (size_t)cap);
         }
         w->n_threads = threads;
         w->pos_same = xrealloc(w->pos_same, sizeof(int32_t) * (size_t)cap);
@@ -158,6 +165,29 @@ static void tokset_build(TokSet *s, const SparseCodes *z, const float *u, int m,
     free(next);
 }
 
+// exp(x) for x <= 0 (the logits are shifted by their maximum), in plain
+// arithmetic the compiler vectorizes: x = k ln2 + r with |r| <= ln2/2, e^r by
+// its degree-6 Taylor polynomial (relative error below 2e-7 there; float
+// rounding adds about as much), times 2^k built in the exponent bits.
+// Exactly 1 at 0 (an untouched candidate's term); below -87 it returns
+// 2^-126 instead of a smaller number, nothing beside a denominator >= 1.
+static inline float exp_nonpos(float x) {
+    x = x > -87.0f ? x : -87.0f; // (fmaxf is a call that stops the vectorizer)
+    const float k = (x * 1.44269504f + 12582912.0f) - 12582912.0f; // round to nearest
+    const float r = (x - k * 0.693145752f) - k * 1.42860677e-6f;    // ln 2 in two parts
+    float p = 1.0f / 720.0f;
+    p = p * r + 1.0f / 120.0f;
+    p = p * r + 1.0f / 24.0f;
+    p = p * r + 1.0f / 6.0f;
+    p = p * r + 0.5f;
+    p = p * r + 1.0f;
+    p = p * r + 1.0f;
+    const int32_t bits = ((int32_t)k + 127) << 23;
+    float scale;
+    memcpy(&scale, &bits, sizeof scale);
+    return p * scale;
+}
+
 // acc[c] = u_r . u_c for every member c of C sharing a latent with token r;
 // returns how many were touched.
 static inline int gather_dots(const SparseCodes *z, const float *u, int r, const TokSet *C, Scratch *sc) {
@@ -192,13 +222,98 @@ static inline int drop_self(Scratch *sc, int nt, int self) {
     return nt;
 }
 
+// One anchor's row: acc[c] = u_a . u_c over the touched set becomes
+// g_ac = w/tau (softmax_ac - [c = q]); the untouched (logit 0) are counted.
+// The softmax is shifted by the row's largest logit (0 at least: the
+// untouched's), so no temperature overflows it, and its exponentials are
+// taken in vector code (exp_nonpos). Returns l(a); *n_all: the touched
+// count, self included (the marks to clear). Not inlined: inside the
+// OpenMP region the compiler reloads sc's pointers in every loop and
+// vectorizes none of them.
+__attribute__((noinline)) static double anchor_row(const SparseCodes *z, const float *u, int r, const TokSet *C,
+                                                   int q, int self, float inv_tau, float wt, Scratch *sc,
+                                                   int *n_all) {
+    *n_all = gather_dots(z, u, r, C, sc);
+    const int nt = drop_self(sc, *n_all, self);
+    float *acc = sc->acc, *ex = sc->ex;
+    const int32_t *touched = sc->touched;
+    const float s_q = sc->mark[q] ? acc[q] * inv_tau : 0.0f;
+    float mx = 0.0f;
+    for (int x = 0; x < nt; x++) mx = acc[touched[x]] > mx ? acc[touched[x]] : mx;
+    mx *= inv_tau;
+#pragma omp simd
+    for (int x = 0; x < nt; x++) ex[x] = exp_nonpos(acc[touched[x]] * inv_tau - mx);
+    // (the sum in its own loop: in the one above, a double sum is not vectorized)
+    double Z = (double)(C->n - (self >= 0) - nt + PLANTED("nce_candidate")) * exp_nonpos(-mx);
+#pragma omp simd reduction(+ : Z)
+    for (int x = 0; x < nt; x++) Z += ex[x];
+    const float g = (float)(1.0 / Z) * wt;
+    for (int x = 0; x < nt; x++) acc[touched[x]] = ex[x] * g - (touched[x] == q ? wt : 0.0f);
+    return mx + log(Z) - s_q;
+}
+
+// acc[c] += u_r . u_c for every member c of C sharing a latent with token r
+// (acc zero beforehand: a dense row of the group's logits).
+static inline void scatter_dots(const SparseCodes *z, const float *u, int r, const TokSet *C, float *acc) {
+    for (int64_t e = z->row_ptr[r]; e < z->row_ptr[r + 1]; e++) {
+        const float ue = u[e];
+        const int j = z->idx[e];
+        const int32_t *mem = C->mem;
+        const float *uc = C->u;
+        for (int64_t t = C->col_ptr[j]; t < C->col_ptr[j + 1]; t++) acc[mem[t]] += ue * uc[t];
+    }
+}
+
+// One anchor's row held densely: acc[c] = u_a . u_c for every candidate (0
+// where none of a's latents is shared) becomes g_ac = w/tau (softmax_ac -
+// [c = q]), self's 0; returns l(a). The softmax is shifted by the row's
+// largest logit, so no temperature overflows it.
+__attribute__((noinline)) static double anchor_dense(const SparseCodes *z, const float *u, int r, const TokSet *C,
+                                                     int q, int self, float inv_tau, float wt, float *acc) {
+    const int n = C->n;
+    memset(acc, 0, sizeof(float) * (size_t)n);
+    scatter_dots(z, u, r, C, acc);
+    if (self >= 0) acc[self] = 0.0f;
+    const float s_q = acc[q] * inv_tau;
+    float mx = 0.0f;
+#pragma omp simd reduction(max : mx)
+    for (int c = 0; c < n; c++) mx = acc[c] > mx ? acc[c] : mx;
+    mx *= inv_tau;
+#pragma omp simd
+    for (int c = 0; c < n; c++) acc[c] = exp_nonpos(acc[c] * inv_tau - mx);
+    double Z = (double)PLANTED("nce_candidate") * exp_nonpos(-mx);
+#pragma omp simd reduction(+ : Z)
+    for (int c = 0; c < n; c++) Z += acc[c];
+    if (self >= 0) {
+        Z -= acc[self];
+        acc[self] = 0.0f;
+    }
+    const float g = (float)(1.0 / Z) * wt;
+#pragma omp simd
+    for (int c = 0; c < n; c++) acc[c] *= g;
+    acc[q] -= wt;
+    return mx + log(Z) - s_q;
+}
+
 // One pass over the anchors of a group. Per anchor a: the dot products with
-// the candidates sharing a latent, Z_a and l(a); then with
-// g_ac = w/tau (softmax_ac - [c = positive]) one more walk over the same
-// lists adds g_ac u_c to the anchor's gradient and g_ac u_a to the
-// candidate's, the latter in the thread's buffer gc (indexed like C's lists),
-// summed into gu after the loop in thread order. The static schedule makes the
-// result the same on every run with the same thread count.
+// the candidates sharing a latent, Z_a, l(a) and g_ac (anchor_dense or
+// anchor_row); then one more walk over the same lists adds g_ac u_c to the
+// anchor's gradient and g_ac u_a to the candidate's, the latter in the
+// thread's buffer gc (indexed like C's lists), summed into gu after the loop
+// in thread order. The static schedule makes the result the same on every
+// run with the same thread count.
+//
+// Dense or touched-set rows: which costs less depends on how many list
+// entries an anchor walks (`walk`) against how many candidates there are.
+// On bench_step's clips an anchor walks 0.95 entries per candidate and
+// shares a latent with half of them; tracking that touched set mispredicts
+// a branch per entry, and a dense row (zeroed, scattered into, then four
+// vector passes) took the temporal step's InfoNCE from 260 to 125 ms. At
+// 0.05 entries per candidate (k = 12) the touched set was 1.5x faster, at
+// 0.08 they were even (Zen 4, 2 threads, 2048 candidates): rows are dense
+// from walk >= n_C / DENSE_RATIO on. The choice is per group, from the data;
+// both give the same loss and gradients to float rounding.
+#define DENSE_RATIO 12
 static void run_group(InfoNceWork *w, const Group *g, const SparseCodes *z, float inv_tau) {
     const TokSet *A = g->A, *C = g->C;
     const float *u = w->u;
@@ -213,6 +328,16 @@ static void run_group(InfoNceWork *w, const Group *g, const SparseCodes *z, floa
         }
         memset(sc->gc, 0, sizeof(float) * (size_t)C->nnz);
     }
+    // (over every member of A, not only this rank's anchors: every rank of a
+    // data-parallel job makes the same choice)
+    int64_t walk = 0;
+    for (int i = 0; i < A->n; i++) {
+        const int r = A->tok[i];
+        for (int64_t e = z->row_ptr[r]; e < z->row_ptr[r + 1]; e++)
+            walk += C->col_ptr[z->idx[e] + 1] - C->col_ptr[z->idx[e]];
+    }
+    const int dense = DENSE_RATIO * walk >= (int64_t)A->n * C->n;
+    w->dense_groups += dense;
     double loss = 0.0;
 #pragma omp parallel num_threads(nthreads) reduction(+ : loss)
     {
@@ -223,31 +348,20 @@ static void run_group(InfoNceWork *w, const Group *g, const SparseCodes *z, floa
             if (q < 0) continue;
             const int self = g->self_excluded && !PLANTED("nce_self") ? i : -1;
             const int r = A->tok[i];
-            const int n_all = gather_dots(z, u, r, C, sc);
-            const int nt = drop_self(sc, n_all, self);
-            const float s_q = sc->mark[q] ? sc->acc[q] * inv_tau : 0.0f;
-            // exp(s_ac) of the touched; the others have s = 0 and add 1 each
-            double Z = (double)(C->n - (self >= 0) - nt + PLANTED("nce_candidate"));
-            for (int x = 0; x < nt; x++) {
-                const int c = sc->touched[x];
-                const float ex = expf(sc->acc[c] * inv_tau);
-                sc->acc[c] = ex;
-                Z += ex;
-            }
-            loss += log(Z) - s_q;
-            const float invZ = (float)(1.0 / Z);
-            for (int x = 0; x < nt; x++) {
-                const int c = sc->touched[x];
-                sc->acc[c] = (sc->acc[c] * invZ - (float)(c == q)) * wt;
-            }
+            int n_all = 0;
+            loss += dense ? anchor_dense(z, u, r, C, q, self, inv_tau, wt, sc->acc)
+                          : anchor_row(z, u, r, C, q, self, inv_tau, wt, sc, &n_all);
+            const float *gac = sc->acc;
             for (int64_t e = z->row_ptr[r]; e < z->row_ptr[r + 1]; e++) {
                 const int j = z->idx[e];
                 const float ua = u[e];
                 float s = 0.0f;
+                float *gc = sc->gc;
+#pragma omp simd reduction(+ : s)
                 for (int64_t t = C->col_ptr[j]; t < C->col_ptr[j + 1]; t++) {
-                    const float gac = sc->acc[C->mem[t]];
-                    s += gac * C->u[t];
-                    sc->gc[t] += gac * ua;
+                    const float ga = gac[C->mem[t]];
+                    s += ga * C->u[t];
+                    gc[t] += ga * ua;
                 }
                 gu[e] += s;
             }
@@ -275,6 +389,7 @@ static void own_anchors(int32_t *pos, int n, int lo, int hi) {
 void infonce_step(const SaeConfig *cfg, const SaeBatch *b, SparseCodes *z, const SaeReduce *red,
                   InfoNceWork *w, InfoNceLoss *out) {
     memset(out, 0, sizeof(*out));
+    w->dense_groups = 0;
     if (cfg->contrast == CTR_NONE) return;
     const int m = cfg->m;
     const float inv_tau = 1.0f / cfg->tau;
@@ -321,8 +436,9 @@ void infonce_step(const SaeConfig *cfg, const SaeBatch *b, SparseCodes *z, const
     double n_temp = 0, n_spat = 0, n_rast = 0;
     if (cfg->contrast == CTR_RASTER) {
         const int P = units;
-        tokset_build(&w->sets[0], Z, w->u, m, P, 1, 2, 0); // anchors: tokens 2i
-        tokset_build(&w->sets[1], Z, w->u, m, P, 1, 2, 1); // partners: tokens 2i+1
+        // set 0, the anchors: tokens 2i; set 1, their partners: tokens 2i+1
+#pragma omp parallel for schedule(static, 1)
+        for (int t = 0; t < 2; t++) tokset_build(&w->sets[t], Z, w->u, m, P, 1, 2, t);
         for (int i = 0; i < P; i++) w->pos_same[i] = i;
         own_anchors(w->pos_same, P, unit0, unit0 + my_units);
         n_rast = P;
@@ -331,6 +447,7 @@ void infonce_step(const SaeConfig *cfg, const SaeBatch *b, SparseCodes *z, const
     } else {
         const int B = units, T = b->T, W = b->W, N = b->H * b->W, n = B * N;
         // set t: the tokens of step t of every clip, member i = clip * N + p
+#pragma omp parallel for schedule(dynamic, 1)
         for (int t = 0; t < T; t++) tokset_build(&w->sets[t], Z, w->u, m, n, N, T * N, t * N);
         for (int i = 0; i < n; i++) {
             w->pos_same[i] = i;

@@ -15,6 +15,12 @@
 // same bits on every run with the same thread count). Across ranks the same
 // buffers are what a data-parallel job returns to each candidate's owner.
 // Then dL/du goes through u = z / max(||z||, 1e-8) onto dL/dz.
+//
+// An anchor's row of logits is held either densely (every candidate, the
+// untouched at 0) or as its touched set, chosen per group from how many
+// list entries its anchors walk per candidate (infonce.c, run_group); the
+// softmax is shifted by the row's largest logit, so a small temperature
+// does not overflow it.
 #ifndef STSAE_INFONCE_H
 #define STSAE_INFONCE_H
 
@@ -24,6 +30,9 @@
 typedef struct InfoNceWork InfoNceWork;
 InfoNceWork *infonce_work_create(void);
 void infonce_work_free(InfoNceWork *w);
+// How many groups of the last infonce_step held their rows densely (for
+// tests: each holding covers its own path).
+int infonce_dense_groups(const InfoNceWork *w);
 
 typedef struct {
     double temp, spat, rast; // unweighted means over their anchors
