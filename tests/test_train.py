@@ -268,6 +268,10 @@ def case_gemm(r, w):
     fails += compare(b1, models(f"{w}/b2"), 1e-4, "bf16: 2 ranks per job vs 1", flips=1)
     r.run(1, deck, f"run_dir={w}/f1", "train.gemm=fp32")
     f1 = models(os.path.join(w, "f1"))
+    marks = {(str(b1[j][1].get("gemm")), str(f1[j][1].get("gemm"))) for j in b1}
+    ok = marks == {("bf16", "fp32")}
+    print(f"{'ok  ' if ok else 'FAIL'} model.h5 records the GEMM math (bf16 run, fp32 run): {sorted(marks)}")
+    fails += not ok
     for job in sorted(b1):
         lb, lf = float(b1[job][1]["loss_total"]), float(f1[job][1]["loss_total"])
         gap = abs(lb - lf) / lf

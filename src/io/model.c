@@ -250,6 +250,7 @@ int model_save(const char *path, const SaeConfig *cfg, const float *params, cons
     h5w_attr_str(&w, "job_hash", h);
     put_config(&w, cfg);
     attrs_put(&w, INFO_ATTRS, N_OF(INFO_ATTRS), info);
+    h5w_attr_str(&w, "gemm", info->gemm[0] ? info->gemm : "fp32");
     return h5w_commit(&w, err, cap);
 }
 
@@ -263,6 +264,13 @@ float *model_load(const char *path, SaeConfig *cfg, ModelInfo *info) {
     h5_attr_str(f, path, "job", info->name, sizeof(info->name));
     info->hash = read_hash(f, path);
     for (size_t i = 0; i < N_OF(INFO_ATTRS); i++) attr_read(f, path, &INFO_ATTRS[i], m, 0, info);
+    if (H5Aexists(f, "gemm") > 0) {
+        h5_attr_str(f, path, "gemm", info->gemm, sizeof(info->gemm));
+        if (strcmp(info->gemm, "fp32") && strcmp(info->gemm, "bf16"))
+            die("%s: root attribute gemm = '%s' must be fp32 or bf16", path, info->gemm);
+    } else {
+        snprintf(info->gemm, sizeof(info->gemm), "fp32");
+    }
     float *params = model_read_tensors(f, path, "params", cfg);
     H5Fclose(f);
     return params;

@@ -451,6 +451,7 @@ static JobOutcome save_model(JobRun *r) {
     memcpy(info.loss, lv, sizeof(lv));
     info.l0 = L->l0;
     info.dead_frac = (double)r->n_dead / r->cfg.m;
+    snprintf(info.gemm, sizeof(info.gemm), "%s", r->opt->gemm);
     char *err = r->env->err;
     const size_t cap = sizeof(r->env->err);
     job_to_host(r);

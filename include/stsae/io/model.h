@@ -12,7 +12,9 @@
 // value (variant, d, m, k, k_aux, alpha, beta, m_high, lambda_t, lambda_s,
 // lambda_r, tau, T_s), the input scale s, BatchTopK's theta, and the job's
 // name, hash, seed, layer, steps, tokens, training tokens/s and the last
-// step's losses (loss_total, loss_rec, ...), l0 and dead_frac.
+// step's losses (loss_total, loss_rec, ...), l0 and dead_frac; gemm, the
+// encoder GEMM's math in training (train.gemm: "fp32" or "bf16"; absent in
+// files written before it, read as fp32).
 //
 // ckpt.h5 (resume): format_version (CKPT_FORMAT_VERSION), the flat parameter
 // buffer and both Adam moments (sae_carve layout), the dead-latent clocks, and
@@ -47,6 +49,8 @@ typedef struct {
     // the last training step: loss terms (total, rec, aux, high, temp, spat,
     // rast), mean L0 and the dead fraction
     double loss[7], l0, dead_frac;
+    char gemm[8];        // the encoder GEMM's math in training (train.gemm: fp32, bf16); files
+                         // written before the attribute existed read as fp32
 } ModelInfo;
 
 // The four tensors of a flat buffer under prefix/ (W_dec written as [d, m]),
