@@ -63,7 +63,6 @@ InfoNceWork *infonce_work_create(void) { return xcalloc(1, sizeof(InfoNceWork));
 
 int infonce_dense_groups(const InfoNceWork *w) { return w->dense_groups; }
 
-
 static void tokset_free(TokSet *s) {
     free(s->tok);
     free(s->col_ptr);
@@ -267,7 +266,7 @@ static inline void scatter_dots(const SparseCodes *z, const float *u, int r, con
 // One anchor's row held densely: acc[c] = u_a . u_c for every candidate (0
 // where none of a's latents is shared) becomes g_ac = w/tau (softmax_ac -
 // [c = q]), self's 0; returns l(a). The softmax is shifted by the row's
-// largest logit, so no temperature overflows it.
+// largest logit, as in anchor_row (and not inlined, for the same reason).
 __attribute__((noinline)) static double anchor_dense(const SparseCodes *z, const float *u, int r, const TokSet *C,
                                                      int q, int self, float inv_tau, float wt, float *acc) {
     const int n = C->n;
