@@ -221,14 +221,31 @@ static inline int drop_self(Scratch *sc, int nt, int self) {
     return nt;
 }
 
+// The shifted exponentials of a row of n dot products: v[i] becomes
+// exp(v[i] inv_tau - mx), mx = inv_tau max(0, max v) (0 at least: the logit
+// of a candidate sharing no latent), so no temperature overflows them;
+// returns Z, their sum plus n_zero exp(-mx) for n_zero candidates of logit 0
+// not in v, and mx in *mx_out. Vector code (exp_nonpos); the sum in a loop of
+// its own (in the one before it, a double sum is not vectorized).
+static inline double exp_shifted(float *v, int n, float inv_tau, double n_zero, float *mx_out) {
+    float mx = 0.0f;
+#pragma omp simd reduction(max : mx)
+    for (int i = 0; i < n; i++) mx = v[i] > mx ? v[i] : mx;
+    mx *= inv_tau;
+#pragma omp simd
+    for (int i = 0; i < n; i++) v[i] = exp_nonpos(v[i] * inv_tau - mx);
+    double Z = n_zero * exp_nonpos(-mx);
+#pragma omp simd reduction(+ : Z)
+    for (int i = 0; i < n; i++) Z += v[i];
+    *mx_out = mx;
+    return Z;
+}
+
 // One anchor's row: acc[c] = u_a . u_c over the touched set becomes
 // g_ac = w/tau (softmax_ac - [c = q]); the untouched (logit 0) are counted.
-// The softmax is shifted by the row's largest logit (0 at least: the
-// untouched's), so no temperature overflows it, and its exponentials are
-// taken in vector code (exp_nonpos). Returns l(a); *n_all: the touched
-// count, self included (the marks to clear). Not inlined: inside the
-// OpenMP region the compiler reloads sc's pointers in every loop and
-// vectorizes none of them.
+// Returns l(a); *n_all: the touched count, self included (the marks to
+// clear). Not inlined: inside the OpenMP region the compiler reloads sc's
+// pointers in every loop and vectorizes none of them.
 __attribute__((noinline)) static double anchor_row(const SparseCodes *z, const float *u, int r, const TokSet *C,
                                                    int q, int self, float inv_tau, float wt, Scratch *sc,
                                                    int *n_all) {
@@ -237,15 +254,9 @@ __attribute__((noinline)) static double anchor_row(const SparseCodes *z, const f
     float *acc = sc->acc, *ex = sc->ex;
     const int32_t *touched = sc->touched;
     const float s_q = sc->mark[q] ? acc[q] * inv_tau : 0.0f;
-    float mx = 0.0f;
-    for (int x = 0; x < nt; x++) mx = acc[touched[x]] > mx ? acc[touched[x]] : mx;
-    mx *= inv_tau;
-#pragma omp simd
-    for (int x = 0; x < nt; x++) ex[x] = exp_nonpos(acc[touched[x]] * inv_tau - mx);
-    // (the sum in its own loop: in the one above, a double sum is not vectorized)
-    double Z = (double)(C->n - (self >= 0) - nt + PLANTED("nce_candidate")) * exp_nonpos(-mx);
-#pragma omp simd reduction(+ : Z)
-    for (int x = 0; x < nt; x++) Z += ex[x];
+    for (int x = 0; x < nt; x++) ex[x] = acc[touched[x]];
+    float mx;
+    const double Z = exp_shifted(ex, nt, inv_tau, C->n - (self >= 0) - nt + PLANTED("nce_candidate"), &mx);
     const float g = (float)(1.0 / Z) * wt;
     for (int x = 0; x < nt; x++) acc[touched[x]] = ex[x] * g - (touched[x] == q ? wt : 0.0f);
     return mx + log(Z) - s_q;
@@ -265,8 +276,7 @@ static inline void scatter_dots(const SparseCodes *z, const float *u, int r, con
 
 // One anchor's row held densely: acc[c] = u_a . u_c for every candidate (0
 // where none of a's latents is shared) becomes g_ac = w/tau (softmax_ac -
-// [c = q]), self's 0; returns l(a). The softmax is shifted by the row's
-// largest logit, as in anchor_row (and not inlined, for the same reason).
+// [c = q]), self's 0; returns l(a). Not inlined, as anchor_row.
 __attribute__((noinline)) static double anchor_dense(const SparseCodes *z, const float *u, int r, const TokSet *C,
                                                      int q, int self, float inv_tau, float wt, float *acc) {
     const int n = C->n;
@@ -274,15 +284,8 @@ __attribute__((noinline)) static double anchor_dense(const SparseCodes *z, const
     scatter_dots(z, u, r, C, acc);
     if (self >= 0) acc[self] = 0.0f;
     const float s_q = acc[q] * inv_tau;
-    float mx = 0.0f;
-#pragma omp simd reduction(max : mx)
-    for (int c = 0; c < n; c++) mx = acc[c] > mx ? acc[c] : mx;
-    mx *= inv_tau;
-#pragma omp simd
-    for (int c = 0; c < n; c++) acc[c] = exp_nonpos(acc[c] * inv_tau - mx);
-    double Z = (double)PLANTED("nce_candidate") * exp_nonpos(-mx);
-#pragma omp simd reduction(+ : Z)
-    for (int c = 0; c < n; c++) Z += acc[c];
+    float mx;
+    double Z = exp_shifted(acc, n, inv_tau, PLANTED("nce_candidate"), &mx);
     if (self >= 0) {
         Z -= acc[self];
         acc[self] = 0.0f;
