@@ -220,15 +220,6 @@ static inline void axpy(int d, float a, const float *restrict x, float *restrict
     for (int i = 0; i < d; i++) y[i] += a * x[i];
 }
 
-// y1 += a1 x1 and y2 += a2 x2 in one sweep
-static inline void axpy2(int d, float a1, const float *restrict x1, float *restrict y1, float a2,
-                         const float *restrict x2, float *restrict y2) {
-    for (int i = 0; i < d; i++) {
-        y1[i] += a1 * x1[i];
-        y2[i] += a2 * x2[i];
-    }
-}
-
 // w->pre[r] = (x[r0 + r] - b_dec) W_enc^T + b_enc for r < n. TopK adds the
 // bias as it reads the row (pre is left without it: no row is written
 // back), the others in a pass of their own here. The product is fp32's
@@ -424,6 +415,59 @@ static void sq_dist_rows(const float *a, const float *b, int n, int d, double *r
     for (int r = 0; r < n; r++) rows[r] = sq_dist(d, a + (size_t)r * d, b);
 }
 
+// y += a0 x0 + a1 x1 + a2 x2 + a3 x3, added in that order in each column:
+// the same sums as four axpy calls, with one load and one store of y per
+// four rows instead of per row.
+static inline void axpy4(int d, const float *a, const float *restrict x0, const float *restrict x1,
+                         const float *restrict x2, const float *restrict x3, float *restrict y) {
+    for (int i = 0; i < d; i++) y[i] = (((y[i] + a[0] * x0[i]) + a[1] * x1[i]) + a[2] * x2[i]) + a[3] * x3[i];
+}
+
+// y += sum of val[q] D_idx[q] over the entries q < cnt whose latent is below
+// mh (lo) or at or above it (!lo), in the entries' order, four rows a sweep
+static void add_rows(const int32_t *idx, const float *val, int cnt, const float *D, int d, int mh, int lo,
+                     float *y) {
+    const float *row[4];
+    float a[4];
+    int nb = 0;
+    for (int q = 0; q < cnt; q++) {
+        if ((idx[q] < mh) != lo) continue;
+        row[nb] = D + (size_t)idx[q] * d;
+        a[nb++] = val[q];
+        if (nb == 4) {
+            axpy4(d, a, row[0], row[1], row[2], row[3], y);
+            nb = 0;
+        }
+    }
+    for (int u = 0; u < nb; u++) axpy(d, a[u], row[u], y);
+}
+
+// grad[q] = D_idx[q] . (idx[q] < mh ? gh : g), four rows a sweep: four
+// independent sums in flight instead of one chain of dependent additions
+static void sparse_dots(const int32_t *idx, int cnt, const float *D, int d, int mh, const float *gh,
+                        const float *g, float *grad) {
+    int q = 0;
+    for (; q + 4 <= cnt; q += 4) {
+        const float *restrict r0 = D + (size_t)idx[q] * d, *restrict r1 = D + (size_t)idx[q + 1] * d;
+        const float *restrict r2 = D + (size_t)idx[q + 2] * d, *restrict r3 = D + (size_t)idx[q + 3] * d;
+        const float *restrict v0 = idx[q] < mh ? gh : g, *restrict v1 = idx[q + 1] < mh ? gh : g;
+        const float *restrict v2 = idx[q + 2] < mh ? gh : g, *restrict v3 = idx[q + 3] < mh ? gh : g;
+        float s0 = 0.0f, s1 = 0.0f, s2 = 0.0f, s3 = 0.0f;
+#pragma omp simd reduction(+ : s0, s1, s2, s3)
+        for (int i = 0; i < d; i++) {
+            s0 += r0[i] * v0[i];
+            s1 += r1[i] * v1[i];
+            s2 += r2[i] * v2[i];
+            s3 += r3[i] * v3[i];
+        }
+        grad[q] = s0;
+        grad[q + 1] = s1;
+        grad[q + 2] = s2;
+        grad[q + 3] = s3;
+    }
+    for (; q < cnt; q++) grad[q] = dot(d, D + (size_t)idx[q] * d, idx[q] < mh ? gh : g);
+}
+
 // The reconstruction losses and their gradients, one token at a time so that
 // the token's decoder rows are read once from memory and then reused from
 // cache. For token r, with xhat = b_dec + sum z_j D_j and xhat_h its part over
@@ -443,25 +487,26 @@ static void decode_fused(const SparseCodes *z, const float *D, const float *b_de
         for (int r = 0; r < n; r++) {
             const float *xr = x + (size_t)r * d;
             float *gr = g + (size_t)r * d;
+            const int64_t q0 = z->row_ptr[r];
+            const int cnt = (int)(z->row_ptr[r + 1] - q0);
             memset(xh, 0, sizeof(float) * (size_t)d);
-            for (int64_t q = z->row_ptr[r]; q < z->row_ptr[r + 1]; q++)
-                if (z->idx[q] < mh) axpy(d, z->val[q], D + (size_t)z->idx[q] * d, xh);
-            if (mh > 0)
+            if (mh > 0) {
+                add_rows(z->idx + q0, z->val + q0, cnt, D, d, mh, 1, xh);
                 for (int i = 0; i < d; i++) xhh[i] = xh[i] + b_dec[i];
-            for (int64_t q = z->row_ptr[r]; q < z->row_ptr[r + 1]; q++)
-                if (z->idx[q] >= mh) axpy(d, z->val[q], D + (size_t)z->idx[q] * d, xh);
+            }
+            add_rows(z->idx + q0, z->val + q0, cnt, D, d, mh, 0, xh);
             for (int i = 0; i < d; i++) xh[i] += b_dec[i];
             sq[r] = sq_dist(d, xr, xh);
             for (int i = 0; i < d; i++) gr[i] = gs * (xh[i] - xr[i]);
             if (e)
                 for (int i = 0; i < d; i++) e[(size_t)r * d + i] = xr[i] - xh[i];
+            float *gh = gr;
             if (mh > 0) {
-                float *gh = gsum + (size_t)r * d;
+                gh = gsum + (size_t)r * d;
                 sqh[r] = sq_dist(d, xr, xhh);
                 for (int i = 0; i < d; i++) gh[i] = gr[i] + gsh * (xhh[i] - xr[i]);
             }
-            for (int64_t q = z->row_ptr[r]; q < z->row_ptr[r + 1]; q++)
-                z->grad[q] = dot(d, D + (size_t)z->idx[q] * d, (z->idx[q] < mh ? gsum : g) + (size_t)r * d);
+            sparse_dots(z->idx + q0, cnt, D, d, mh, gh, gr, z->grad + q0);
         }
         free(xh);
     }
@@ -477,13 +522,13 @@ static void aux_fused(const SparseCodes *za, const float *D, int n, int d, float
 #pragma omp for schedule(static)
         for (int r = 0; r < n; r++) {
             float *er = e + (size_t)r * d;
+            const int64_t q0 = za->row_ptr[r];
+            const int cnt = (int)(za->row_ptr[r + 1] - q0);
             memset(eh, 0, sizeof(float) * (size_t)d);
-            for (int64_t q = za->row_ptr[r]; q < za->row_ptr[r + 1]; q++)
-                axpy(d, za->val[q], D + (size_t)za->idx[q] * d, eh);
+            add_rows(za->idx + q0, za->val + q0, cnt, D, d, 0, 0, eh);
             sq[r] = sq_dist(d, er, eh);
             for (int i = 0; i < d; i++) er[i] = s * (eh[i] - er[i]);
-            for (int64_t q = za->row_ptr[r]; q < za->row_ptr[r + 1]; q++)
-                za->grad[q] = dot(d, D + (size_t)za->idx[q] * d, er);
+            sparse_dots(za->idx + q0, cnt, D, d, 0, er, er, za->grad + q0);
         }
         free(eh);
     }
@@ -734,11 +779,28 @@ void sae_step(const SaeConfig *cfg, const SaeTensors *p, SaeTensors *grad, const
                 const SparseCodes *c = pass ? za : z;
                 const float *gd = pass ? w->gaux : j < mh ? w->gsum : w->g;
                 int64_t t = pass ? w->cur_aux[j] : w->cur[j];
+                // four tokens a sweep (axpy4): the same sums, in the same
+                // order, as one token at a time
+                const float *xr[4], *gr[4];
+                float ag[4], av[4];
+                int nb = 0;
                 for (; t < li->col_ptr[j + 1] && li->row[t] < r1; t++) {
                     const int64_t e = li->ent[t];
                     const size_t r = (size_t)li->row[t];
-                    axpy2(d, c->grad[e], x + r * d, gW, c->val[e], gd + r * d, gD);
+                    xr[nb] = x + r * d;
+                    gr[nb] = gd + r * d;
+                    ag[nb] = c->grad[e];
+                    av[nb++] = c->val[e];
                     w->gb[j] += c->grad[e];
+                    if (nb == 4) {
+                        axpy4(d, ag, xr[0], xr[1], xr[2], xr[3], gW);
+                        axpy4(d, av, gr[0], gr[1], gr[2], gr[3], gD);
+                        nb = 0;
+                    }
+                }
+                for (int u = 0; u < nb; u++) {
+                    axpy(d, ag[u], xr[u], gW);
+                    axpy(d, av[u], gr[u], gD);
                 }
                 if (pass) w->cur_aux[j] = t;
                 else w->cur[j] = t;
