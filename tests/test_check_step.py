@@ -74,7 +74,9 @@ def schedule(variant, index):
     """Deterministic coverage per case index: dead-latent regime, k_aux,
     alpha, optimizer on/off, batch layout for sparsemax/entmax15."""
     return {
-        "dead_mode": ("few", "many", "none")[index % 3],   # n_dead < k_aux, >= k_aux, 0
+        # n_dead < k_aux; k_aux <= n_dead <= 4 k_aux (the step's dense AuxK
+        # form); n_dead > 4 k_aux (its sparse form: sae.c AUX_DENSE_RATIO); 0
+        "dead_mode": ("few", "many", "none", "few", "most", "none")[index % 6],
         "k_aux": (4, 16)[index % 2],
         "alpha": (0.5, 1.0 / 32)[((index + 1) // 2) % 2],  # both with and without optim
         "optim": (index // 2) % 2 == 1,                     # indices 2,3, 6,7, ...
@@ -139,7 +141,9 @@ def draw_case(variant, index, rng):
     if sch["dead_mode"] == "few":
         n_dead = int(rng.integers(1, sch["k_aux"]))
     elif sch["dead_mode"] == "many":
-        n_dead = int(rng.integers(sch["k_aux"], sch["k_aux"] + 21))
+        n_dead = int(rng.integers(sch["k_aux"], min(4 * sch["k_aux"], sch["k_aux"] + 20) + 1))
+    elif sch["dead_mode"] == "most":
+        n_dead = int(rng.integers(4 * sch["k_aux"] + 1, 4 * sch["k_aux"] + 21))
     else:
         n_dead = 0
     dead[rng.choice(m, size=n_dead, replace=False)] = 1

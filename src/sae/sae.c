@@ -523,7 +523,8 @@ static void aux_fused(const SparseCodes *za, const float *D, int n, int d, float
         for (int r = 0; r < n; r++) {
             float *er = e + (size_t)r * d;
             const int64_t q0 = za->row_ptr[r];
-            const int cnt = (int)(za->row_ptr[r + 1] - q0);
+            int cnt = (int)(za->row_ptr[r + 1] - q0);
+            if (PLANTED("aux_sparse_row") && cnt > 1) cnt--;
             memset(eh, 0, sizeof(float) * (size_t)d);
             add_rows(za->idx + q0, za->val + q0, cnt, D, d, 0, 0, eh);
             sq[r] = sq_dist(d, er, eh);
