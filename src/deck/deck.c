@@ -737,6 +737,21 @@ Deck *deck_load(const char *path, const DeckKey *schema, int n_over, char *const
     return NULL;
 }
 
+Deck *deck_load_section(const char *path, const DeckKey *schema, int n_over, char *const *over,
+                        const char *section, char *err, size_t errcap) {
+    Deck *d = deck_load(path, schema, n_over, over, err, errcap);
+    if (!d || deck_has(d, section)) return d;
+    char fill[128];
+    snprintf(fill, sizeof(fill), "%s={}", section);
+    char **all = xmalloc(sizeof(char *) * ((size_t)n_over + 1));
+    for (int i = 0; i < n_over; i++) all[i] = over[i];
+    all[n_over] = fill;
+    deck_free(d);
+    d = deck_load(path, schema, n_over + 1, all, err, errcap);
+    free(all);
+    return d;
+}
+
 void deck_free(Deck *d) {
     if (!d) return;
     node_free(d->root);

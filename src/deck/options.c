@@ -193,14 +193,8 @@ void eval_options_free(EvalOptions *o) {
 
 int report_options_load(const char *deck_path, ReportOptions *o, char *err, size_t cap) {
     memset(o, 0, sizeof(*o));
-    o->deck = deck_load(deck_path, stsae_schema, 0, NULL, err, cap);
+    o->deck = deck_load_section(deck_path, stsae_schema, 0, NULL, "report", err, cap);
     if (!o->deck) return -1;
-    if (!deck_has(o->deck, "report")) { // loaded again with the report section's defaults
-        char fill[] = "report={}", *over[] = {fill};
-        deck_free(o->deck);
-        o->deck = deck_load(deck_path, stsae_schema, 1, over, err, cap);
-        if (!o->deck) return -1;
-    }
     o->jobs = jobs_expand(o->deck, err, cap);
     if (!o->jobs) return -1;
     o->features = deck_str(o->deck, "train.features");

@@ -14,19 +14,10 @@
 #include "stsae/deck/deck_schema.h"
 
 // The deck with the command line's overrides; with spec->fill, a deck that
-// lacks that section is loaded again with `SECTION={}` appended (its defaults).
+// lacks that section gets its defaults (deck_load_section).
 static Deck *load(Stage *s, int argc, char **argv) {
-    Deck *d = deck_load(argv[0], stsae_schema, argc - 1, argv + 1, s->err, sizeof(s->err));
-    if (!d || !s->spec->fill || deck_has(d, s->spec->fill)) return d;
-    char fill[128];
-    snprintf(fill, sizeof(fill), "%s={}", s->spec->fill);
-    char **over = xmalloc(sizeof(char *) * (size_t)argc);
-    for (int i = 1; i < argc; i++) over[i - 1] = argv[i];
-    over[argc - 1] = fill;
-    deck_free(d);
-    d = deck_load(argv[0], stsae_schema, argc, over, s->err, sizeof(s->err));
-    free(over);
-    return d;
+    if (!s->spec->fill) return deck_load(argv[0], stsae_schema, argc - 1, argv + 1, s->err, sizeof(s->err));
+    return deck_load_section(argv[0], stsae_schema, argc - 1, argv + 1, s->spec->fill, s->err, sizeof(s->err));
 }
 
 int stage_start(Stage *s, const StageSpec *spec, int argc, char **argv) {

@@ -66,6 +66,11 @@ typedef struct Deck Deck;
 // one message in err (NUL-terminated, at most errcap bytes).
 Deck *deck_load(const char *path, const DeckKey *schema, int n_over, char *const *over,
                 char *err, size_t errcap);
+// deck_load, and where the deck has no `section` (a whole stage's map), loaded
+// again with `section={}` after the overrides: that section at its defaults
+// (a deck saved by train has no report section, and report still runs).
+Deck *deck_load_section(const char *path, const DeckKey *schema, int n_over, char *const *over,
+                        const char *section, char *err, size_t errcap);
 void deck_free(Deck *d);
 
 // Getters on dotted paths with list indices: "train.seeds[1]".
