@@ -61,6 +61,7 @@
 #include "stsae/stages/browse.h"
 
 #include <cblas.h>
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -799,8 +800,10 @@ static int write_compare_page(Browse *b, JobView *const *jv) {
             fputs("/index.html\">", f);
             html_text(f, jv[k]->name);
             fprintf(f, "</a>: %d on/off switches</h2>\n", flips);
-            char heat_dir[700];
-            FILE *mem = fmemopen(heat_dir, sizeof(heat_dir), "w");
+            char *heat_dir = NULL; // the job's img/ folder as a URL, however long its name
+            size_t heat_len = 0;
+            FILE *mem = open_memstream(&heat_dir, &heat_len);
+            if (!mem) die("browse: open_memstream: %s", strerror(errno));
             html_url(mem, jv[k]->name);
             fputs("/img/", mem);
             fclose(mem);
@@ -819,6 +822,7 @@ static int write_compare_page(Browse *b, JobView *const *jv) {
                 svg_timeline(f, s->at, s->mx, b->ff.T, s->vmax);
                 fputs("</div>\n", f);
             }
+            free(heat_dir);
             fputs("</div>\n", f);
         }
         fputs("</div>\n", f);
