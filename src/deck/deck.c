@@ -740,7 +740,7 @@ Deck *deck_load(const char *path, const DeckKey *schema, int n_over, char *const
 Deck *deck_load_section(const char *path, const DeckKey *schema, int n_over, char *const *over,
                         const char *section, char *err, size_t errcap) {
     Deck *d = deck_load(path, schema, n_over, over, err, errcap);
-    if (!d || deck_has(d, section)) return d;
+    if (!d || !section || deck_has(d, section)) return d;
     char fill[128];
     snprintf(fill, sizeof(fill), "%s={}", section);
     char **all = xmalloc(sizeof(char *) * ((size_t)n_over + 1));

@@ -423,23 +423,37 @@ static inline void axpy4(int d, const float *a, const float *restrict x0, const 
     for (int i = 0; i < d; i++) y[i] = (((y[i] + a[0] * x0[i]) + a[1] * x1[i]) + a[2] * x2[i]) + a[3] * x3[i];
 }
 
-// y += sum of val[q] D_idx[q] over the entries q < cnt whose latent is below
-// mh (lo) or at or above it (!lo), in the entries' order, four rows a sweep
-static void add_rows(const int32_t *idx, const float *val, int cnt, const float *D, int d, int mh, int lo,
-                     float *y) {
+// Rows waiting to be added to one sum y, four a sweep (axpy4): batch_add
+// queues a val * row, batch_flush adds what is left one row at a time. The
+// additions in each column are in the order the rows were queued.
+typedef struct {
     const float *row[4];
     float a[4];
-    int nb = 0;
-    for (int q = 0; q < cnt; q++) {
-        if ((idx[q] < mh) != lo) continue;
-        row[nb] = D + (size_t)idx[q] * d;
-        a[nb++] = val[q];
-        if (nb == 4) {
-            axpy4(d, a, row[0], row[1], row[2], row[3], y);
-            nb = 0;
-        }
+    int n;
+} RowBatch;
+
+static inline void batch_add(RowBatch *b, int d, float a, const float *row, float *y) {
+    b->row[b->n] = row;
+    b->a[b->n++] = a;
+    if (b->n == 4) {
+        axpy4(d, b->a, b->row[0], b->row[1], b->row[2], b->row[3], y);
+        b->n = 0;
     }
-    for (int u = 0; u < nb; u++) axpy(d, a[u], row[u], y);
+}
+
+static inline void batch_flush(RowBatch *b, int d, float *y) {
+    for (int u = 0; u < b->n; u++) axpy(d, b->a[u], b->row[u], y);
+    b->n = 0;
+}
+
+// y += sum of val[q] D_idx[q] over the entries q < cnt whose latent is below
+// mh (lo) or at or above it (!lo), in the entries' order
+static void add_rows(const int32_t *idx, const float *val, int cnt, const float *D, int d, int mh, int lo,
+                     float *y) {
+    RowBatch b = {.n = 0};
+    for (int q = 0; q < cnt; q++)
+        if ((idx[q] < mh) == lo) batch_add(&b, d, val[q], D + (size_t)idx[q] * d, y);
+    batch_flush(&b, d, y);
 }
 
 // grad[q] = D_idx[q] . (idx[q] < mh ? gh : g), four rows a sweep: four
@@ -780,29 +794,18 @@ void sae_step(const SaeConfig *cfg, const SaeTensors *p, SaeTensors *grad, const
                 const SparseCodes *c = pass ? za : z;
                 const float *gd = pass ? w->gaux : j < mh ? w->gsum : w->g;
                 int64_t t = pass ? w->cur_aux[j] : w->cur[j];
-                // four tokens a sweep (axpy4): the same sums, in the same
-                // order, as one token at a time
-                const float *xr[4], *gr[4];
-                float ag[4], av[4];
-                int nb = 0;
+                // four tokens a sweep (RowBatch): the same sums, in the
+                // same order, as one token at a time
+                RowBatch bw = {.n = 0}, bd = {.n = 0};
                 for (; t < li->col_ptr[j + 1] && li->row[t] < r1; t++) {
                     const int64_t e = li->ent[t];
                     const size_t r = (size_t)li->row[t];
-                    xr[nb] = x + r * d;
-                    gr[nb] = gd + r * d;
-                    ag[nb] = c->grad[e];
-                    av[nb++] = c->val[e];
+                    batch_add(&bw, d, c->grad[e], x + r * d, gW);
+                    batch_add(&bd, d, c->val[e], gd + r * d, gD);
                     w->gb[j] += c->grad[e];
-                    if (nb == 4) {
-                        axpy4(d, ag, xr[0], xr[1], xr[2], xr[3], gW);
-                        axpy4(d, av, gr[0], gr[1], gr[2], gr[3], gD);
-                        nb = 0;
-                    }
                 }
-                for (int u = 0; u < nb; u++) {
-                    axpy(d, ag[u], xr[u], gW);
-                    axpy(d, av[u], gr[u], gD);
-                }
+                batch_flush(&bw, d, gW);
+                batch_flush(&bd, d, gD);
                 if (pass) w->cur_aux[j] = t;
                 else w->cur[j] = t;
             }

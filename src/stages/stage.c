@@ -16,7 +16,6 @@
 // The deck with the command line's overrides; with spec->fill, a deck that
 // lacks that section gets its defaults (deck_load_section).
 static Deck *load(Stage *s, int argc, char **argv) {
-    if (!s->spec->fill) return deck_load(argv[0], stsae_schema, argc - 1, argv + 1, s->err, sizeof(s->err));
     return deck_load_section(argv[0], stsae_schema, argc - 1, argv + 1, s->spec->fill, s->err, sizeof(s->err));
 }
 

@@ -69,6 +69,7 @@ Deck *deck_load(const char *path, const DeckKey *schema, int n_over, char *const
 // deck_load, and where the deck has no `section` (a whole stage's map), loaded
 // again with `section={}` after the overrides: that section at its defaults
 // (a deck saved by train has no report section, and report still runs).
+// section NULL: deck_load itself.
 Deck *deck_load_section(const char *path, const DeckKey *schema, int n_over, char *const *over,
                         const char *section, char *err, size_t errcap);
 void deck_free(Deck *d);
