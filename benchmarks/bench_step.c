@@ -24,8 +24,8 @@
 // pairs; sparsemax/entmax15 and frozen as standard. --scale shrinks the number
 // of tokens (clips, pairs) for a quick run. --phases (CPU): where the step's
 // time goes, the median seconds of each phase of sae_step (sae.h,
-// sae_step_phases) and of the optimizer, a line (or JSON object) per variant
-// after its figures. --blocks (CPU): the step's encoder chunk and gradient
+// sae_step_phases) and of the optimizer, and BatchTopK's rows encoded a
+// second time, a line (or JSON object) per variant after its figures. --blocks (CPU): the step's encoder chunk and gradient
 // block in tokens (sae_work_set_blocks), for tuning them. --gemm bf16 (CPU):
 // the step with train.gemm: bf16 (gemm_bf16.h, oneDNN), beside both the fp32
 // sgemm and the bf16 product alone (weights rounded + product: bf16_s). Data: Gaussian tokens with a
@@ -480,7 +480,9 @@ int main(int argc, char **argv) {
                 if (json) printf("%s\"%s\":%.6f", q ? "," : "", name, t);
                 else printf(" %s %.1f", name, 1e3 * t);
             }
-            printf(json ? "}}\n" : "\n");
+            // BatchTopK: the rows of the last step encoded a second time (select.h)
+            printf(json ? "},\"batch_redo\":%lld}\n" : " (rows encoded again: %lld)\n",
+                   (long long)sae_step_batch_redo(w));
         }
         fflush(stdout);
         sae_work_free(w);

@@ -1,6 +1,8 @@
 // test_select.c — the selection kernels against brute force:
 //   TopK and subset TopK against a full sort;
-//   the batch k-th largest (radix select) against a full sort;
+//   the batch k-th largest (radix select) against a full sort, and BatchTopK's
+//   chunk-by-chunk candidates (with the rows they must redo) against the
+//   same sort and against every row's entries;
 //   sparsemax and entmax-1.5 against their definitions, the threshold found
 //   by bisection in long double (not by the sort-based algorithm);
 //   their backward passes against central finite differences in double.
@@ -77,6 +79,58 @@ static void test_topk(uint64_t *s, int trial) {
     free(sub);
 }
 
+// BatchTopK's candidates (select.h), rows added in chunks of 1 to 8, each
+// with a bound at a random cap (small caps make rows that must be redone;
+// caps above a row's block count keep every positive entry), then the
+// protocol of select.h: the threshold, the rows whose bound is above it
+// computed "again" (copied from a) and redone, the threshold again. It must
+// be the sorted answer, and each row's candidates >= it exactly the row's
+// positive entries >= it.
+static void test_batch_cands(const float *a, int rows, int m, int64_t kk, float want, uint64_t *s, int trial) {
+    BatchCands c = {0};
+    batch_cands_reset(&c);
+    const int cap = 1 + (int)(rng_uniform(s) * (m / 8 + 2));
+    for (int r0 = 0; r0 < rows;) {
+        int nc = 1 + (int)(rng_uniform(s) * 8);
+        if (nc > rows - r0) nc = rows - r0;
+        batch_cands_add(&c, a + (size_t)r0 * m, nc, m, cap);
+        r0 += nc;
+    }
+    float v = batch_cands_kth(&c, kk, NULL, NULL);
+    int64_t *redo = xmalloc(sizeof(int64_t) * (size_t)rows);
+    float *again = xmalloc(sizeof(float) * (size_t)rows * m);
+    int nr = 0;
+    for (int r = 0; r < rows; r++)
+        if (c.bound[r] > v) {
+            memcpy(again + (size_t)nr * m, a + (size_t)r * m, sizeof(float) * (size_t)m);
+            redo[nr++] = r;
+        }
+    if (nr) {
+        batch_cands_redo(&c, redo, nr, again, m, v);
+        v = batch_cands_kth(&c, kk, NULL, NULL);
+    }
+    expect(v == want, "batch_cands_kth", trial);
+    const uint32_t tiny_bits = 1u << 16; // what counts as positive: >= 2^-133 (select.h)
+    float tiny;
+    memcpy(&tiny, &tiny_bits, sizeof tiny);
+    int ok = 1;
+    for (int r = 0; ok && r < rows; r++) {
+        const float *row = a + (size_t)r * m;
+        int brute = 0, kept = 0;
+        for (int j = 0; j < m; j++) brute += row[j] >= tiny && row[j] >= v;
+        for (int64_t q = c.cnt[r]; q < c.cnt[r + 1]; q++)
+            if (c.cand[q] >= v) {
+                kept++;
+                ok = ok && row[c.cand_idx[q]] == c.cand[q];
+            }
+        ok = ok && kept == brute;
+    }
+    expect(ok, "batch_cands kept set", trial);
+    free(redo);
+    free(again);
+    batch_cands_free(&c);
+}
+
 static void test_kth(uint64_t *s, int trial) {
     int rows = 1 + (int)(rng_uniform(s) * 30), m = 20 + (int)(rng_uniform(s) * 200);
     int64_t n = (int64_t)rows * m;
@@ -91,7 +145,7 @@ static void test_kth(uint64_t *s, int trial) {
     float v = kth_largest_positive(a, rows, m, m, kk, NULL, NULL);
     float want = np > kk ? srt[kk - 1] : 0.0f; // at most kk positives: 0, keep them all
     expect(v == want, "kth_largest_positive", trial);
-    expect(batch_kth_largest(a, rows, m, kk, NULL, NULL, NULL) == want, "batch_kth_largest", trial);
+    test_batch_cands(a, rows, m, kk, want, s, trial);
     free(a);
     free(srt);
 }

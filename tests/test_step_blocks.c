@@ -8,6 +8,12 @@
 // BatchTopK with theta just below the step's smallest kept activation.
 // And a workspace reused across steps of different sizes and dead sets gives
 // the result of a fresh one (AuxK's dense buffers grow as needed).
+// And BatchTopK with rows that must be encoded again (k = 2: a row's
+// candidates are bounded at its 8th block maximum; every tenth token scaled
+// up has more entries than that above the threshold): the redo happens, in
+// chunks of 7 rows too, the result does not depend on the chunks, the codes
+// are every entry of the full pre-activations >= the threshold (sae_encode),
+// and the threshold is the (k * tokens)-th largest of them.
 // Prints "N passed, M failed"; exits 1 on any failure.
 #include <math.h>
 #include <stdio.h>
@@ -33,6 +39,34 @@ static int same_codes(const SparseCodes *a, const SparseCodes *b, int m) {
     return ok;
 }
 
+// A step's buffers: parameters (sae_init with this seed), two gradient
+// buffers carved alike, and room for n tokens of x (the caller fills it).
+typedef struct {
+    size_t np;
+    float *params, *g1, *g2, *x;
+    SaeTensors p, t1, t2;
+} StepBufs;
+
+static StepBufs bufs_make(const SaeConfig *cfg, int n, uint64_t seed) {
+    StepBufs b = {.np = sae_num_params(cfg)};
+    b.params = xmalloc(sizeof(float) * b.np);
+    b.g1 = xmalloc(sizeof(float) * b.np);
+    b.g2 = xmalloc(sizeof(float) * b.np);
+    b.x = xmalloc(sizeof(float) * (size_t)n * cfg->d);
+    sae_carve(b.params, cfg, &b.p);
+    sae_carve(b.g1, cfg, &b.t1);
+    sae_carve(b.g2, cfg, &b.t2);
+    sae_init(cfg, &b.p, seed, NULL);
+    return b;
+}
+
+static void bufs_free(StepBufs *b) {
+    free(b->params);
+    free(b->g1);
+    free(b->g2);
+    free(b->x);
+}
+
 int main(void) {
     const char *variants[] = {"standard", "temporal", "separate", "raster", "standard+M",
                               "temporal+M", "separate+M", "sparsemax", "entmax15", "frozen"};
@@ -50,16 +84,11 @@ int main(void) {
         SaeBatch b = cfg.contrast == CTR_RASTER ? sae_batch_pairs(150)
                      : cfg.contrast != CTR_NONE ? sae_batch_clips(3, 4, 5, 5)
                                                 : sae_batch_tokens(300);
-        const size_t np = sae_num_params(&cfg);
-        float *params = xmalloc(sizeof(float) * np), *g1 = xmalloc(sizeof(float) * np),
-              *g2 = xmalloc(sizeof(float) * np);
-        float *x = xmalloc(sizeof(float) * (size_t)b.n_tok * d);
+        StepBufs sb = bufs_make(&cfg, b.n_tok, 3);
+        const size_t np = sb.np;
+        float *g1 = sb.g1, *g2 = sb.g2, *x = sb.x;
+        SaeTensors p = sb.p, t1 = sb.t1, t2 = sb.t2;
         uint64_t s = 17 + v;
-        SaeTensors p, t1, t2;
-        sae_carve(params, &cfg, &p);
-        sae_carve(g1, &cfg, &t1);
-        sae_carve(g2, &cfg, &t2);
-        sae_init(&cfg, &p, 3, NULL);
         for (int j = 0; j < m; j++) p.b_enc[j] = 0.05f * (float)rng_normal(&s);
         for (int i = 0; i < b.n_tok * d; i++) x[i] = (float)rng_normal(&s);
         uint8_t dead[96];
@@ -90,7 +119,7 @@ int main(void) {
         codes_free(&enc);
         sae_work_free(w1);
         sae_work_free(w2);
-        free(params); free(g1); free(g2); free(x);
+        bufs_free(&sb);
     }
     {
         // reuse: 40 tokens with 60 dead, then 200 with 10 (more rows of ehat,
@@ -99,14 +128,10 @@ int main(void) {
         sae_config_init(&cfg, "standard", d, m);
         cfg.k = 6;
         cfg.k_aux = 16;
-        const size_t np = sae_num_params(&cfg);
-        float *params = xmalloc(sizeof(float) * np), *g1 = xmalloc(sizeof(float) * np),
-              *g2 = xmalloc(sizeof(float) * np), *x = xmalloc(sizeof(float) * 300 * d);
-        SaeTensors p, t1, t2;
-        sae_carve(params, &cfg, &p);
-        sae_carve(g1, &cfg, &t1);
-        sae_carve(g2, &cfg, &t2);
-        sae_init(&cfg, &p, 11, NULL);
+        StepBufs sb = bufs_make(&cfg, 300, 11);
+        const size_t np = sb.np;
+        float *g1 = sb.g1, *g2 = sb.g2, *x = sb.x;
+        SaeTensors p = sb.p, t1 = sb.t1, t2 = sb.t2;
         uint64_t s = 5;
         for (int i = 0; i < 300 * d; i++) x[i] = (float)rng_normal(&s);
         const int steps[3][2] = {{40, 60}, {200, 10}, {40, 30}}; // tokens, dead (all dense AuxK)
@@ -131,7 +156,43 @@ int main(void) {
             printf("FAIL workspace reuse across sizes and dead sets\n");
         }
         sae_work_free(reused);
-        free(params); free(g1); free(g2); free(x);
+        bufs_free(&sb);
+    }
+    {
+        SaeConfig cfg;
+        sae_config_init(&cfg, "standard+M", d, m);
+        cfg.k = 2;
+        const int n = 300;
+        StepBufs sb = bufs_make(&cfg, n, 13);
+        const size_t np = sb.np;
+        float *g1 = sb.g1, *g2 = sb.g2, *x = sb.x;
+        SaeTensors p = sb.p, t1 = sb.t1, t2 = sb.t2;
+        uint64_t s = 9;
+        for (int i = 0; i < n * d; i++) x[i] = (float)rng_normal(&s) * (i / d % 10 == 0 ? 4.0f : 1.0f);
+        SaeBatch b = sae_batch_tokens(n);
+        SaeWork *w1 = sae_work_create(&cfg, n), *w2 = sae_work_create(&cfg, n);
+        sae_work_set_blocks(w2, 7, 5);
+        SaeLosses L1, L2;
+        sae_step(&cfg, &p, &t1, x, &b, NULL, NULL, w1, &L1);
+        sae_step(&cfg, &p, &t2, x, &b, NULL, NULL, w2, &L2);
+        const int64_t redo1 = sae_step_batch_redo(w1), redo2 = sae_step_batch_redo(w2);
+        SparseCodes at, above;
+        codes_alloc(&at, n, 16);
+        codes_alloc(&above, n, 16);
+        sae_encode(&cfg, &p, x, n, nextafterf(L1.min_kept, 0.0f), w1, &at); // >= v
+        sae_encode(&cfg, &p, x, n, L1.min_kept, w1, &above);                // > v
+        const int64_t kk = (int64_t)cfg.k * n;
+        const int ok = redo1 > 0 && redo2 == redo1 && max_rel(g2, g1, np) <= 1e-6 && L1.total == L2.total &&
+                       same_codes(sae_last_codes(w1), &at, m) && at.nnz >= kk && above.nnz < kk;
+        printf("%s BatchTopK, %lld of %d rows encoded again: kept %lld (>= v), %lld (> v), k n = %lld\n",
+               ok ? "ok  " : "FAIL", (long long)redo1, n, (long long)at.nnz, (long long)above.nnz, (long long)kk);
+        if (ok) passed++;
+        else failed++;
+        codes_free(&at);
+        codes_free(&above);
+        sae_work_free(w1);
+        sae_work_free(w2);
+        bufs_free(&sb);
     }
     printf("%d passed, %d failed\n", passed, failed);
     return failed ? 1 : 0;

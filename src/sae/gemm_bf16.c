@@ -1,7 +1,8 @@
 // gemm_bf16.c — the encoder's bf16 product on oneDNN's matmul (gemm_bf16.h).
-// One primitive per row count met (the step's chunk and its last, shorter
-// chunk), created on first use and kept; the rounded weights and rows live
-// in buffers of their own.
+// One primitive per row count met (the step's chunk, its last, shorter
+// chunk, and BatchTopK's rows encoded again), created on first use; the
+// least recently used is replaced, so the two that every step uses stay.
+// The rounded weights and rows live in buffers of their own.
 #include "stsae/sae/gemm_bf16.h"
 
 #include <stdio.h>
@@ -12,7 +13,7 @@
 #ifdef STSAE_HAVE_DNNL
 #include <dnnl.h>
 
-enum { N_PRIM = 4 }; // primitives kept (row counts); the oldest is replaced
+enum { N_PRIM = 4 }; // primitives kept (row counts); the least recently used is replaced
 
 struct GemmBf16 {
     int d, m;
@@ -24,8 +25,9 @@ struct GemmBf16 {
     struct {
         int n;
         dnnl_primitive_t p;
+        uint64_t used; // the call count when last used
     } prim[N_PRIM];
-    int next;
+    uint64_t calls;
 };
 
 static void ok(dnnl_status_t s, const char *what) {
@@ -109,18 +111,24 @@ void gemm_bf16_free(GemmBf16 *g) {
 
 // The matmul for n rows, made on first use.
 static dnnl_primitive_t primitive(GemmBf16 *g, int n) {
-    for (int i = 0; i < N_PRIM; i++)
-        if (g->prim[i].p && g->prim[i].n == n) return g->prim[i].p;
+    g->calls++;
+    int slot = 0;
+    for (int i = 0; i < N_PRIM; i++) {
+        if (g->prim[i].p && g->prim[i].n == n) {
+            g->prim[i].used = g->calls;
+            return g->prim[i].p;
+        }
+        if (g->prim[i].used < g->prim[slot].used) slot = i;
+    }
     dnnl_primitive_desc_t pd;
     ok(matmul_pd(g->eng, n, g->d, g->m, &pd), "matmul (bf16 x bf16 -> f32) on this CPU");
     dnnl_primitive_t p;
     ok(dnnl_primitive_create(&p, pd), "matmul primitive");
     dnnl_primitive_desc_destroy(pd);
-    const int slot = g->next;
-    g->next = (g->next + 1) % N_PRIM;
     if (g->prim[slot].p) dnnl_primitive_destroy(g->prim[slot].p);
     g->prim[slot].n = n;
     g->prim[slot].p = p;
+    g->prim[slot].used = g->calls;
     return p;
 }
 

@@ -5,8 +5,9 @@
 //   2. encode in chunks: pre = (x - b_dec) W_enc^T + b_enc by sgemm (or by
 //      the bf16 product of gemm_bf16.h: train.gemm: bf16), then per
 //      token the selection (TopK / sparsemax / entmax) and AuxK's dead-latent
-//      TopK, straight into CSR codes; BatchTopK holds the whole batch's pre
-//      and selects against the global k*B-th largest value;
+//      TopK, straight into CSR codes; BatchTopK keeps each chunk's
+//      candidates (select.h) and selects against the global k*B-th largest
+//      value once every chunk is in;
 //   3. per token, fused: decode over the kept latents (xhat, and xhat_h for
 //      Matryoshka), the loss terms, dL/dxhat, and dL/dz of every kept entry
 //      (decoder row . dL/dxhat) while the token's decoder rows are in cache;
@@ -99,7 +100,7 @@ SaeBatch sae_batch_pairs(int pairs) { return (SaeBatch){.n_tok = 2 * pairs, .pai
 
 struct SaeWork {
     int d, m;
-    int max_tok, rows_pre;   // rows_pre: rows of the pre buffer (a chunk, or the batch)
+    int max_tok, rows_pre;   // rows_pre: rows of the pre buffer (a chunk)
     int chunk, grad_block;   // tokens per encoder GEMM (<= rows_pre) and per gradient block
     float *pre;              // [rows_pre, m]
     float *xc;               // [rows_pre, d]
@@ -121,7 +122,8 @@ struct SaeWork {
     size_t cap_nd;            // n * n_dead allocated in za_d, pa_d
     int cap_eh, cap_dead;     // rows allocated in eh_d; dead rows in dd, g1, g2, gbd
     InfoNceWork *nce;
-    BatchKthScratch kth;        // BatchTopK's threshold search
+    BatchCands cands;           // BatchTopK's candidates, chunk by chunk
+    int64_t batch_redo;         // BatchTopK: rows (of all ranks) encoded again in the last step
     GemmBf16 *bf16;             // train.gemm: bf16 (NULL: fp32)
     double phase[SAE_N_PHASES]; // the last step's seconds per phase
 };
@@ -130,6 +132,8 @@ const char *const sae_phase_names[SAE_N_PHASES] = {"stats",    "gemm",  "select"
                                                    "backward", "index", "grads",  "b_dec"};
 
 const double *sae_step_phases(const SaeWork *w) { return w->phase; }
+
+int64_t sae_step_batch_redo(const SaeWork *w) { return w->batch_redo; }
 
 // Adds the time since *t to phase ph and restarts the clock.
 static void phase_mark(SaeWork *w, SaePhase ph, double *t) {
@@ -145,7 +149,7 @@ SaeWork *sae_work_create(const SaeConfig *cfg, int max_tok) {
     w->d = cfg->d;
     w->m = cfg->m;
     w->max_tok = max_tok;
-    w->rows_pre = cfg->select == SEL_BATCHTOPK ? max_tok : (max_tok < SAE_CHUNK_TOKENS ? max_tok : SAE_CHUNK_TOKENS);
+    w->rows_pre = max_tok < SAE_CHUNK_TOKENS ? max_tok : SAE_CHUNK_TOKENS;
     w->chunk = w->rows_pre;
     w->grad_block = GRAD_BLOCK_TOKENS;
     w->pre = xmalloc(sizeof(float) * (size_t)w->rows_pre * m);
@@ -198,7 +202,7 @@ void sae_work_free(SaeWork *w) {
     free(w->gaux);
     infonce_work_free(w->nce);
     gemm_bf16_free(w->bf16);
-    batch_kth_scratch_free(&w->kth);
+    batch_cands_free(&w->cands);
     free(w);
 }
 
@@ -350,21 +354,46 @@ static void keep_above(const float *pre, int n, int m, float v, int inclusive, S
     }
 }
 
-// BatchTopK over the whole batch held in w->pre: keep a >= v, the global
-// (k * tokens)-th largest activation.
-// Returns v.
-static float select_batch(const SaeConfig *cfg, int n, const SaeReduce *red, SaeWork *w, int *counts) {
+enum { BATCH_CAND_PER_K = 4 }; // BatchTopK's candidates: a row keeps those >= a bound under its 4k-th largest block maximum
+
+// BatchTopK, once every chunk's rows are in w->cands: keep a >= v, the
+// global (k * tokens)-th largest activation. The rows whose bound is above
+// v (they may have left out entries >= v) are encoded again, a chunk of
+// them at a time, and v is found again over the new candidates
+// (batch_cands_redo). Returns v.
+static float select_batch(const SaeConfig *cfg, const SaeTensors *p, const float *x, int n, const SaeReduce *red,
+                          SaeWork *w, int *counts) {
+    const int d = cfg->d, m = cfg->m;
+    BatchCands *c = &w->cands;
     int64_t n_glob = n;
     if (red) red->sum_i64(red->ctx, &n_glob, 1);
-    float v = batch_kth_largest(w->pre, n, cfg->m, (int64_t)cfg->k * n_glob, red ? red->sum_i64 : NULL,
-                                red ? red->ctx : NULL, &w->kth);
-    if (PLANTED("batchtopk_strict")) v = nextafterf(v, INFINITY);
-    const BatchKthScratch *c = &w->kth;
-    if (c->n_rows != n) { // v = 0: every positive entry
-        keep_above(w->pre, n, cfg->m, v, 1, &w->z, 0, counts);
-        return v;
+    const int64_t kk = (int64_t)cfg->k * n_glob;
+    void (*sum)(void *, int64_t *, int) = red ? red->sum_i64 : NULL;
+    void *ctx = red ? red->ctx : NULL;
+    float v = batch_cands_kth(c, kk, sum, ctx);
+    int64_t *redo = xmalloc(sizeof(int64_t) * (size_t)(n > 0 ? n : 1));
+    int64_t nr = 0;
+    for (int r = 0; r < n; r++)
+        if (c->bound[r] > v) redo[nr++] = r;
+    int64_t nr_glob = nr;
+    if (red) red->sum_i64(red->ctx, &nr_glob, 1);
+    w->batch_redo = nr_glob;
+    if (nr_glob > 0) {
+        const float v0 = v;
+        float *xg = xmalloc(sizeof(float) * (size_t)w->rows_pre * d);
+        for (int64_t q0 = 0; q0 < nr; q0 += w->rows_pre) {
+            const int nq = nr - q0 < w->rows_pre ? (int)(nr - q0) : w->rows_pre;
+            for (int q = 0; q < nq; q++)
+                memcpy(xg + (size_t)q * d, x + (size_t)redo[q0 + q] * d, sizeof(float) * (size_t)d);
+            encode_rows(cfg, p, xg, 0, nq, w->bf16, w);
+            batch_cands_redo(c, redo + q0, nq, w->pre, m, v0);
+        }
+        free(xg);
+        v = batch_cands_kth(c, kk, sum, ctx);
     }
-    // the entries >= v (> 0) are among the candidates: no pass over pre
+    free(redo);
+    if (PLANTED("batchtopk_strict")) v = nextafterf(v, INFINITY);
+    // every entry >= v (> 0) is a candidate: no pass over pre
     SparseCodes *z = &w->z;
 #pragma omp parallel for schedule(static)
     for (int r = 0; r < n; r++) {
@@ -693,20 +722,18 @@ void sae_step(const SaeConfig *cfg, const SaeTensors *p, SaeTensors *grad, const
     const int aux_dense = k_aux_eff > 0 && n_dead <= AUX_DENSE_RATIO * k_aux_eff;
     const int aux_sparse = k_aux_eff > 0 && !aux_dense;
     if (w->bf16) gemm_bf16_set_weights(w->bf16, p->W_enc);
-    if (cfg->select == SEL_BATCHTOPK) {
-        encode_rows(cfg, p, x, 0, n, w->bf16, w);
+    if (cfg->select == SEL_BATCHTOPK) batch_cands_reset(&w->cands);
+    for (int r0 = 0; r0 < n; r0 += w->chunk) {
+        int nc = n - r0 < w->chunk ? n - r0 : w->chunk;
+        encode_rows(cfg, p, x, r0, nc, w->bf16, w);
         phase_mark(w, SAE_PHASE_GEMM, &clock);
-        out->min_kept = select_batch(cfg, n, red, w, counts);
-        select_rows(cfg, p->b_enc, 0, n, z, n_dead, k_aux_eff, w, counts);
+        if (cfg->select == SEL_BATCHTOPK) batch_cands_add(&w->cands, w->pre, nc, m, BATCH_CAND_PER_K * cfg->k);
+        select_rows(cfg, p->b_enc, r0, nc, z, n_dead, k_aux_eff, w, counts);
         phase_mark(w, SAE_PHASE_SELECT, &clock);
-    } else {
-        for (int r0 = 0; r0 < n; r0 += w->chunk) {
-            int nc = n - r0 < w->chunk ? n - r0 : w->chunk;
-            encode_rows(cfg, p, x, r0, nc, w->bf16, w);
-            phase_mark(w, SAE_PHASE_GEMM, &clock);
-            select_rows(cfg, p->b_enc, r0, nc, z, n_dead, k_aux_eff, w, counts);
-            phase_mark(w, SAE_PHASE_SELECT, &clock);
-        }
+    }
+    if (cfg->select == SEL_BATCHTOPK) {
+        out->min_kept = select_batch(cfg, p, x, n, red, w, counts);
+        phase_mark(w, SAE_PHASE_SELECT, &clock);
     }
     if (k_aux_eff == 0) memset(za->row_ptr, 0, sizeof(int64_t) * ((size_t)n + 1));
     double l0[1] = {(double)z->nnz};

@@ -1,9 +1,13 @@
-// select.c — TopK, batch k-th largest, sparsemax and entmax-1.5 (select.h).
+// select.c — TopK, batch k-th largest, BatchTopK's candidates, sparsemax and
+// entmax-1.5 (select.h).
 #include "stsae/sae/select.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef __AVX512F__
+#include <immintrin.h>
+#endif
 
 #include "stsae/base/common.h"
 
@@ -63,18 +67,13 @@ static int count_at_least(const float *restrict v, int n, float c) {
     return cnt;
 }
 
-// TopK of a whole row v = a + bias (bias may be NULL) without looking at
-// most entries twice. The row's first nb * STRIDE entries (nb = m / STRIDE)
-// form nb blocks {i, i + nb, ..., i + (STRIDE - 1) nb}, so that the block
-// maxima mx[i] are elementwise maxima of STRIDE contiguous slices (vector
-// code, no horizontal step). Let t be at most the k-th largest block
-// maximum: the k blocks holding the largest maxima have an entry >= t each,
-// so every entry of the top k is >= t, and it lies in a block whose maximum
-// is >= t, or in the tail (the last m - nb * STRIDE entries). Only those
-// blocks (about k of them) and the tail are walked. mx: scratch of nb
-// floats, nb >= k.
-static void topk_blocks(const float *restrict a, const float *restrict bias, int m, TopkBuf *b, float *mx) {
-    const int nb = m / STRIDE, k = b->k;
+// The strided block maxima of a row v = a + bias (bias may be NULL): with
+// nb = m / STRIDE, block i is {i, i + nb, ..., i + (STRIDE - 1) nb}, so that
+// mx[i] is an elementwise maximum of STRIDE contiguous slices (vector code,
+// no horizontal step). The last m - nb * STRIDE entries (the tail) are in no
+// block.
+static void block_maxima(const float *restrict a, const float *restrict bias, int m, float *restrict mx) {
+    const int nb = m / STRIDE;
     if (bias) {
 #pragma omp simd
         for (int i = 0; i < nb; i++) mx[i] = a[i] + bias[i];
@@ -91,10 +90,13 @@ static void topk_blocks(const float *restrict a, const float *restrict bias, int
             for (int i = 0; i < nb; i++) mx[i] = as[i] > mx[i] ? as[i] : mx[i];
         }
     }
-    // t: a bound at or below the k-th largest maximum (then at least k
-    // maxima are >= t), by bisection between the smallest and the largest:
-    // each step counts the maxima >= the midpoint in vector code, where an
-    // exact selection would be a branch mispredicted per compare
+}
+
+// A bound t at or below the k-th largest of mx[0..nb) (nb >= k >= 1: then
+// at least k of them are >= t), by bisection between the smallest and the
+// largest: each step counts the maxima >= the midpoint in vector code, where
+// an exact selection would be a branch mispredicted per compare.
+static float block_bound(const float *mx, int nb, int k) {
     float lo = INFINITY, hi = -INFINITY;
 #pragma omp simd reduction(min : lo) reduction(max : hi)
     for (int i = 0; i < nb; i++) {
@@ -107,7 +109,19 @@ static void topk_blocks(const float *restrict a, const float *restrict bias, int
         if (count_at_least(mx, nb, mid) >= k) lo = mid;
         else hi = mid;
     }
-    const float t = lo;
+    return lo;
+}
+
+// TopK of a whole row v = a + bias (bias may be NULL) without looking at
+// most entries twice. Let t be at most the k-th largest block maximum
+// (block_bound): the k blocks holding the largest maxima have an entry >= t
+// each, so every entry of the top k is >= t, and it lies in a block whose
+// maximum is >= t, or in the tail. Only those blocks (about k of them) and
+// the tail are walked. mx: scratch of nb = m / STRIDE floats, nb >= k.
+static void topk_blocks(const float *restrict a, const float *restrict bias, int m, TopkBuf *b, float *mx) {
+    const int nb = m / STRIDE;
+    block_maxima(a, bias, m, mx);
+    const float t = block_bound(mx, nb, b->k);
     b->thr = t > 0.0f ? nextafterf(t, 0.0f) : 0.0f; // v > thr  <=>  v >= t (only positives count)
     for (int i = 0; i < nb; i++) {
         if (!(mx[i] > b->thr)) continue;
@@ -239,111 +253,168 @@ float kth_largest_positive(const float *a, int64_t n_rows, int m, int64_t ld, in
     return kth_select(a, n_rows, m, ld, kk, 1, sum_i64, ctx);
 }
 
-// 1 when the float with these bits counts as positive here (high half in [1, POS))
-static inline int positive_bits(uint32_t u) { return (u >> 16) - 1u < (uint32_t)POS - 1u; }
+// The smallest value that counts as positive here (bits 0x00010000, high
+// half 1: the radix select's first bucket of positives).
+static float smallest_positive(void) {
+    const uint32_t bits = 1u << 16;
+    float v;
+    memcpy(&v, &bits, sizeof v);
+    return v;
+}
 
-// The positive entries >= t of one row of m (in the blocks whose maximum mx
-// reaches t, and in the tail) into (val, idx); returns how many. val NULL:
-// only counts them.
-static int64_t row_candidates(const float *row, int m, const float *mx, float t, float *val, int32_t *idx) {
-    const int nb = m / STRIDE, tail_end = m - PLANTED("batch_kth_tail");
-    const uint32_t *bits = (const uint32_t *)row;
+// The entries >= lo (lo >= smallest_positive()) of a whole row of m, in
+// column order, into (val, idx); returns how many. val NULL: only counts
+// them. AVX-512 compares 16 at a time and packs the hits with a compress
+// (into a register, then a masked store: the memory form is slow on Zen 4).
+static int64_t row_at_least(const float *restrict row, int m, float lo, float *restrict val,
+                            int32_t *restrict idx) {
+    const int end = m - (PLANTED("batch_cand_rest") ? m % 16 : 0);
     int64_t c = 0;
-    for (int i = 0; i < nb; i++) {
-        if (!(mx[i] >= t)) continue;
-        for (int q = 0; q < STRIDE; q++) {
-            const int j = i + q * nb;
-            if (positive_bits(bits[j]) && row[j] >= t) {
-                if (val) val[c] = row[j], idx[c] = j;
-                c++;
-            }
-        }
+    if (!val) {
+#pragma omp simd reduction(+ : c)
+        for (int j = 0; j < end; j++) c += row[j] >= lo;
+        return c;
     }
-    for (int j = nb * STRIDE; j < tail_end; j++)
-        if (positive_bits(bits[j]) && row[j] >= t) {
-            if (val) val[c] = row[j], idx[c] = j;
-            c++;
+    int j = 0;
+#ifdef __AVX512F__
+    const __m512 vlo = _mm512_set1_ps(lo);
+    const __m512i sixteen = _mm512_set1_epi32(16);
+    __m512i col = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    for (; j + 16 <= end; j += 16) {
+        const __m512 v = _mm512_loadu_ps(row + j);
+        const __mmask16 hit = _mm512_cmp_ps_mask(v, vlo, _CMP_GE_OQ);
+        if (hit) {
+            const __mmask16 first = (__mmask16)((1u << __builtin_popcount(hit)) - 1u);
+            _mm512_mask_storeu_ps(val + c, first, _mm512_maskz_compress_ps(hit, v));
+            _mm512_mask_storeu_epi32(idx + c, first, _mm512_maskz_compress_epi32(hit, col));
+            c += __builtin_popcount(hit);
+        }
+        col = _mm512_add_epi32(col, sixteen);
+    }
+#endif
+    for (; j < end; j++)
+        if (row[j] >= lo) {
+            val[c] = row[j];
+            idx[c++] = j;
         }
     return c;
 }
 
+// buf holds at least n elements of size el afterwards (grown by half again,
+// never shrunk; its first n_keep elements kept).
+static void *reserve(void *buf, size_t *cap, size_t n, size_t el, size_t n_keep) {
+    if (n <= *cap) return buf;
+    *cap = n + n / 2;
+    void *grown = xmalloc(el * *cap);
+    if (n_keep) memcpy(grown, buf, el * n_keep);
+    free(buf);
+    return grown;
+}
+
+void batch_cands_free(BatchCands *c) {
+    free(c->cnt);
+    free(c->bound);
+    free(c->cand);
+    free(c->cand_idx);
+    memset(c, 0, sizeof(*c));
+}
+
+void batch_cands_reset(BatchCands *c) {
+    c->n_rows = 0;
+    c->cnt = reserve(c->cnt, &c->cap_cnt, 1, sizeof(int64_t), 0);
+    c->cnt[0] = 0;
+}
+
+// Room for n_rows + n rows and for n_cand candidates in all.
+static void grow(BatchCands *c, int64_t n, int64_t n_cand) {
+    const size_t rows = (size_t)(c->n_rows + n), had = (size_t)c->cnt[c->n_rows];
+    c->cnt = reserve(c->cnt, &c->cap_cnt, rows + 1, sizeof(int64_t), (size_t)c->n_rows + 1);
+    c->bound = reserve(c->bound, &c->cap_bound, rows, sizeof(float), (size_t)c->n_rows);
+    c->cand = reserve(c->cand, &c->cap_cand, (size_t)n_cand, sizeof(float), had);
+    c->cand_idx = reserve(c->cand_idx, &c->cap_idx, (size_t)n_cand, sizeof(int32_t), had);
+}
+
+void batch_cands_add(BatchCands *c, const float *pre, int n, int m, int cap) {
+    if (n <= 0) return;
+    const int nb = m / STRIDE;
+    const float tiny = smallest_positive();
+    grow(c, n, 0);
+    const int64_t r0 = c->n_rows;
+    int64_t *end = c->cnt + r0 + 1; // end[r]: one past row r0 + r's candidates
+    // per row: its bound t_r (0 when the row has fewer than cap blocks:
+    // every positive entry) and how many entries reach it
+#pragma omp parallel
+    {
+        float *mx = xmalloc(sizeof(float) * (size_t)(nb > 0 ? nb : 1));
+#pragma omp for schedule(static)
+        for (int r = 0; r < n; r++) {
+            const float *row = pre + (size_t)r * m;
+            float t = 0.0f;
+            if (cap >= 1 && nb >= cap) {
+                block_maxima(row, NULL, m, mx);
+                t = block_bound(mx, nb, cap);
+            }
+            c->bound[r0 + r] = t > 0.0f ? t : 0.0f;
+            end[r] = row_at_least(row, m, t > tiny ? t : tiny, NULL, NULL);
+        }
+        free(mx);
+    }
+    for (int r = 0; r < n; r++) end[r] += end[r - 1];
+    grow(c, n, end[n - 1]);
+    end = c->cnt + r0 + 1;
+#pragma omp parallel for schedule(static)
+    for (int r = 0; r < n; r++) {
+        const float t = c->bound[r0 + r];
+        row_at_least(pre + (size_t)r * m, m, t > tiny ? t : tiny, c->cand + end[r - 1], c->cand_idx + end[r - 1]);
+    }
+    c->n_rows = r0 + n;
+}
+
 enum { CAND_ROW = 4096 }; // the candidates are histogrammed as rows of this many (zero-padded)
 
-// buf holds at least n elements of size el afterwards (grown, never shrunk).
-static void *reserve(void *buf, size_t *cap, size_t n, size_t el) {
-    if (n <= *cap) return buf;
-    free(buf);
-    *cap = n;
-    return xmalloc(el * n);
+float batch_cands_kth(BatchCands *c, int64_t kk, void (*sum_i64)(void *ctx, int64_t *buf, int n), void *ctx) {
+    const size_t n_c = (size_t)c->cnt[c->n_rows];
+    const size_t rows_c = (n_c + CAND_ROW - 1) / CAND_ROW, n_pad = (rows_c > 0 ? rows_c : 1) * CAND_ROW;
+    c->cand = reserve(c->cand, &c->cap_cand, n_pad, sizeof(float), n_c);
+    memset(c->cand + n_c, 0, sizeof(float) * (n_pad - n_c)); // (zeros count for nothing)
+    return kth_largest_positive(c->cand, (int64_t)rows_c, CAND_ROW, CAND_ROW, kk, sum_i64, ctx);
 }
 
-void batch_kth_scratch_free(BatchKthScratch *s) {
-    free(s->mx);
-    free(s->cand);
-    free(s->cand_idx);
-    free(s->cnt);
-    memset(s, 0, sizeof(*s));
-}
-
-float batch_kth_largest(const float *a, int64_t n_rows, int m, int64_t kk,
-                        void (*sum_i64)(void *ctx, int64_t *buf, int n), void *ctx, BatchKthScratch *scratch) {
-    const int nb = m / STRIDE;
-    BatchKthScratch own = {0}, *sc = scratch ? scratch : &own;
-    sc->n_rows = -1; // no candidates kept (yet)
-    if (nb < 1) return kth_largest_positive(a, n_rows, m, m, kk, sum_i64, ctx);
-    // 1. every row's block maxima (topk_blocks' strided blocks) and the positives
-    float *mx = sc->mx = reserve(sc->mx, &sc->cap_mx, (size_t)(n_rows > 0 ? n_rows : 1) * nb, sizeof(float));
-    int64_t *cnt = sc->cnt = reserve(sc->cnt, &sc->cap_cnt, (size_t)n_rows + 1, sizeof(int64_t));
-#pragma omp parallel for schedule(static)
-    for (int64_t r = 0; r < n_rows; r++) {
-        const float *row = a + r * m;
-        float *mr = mx + r * nb;
-        memcpy(mr, row, sizeof(float) * (size_t)nb);
-        for (int q = 1; q < STRIDE; q++) {
-            const float *sl = row + (size_t)q * nb;
-#pragma omp simd
-            for (int i = 0; i < nb; i++) mr[i] = sl[i] > mr[i] ? sl[i] : mr[i];
+void batch_cands_redo(BatchCands *c, const int64_t *rows, int nr, const float *pre, int m, float v) {
+    if (nr <= 0) return;
+    const int64_t n_rows = c->n_rows;
+    const float tiny = smallest_positive(), lo = v > tiny ? v : tiny;
+    int64_t total = c->cnt[n_rows];
+    for (int q = 0; q < nr; q++)
+        total += row_at_least(pre + (size_t)q * m, m, lo, NULL, NULL) - (c->cnt[rows[q] + 1] - c->cnt[rows[q]]);
+    // a new list, each redone row's candidates replaced by its entries >= v
+    BatchCands o = {0};
+    o.cand = reserve(NULL, &o.cap_cand, (size_t)(total > 0 ? total : 1), sizeof(float), 0);
+    o.cand_idx = reserve(NULL, &o.cap_idx, (size_t)(total > 0 ? total : 1), sizeof(int32_t), 0);
+    int64_t at = 0;
+    for (int64_t r = 0, q = 0; r < n_rows; r++) {
+        const int64_t from = c->cnt[r], to = c->cnt[r + 1];
+        c->cnt[r] = at;
+        if (q < nr && rows[q] == r) {
+            if (!PLANTED("batch_cand_redo")) {
+                at += row_at_least(pre + (size_t)q * m, m, lo, o.cand + at, o.cand_idx + at);
+                c->bound[r] = v;
+                q++;
+                continue;
+            }
+            q++;
         }
-        const uint32_t *bits = (const uint32_t *)row;
-        int64_t c = 0;
-#pragma omp simd reduction(+ : c)
-        for (int j = 0; j < m; j++) c += positive_bits(bits[j]);
-        cnt[r] = c;
+        memcpy(o.cand + at, c->cand + from, sizeof(float) * (size_t)(to - from));
+        memcpy(o.cand_idx + at, c->cand_idx + from, sizeof(int32_t) * (size_t)(to - from));
+        at += to - from;
     }
-    int64_t pos = 0;
-    for (int64_t r = 0; r < n_rows; r++) pos += cnt[r];
-    if (sum_i64) sum_i64(ctx, &pos, 1);
-    float v = 0.0f;
-    if (pos > kk) {
-        // 2. t <= the answer: the kk-th largest block maximum (kk entries of
-        //    distinct blocks are >= it), 0 when too few maxima are positive
-        const float t = kth_largest_positive(mx, n_rows, nb, nb, kk, sum_i64, ctx);
-        // 3. the candidates: the positive entries >= t, found in the blocks
-        //    whose maximum is >= t (and the tails); the answer is among them,
-        //    and at least kk of them are (pos > kk), so it is their kk-th largest
-#pragma omp parallel for schedule(static)
-        for (int64_t r = 0; r < n_rows; r++) cnt[r] = row_candidates(a + r * m, m, mx + r * nb, t, NULL, NULL);
-        int64_t n_c = 0;
-        for (int64_t r = 0; r < n_rows; r++) {
-            const int64_t c = cnt[r];
-            cnt[r] = n_c;
-            n_c += c;
-        }
-        cnt[n_rows] = n_c;
-        int32_t *cidx = sc->cand_idx =
-            reserve(sc->cand_idx, &sc->cap_idx, (size_t)(n_c > 0 ? n_c : 1), sizeof(int32_t));
-        const int64_t rows_c = (n_c + CAND_ROW - 1) / CAND_ROW;
-        const size_t n_pad = (size_t)(rows_c > 0 ? rows_c : 1) * CAND_ROW;
-        float *cand = sc->cand = reserve(sc->cand, &sc->cap_cand, n_pad, sizeof(float));
-        memset(cand + n_c, 0, sizeof(float) * (n_pad - (size_t)n_c)); // (zeros count for nothing)
-#pragma omp parallel for schedule(static)
-        for (int64_t r = 0; r < n_rows; r++)
-            row_candidates(a + r * m, m, mx + r * nb, t, cand + cnt[r], cidx + cnt[r]);
-        v = kth_select(cand, rows_c, CAND_ROW, CAND_ROW, kk, 0, sum_i64, ctx);
-        sc->n_rows = n_rows;
-    }
-    batch_kth_scratch_free(&own);
-    return v;
+    c->cnt[n_rows] = at;
+    free(c->cand);
+    free(c->cand_idx);
+    c->cand = o.cand;
+    c->cand_idx = o.cand_idx;
+    c->cap_cand = o.cap_cand;
+    c->cap_idx = o.cap_idx;
 }
 
 static int cmp_desc(const void *x, const void *y) {

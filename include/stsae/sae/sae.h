@@ -193,6 +193,10 @@ typedef enum {
 } SaePhase;
 extern const char *const sae_phase_names[SAE_N_PHASES];
 const double *sae_step_phases(const SaeWork *w);
+// BatchTopK: the rows of the last step (all ranks) encoded a second time
+// because their candidates could have missed the threshold (select.h's
+// batch_cands_redo; inside the select phase). bench_step prints it.
+int64_t sae_step_batch_redo(const SaeWork *w);
 
 // The codes of the last sae_step (token-major, for the dead-latent counters
 // and evaluation).

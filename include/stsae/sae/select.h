@@ -1,10 +1,12 @@
 // select.h — the activation selections of SPEC §1, one token row at a time:
 // TopK (a lower bound from strided block maxima, then a walk of the few
 // blocks above it with a running threshold, a buffer of 2k and an O(k)
-// selection when it fills; no sort), TopK over a subset (AuxK's dead latents), the exact k-th largest of a
-// whole batch (radix select on the float bits in two 16-bit passes, whose
-// histograms a data-parallel job sums over ranks; values below the smallest
-// normal float count as zero), and sparsemax / entmax-1.5 (exact,
+// selection when it fills; no sort), TopK over a subset (AuxK's dead
+// latents), the exact k-th largest of a whole batch (radix select on the
+// float bits in two 16-bit passes, whose histograms a data-parallel job sums
+// over ranks; values below 2^-133, bits 0x00010000, count as zero),
+// BatchTopK's candidates gathered chunk by chunk (so that a batch's
+// pre-activations are never held whole), and sparsemax / entmax-1.5 (exact,
 // sort-based, Peters et al. 2019) with their Jacobian-vector products.
 //
 // Only positive activations are ever kept: a kept zero changes nothing in the
@@ -25,38 +27,54 @@ int topk_row_subset(const float *a, const float *bias, const int32_t *cand, int 
                     int32_t *idx, float *val);
 
 // The kk-th largest positive value among the rows a[r*ld .. r*ld + m) of all
-// n_rows rows (kk >= 1). If fewer than kk values are positive it returns 0
+// n_rows rows (kk >= 1). If at most kk values are positive it returns 0
 // (keep every positive value). sum_i64 (may be NULL) sums a histogram over
 // the ranks of a job, so the threshold is that of the global batch.
 float kth_largest_positive(const float *a, int64_t n_rows, int m, int64_t ld, int64_t kk,
                            void (*sum_i64)(void *ctx, int64_t *buf, int n), void *ctx);
-// The same value for a batch's rows of m (ld = m), from far fewer entries:
-// the kk-th largest of the rows' strided block maxima (topk_row's blocks) is
-// a bound at or below it, and only the positive entries at or above that
-// bound (in the blocks whose maximum reaches it) are histogrammed. Costs one
-// vector pass over the rows instead of two scattered histogram passes;
-// holds m/8 floats per row meanwhile. sum_i64 is called the same number of
-// times on every rank (a data-parallel job's ranks all take the same path).
-// scratch (may be NULL: allocated for the call) keeps its buffers from one
-// call to the next: a step's 13 MB (4096 tokens) freed and mapped again each
-// time costs page faults and TLB shootdowns. When the answer v is > 0 it
-// also holds the candidates, a superset of every entry >= v: row r's are
-// cand[cnt[r] .. cnt[r + 1]) at columns cand_idx[...] (in no particular
-// order), and n_rows is the rows' count; n_rows is -1 when v is 0 (then the
-// rows' positive entries are the kept ones).
-typedef struct {
-    float *mx, *cand;
-    int32_t *cand_idx;
-    int64_t *cnt;
-    int64_t n_rows;
-    size_t cap_mx, cap_cand, cap_idx, cap_cnt;
-} BatchKthScratch;
-float batch_kth_largest(const float *a, int64_t n_rows, int m, int64_t kk,
-                        void (*sum_i64)(void *ctx, int64_t *buf, int n), void *ctx, BatchKthScratch *scratch);
-void batch_kth_scratch_free(BatchKthScratch *s);
 // Its step (and its CUDA twin's): the index of the bucket, from the top of
 // hist[lo, hi), holding the kk-th largest; kk becomes the rank inside it.
 int radix_find_bucket(const int64_t *hist, int lo, int hi, int64_t *kk);
+
+// BatchTopK's selection without the batch's whole pre-activation matrix
+// (805 MB at 32k tokens and m = 6144): the rows are added chunk by chunk,
+// as the encoder makes them, and each keeps its candidates, the positive
+// entries at or above a bound t_r of its own. t_r is at or below the cap-th
+// largest of the row's strided block maxima (topk_row's blocks), so a row
+// keeps at least cap entries (about 1.2 cap at cap = 4k = 256, m = 6144:
+// 300 entries, 2.4 KB a row) or, with fewer than cap blocks (t_r = 0),
+// every positive entry. What a row leaves out is below t_r.
+//   The batch's threshold v (the kk-th largest positive value, as
+// kth_largest_positive) is then found among the candidates: it is their
+// kk-th largest unless some row has t_r > v, because only then can an entry
+// >= v have been left out. Those rows (rare: a row with more than about cap
+// entries above v) the caller computes again in full and hands to
+// batch_cands_redo, which replaces their candidates by their entries >= the
+// first v; the kk-th largest of that set is the answer (every entry >= it
+// is there). Then every entry >= v is a candidate: row r's are
+// cand[cnt[r] .. cnt[r + 1]) at columns cand_idx[...], in column order.
+// The buffers are kept from one step to the next (a step's tens of MB freed
+// and mapped again cost page faults and TLB shootdowns). A data-parallel
+// job's ranks each add their own rows; batch_cands_kth sums its histograms
+// over them (sum_i64) and must be called on every rank.
+typedef struct {
+    int64_t n_rows;    // rows added since the reset
+    int64_t *cnt;      // [n_rows + 1] row r's candidates: [cnt[r], cnt[r + 1])
+    float *bound;      // [n_rows] t_r: row r left out no positive entry >= it
+    float *cand;       // [cnt[n_rows]] the candidates' values
+    int32_t *cand_idx; // ... and columns
+    size_t cap_cnt, cap_bound, cap_cand, cap_idx;
+} BatchCands;
+void batch_cands_reset(BatchCands *c);
+// Appends n rows of m (pre, row after row) with a bound at or below each
+// row's cap-th largest block maximum.
+void batch_cands_add(BatchCands *c, const float *pre, int n, int m, int cap);
+// The kk-th largest positive candidate (0 when at most kk are positive).
+float batch_cands_kth(BatchCands *c, int64_t kk, void (*sum_i64)(void *ctx, int64_t *buf, int n), void *ctx);
+// Rows rows[0..nr) (ascending), computed again in full (pre: nr rows of m),
+// replace their candidates with their positive entries >= v.
+void batch_cands_redo(BatchCands *c, const int64_t *rows, int nr, const float *pre, int m, float v);
+void batch_cands_free(BatchCands *c);
 
 // Sparsemax / entmax-1.5 of v = pre * inv_T over one row of length m.
 // *_threshold returns tau such that the output is max(v - tau, 0)
