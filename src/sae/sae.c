@@ -354,8 +354,6 @@ static void keep_above(const float *pre, int n, int m, float v, int inclusive, S
     }
 }
 
-enum { BATCH_CAND_PER_K = 4 }; // BatchTopK's candidates: a row keeps those >= a bound under its 4k-th largest block maximum
-
 // BatchTopK, once every chunk's rows are in w->cands: keep a >= v, the
 // global (k * tokens)-th largest activation. The rows whose bound is above
 // v (they may have left out entries >= v) are encoded again, a chunk of
@@ -727,7 +725,7 @@ void sae_step(const SaeConfig *cfg, const SaeTensors *p, SaeTensors *grad, const
         int nc = n - r0 < w->chunk ? n - r0 : w->chunk;
         encode_rows(cfg, p, x, r0, nc, w->bf16, w);
         phase_mark(w, SAE_PHASE_GEMM, &clock);
-        if (cfg->select == SEL_BATCHTOPK) batch_cands_add(&w->cands, w->pre, nc, m, BATCH_CAND_PER_K * cfg->k);
+        if (cfg->select == SEL_BATCHTOPK) batch_cands_add(&w->cands, w->pre, nc, m, SAE_BATCH_CAND_PER_K * cfg->k);
         select_rows(cfg, p->b_enc, r0, nc, z, n_dead, k_aux_eff, w, counts);
         phase_mark(w, SAE_PHASE_SELECT, &clock);
     }

@@ -381,40 +381,38 @@ float batch_cands_kth(BatchCands *c, int64_t kk, void (*sum_i64)(void *ctx, int6
 }
 
 void batch_cands_redo(BatchCands *c, const int64_t *rows, int nr, const float *pre, int m, float v) {
-    if (nr <= 0) return;
-    const int64_t n_rows = c->n_rows;
+    if (nr <= 0 || PLANTED("batch_cand_redo")) return;
     const float tiny = smallest_positive(), lo = v > tiny ? v : tiny;
-    int64_t total = c->cnt[n_rows];
-    for (int q = 0; q < nr; q++)
-        total += row_at_least(pre + (size_t)q * m, m, lo, NULL, NULL) - (c->cnt[rows[q] + 1] - c->cnt[rows[q]]);
-    // a new list, each redone row's candidates replaced by its entries >= v
-    BatchCands o = {0};
-    o.cand = reserve(NULL, &o.cap_cand, (size_t)(total > 0 ? total : 1), sizeof(float), 0);
-    o.cand_idx = reserve(NULL, &o.cap_idx, (size_t)(total > 0 ? total : 1), sizeof(int32_t), 0);
-    int64_t at = 0;
-    for (int64_t r = 0, q = 0; r < n_rows; r++) {
-        const int64_t from = c->cnt[r], to = c->cnt[r + 1];
-        c->cnt[r] = at;
-        if (q < nr && rows[q] == r) {
-            if (!PLANTED("batch_cand_redo")) {
-                at += row_at_least(pre + (size_t)q * m, m, lo, o.cand + at, o.cand_idx + at);
-                c->bound[r] = v;
-                q++;
-                continue;
-            }
-            q++;
-        }
-        memcpy(o.cand + at, c->cand + from, sizeof(float) * (size_t)(to - from));
-        memcpy(o.cand_idx + at, c->cand_idx + from, sizeof(int32_t) * (size_t)(to - from));
-        at += to - from;
+    const int64_t n_rows = c->n_rows, old_total = c->cnt[n_rows];
+    // each row grows (its old candidates, those >= t_r > v, are among the new)
+    int64_t *add = xmalloc(sizeof(int64_t) * (size_t)nr), shift = 0;
+    for (int q = 0; q < nr; q++) {
+        add[q] = row_at_least(pre + (size_t)q * m, m, lo, NULL, NULL) - (c->cnt[rows[q] + 1] - c->cnt[rows[q]]);
+        if (add[q] < 0) die("batch_cands_redo: row %lld has no bound above %g", (long long)rows[q], (double)v);
+        shift += add[q];
     }
-    c->cnt[n_rows] = at;
-    free(c->cand);
-    free(c->cand_idx);
-    c->cand = o.cand;
-    c->cand_idx = o.cand_idx;
-    c->cap_cand = o.cap_cand;
-    c->cap_idx = o.cap_idx;
+    c->cand = reserve(c->cand, &c->cap_cand, (size_t)(old_total + shift), sizeof(float), (size_t)old_total);
+    c->cand_idx = reserve(c->cand_idx, &c->cap_idx, (size_t)(old_total + shift), sizeof(int32_t), (size_t)old_total);
+    c->cnt[n_rows] = old_total + shift;
+    // in place, from the last row down to the first redone one: each row
+    // moves up by what the redone rows before it (and itself) grew, so a
+    // row's new place never covers the rows below it that are yet to move
+    int64_t next_beg = old_total; // old start of row r + 1
+    for (int64_t r = n_rows - 1, q = nr - 1; q >= 0; r--) {
+        const int64_t beg = c->cnt[r], len = next_beg - beg;
+        next_beg = beg;
+        if (rows[q] == r) {
+            shift -= add[q];
+            row_at_least(pre + (size_t)q * m, m, lo, c->cand + beg + shift, c->cand_idx + beg + shift);
+            c->bound[r] = v;
+            q--;
+        } else if (shift) {
+            memmove(c->cand + beg + shift, c->cand + beg, sizeof(float) * (size_t)len);
+            memmove(c->cand_idx + beg + shift, c->cand_idx + beg, sizeof(int32_t) * (size_t)len);
+        }
+        c->cnt[r] = beg + shift;
+    }
+    free(add);
 }
 
 static int cmp_desc(const void *x, const void *y) {

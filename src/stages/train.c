@@ -213,16 +213,18 @@ static double job_batch_tokens(const Job *j, const FeatureFile *f) {
 }
 
 // The memory a job holds on each rank while it trains (an estimate): its
-// parameters, gradients and Adam moments, the step's pre-activations
-// (BatchTopK: the whole local batch; otherwise chunks, sae.h) and
-// three [tokens, d] buffers of the step. (The cohort's two batch buffers,
-// train_prefetch.h, are shared by its jobs and not counted here.)
+// parameters, gradients and Adam moments, a chunk of the step's
+// pre-activations, BatchTopK's candidates (sae.h: counted at 1.5 times
+// their least number) and three [tokens, d] buffers of the step. (The
+// cohort's two batch buffers, train_prefetch.h, are shared by its jobs and
+// not counted here.)
 static double job_bytes(const Job *j, const FeatureFile *f, int ranks_per_job) {
     const double d = f->d, m = (double)job_latents(j, f->d);
     const double tok = ceil(job_batch_tokens(j, f) / ranks_per_job);
     const SaeVariant *v = sae_variant_find(j->variant);
-    const double rows = v && v->select == SEL_BATCHTOPK ? tok : fmin(tok, (double)SAE_CHUNK_TOKENS);
-    return 4.0 * (4.0 * (2.0 * m * d + m + d) + rows * m + 3.0 * tok * d);
+    const double rows = fmin(tok, (double)SAE_CHUNK_TOKENS);
+    const double cands = v && v->select == SEL_BATCHTOPK ? 1.5 * SAE_BATCH_CAND_PER_K * j->k * tok : 0.0;
+    return 4.0 * (4.0 * (2.0 * m * d + m + d) + rows * m + 2.0 * cands + 3.0 * tok * d);
 }
 
 // Job i and the later jobs of its group with the same batches (layer, batch

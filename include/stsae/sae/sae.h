@@ -139,10 +139,12 @@ typedef struct {
 } SaeLosses;
 
 typedef struct SaeWork SaeWork;
-// Scratch for batches of up to max_tok tokens (BatchTopK holds the batch's
-// pre-activations densely: max_tok * m floats; the others work in chunks of
-// SAE_CHUNK_TOKENS tokens).
-enum { SAE_CHUNK_TOKENS = 2048 };
+// Scratch for batches of up to max_tok tokens. The encoder works in chunks of
+// SAE_CHUNK_TOKENS tokens (pre-activations: chunk * m floats); BatchTopK
+// keeps each token's candidates meanwhile (select.h: at least
+// SAE_BATCH_CAND_PER_K * k of them, about 1.2 times that on the benchmark's
+// data; 8 bytes each).
+enum { SAE_CHUNK_TOKENS = 2048, SAE_BATCH_CAND_PER_K = 4 };
 SaeWork *sae_work_create(const SaeConfig *cfg, int max_tok);
 void sae_work_free(SaeWork *w);
 // Tuning (and tests): tokens per encoder GEMM chunk (at most the default,
