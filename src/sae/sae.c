@@ -391,12 +391,13 @@ static float select_batch(const SaeConfig *cfg, const SaeTensors *p, const float
     }
     free(redo);
     if (PLANTED("batchtopk_strict")) v = nextafterf(v, INFINITY);
-    // every entry >= v (> 0) is a candidate: no pass over pre
+    // every entry >= v (> 0) is a candidate: no pass over pre (a zero is a
+    // place left over by batch_cands_redo)
     SparseCodes *z = &w->z;
 #pragma omp parallel for schedule(static)
     for (int r = 0; r < n; r++) {
         int k = 0;
-        for (int64_t q = c->cnt[r]; q < c->cnt[r + 1]; q++) k += c->cand[q] >= v;
+        for (int64_t q = c->cnt[r]; q < c->cnt[r + 1]; q++) k += c->cand[q] >= v && c->cand[q] > 0.0f;
         counts[r] = k;
     }
     codes_set_rows(z, 0, n, counts);
@@ -404,7 +405,7 @@ static float select_batch(const SaeConfig *cfg, const SaeTensors *p, const float
     for (int r = 0; r < n; r++) {
         int64_t e = z->row_ptr[r];
         for (int64_t q = c->cnt[r]; q < c->cnt[r + 1]; q++)
-            if (c->cand[q] >= v) {
+            if (c->cand[q] >= v && c->cand[q] > 0.0f) {
                 z->idx[e] = c->cand_idx[q];
                 z->val[e++] = c->cand[q];
             }

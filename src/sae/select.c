@@ -384,11 +384,14 @@ void batch_cands_redo(BatchCands *c, const int64_t *rows, int nr, const float *p
     if (nr <= 0 || PLANTED("batch_cand_redo")) return;
     const float tiny = smallest_positive(), lo = v > tiny ? v : tiny;
     const int64_t n_rows = c->n_rows, old_total = c->cnt[n_rows];
-    // each row grows (its old candidates, those >= t_r > v, are among the new)
+    // each row grows: its old candidates, those >= t_r > v, are among the
+    // new. (Should a product computed again round differently and give a
+    // row fewer, it keeps its old length, the rest zeros: they count for
+    // nothing, in the threshold or among the kept.)
     int64_t *add = xmalloc(sizeof(int64_t) * (size_t)nr), shift = 0;
     for (int q = 0; q < nr; q++) {
         add[q] = row_at_least(pre + (size_t)q * m, m, lo, NULL, NULL) - (c->cnt[rows[q] + 1] - c->cnt[rows[q]]);
-        if (add[q] < 0) die("batch_cands_redo: row %lld has no bound above %g", (long long)rows[q], (double)v);
+        if (add[q] < 0) add[q] = 0;
         shift += add[q];
     }
     c->cand = reserve(c->cand, &c->cap_cand, (size_t)(old_total + shift), sizeof(float), (size_t)old_total);
@@ -403,7 +406,11 @@ void batch_cands_redo(BatchCands *c, const int64_t *rows, int nr, const float *p
         next_beg = beg;
         if (rows[q] == r) {
             shift -= add[q];
-            row_at_least(pre + (size_t)q * m, m, lo, c->cand + beg + shift, c->cand_idx + beg + shift);
+            const int64_t got = row_at_least(pre + (size_t)q * m, m, lo, c->cand + beg + shift, c->cand_idx + beg + shift);
+            for (int64_t e = beg + shift + got; e < beg + shift + len + add[q]; e++) {
+                c->cand[e] = 0.0f;
+                c->cand_idx[e] = 0;
+            }
             c->bound[r] = v;
             q--;
         } else if (shift) {

@@ -73,7 +73,9 @@ void batch_cands_add(BatchCands *c, const float *pre, int n, int m, int cap);
 float batch_cands_kth(BatchCands *c, int64_t kk, void (*sum_i64)(void *ctx, int64_t *buf, int n), void *ctx);
 // Rows rows[0..nr) (ascending, each with bound > v), computed again in full
 // (pre: nr rows of m), replace their candidates with their positive entries
-// >= v, in place (the later rows move up).
+// >= v, in place (the later rows move up). A row whose product, computed
+// again, rounds to fewer such entries than it had keeps its old length, the
+// rest zeros (which count for nothing, in the threshold or among the kept).
 void batch_cands_redo(BatchCands *c, const int64_t *rows, int nr, const float *pre, int m, float v);
 void batch_cands_free(BatchCands *c);
 
